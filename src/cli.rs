@@ -1,0 +1,432 @@
+//! The command line: `run` and `list`. Bad input and targets that cannot be started end with a
+//! message saying what to do and exit status 2; nothing is left running on any exit path.
+
+use crate::api::{self, FormOverride};
+use crate::case::Case;
+use crate::client::Client;
+use crate::ctx::Env;
+use crate::expectations::Expectations;
+use crate::outcome::{Outcome, Stop};
+use crate::results::{Harness, RunReport, Summary};
+use crate::runner::{self, RunOptions};
+use crate::target::synapse::{SynapseOptions, SynapseTarget, PINNED_VERSION};
+use crate::target::url::UrlTarget;
+use crate::target::{Target, TargetError};
+use crate::{suites, users};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Expectations for the pinned Synapse, applied by default to `--target synapse` at that version.
+const BUNDLED_SYNAPSE_EXPECTATIONS: &str = include_str!("../suites/expectations/synapse.toml");
+
+#[derive(Parser)]
+#[command(
+    name = "delayed-events-conformance",
+    version,
+    about = "Conformance suite for Matrix delayed events (MSC4140)",
+    long_about = "Starts (or connects to) a Matrix homeserver, registers its own users, runs black-box \
+                  scenarios for delayed events (MSC4140) and reports a verdict per case."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the catalogue against a homeserver.
+    Run(RunArgs),
+    /// List every case with its id, area, level and spec reference.
+    List(ListArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TargetKind {
+    /// A local Synapse the harness installs (once, into its cache) and starts on loopback.
+    Synapse,
+    /// A homeserver someone else runs, at --base-url.
+    Url,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SuiteName {
+    Msc4140,
+    Msc4157,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Which homeserver to test.
+    #[arg(long, value_enum, default_value = "synapse", help_heading = "Target")]
+    target: TargetKind,
+    /// Synapse release to install and run (target synapse).
+    #[arg(long, default_value = PINNED_VERSION, help_heading = "Target")]
+    synapse_version: String,
+    /// Use this existing Python environment (its python must `import synapse`) instead of the
+    /// managed one, e.g. a Synapse checkout installed in editable mode (target synapse).
+    #[arg(long, value_name = "DIR", help_heading = "Target")]
+    synapse_venv: Option<PathBuf>,
+    /// Keep the Synapse data directory (config, database, log) after the run and print its path.
+    #[arg(long, help_heading = "Target")]
+    keep_data: bool,
+    /// How long to wait for a started homeserver to answer /versions.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, help_heading = "Target")]
+    spawn_timeout: Duration,
+    /// Base URL of the homeserver's client API (target url), e.g. http://localhost:8008.
+    #[arg(long, value_name = "URL", help_heading = "Target")]
+    base_url: Option<String>,
+    /// Registration shared secret for Synapse's admin register API (target url); without it the
+    /// harness uses open registration.
+    #[arg(long, value_name = "SECRET", env = "DEC_REGISTRATION_SHARED_SECRET", hide_env_values = true, help_heading = "Target")]
+    registration_shared_secret: Option<String>,
+    /// Force the API form instead of detecting it: comma-separated query-param|endpoint,
+    /// split-path|body, unstable|stable.
+    #[arg(long, value_name = "FORMS", value_parser = FormOverride::parse, help_heading = "Target")]
+    api_form: Option<FormOverride>,
+
+    /// Run only cases whose id contains this text.
+    #[arg(long, value_name = "SUBSTR", help_heading = "Selection")]
+    filter: Option<String>,
+    /// Leave out cases whose id contains this text (repeatable).
+    #[arg(long, value_name = "SUBSTR", help_heading = "Selection")]
+    skip: Vec<String>,
+    /// With --filter/--skip: match whole ids exactly.
+    #[arg(long, help_heading = "Selection")]
+    exact: bool,
+    /// Run only this area (repeatable), e.g. timing, cancellation.
+    #[arg(long, value_name = "NAME", help_heading = "Selection")]
+    area: Vec<String>,
+    /// Which suite to run.
+    #[arg(long, value_enum, default_value = "msc4140", help_heading = "Selection")]
+    suite: SuiteName,
+    /// Failed SHOULD cases fail the run too.
+    #[arg(long, help_heading = "Selection")]
+    strict: bool,
+    /// List the selected cases instead of running them (cargo-test style).
+    #[arg(long, help_heading = "Selection")]
+    list: bool,
+    /// How many cases run at once.
+    #[arg(long, default_value_t = 32, help_heading = "Selection")]
+    concurrency: usize,
+    /// Give up on a case after this long (outcome error).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, help_heading = "Selection")]
+    case_timeout: Duration,
+
+    /// Write the results file (JSON, schema 1) here.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    json: Option<PathBuf>,
+    /// Known failures of this target (TOML); listed failures become xfail. Defaults to the
+    /// bundled suites/expectations/synapse.toml for the pinned Synapse.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    expectations: Option<PathBuf>,
+    /// Apply no expectation file, not even the bundled one.
+    #[arg(long, conflicts_with = "expectations", help_heading = "Output")]
+    no_expectations: bool,
+    /// Less output: one character per case.
+    #[arg(long, short, help_heading = "Output")]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A problem that stops the run before any verdict: message for the user, exit status 2.
+struct UsageError(String);
+
+impl From<TargetError> for UsageError {
+    fn from(e: TargetError) -> Self {
+        UsageError(e.0)
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::List(args) => list(&args),
+        Command::Run(args) => run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(UsageError(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn list(args: &ListArgs) -> Result<ExitCode, UsageError> {
+    let cases = suites::catalogue();
+    if args.json {
+        let rows: Vec<serde_json::Value> = cases.iter().map(case_listing).collect();
+        println!("{}", serde_json::to_string_pretty(&rows).expect("listing serialises"));
+    } else {
+        for case in &cases {
+            println!(
+                "{:<62} {:<15} {:<6} {} {} § {}",
+                case.id,
+                case.area(),
+                case.level.as_str(),
+                case.spec.doc,
+                case.spec.revision,
+                case.spec.section
+            );
+        }
+        println!("{} cases", cases.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn case_listing(case: &Case) -> serde_json::Value {
+    serde_json::json!({
+        "id": case.id, "title": case.title, "area": case.area(), "level": case.level,
+        "spec": case.spec, "revisions": case.revisions,
+    })
+}
+
+/// The cases `--suite` and `--area` select (libtest-mimic applies --filter/--skip/--exact).
+fn select(args: &RunArgs) -> Result<Vec<Case>, UsageError> {
+    if args.suite == SuiteName::Msc4157 {
+        return Err(UsageError(
+            "the msc4157 (widget API) suite has no cases yet; run --suite msc4140".into(),
+        ));
+    }
+    let cases = suites::catalogue();
+    let areas: Vec<&str> = suites::AREAS.to_vec();
+    if let Some(unknown) = args.area.iter().find(|a| !areas.contains(&a.as_str())) {
+        return Err(UsageError(format!("unknown area '{unknown}'; areas are: {}", areas.join(", "))));
+    }
+    Ok(cases
+        .into_iter()
+        .filter(|c| args.area.is_empty() || args.area.iter().any(|a| a == c.area()))
+        .collect())
+}
+
+fn load_expectations(args: &RunArgs) -> Result<(Expectations, Option<String>), UsageError> {
+    if let Some(path) = &args.expectations {
+        let loaded = Expectations::load(path).map_err(UsageError)?;
+        return Ok((loaded, Some(path.display().to_string())));
+    }
+    let bundled_applies =
+        args.target == TargetKind::Synapse && args.synapse_venv.is_none() && args.synapse_version == PINNED_VERSION;
+    if bundled_applies && !args.no_expectations {
+        let loaded = Expectations::parse(BUNDLED_SYNAPSE_EXPECTATIONS, "suites/expectations/synapse.toml")
+            .map_err(UsageError)?;
+        return Ok((loaded, Some("suites/expectations/synapse.toml (bundled)".into())));
+    }
+    Ok((Expectations::default(), None))
+}
+
+/// The target being run, for the interrupt handler: stopped however the process ends.
+type TargetSlot = Arc<Mutex<Option<Arc<dyn Target>>>>;
+
+fn install_interrupt_handler(runtime: &tokio::runtime::Runtime, slot: TargetSlot) {
+    runtime.spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = terminated => {},
+        }
+        eprintln!("\ninterrupted: stopping the homeserver and exiting");
+        let target = slot.lock().unwrap().clone();
+        if let Some(target) = target {
+            target.shutdown().await;
+        }
+        std::process::exit(130);
+    });
+}
+
+async fn start_target(args: &RunArgs, http: &reqwest::Client) -> Result<Arc<dyn Target>, UsageError> {
+    match args.target {
+        TargetKind::Synapse => {
+            if args.base_url.is_some() {
+                return Err(UsageError("--base-url goes with --target url".into()));
+            }
+            let options = SynapseOptions {
+                version: args.synapse_version.clone(),
+                venv: args.synapse_venv.clone(),
+                cache_dir: None,
+                spawn_timeout: args.spawn_timeout,
+                show_progress: true,
+                keep_data: args.keep_data,
+            };
+            Ok(Arc::new(SynapseTarget::start(options).await?))
+        }
+        TargetKind::Url => {
+            let Some(base_url) = &args.base_url else {
+                return Err(UsageError("--target url needs --base-url URL (the homeserver's client API)".into()));
+            };
+            let target = UrlTarget::connect(http, base_url, args.registration_shared_secret.clone()).await?;
+            Ok(Arc::new(target))
+        }
+    }
+}
+
+/// Registers a probing user and finds out which API forms the server offers.
+async fn build_env(
+    target: Arc<dyn Target>,
+    http: reqwest::Client,
+    forced: FormOverride,
+) -> Result<Env, UsageError> {
+    let base_url = target.info().base_url;
+    let anon = Client::new(http.clone(), &base_url, Default::default());
+    let describe = |stop: Stop| match stop {
+        Stop::Fail(m) | Stop::Skip(m) | Stop::Error(m) => m,
+    };
+    let prober = users::register(&anon, &target.registration(), "probe").await.map_err(|stop| {
+        UsageError(format!(
+            "could not register a user on {base_url}: {}\nGive the right --registration-shared-secret, \
+             or enable open registration on the server.",
+            describe(stop)
+        ))
+    })?;
+    let room = prober
+        .create_room(serde_json::json!({"preset": "private_chat"}))
+        .await
+        .map_err(|s| UsageError(format!("could not create a room on {base_url}: {}", describe(s))))?;
+    let features = api::detect(&prober, &room)
+        .await
+        .map_err(|s| UsageError(format!("could not detect the delayed-events API forms: {}", describe(s))))?;
+    let form = features.choose_form(forced);
+    Ok(Env { http, target, base_url, form, features })
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("the HTTP client builds with static settings")
+}
+
+fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
+    let cases = select(&args)?;
+    let (expectations, expectations_origin) = load_expectations(&args)?;
+    let opts = RunOptions {
+        filter: args.filter.clone(),
+        skip: args.skip.clone(),
+        exact: args.exact,
+        strict: args.strict,
+        concurrency: args.concurrency,
+        case_timeout: args.case_timeout,
+        quiet: args.quiet,
+    };
+    if args.list {
+        let env_free = runner::list_trials(cases);
+        let _listed = libtest_mimic::run(&libtest_mimic::Arguments { list: true, ..opts_to_list_args(&opts) }, env_free);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(path) = &args.json {
+        check_writable(path)?;
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UsageError(format!("cannot start the async runtime: {e}")))?;
+    let slot: TargetSlot = Default::default();
+    install_interrupt_handler(&runtime, slot.clone());
+
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let clock = Instant::now();
+    let http = http_client();
+    let target = runtime.block_on(start_target(&args, &http))?;
+    *slot.lock().unwrap() = Some(target.clone());
+
+    let outcome = (|| -> Result<RunReport, UsageError> {
+        let env = Arc::new(runtime.block_on(build_env(target.clone(), http, args.api_form.unwrap_or_default()))?);
+        let info = target.info();
+        eprintln!(
+            "target: {} {} at {} · API form: schedule {:?}, manage {:?}, prefix {:?}{}",
+            info.name,
+            info.version.as_deref().unwrap_or(""),
+            info.base_url,
+            env.form.schedule,
+            env.form.manage,
+            env.form.prefix,
+            expectations_origin.as_deref().map(|o| format!(" · expectations: {o}")).unwrap_or_default()
+        );
+        let reports = runner::run_all(runtime.handle(), env.clone(), cases, Arc::new(expectations), &opts);
+        Ok(RunReport {
+            schema: crate::results::SCHEMA,
+            harness: Harness::default(),
+            target: info,
+            api_form: env.form,
+            features: env.features.clone(),
+            started_at,
+            duration_ms: clock.elapsed().as_millis() as u64,
+            summary: Summary::of(&reports),
+            cases: reports,
+        })
+    })();
+    runtime.block_on(target.shutdown());
+    *slot.lock().unwrap() = None;
+    let report: RunReport = outcome?;
+
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report).expect("results serialise");
+        std::fs::write(path, text).map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
+    }
+    let failing = report.cases.iter().filter(|r| opts.fails_run(r)).count();
+    print_summary(&report, failing, clock.elapsed());
+    Ok(if failing == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn opts_to_list_args(opts: &RunOptions) -> libtest_mimic::Arguments {
+    libtest_mimic::Arguments {
+        filter: opts.filter.clone(),
+        skip: opts.skip.clone(),
+        exact: opts.exact,
+        ..Default::default()
+    }
+}
+
+fn check_writable(path: &std::path::Path) -> Result<(), UsageError> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(UsageError(format!("cannot write {}: folder {} does not exist", path.display(), dir.display())))
+    }
+}
+
+fn print_summary(report: &RunReport, failing: usize, wall: Duration) {
+    let s = &report.summary;
+    let mut line = format!(
+        "summary: {} pass, {} fail, {} skip, {} error, {} xfail, {} xpass in {:.1} s",
+        s.pass,
+        s.fail,
+        s.skip,
+        s.error,
+        s.xfail,
+        s.xpass,
+        wall.as_secs_f64()
+    );
+    if failing > 0 {
+        line.push_str(&format!(" — {failing} case(s) fail the run (exit 1)"));
+    }
+    println!("\n{line}");
+    let stale: Vec<&str> = report
+        .cases
+        .iter()
+        .filter(|c| c.outcome == Outcome::Xpass)
+        .map(|c| c.id.as_str())
+        .collect();
+    if !stale.is_empty() {
+        println!("unexpected passes (remove them from the expectation file): {}", stale.join(", "));
+    }
+}

@@ -1,0 +1,494 @@
+//! The one Matrix HTTP client. Every request a case makes goes through `Call::send`, which records
+//! it as evidence (method, path, status, body; secrets redacted) and turns transport failures into
+//! `Stop::Error` (the environment broke, not the server under test).
+
+use crate::outcome::Stop;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::header::HeaderMap;
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Characters left as they are in a path segment (RFC 3986 unreserved).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Percent-encodes one path segment (room ids, event types, state keys, delay ids).
+pub fn seg(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// JSON keys whose values never leave the harness.
+const SECRET_KEYS: [&str; 5] = ["access_token", "refresh_token", "password", "mac", "new_password"];
+
+/// Largest body kept in evidence; bigger ones are cut so result files stay readable.
+const MAX_EVIDENCE_BODY: usize = 4000;
+
+/// One request and its answer, as shown in results.
+#[derive(Clone, Debug, Serialize)]
+pub struct Exchange {
+    pub method: String,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<Value>,
+    pub status: u16,
+    pub body: Value,
+}
+
+/// The evidence log of one case, shared by all of its clients.
+#[derive(Clone, Default)]
+pub struct Evidence(Arc<Mutex<Vec<Exchange>>>);
+
+impl Evidence {
+    pub fn push(&self, exchange: Exchange) {
+        self.0.lock().unwrap().push(exchange);
+    }
+    pub fn snapshot(&self) -> Vec<Exchange> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Replaces secret values anywhere in a JSON document and caps its size.
+pub fn redact(value: &Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                for (key, inner) in map.iter_mut() {
+                    if SECRET_KEYS.contains(&key.as_str()) {
+                        *inner = Value::String("<redacted>".into());
+                    } else {
+                        walk(inner);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut copy = value.clone();
+    walk(&mut copy);
+    let text = copy.to_string();
+    if text.len() > MAX_EVIDENCE_BODY {
+        let cut: String = text.chars().take(MAX_EVIDENCE_BODY).collect();
+        json!({ "truncated": cut })
+    } else {
+        copy
+    }
+}
+
+/// Human wording for a transport failure (connection refused, timeout, DNS...).
+pub fn describe_transport_error(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(inner) = source {
+        text = format!("{text}: {inner}");
+        source = inner.source();
+    }
+    if err.is_timeout() {
+        format!("timed out ({text})")
+    } else {
+        text
+    }
+}
+
+/// An HTTP answer with what produced it, for failure messages.
+#[derive(Clone, Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub headers: HeaderMap,
+    /// "PUT /_matrix/client/v3/rooms/..." (query included).
+    pub request: String,
+    /// When the answer arrived, on the harness's clock.
+    pub received: Instant,
+}
+
+impl Resp {
+    pub fn errcode(&self) -> Option<&str> {
+        self.body.get("errcode").and_then(Value::as_str)
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn str_field(&self, key: &str) -> Option<&str> {
+        self.body.get(key).and_then(Value::as_str)
+    }
+
+    /// "PUT /path answered 404 {"errcode":...}" — the core of every failure message.
+    pub fn describe(&self) -> String {
+        let mut body = self.body.to_string();
+        if body.len() > 300 {
+            body = format!("{}...", body.chars().take(300).collect::<String>());
+        }
+        format!("{} answered {} {}", self.request, self.status, body)
+    }
+
+    /// For set-up steps (create a room, join...): anything but success means the harness cannot
+    /// go on, which is an `error`, not a verdict about delayed events.
+    pub fn setup_ok(self, step: &str) -> Result<Resp, Stop> {
+        if self.is_success() {
+            Ok(self)
+        } else {
+            Err(Stop::Error(format!("set-up step '{step}' failed: {}", self.describe())))
+        }
+    }
+}
+
+/// State of a user's `/sync` stream: the token and every timeline event seen so far.
+#[derive(Default)]
+struct SyncState {
+    since: Option<String>,
+    seen: Vec<Observed>,
+}
+
+/// A timeline event as the harness saw it over `/sync`.
+#[derive(Clone, Debug)]
+pub struct Observed {
+    pub room_id: String,
+    pub event: Value,
+    /// When the `/sync` answer carrying it arrived.
+    pub at: Instant,
+}
+
+impl Observed {
+    pub fn event_type(&self) -> &str {
+        self.event.get("type").and_then(Value::as_str).unwrap_or("")
+    }
+    pub fn content(&self) -> &Value {
+        self.event.get("content").unwrap_or(&Value::Null)
+    }
+    pub fn origin_server_ts(&self) -> Option<i64> {
+        self.event.get("origin_server_ts").and_then(Value::as_i64)
+    }
+    pub fn state_key(&self) -> Option<&str> {
+        self.event.get("state_key").and_then(Value::as_str)
+    }
+    pub fn event_id(&self) -> Option<&str> {
+        self.event.get("event_id").and_then(Value::as_str)
+    }
+}
+
+/// Sync filter: generous timeline so no event of a case is cut off, nothing the cases do not read.
+const SYNC_FILTER: &str = r#"{"room":{"timeline":{"limit":100},"state":{"lazy_load_members":true},"ephemeral":{"types":[]},"account_data":{"types":[]}},"presence":{"types":[]},"account_data":{"types":[]}}"#;
+
+/// Longest single long-poll; short enough that deadlines are honoured closely.
+const MAX_POLL: Duration = Duration::from_secs(5);
+
+/// A logged-in (or anonymous) user of the homeserver under test.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: Arc<str>,
+    token: Option<Arc<str>>,
+    evidence: Evidence,
+    pub user_id: String,
+    sync: Arc<tokio::sync::Mutex<SyncState>>,
+}
+
+/// A request being built; `send` performs it.
+pub struct Call<'a> {
+    client: &'a Client,
+    method: Method,
+    path: String,
+    query: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    shown_body: Option<Value>,
+    authenticated: bool,
+    recorded: bool,
+}
+
+impl<'a> Call<'a> {
+    pub fn query(mut self, key: &str, value: impl ToString) -> Self {
+        self.query.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn json(mut self, body: Value) -> Self {
+        self.body = Some(body.to_string().into_bytes());
+        self.shown_body = Some(redact(&body));
+        self
+    }
+
+    /// A body that is sent byte for byte (malformed JSON, say).
+    pub fn raw(mut self, body: &str) -> Self {
+        self.body = Some(body.as_bytes().to_vec());
+        self.shown_body = Some(Value::String(body.to_string()));
+        self
+    }
+
+    /// Leave out the access token, whatever the client has.
+    pub fn without_token(mut self) -> Self {
+        self.authenticated = false;
+        self
+    }
+
+    /// Do not record this exchange as evidence (used by `/sync`, which records a summary).
+    fn unrecorded(mut self) -> Self {
+        self.recorded = false;
+        self
+    }
+
+    fn request_line(&self) -> String {
+        if self.query.is_empty() {
+            format!("{} {}", self.method, self.path)
+        } else {
+            let query: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{} {}?{}", self.method, self.path, query.join("&"))
+        }
+    }
+
+    pub async fn send(self) -> Result<Resp, Stop> {
+        let request_line = self.request_line();
+        let url = format!("{}{}", self.client.base_url, self.path);
+        let mut builder = self.client.http.request(self.method.clone(), &url).query(&self.query);
+        if let (true, Some(token)) = (self.authenticated, &self.client.token) {
+            builder = builder.bearer_auth(token);
+        }
+        if let Some(body) = self.body {
+            builder = builder.header("Content-Type", "application/json").body(body);
+        }
+        let answer = builder.send().await.map_err(|e| {
+            Stop::Error(format!("{request_line}: no answer: {}", describe_transport_error(&e)))
+        })?;
+        let status = answer.status().as_u16();
+        let headers = answer.headers().clone();
+        let bytes = answer.bytes().await.map_err(|e| {
+            Stop::Error(format!("{request_line}: answer cut off: {}", describe_transport_error(&e)))
+        })?;
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        if self.recorded {
+            self.client.evidence.push(Exchange {
+                method: self.method.to_string(),
+                path: request_line.split_once(' ').map(|(_, p)| p.to_string()).unwrap_or_default(),
+                request: self.shown_body,
+                status,
+                body: redact(&body),
+            });
+        }
+        Ok(Resp { status, body, headers, request: request_line, received: Instant::now() })
+    }
+}
+
+impl Client {
+    pub fn new(http: reqwest::Client, base_url: &str, evidence: Evidence) -> Client {
+        Client {
+            http,
+            base_url: Arc::from(base_url.trim_end_matches('/')),
+            token: None,
+            evidence,
+            user_id: String::new(),
+            sync: Default::default(),
+        }
+    }
+
+    /// The same connection and evidence log, acting as a logged-in user.
+    pub fn logged_in(&self, user_id: &str, token: &str) -> Client {
+        Client {
+            token: Some(Arc::from(token)),
+            user_id: user_id.to_string(),
+            sync: Default::default(),
+            ..self.clone()
+        }
+    }
+
+    pub fn call(&self, method: Method, path: impl Into<String>) -> Call<'_> {
+        Call {
+            client: self,
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+            shown_body: None,
+            authenticated: true,
+            recorded: true,
+        }
+    }
+
+    pub fn get(&self, path: impl Into<String>) -> Call<'_> {
+        self.call(Method::GET, path)
+    }
+    pub fn post(&self, path: impl Into<String>) -> Call<'_> {
+        self.call(Method::POST, path)
+    }
+    pub fn put(&self, path: impl Into<String>) -> Call<'_> {
+        self.call(Method::PUT, path)
+    }
+
+    pub fn evidence(&self) -> &Evidence {
+        &self.evidence
+    }
+
+    // ---- rooms and events -------------------------------------------------------------------
+
+    pub async fn create_room(&self, body: Value) -> Result<String, Stop> {
+        let resp = self.post("/_matrix/client/v3/createRoom").json(body).send().await?;
+        let resp = resp.setup_ok("create a room")?;
+        resp.str_field("room_id")
+            .map(str::to_string)
+            .ok_or_else(|| Stop::Error(format!("createRoom gave no room_id: {}", resp.describe())))
+    }
+
+    pub async fn join(&self, room_id: &str) -> Result<(), Stop> {
+        self.post(format!("/_matrix/client/v3/join/{}", seg(room_id)))
+            .json(json!({}))
+            .send()
+            .await?
+            .setup_ok("join the room")
+            .map(drop)
+    }
+
+    pub async fn invite(&self, room_id: &str, user_id: &str) -> Result<(), Stop> {
+        self.post(format!("/_matrix/client/v3/rooms/{}/invite", seg(room_id)))
+            .json(json!({ "user_id": user_id }))
+            .send()
+            .await?
+            .setup_ok("invite a user")
+            .map(drop)
+    }
+
+    /// Sends a message event now; answers the raw response (cases judge it themselves).
+    pub async fn send_event(&self, room_id: &str, event_type: &str, content: Value) -> Result<Resp, Stop> {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/send/{}/{}",
+            seg(room_id),
+            seg(event_type),
+            new_txn_id()
+        );
+        self.put(path).json(content).send().await
+    }
+
+    pub async fn put_state(&self, room_id: &str, event_type: &str, state_key: &str, content: Value) -> Result<Resp, Stop> {
+        self.put(state_path(room_id, event_type, state_key)).json(content).send().await
+    }
+
+    pub async fn get_state(&self, room_id: &str, event_type: &str, state_key: &str) -> Result<Resp, Stop> {
+        self.get(state_path(room_id, event_type, state_key)).send().await
+    }
+
+    /// Reads the room's power levels, lets `change` edit them, and writes them back.
+    pub async fn update_power_levels(&self, room_id: &str, change: impl FnOnce(&mut Value)) -> Result<(), Stop> {
+        let current = self.get_state(room_id, "m.room.power_levels", "").await?.setup_ok("read power levels")?;
+        let mut levels = current.body;
+        change(&mut levels);
+        self.put_state(room_id, "m.room.power_levels", "", levels)
+            .await?
+            .setup_ok("change power levels")
+            .map(drop)
+    }
+
+    /// The newest `limit` events of a room, newest first (`/messages?dir=b`).
+    pub async fn messages(&self, room_id: &str, limit: u32) -> Result<Vec<Value>, Stop> {
+        let resp = self
+            .get(format!("/_matrix/client/v3/rooms/{}/messages", seg(room_id)))
+            .query("dir", "b")
+            .query("limit", limit)
+            .send()
+            .await?
+            .setup_ok("read room messages")?;
+        Ok(resp.body.get("chunk").and_then(Value::as_array).cloned().unwrap_or_default())
+    }
+
+    // ---- sync -------------------------------------------------------------------------------
+
+    /// One `/sync` round; new timeline events are added to what this client has seen.
+    async fn sync_round(&self, state: &mut SyncState, timeout: Duration) -> Result<(), Stop> {
+        let mut call = self.get("/_matrix/client/v3/sync").query("filter", SYNC_FILTER).unrecorded();
+        if let Some(since) = &state.since {
+            call = call.query("since", since).query("timeout", timeout.as_millis());
+        } else {
+            call = call.query("timeout", 0);
+        }
+        let resp = call.send().await?;
+        if !resp.is_success() {
+            return Err(Stop::Error(format!("/sync failed: {}", resp.describe())));
+        }
+        let mut fresh = Vec::new();
+        if let Some(rooms) = resp.body.pointer("/rooms/join").and_then(Value::as_object) {
+            for (room_id, room) in rooms {
+                let events = room.pointer("/timeline/events").and_then(Value::as_array);
+                for event in events.into_iter().flatten() {
+                    fresh.push(Observed { room_id: room_id.clone(), event: event.clone(), at: resp.received });
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            let summary: Vec<Value> = fresh
+                .iter()
+                .map(|o| {
+                    json!({"room_id": o.room_id, "type": o.event_type(), "event_id": o.event_id(),
+                           "sender": o.event.get("sender"), "state_key": o.event.get("state_key"),
+                           "origin_server_ts": o.origin_server_ts(), "content": o.content(),
+                           "unsigned": o.event.get("unsigned")})
+                })
+                .collect();
+            self.evidence.push(Exchange {
+                method: "GET".into(),
+                path: "/_matrix/client/v3/sync (timeline events only)".into(),
+                request: None,
+                status: resp.status,
+                body: redact(&json!({ "events": summary })),
+            });
+        }
+        state.since = resp.str_field("next_batch").map(str::to_string);
+        state.seen.extend(fresh);
+        Ok(())
+    }
+
+    /// Starts this user's `/sync` stream now: later waits see only events that arrive from here on
+    /// (plus those in the initial timeline).
+    pub async fn start_sync(&self) -> Result<(), Stop> {
+        let mut state = self.sync.lock().await;
+        if state.since.is_none() {
+            self.sync_round(&mut state, Duration::ZERO).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits on `/sync` until an event matching `pred` has been seen (earlier rounds included) or
+    /// the deadline passes. `None` means it did not come in time.
+    pub async fn wait_for(
+        &self,
+        deadline: Instant,
+        mut pred: impl FnMut(&Observed) -> bool,
+    ) -> Result<Option<Observed>, Stop> {
+        let mut state = self.sync.lock().await;
+        loop {
+            if let Some(found) = state.seen.iter().find(|o| pred(o)) {
+                return Ok(Some(found.clone()));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let poll = (deadline - now).min(MAX_POLL);
+            self.sync_round(&mut state, poll).await?;
+        }
+    }
+
+    /// Every timeline event seen so far that matches `pred`, after one more short sync round so
+    /// that anything already sent is included.
+    pub async fn seen_matching(&self, mut pred: impl FnMut(&Observed) -> bool) -> Result<Vec<Observed>, Stop> {
+        let mut state = self.sync.lock().await;
+        self.sync_round(&mut state, Duration::ZERO).await?;
+        Ok(state.seen.iter().filter(|o| pred(o)).cloned().collect())
+    }
+}
+
+pub fn state_path(room_id: &str, event_type: &str, state_key: &str) -> String {
+    format!("/_matrix/client/v3/rooms/{}/state/{}/{}", seg(room_id), seg(event_type), seg(state_key))
+}
+
+/// A fresh transaction id; unique per process and run.
+pub fn new_txn_id() -> String {
+    use rand::Rng;
+    let n: u64 = rand::thread_rng().gen();
+    format!("dec{n:016x}")
+}

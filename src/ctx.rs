@@ -1,0 +1,204 @@
+//! What a case body gets: fresh users and rooms on the target, the run's API form and detected
+//! features, and the judgements every timing case shares (not early, not too late, never sent).
+
+use crate::api::{ApiForm, Features, Scheduled, User};
+use crate::client::{Client, Evidence, Observed};
+use crate::outcome::Stop;
+use crate::spec::Rev;
+use crate::target::Target;
+use crate::users;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the texts allow a server to add to the scheduled send time ("MAY add up to 30 seconds").
+pub const SEND_ALLOWANCE_MS: i64 = 30_000;
+
+/// Slack on top of the allowance for the harness's own polling and scheduling noise.
+const WAIT_SLACK: Duration = Duration::from_secs(3);
+
+/// Grace after a control event arrived before concluding another event was never sent.
+const NEVER_SENT_GRACE: Duration = Duration::from_millis(300);
+
+/// Shared by every case of a run.
+pub struct Env {
+    pub http: reqwest::Client,
+    pub target: Arc<dyn Target>,
+    pub base_url: String,
+    pub form: ApiForm,
+    pub features: Features,
+}
+
+/// What a case reports besides its outcome.
+#[derive(Default, Debug, Clone)]
+pub struct Record {
+    pub matched: Option<Vec<Rev>>,
+    pub lateness_ms: Option<i64>,
+}
+
+#[derive(Clone)]
+pub struct Ctx {
+    env: Arc<Env>,
+    label: String,
+    evidence: Evidence,
+    record: Arc<Mutex<Record>>,
+}
+
+impl Ctx {
+    pub fn new(env: Arc<Env>, case_id: &str) -> Ctx {
+        let label = case_id.rsplit('.').next().unwrap_or(case_id).to_string();
+        Ctx { env, label, evidence: Evidence::default(), record: Default::default() }
+    }
+
+    pub fn evidence(&self) -> &Evidence {
+        &self.evidence
+    }
+
+    pub fn record(&self) -> Record {
+        self.record.lock().unwrap().clone()
+    }
+
+    pub fn form(&self) -> ApiForm {
+        self.env.form
+    }
+
+    pub fn features(&self) -> &Features {
+        &self.env.features
+    }
+
+    pub fn target(&self) -> &Arc<dyn Target> {
+        &self.env.target
+    }
+
+    /// A client with no access token, recording into this case's evidence.
+    pub fn anonymous(&self) -> Client {
+        Client::new(self.env.http.clone(), &self.env.base_url, self.evidence.clone())
+    }
+
+    /// A freshly registered user.
+    pub async fn user(&self, role: &str) -> Result<User, Stop> {
+        let label = format!("{}_{role}", self.label);
+        let client = users::register(&self.anonymous(), &self.env.target.registration(), &label).await?;
+        Ok(User { client, form: self.env.form })
+    }
+
+    /// A fresh public room created by `owner`, joined by `members`.
+    pub async fn room(&self, owner: &User, members: &[&User]) -> Result<String, Stop> {
+        let room_id = owner
+            .create_room(json!({"preset": "public_chat", "name": format!("dec {}", self.label)}))
+            .await?;
+        for member in members {
+            member.join(&room_id).await?;
+        }
+        Ok(room_id)
+    }
+
+    /// A text unique to this run, to recognise a case's own events.
+    pub fn unique(&self, what: &str) -> String {
+        format!("{what} {}", crate::client::new_txn_id())
+    }
+
+    /// Which revision(s) the server's behaviour matched (cases where the texts disagree).
+    pub fn matched(&self, revisions: &[Rev]) {
+        self.record.lock().unwrap().matched = Some(revisions.to_vec());
+    }
+
+    pub fn lateness(&self, ms: i64) {
+        self.record.lock().unwrap().lateness_ms = Some(ms);
+    }
+
+    // ---- timing judgements ------------------------------------------------------------------
+
+    /// Latest moment a correct server's event can arrive: the delay, the texts' allowance, slack.
+    pub fn delivery_deadline(from: Instant, delay_ms: i64) -> Instant {
+        from + Duration::from_millis((delay_ms + SEND_ALLOWANCE_MS) as u64) + WAIT_SLACK
+    }
+
+    /// Waits for the delayed event `what` (recognised by `pred`) as seen by `observer`, and judges
+    /// it: not before its delay by the harness's own clock (a bound no server can fake), and by
+    /// the server's timestamps neither early nor later than the allowance. `timer_started` is
+    /// when the harness sent the request that (re)started the timer; `server_start` the server's
+    /// own scheduling time for it, where a lookup reported one.
+    pub async fn expect_delivery(
+        &self,
+        observer: &User,
+        what: &str,
+        timer_started: Instant,
+        server_start: Option<i64>,
+        delay_ms: i64,
+        pred: impl FnMut(&Observed) -> bool,
+    ) -> Result<Observed, Stop> {
+        let deadline = Self::delivery_deadline(timer_started, delay_ms);
+        let Some(seen) = observer.wait_for(deadline, pred).await? else {
+            return Err(Stop::Fail(format!(
+                "{what} was never sent: not seen over /sync within its {delay_ms} ms delay plus the \
+                 {SEND_ALLOWANCE_MS} ms a server may add"
+            )));
+        };
+        let elapsed = seen.at.duration_since(timer_started).as_millis() as i64;
+        if elapsed < delay_ms {
+            return Err(Stop::Fail(format!(
+                "{what} was sent before its delay: the harness saw it {elapsed} ms after the request \
+                 that started its {delay_ms} ms timer (event {})",
+                seen.event_id().unwrap_or("?")
+            )));
+        }
+        if let (Some(start), Some(ts)) = (server_start, seen.origin_server_ts()) {
+            let lateness = ts - (start + delay_ms);
+            self.lateness(lateness);
+            if lateness < 0 {
+                return Err(Stop::Fail(format!(
+                    "{what} was sent before its delay by the server's own clock: origin_server_ts {ts} \
+                     is {} ms before its scheduled send time {start} + {delay_ms}",
+                    -lateness
+                )));
+            }
+            if lateness > SEND_ALLOWANCE_MS {
+                return Err(Stop::Fail(format!(
+                    "{what} was sent {lateness} ms after its scheduled send time (origin_server_ts {ts}, \
+                     scheduled {start} + {delay_ms}); servers may add at most {SEND_ALLOWANCE_MS} ms"
+                )));
+            }
+        } else {
+            // No server-side scheduling time: the harness's own upper bound on lateness.
+            self.lateness(elapsed - delay_ms);
+        }
+        Ok(seen)
+    }
+
+    /// Proves an event (recognised by `pred`) is never sent: waits until `control`, a delayed
+    /// event due no earlier than it, has arrived, then a short grace, and insists the event was
+    /// not seen. Waiting for a condition instead of a fixed time keeps this fast and fair.
+    pub async fn expect_never_sent(
+        &self,
+        observer: &User,
+        what: &str,
+        control: &Scheduled,
+        mut control_pred: impl FnMut(&Observed) -> bool,
+        mut pred: impl FnMut(&Observed) -> bool,
+    ) -> Result<(), Stop> {
+        let deadline = Self::delivery_deadline(control.requested_at, control.delay_ms);
+        if observer.wait_for(deadline, &mut control_pred).await?.is_none() {
+            return Err(Stop::Fail(format!(
+                "a control delayed event (delay {} ms, delay_id {}) was never sent, so the server's \
+                 delayed events do not fire at all",
+                control.delay_ms, control.delay_id
+            )));
+        }
+        tokio::time::sleep(NEVER_SENT_GRACE).await;
+        let leaked = observer.seen_matching(&mut pred).await?;
+        if let Some(event) = leaked.first() {
+            return Err(Stop::Fail(format!(
+                "{what} was sent anyway: event {} of type {} arrived over /sync",
+                event.event_id().unwrap_or("?"),
+                event.event_type()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Matches a message event by its body text.
+pub fn body_is(text: &str) -> impl FnMut(&Observed) -> bool + '_ {
+    move |o: &Observed| o.content().get("body").and_then(|b| b.as_str()) == Some(text)
+}

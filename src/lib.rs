@@ -1,0 +1,33 @@
+//! delayed-events-conformance: a conformance suite for Matrix delayed events (MSC4140).
+//!
+//! The harness (this crate's `src/`) starts or connects to a homeserver, registers users, and runs
+//! the catalogue (`suites/`, compiled in as the `suites` module) case by case. See ARCHITECTURE.md.
+
+pub mod api;
+pub mod case;
+pub mod cli;
+pub mod client;
+pub mod ctx;
+pub mod expectations;
+pub mod outcome;
+pub mod results;
+pub mod runner;
+pub mod spec;
+pub mod target;
+pub mod users;
+
+#[path = "../suites/mod.rs"]
+pub mod suites;
+
+/// What case files import.
+pub mod prelude {
+    pub use crate::api::{Action, Delay, DelayedEvent, ManageForm, Scheduled, User};
+    pub use crate::case::{Case, Need};
+    pub use crate::client::{Observed, Resp};
+    pub use crate::ctx::{body_is, Ctx};
+    pub use crate::outcome::{CaseResult, Stop};
+    pub use crate::spec::{Level, Rev, SpecRef};
+    pub use crate::{check, fail, skip};
+    pub use serde_json::{json, Value};
+    pub use std::time::{Duration, Instant};
+}

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    delayed_events_conformance::cli::main()
+}

@@ -1,0 +1,212 @@
+//! Runs cases as libtest-mimic trials (cargo-test style output, filtering, listing) on a shared
+//! tokio runtime: each trial blocks its libtest thread on the case's future, so `concurrency`
+//! libtest threads means that many cases in flight. Cases that restart the homeserver take an
+//! exclusive lock, so they run in a phase of their own without disturbing the others.
+
+use crate::case::{Case, Need};
+use crate::ctx::{Ctx, Env};
+use crate::expectations::Expectations;
+use crate::outcome::{Outcome, Stop};
+use crate::results::CaseReport;
+use crate::spec::Level;
+use futures::FutureExt;
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::RwLock;
+
+/// Lines of the server log attached to a failing case.
+const LOG_TAIL_LINES: usize = 20;
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub filter: Option<String>,
+    pub skip: Vec<String>,
+    pub exact: bool,
+    pub strict: bool,
+    pub concurrency: usize,
+    pub case_timeout: Duration,
+    pub quiet: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            filter: None,
+            skip: Vec::new(),
+            exact: false,
+            strict: false,
+            concurrency: 32,
+            case_timeout: Duration::from_secs(60),
+            quiet: false,
+        }
+    }
+}
+
+impl RunOptions {
+    fn libtest_arguments(&self) -> Arguments {
+        Arguments {
+            filter: self.filter.clone(),
+            skip: self.skip.clone(),
+            exact: self.exact,
+            test_threads: Some(self.concurrency.max(1)),
+            quiet: self.quiet,
+            ..Arguments::default()
+        }
+    }
+
+    /// Whether a case's outcome makes the run fail (exit status 1).
+    pub fn fails_run(&self, report: &CaseReport) -> bool {
+        match report.outcome {
+            Outcome::Error => true,
+            Outcome::Fail => report.level == Level::Must || (self.strict && report.level == Level::Should),
+            _ => false,
+        }
+    }
+}
+
+/// Why a case cannot run on this target, if it cannot.
+pub fn unmet_need(env: &Env, case: &Case) -> Option<String> {
+    let features = &env.features;
+    case.needs.iter().find_map(|need| match need {
+        Need::Restart => env.target.can_restart().err(),
+        Need::SingleLookup => (!features.single_lookup)
+            .then(|| "the server does not offer the single-item lookup GET .../delayed_events/{delay_id}".into()),
+        Need::BodyForm => (!features.manage_body)
+            .then(|| "the server does not offer management in the body form ({\"action\": ...})".into()),
+        Need::SplitForm => (!features.manage_split)
+            .then(|| "the server does not offer management through split paths (.../{delay_id}/{action})".into()),
+        Need::Capability => features
+            .capability
+            .is_none()
+            .then(|| "the server does not advertise the delayed-events capability".into()),
+    })
+}
+
+/// Runs one case to a report (never panics, never hangs past its timeout).
+pub async fn run_case(env: Arc<Env>, case: &Case, default_timeout: Duration) -> CaseReport {
+    let started = Instant::now();
+    if let Some(reason) = unmet_need(&env, case) {
+        return CaseReport::new(case, Outcome::Skip, Some(reason));
+    }
+    let ctx = Ctx::new(env.clone(), case.id);
+    let timeout = case.timeout.unwrap_or(default_timeout).max(default_timeout);
+    let body = AssertUnwindSafe((case.run)(ctx.clone())).catch_unwind();
+    let (outcome, message) = match tokio::time::timeout(timeout, body).await {
+        Err(_) => (Outcome::Error, Some(format!("the case did not finish within {} s", timeout.as_secs()))),
+        Ok(Err(panic)) => (Outcome::Error, Some(format!("the harness panicked: {}", panic_text(&panic)))),
+        Ok(Ok(Ok(()))) => (Outcome::Pass, None),
+        Ok(Ok(Err(Stop::Fail(m)))) => (Outcome::Fail, Some(m)),
+        Ok(Ok(Err(Stop::Skip(m)))) => (Outcome::Skip, Some(m)),
+        Ok(Ok(Err(Stop::Error(m)))) => (Outcome::Error, Some(m)),
+    };
+    let record = ctx.record();
+    let mut report = CaseReport::new(case, outcome, message);
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report.lateness_ms = record.lateness_ms;
+    report.evidence = ctx.evidence().snapshot();
+    if outcome == Outcome::Pass {
+        report.matched_revisions = record.matched.unwrap_or_else(|| case.revisions.to_vec());
+    }
+    if matches!(outcome, Outcome::Fail | Outcome::Error) {
+        report.server_log_tail = env.target.log_tail(LOG_TAIL_LINES);
+    }
+    report
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// The text libtest-mimic prints for a case that did not pass.
+fn terminal_message(report: &CaseReport, opts: &RunOptions) -> String {
+    let mut text = report.message.clone().unwrap_or_default();
+    if report.outcome == Outcome::Error {
+        text = format!("ERROR (harness or environment, not a verdict on the server): {text}");
+    }
+    let spec = &report.spec;
+    text.push_str(&format!(
+        "\n  requirement: {} — {} {} § {}: \"{}\"",
+        report.level.as_str(),
+        spec.doc,
+        spec.revision,
+        spec.section,
+        spec.text
+    ));
+    if report.outcome == Outcome::Fail && !opts.fails_run(report) {
+        text.push_str(&format!("\n  ({} level: does not fail the run without --strict)", report.level.as_str()));
+    }
+    if let Some(tail) = &report.server_log_tail {
+        let last: Vec<&str> = tail.lines().rev().take(8).collect();
+        text.push_str("\n  server log (last lines):");
+        for line in last.into_iter().rev() {
+            text.push_str(&format!("\n    {line}"));
+        }
+    }
+    text
+}
+
+/// Runs the selected cases and answers their reports in catalogue order.
+pub fn run_all(
+    runtime: &tokio::runtime::Handle,
+    env: Arc<Env>,
+    cases: Vec<Case>,
+    expectations: Arc<Expectations>,
+    opts: &RunOptions,
+) -> Vec<CaseReport> {
+    let order: Vec<&'static str> = cases.iter().map(|c| c.id).collect();
+    let reports: Arc<Mutex<Vec<CaseReport>>> = Default::default();
+    let phase_lock = Arc::new(RwLock::new(()));
+    let trials = cases
+        .into_iter()
+        .map(|case| {
+            let (env, reports, expectations, phase_lock) =
+                (env.clone(), reports.clone(), expectations.clone(), phase_lock.clone());
+            let (runtime, opts) = (runtime.clone(), opts.clone());
+            let kind = case.level.as_str();
+            Trial::ignorable_test(case.id, move || {
+                let mut report = runtime.block_on(async {
+                    // Restarting the homeserver must not disturb other cases: exclusive phase.
+                    if case.needs.contains(&Need::Restart) && unmet_need(&env, &case).is_none() {
+                        let _alone = phase_lock.write().await;
+                        run_case(env, &case, opts.case_timeout).await
+                    } else {
+                        let _shared = phase_lock.read().await;
+                        run_case(env, &case, opts.case_timeout).await
+                    }
+                });
+                expectations.apply(&mut report);
+                let completion = match report.outcome {
+                    Outcome::Pass | Outcome::Xpass => Ok(Completion::Completed),
+                    Outcome::Skip => Ok(Completion::ignored_with(report.message.clone().unwrap_or_default())),
+                    Outcome::Xfail => Ok(Completion::ignored_with(format!(
+                        "expected failure: {}",
+                        report.expectation.clone().unwrap_or_default()
+                    ))),
+                    Outcome::Fail | Outcome::Error => Err(Failed::from(terminal_message(&report, &opts))),
+                };
+                reports.lock().unwrap().push(report);
+                completion
+            })
+            .with_kind(kind)
+        })
+        .collect();
+    // The exit status comes from our own outcomes (levels, --strict, expectations), not libtest's.
+    let _conclusion = libtest_mimic::run(&opts.libtest_arguments(), trials);
+    let mut reports = std::mem::take(&mut *reports.lock().unwrap());
+    reports.sort_by_key(|r| order.iter().position(|id| *id == r.id));
+    reports
+}
+
+/// Trials that only carry names, for `--list`.
+pub fn list_trials(cases: Vec<Case>) -> Vec<Trial> {
+    cases
+        .into_iter()
+        .map(|case| Trial::test(case.id, || Ok(())).with_kind(case.level.as_str()))
+        .collect()
+}
