@@ -226,6 +226,14 @@ impl DelayedEvent {
         }
     }
 
+    /// Whether an event seen over `/sync` is this one once sent (room, type, state key, content).
+    pub fn matches(&self, seen: &crate::client::Observed) -> bool {
+        seen.room_id == self.room_id
+            && seen.event_type() == self.event_type
+            && seen.state_key() == self.state_key.as_deref()
+            && seen.content() == &self.content
+    }
+
     pub fn with_content(mut self, content: Value) -> DelayedEvent {
         self.content = content;
         self

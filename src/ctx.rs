@@ -2,11 +2,12 @@
 //! features, and the judgements every timing case shares (not early, not too late, never sent).
 
 use crate::api::{ApiForm, Features, Scheduled, User};
-use crate::client::{Client, Evidence, Observed};
+use crate::client::{Client, Evidence, Observed, Resp};
 use crate::outcome::Stop;
 use crate::spec::Rev;
 use crate::target::Target;
 use crate::users;
+use crate::check;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -114,27 +115,37 @@ impl Ctx {
         from + Duration::from_millis((delay_ms + SEND_ALLOWANCE_MS) as u64) + WAIT_SLACK
     }
 
-    /// Waits for the delayed event `what` (recognised by `pred`) as seen by `observer`, and judges
-    /// it: not before its delay by the harness's own clock (a bound no server can fake), and by
-    /// the server's timestamps neither early nor later than the allowance. `timer_started` is
-    /// when the harness sent the request that (re)started the timer; `server_start` the server's
-    /// own scheduling time for it, where a lookup reported one.
-    pub async fn expect_delivery(
+    /// Waits until the delayed event `what` (recognised by `pred`) reaches `observer` over
+    /// `/sync`; fails if it does not come within its delay plus the allowance (plus slack).
+    pub async fn await_delivery(
         &self,
         observer: &User,
         what: &str,
         timer_started: Instant,
-        server_start: Option<i64>,
         delay_ms: i64,
         pred: impl FnMut(&Observed) -> bool,
     ) -> Result<Observed, Stop> {
         let deadline = Self::delivery_deadline(timer_started, delay_ms);
-        let Some(seen) = observer.wait_for(deadline, pred).await? else {
-            return Err(Stop::Fail(format!(
+        observer.wait_for(deadline, pred).await?.ok_or_else(|| {
+            Stop::Fail(format!(
                 "{what} was never sent: not seen over /sync within its {delay_ms} ms delay plus the \
                  {SEND_ALLOWANCE_MS} ms a server may add"
-            )));
-        };
+            ))
+        })
+    }
+
+    /// Judges "not before the scheduled time" two ways: by the harness's own clock, the time from
+    /// sending the request that started the timer (`timer_started`) to seeing the event, a lower
+    /// bound no server can fake; and by the server's own timestamps where a lookup reported its
+    /// scheduling time (`server_start`).
+    pub fn check_not_early(
+        &self,
+        what: &str,
+        seen: &Observed,
+        timer_started: Instant,
+        server_start: Option<i64>,
+        delay_ms: i64,
+    ) -> Result<(), Stop> {
         let elapsed = seen.at.duration_since(timer_started).as_millis() as i64;
         if elapsed < delay_ms {
             return Err(Stop::Fail(format!(
@@ -143,27 +154,52 @@ impl Ctx {
                 seen.event_id().unwrap_or("?")
             )));
         }
-        if let (Some(start), Some(ts)) = (server_start, seen.origin_server_ts()) {
-            let lateness = ts - (start + delay_ms);
-            self.lateness(lateness);
-            if lateness < 0 {
-                return Err(Stop::Fail(format!(
-                    "{what} was sent before its delay by the server's own clock: origin_server_ts {ts} \
-                     is {} ms before its scheduled send time {start} + {delay_ms}",
-                    -lateness
-                )));
-            }
-            if lateness > SEND_ALLOWANCE_MS {
-                return Err(Stop::Fail(format!(
-                    "{what} was sent {lateness} ms after its scheduled send time (origin_server_ts {ts}, \
-                     scheduled {start} + {delay_ms}); servers may add at most {SEND_ALLOWANCE_MS} ms"
-                )));
-            }
-        } else {
-            // No server-side scheduling time: the harness's own upper bound on lateness.
-            self.lateness(elapsed - delay_ms);
+        if let Some(lateness) = self.server_lateness(seen, server_start, delay_ms) {
+            check!(
+                lateness >= 0,
+                "{what} was sent before its delay by the server's own clock: origin_server_ts is {} ms \
+                 before the scheduled send time ({} + {delay_ms} ms)",
+                -lateness,
+                server_start.unwrap_or_default()
+            );
         }
-        Ok(seen)
+        Ok(())
+    }
+
+    /// Judges "at most the allowance late": by the server's timestamps where a lookup reported
+    /// the scheduling time, and by the harness's clock (elapsed minus delay is an upper bound).
+    pub fn check_within_allowance(
+        &self,
+        what: &str,
+        seen: &Observed,
+        timer_started: Instant,
+        server_start: Option<i64>,
+        delay_ms: i64,
+    ) -> Result<(), Stop> {
+        let elapsed = seen.at.duration_since(timer_started).as_millis() as i64;
+        let lateness = self.server_lateness(seen, server_start, delay_ms).unwrap_or_else(|| {
+            self.lateness(elapsed - delay_ms);
+            elapsed - delay_ms
+        });
+        check!(
+            lateness <= SEND_ALLOWANCE_MS,
+            "{what} was sent {lateness} ms after its scheduled send time (by {}); servers may add at most \
+             {SEND_ALLOWANCE_MS} ms",
+            if server_start.is_some() { "origin_server_ts against the scheduling time the server reported" } else { "the harness's clock" }
+        );
+        Ok(())
+    }
+
+    /// origin_server_ts minus (server scheduling time + delay), recorded as the case's lateness.
+    fn server_lateness(&self, seen: &Observed, server_start: Option<i64>, delay_ms: i64) -> Option<i64> {
+        let lateness = seen.origin_server_ts()? - (server_start? + delay_ms);
+        self.lateness(lateness);
+        Some(lateness)
+    }
+
+    /// The server's own scheduling time for `delay_id` from the listing, where it offers one.
+    pub async fn server_scheduled_at(&self, user: &User, delay_id: &str) -> Option<i64> {
+        user.listed(delay_id).await.ok().flatten().and_then(|info| info.scheduled_at())
     }
 
     /// Proves an event (recognised by `pred`) is never sent: waits until `control`, a delayed
@@ -201,4 +237,18 @@ impl Ctx {
 /// Matches a message event by its body text.
 pub fn body_is(text: &str) -> impl FnMut(&Observed) -> bool + '_ {
     move |o: &Observed| o.content().get("body").and_then(|b| b.as_str()) == Some(text)
+}
+
+/// Fails unless `resp` is an error with one of `statuses` and one of `errcodes`.
+pub fn expect_error(resp: &Resp, what: &str, statuses: &[u16], errcodes: &[&str]) -> Result<(), Stop> {
+    let status_ok = statuses.contains(&resp.status);
+    let errcode_ok = resp.errcode().is_some_and(|e| errcodes.contains(&e));
+    check!(
+        status_ok && errcode_ok,
+        "{what}: expected HTTP {} with errcode {}, but {}",
+        statuses.iter().map(u16::to_string).collect::<Vec<_>>().join(" or "),
+        errcodes.join(" or "),
+        resp.describe()
+    );
+    Ok(())
 }

@@ -24,7 +24,7 @@ pub mod prelude {
     pub use crate::api::{Action, Delay, DelayedEvent, ManageForm, Scheduled, User};
     pub use crate::case::{Case, Need};
     pub use crate::client::{Observed, Resp};
-    pub use crate::ctx::{body_is, Ctx};
+    pub use crate::ctx::{body_is, expect_error, Ctx};
     pub use crate::outcome::{CaseResult, Stop};
     pub use crate::spec::{Level, Rev, SpecRef};
     pub use crate::{check, fail, skip};

@@ -1,0 +1,157 @@
+//! cancellation: a cancelled event is never sent, leaves the listing, and later actions on it (or
+//! on an event already sent) get the answer each revision prescribes.
+
+use super::texts::{CANCEL_ACTION, RETRY};
+use super::{LONG_DELAY_MS, SHORT_DELAY_MS};
+use crate::prelude::*;
+
+async fn never_sent(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let bob = ctx.user("bob").await?;
+    let room = ctx.room(&alice, &[&bob]).await?;
+    bob.start_sync().await?;
+    let doomed = DelayedEvent::message(&room, &ctx.unique("cancelled"));
+    let scheduled = alice.schedule_ok(&doomed, SHORT_DELAY_MS).await?;
+    // Due just after the cancelled one: once it arrives, the cancelled one would have too.
+    let control_event = DelayedEvent::message(&room, &ctx.unique("control"));
+    let control = alice.schedule_ok(&control_event, SHORT_DELAY_MS + 200).await?;
+    alice.manage_ok(&scheduled.delay_id, Action::Cancel).await?;
+    ctx.expect_never_sent(&bob, "the cancelled event", &control, |o| control_event.matches(o), |o| doomed.matches(o))
+        .await
+}
+
+async fn leaves_listing(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    let scheduled = alice.schedule_ok(&DelayedEvent::message(&room, &ctx.unique("listed")), LONG_DELAY_MS).await?;
+    check!(
+        alice.listed(&scheduled.delay_id).await?.is_some(),
+        "the scheduled event {} is missing from the listing even before it was cancelled",
+        scheduled.delay_id
+    );
+    alice.manage_ok(&scheduled.delay_id, Action::Cancel).await?;
+    check!(
+        alice.listed(&scheduled.delay_id).await?.is_none(),
+        "after a successful cancel, the event {} is still in the listing of scheduled delayed events",
+        scheduled.delay_id
+    );
+    Ok(())
+}
+
+fn answer(resp: &Resp) -> String {
+    format!("{} {}", resp.status, resp.errcode().unwrap_or(""))
+}
+
+fn is_error(resp: &Resp, status: u16, errcode: &str) -> bool {
+    resp.status == status && resp.errcode() == Some(errcode)
+}
+
+async fn actions_on_cancelled(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    alice.start_sync().await?;
+    let event = DelayedEvent::message(&room, &ctx.unique("cancelled"));
+    let id = alice.schedule_ok(&event, LONG_DELAY_MS).await?.delay_id;
+    alice.manage_ok(&id, Action::Cancel).await?;
+    let cancel = alice.manage(&id, Action::Cancel).await?;
+    let send = alice.manage(&id, Action::Send).await?;
+    let restart = alice.manage(&id, Action::Restart).await?;
+
+    let mut matched = Vec::new();
+    // 2025-12: "404 and an M_NOT_FOUND error if the delay_id is not recognized or was already cancelled".
+    if [&cancel, &send, &restart].iter().all(|r| is_error(r, 404, "M_NOT_FOUND")) {
+        matched.push(Rev::Dec2025);
+    }
+    // 2026-07: a matching retry (cancel) succeeds; conflicting actions (send, restart) get 409.
+    if cancel.status == 200 && is_error(&send, 409, "M_UNKNOWN") && is_error(&restart, 409, "M_UNKNOWN") {
+        matched.push(Rev::Jul2026);
+    }
+    check!(
+        !matched.is_empty(),
+        "actions on a cancelled delayed event got cancel → {}, send → {}, restart → {}; 2025-12 prescribes 404 \
+         M_NOT_FOUND for each, 2026-07 prescribes 200 for cancel and 409 M_UNKNOWN for send and restart (last: {})",
+        answer(&cancel),
+        answer(&send),
+        answer(&restart),
+        send.describe()
+    );
+    let sent = alice.seen_matching(|o| event.matches(o)).await?;
+    check!(sent.is_empty(), "the send action on a cancelled delayed event sent it anyway");
+    ctx.matched(&matched);
+    Ok(())
+}
+
+async fn actions_on_sent(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    alice.start_sync().await?;
+    let event = DelayedEvent::message(&room, &ctx.unique("sent"));
+    let id = alice.schedule_ok(&event, LONG_DELAY_MS).await?.delay_id;
+    let sent_at = Instant::now();
+    alice.manage_ok(&id, Action::Send).await?;
+    check!(
+        alice.wait_for(sent_at + Duration::from_secs(5), |o| event.matches(o)).await?.is_some(),
+        "the send action did not send the event within 5 s"
+    );
+    let send = alice.manage(&id, Action::Send).await?;
+    let cancel = alice.manage(&id, Action::Cancel).await?;
+
+    let mut matched = Vec::new();
+    // 2025-12: "the send action should return HTTP 200 even if the event was already sent"; it
+    // prescribes nothing for cancel, which must still not succeed.
+    if send.status == 200 && (400..500).contains(&cancel.status) {
+        matched.push(Rev::Dec2025);
+    }
+    // 2026-07: send matches the outcome (success); cancel conflicts with it (409 M_UNKNOWN).
+    if send.status == 200 && is_error(&cancel, 409, "M_UNKNOWN") {
+        matched.push(Rev::Jul2026);
+    }
+    check!(
+        !matched.is_empty(),
+        "actions on an already sent delayed event got send → {}, cancel → {}; 2025-12 and 2026-07 prescribe 200 \
+         for a retried send, and 2026-07 409 M_UNKNOWN for cancel ({}; {})",
+        answer(&send),
+        answer(&cancel),
+        send.describe(),
+        cancel.describe()
+    );
+    let copies = alice.seen_matching(|o| event.matches(o)).await?;
+    check!(copies.len() == 1, "the retried send action sent the event again ({} copies)", copies.len());
+    ctx.matched(&matched);
+    Ok(())
+}
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new(
+            "msc4140.cancellation.cancelled_event_is_never_sent",
+            "A cancelled delayed event is never sent",
+            Level::Must,
+            CANCEL_ACTION,
+            never_sent,
+        ),
+        Case::new(
+            "msc4140.cancellation.cancelled_event_leaves_listing",
+            "A cancelled delayed event no longer appears among the scheduled ones",
+            Level::Must,
+            super::texts::LISTING,
+            leaves_listing,
+        ),
+        Case::new(
+            "msc4140.cancellation.actions_on_cancelled_event",
+            "Cancel, send and restart on a cancelled event get the answer the revision prescribes",
+            Level::Must,
+            RETRY,
+            actions_on_cancelled,
+        )
+        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
+        Case::new(
+            "msc4140.cancellation.actions_on_sent_event",
+            "A retried send on a sent event succeeds and a cancel does not",
+            Level::Must,
+            RETRY,
+            actions_on_sent,
+        )
+        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
+    ]
+}

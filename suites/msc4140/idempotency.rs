@@ -1,0 +1,65 @@
+//! idempotency: repeating a scheduling request with the same transaction id returns the same
+//! delay_id and schedules one event.
+
+use super::texts::TXN_IDS;
+use super::SHORT_DELAY_MS;
+use crate::client::new_txn_id;
+use crate::prelude::*;
+
+async fn same_delay_id(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    let event = DelayedEvent::message(&room, &ctx.unique("retried"));
+    let txn = new_txn_id();
+    let first = alice.schedule_ok_with_txn(&event, super::LONG_DELAY_MS, &txn).await?;
+    let second = alice.schedule_ok_with_txn(&event, super::LONG_DELAY_MS, &txn).await?;
+    check!(
+        first.delay_id == second.delay_id,
+        "repeating the scheduling request with transaction id {txn} gave a new delay_id {} (first: {})",
+        second.delay_id,
+        first.delay_id
+    );
+    Ok(())
+}
+
+async fn schedules_once(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let bob = ctx.user("bob").await?;
+    let room = ctx.room(&alice, &[&bob]).await?;
+    bob.start_sync().await?;
+    let event = DelayedEvent::message(&room, &ctx.unique("once"));
+    let txn = new_txn_id();
+    alice.schedule_ok_with_txn(&event, SHORT_DELAY_MS, &txn).await?;
+    alice.schedule_ok_with_txn(&event, SHORT_DELAY_MS, &txn).await?;
+    let control_event = DelayedEvent::message(&room, &ctx.unique("control"));
+    let control = alice.schedule_ok(&control_event, SHORT_DELAY_MS + 200).await?;
+    ctx.await_delivery(&bob, "the control event", control.requested_at, control.delay_ms, |o| control_event.matches(o))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let copies = bob.seen_matching(|o| event.matches(o)).await?;
+    check!(
+        copies.len() == 1,
+        "two scheduling requests with the same transaction id {txn} sent the event {} times",
+        copies.len()
+    );
+    Ok(())
+}
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new(
+            "msc4140.idempotency.same_txn_same_delay_id",
+            "Repeating a scheduling request with the same transaction id returns the same delay_id",
+            Level::Must,
+            TXN_IDS,
+            same_delay_id,
+        ),
+        Case::new(
+            "msc4140.idempotency.same_txn_schedules_once",
+            "Repeating a scheduling request with the same transaction id sends the event once",
+            Level::Must,
+            TXN_IDS,
+            schedules_once,
+        ),
+    ]
+}

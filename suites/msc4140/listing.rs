@@ -1,0 +1,235 @@
+//! listing: the user's scheduled events, with the fields each revision defines, in send-time
+//! order, none of other users', none already sent or cancelled; the single-item lookup; no
+//! lookup without an access token.
+
+use super::texts::{LISTING, LISTING_FIELDS, LISTING_ORDER, LOOKUPS_AUTHENTICATED, SINGLE_LOOKUP, SINGLE_LOOKUP_OTHERS};
+use super::{LONG_DELAY_MS, SHORT_DELAY_MS};
+use crate::api::DelayedInfo;
+use crate::prelude::*;
+
+fn find<'a>(items: &'a [DelayedInfo], delay_id: &str) -> Option<&'a DelayedInfo> {
+    items.iter().find(|i| i.delay_id() == Some(delay_id))
+}
+
+/// Checks what every revision agrees on: room, type, state key (absent for messages), content.
+fn check_common_fields(item: &DelayedInfo, event: &DelayedEvent, source: &str) -> CaseResult {
+    let raw = &item.raw;
+    check!(item.room_id() == Some(event.room_id.as_str()), "{source}: room_id is not {}: {raw}", event.room_id);
+    check!(raw.get("type") == Some(&json!(event.event_type)), "{source}: type is not {}: {raw}", event.event_type);
+    check!(raw.get("content") == Some(&event.content), "{source}: content is not the scheduled {}: {raw}", event.content);
+    match &event.state_key {
+        Some(key) => check!(raw.get("state_key") == Some(&json!(key)), "{source}: state_key is not {key:?}: {raw}"),
+        None => check!(raw.get("state_key").is_none(), "{source}: a message event's entry has a state_key: {raw}"),
+    }
+    Ok(())
+}
+
+/// The revisions whose delay/timestamp field names the entry carries, with the right delay.
+fn field_revisions(item: &DelayedInfo, delay_ms: i64) -> Vec<Rev> {
+    let raw = &item.raw;
+    let mut revisions = Vec::new();
+    if raw.get("delay") == Some(&json!(delay_ms)) && raw.get("running_since").is_some_and(Value::is_i64) {
+        revisions.extend([Rev::Oct2024, Rev::Dec2025]);
+    }
+    if raw.get("delay_ms") == Some(&json!(delay_ms)) && raw.get("scheduled_at").is_some_and(Value::is_i64) {
+        revisions.push(Rev::Jul2026);
+    }
+    revisions
+}
+
+async fn fields(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    let message = DelayedEvent::message(&room, &ctx.unique("listed"));
+    let state = DelayedEvent::state(&room, "org.example.dec.listed", "key", json!({"k": ctx.unique("v")}));
+    let message_id = alice.schedule_ok(&message, LONG_DELAY_MS).await?.delay_id;
+    let state_id = alice.schedule_ok(&state, LONG_DELAY_MS).await?.delay_id;
+    let items = alice.list().await?;
+    let mut matched: Option<Vec<Rev>> = None;
+    for (event, id) in [(&message, &message_id), (&state, &state_id)] {
+        let Some(item) = find(&items, id) else {
+            fail!("the listing lacks the scheduled event {id}: {:?}", items.iter().map(|i| &i.raw).collect::<Vec<_>>())
+        };
+        check!(item.delay_id() == Some(id.as_str()), "the listing entry has no delay_id {id}");
+        check_common_fields(item, event, "listing entry")?;
+        let revisions = field_revisions(item, LONG_DELAY_MS);
+        check!(
+            !revisions.is_empty(),
+            "the listing entry has neither `delay_ms` + `scheduled_at` (2026-07) nor `delay` + `running_since` \
+             (2024-10, 2025-12) with the scheduled delay {LONG_DELAY_MS}: {}",
+            item.raw
+        );
+        matched = Some(match matched {
+            None => revisions,
+            Some(prev) => prev.into_iter().filter(|r| revisions.contains(r)).collect(),
+        });
+    }
+    ctx.matched(&matched.unwrap_or_default());
+    Ok(())
+}
+
+async fn in_send_time_order(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    // Scheduled in an order different from their send times.
+    let delays = [LONG_DELAY_MS, LONG_DELAY_MS - 60_000, LONG_DELAY_MS - 30_000];
+    let mut ids = Vec::new();
+    for delay in delays {
+        let event = DelayedEvent::message(&room, &ctx.unique("ordered"));
+        ids.push((delay, alice.schedule_ok(&event, delay).await?.delay_id));
+    }
+    let listed: Vec<String> = alice
+        .list()
+        .await?
+        .iter()
+        .filter_map(|i| i.delay_id().map(str::to_string))
+        .filter(|id| ids.iter().any(|(_, own)| own == id))
+        .collect();
+    ids.sort_by_key(|(delay, _)| *delay);
+    let expected: Vec<String> = ids.into_iter().map(|(_, id)| id).collect();
+    check!(
+        listed == expected,
+        "the listing is not in order of send time: expected {expected:?} (delays {}, {}, {} s), got {listed:?}",
+        (LONG_DELAY_MS - 60_000) / 1000,
+        (LONG_DELAY_MS - 30_000) / 1000,
+        LONG_DELAY_MS / 1000
+    );
+    Ok(())
+}
+
+async fn excludes_other_users(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let bob = ctx.user("bob").await?;
+    let room = ctx.room(&alice, &[&bob]).await?;
+    let alices = alice.schedule_ok(&DelayedEvent::message(&room, &ctx.unique("a")), LONG_DELAY_MS).await?.delay_id;
+    let bobs = bob.schedule_ok(&DelayedEvent::message(&room, &ctx.unique("b")), LONG_DELAY_MS).await?.delay_id;
+    let bob_sees = bob.list().await?;
+    check!(find(&bob_sees, &bobs).is_some(), "bob's listing lacks bob's own scheduled event {bobs}");
+    check!(find(&bob_sees, &alices).is_none(), "bob's listing shows alice's scheduled event {alices}");
+    check!(find(&alice.list().await?, &bobs).is_none(), "alice's listing shows bob's scheduled event {bobs}");
+    Ok(())
+}
+
+async fn excludes_sent_and_cancelled(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    alice.start_sync().await?;
+    let timed = DelayedEvent::message(&room, &ctx.unique("timer"));
+    let timed_id = alice.schedule_ok(&timed, SHORT_DELAY_MS).await?;
+    let sent_now = alice.schedule_ok(&DelayedEvent::message(&room, &ctx.unique("now")), LONG_DELAY_MS).await?.delay_id;
+    let cancelled = alice.schedule_ok(&DelayedEvent::message(&room, &ctx.unique("c")), LONG_DELAY_MS).await?.delay_id;
+    let kept = alice.schedule_ok(&DelayedEvent::message(&room, &ctx.unique("kept")), LONG_DELAY_MS).await?.delay_id;
+    alice.manage_ok(&sent_now, Action::Send).await?;
+    alice.manage_ok(&cancelled, Action::Cancel).await?;
+    ctx.await_delivery(&alice, "the event sent by its timer", timed_id.requested_at, SHORT_DELAY_MS, |o| timed.matches(o))
+        .await?;
+    let items = alice.list().await?;
+    check!(find(&items, &kept).is_some(), "the listing lacks the still-scheduled event {kept}");
+    for (id, how) in [(&timed_id.delay_id, "sent by its timer"), (&sent_now, "sent by the send action"), (&cancelled, "cancelled")] {
+        check!(find(&items, id).is_none(), "the listing of scheduled events still shows event {id}, which was {how}");
+    }
+    Ok(())
+}
+
+async fn requires_token(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    let id = alice.schedule_ok(&DelayedEvent::message(&room, &ctx.unique("secret")), LONG_DELAY_MS).await?.delay_id;
+    let listing = alice.list_raw(false).await?;
+    expect_error(&listing, "listing delayed events without an access token", &[401], &["M_MISSING_TOKEN"])?;
+    if ctx.features().single_lookup {
+        let single = alice.lookup(&id, false).await?;
+        expect_error(&single, "looking up a delayed event without an access token", &[401], &["M_MISSING_TOKEN"])?;
+    }
+    Ok(())
+}
+
+async fn single_lookup_own(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    let event = DelayedEvent::state(&room, "org.example.dec.single", "key", json!({"k": ctx.unique("v")}));
+    let id = alice.schedule_ok(&event, LONG_DELAY_MS).await?.delay_id;
+    let resp = alice.lookup(&id, true).await?;
+    check!(resp.status == 200, "looking up one's own scheduled event should answer 200, but {}", resp.describe());
+    let item = DelayedInfo { raw: resp.body.clone() };
+    check!(item.delay_id() == Some(id.as_str()), "the lookup answered another delay_id: {}", resp.describe());
+    check_common_fields(&item, &event, "single-item lookup")?;
+    check!(
+        item.delay_ms() == Some(LONG_DELAY_MS) && item.scheduled_at().is_some(),
+        "the lookup lacks the delay ({LONG_DELAY_MS} ms) or the scheduling time: {}",
+        resp.describe()
+    );
+    check!(
+        resp.body.get("finalised_ts").is_none(),
+        "a still-scheduled event's lookup has `finalised_ts`, which marks finalised events: {}",
+        resp.describe()
+    );
+    Ok(())
+}
+
+async fn single_lookup_others(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let bob = ctx.user("bob").await?;
+    let room = ctx.room(&alice, &[&bob]).await?;
+    let id = alice.schedule_ok(&DelayedEvent::message(&room, &ctx.unique("mine")), LONG_DELAY_MS).await?.delay_id;
+    let resp = bob.lookup(&id, true).await?;
+    expect_error(&resp, "another user looking up alice's delayed event", &[404], &["M_NOT_FOUND"])
+}
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new(
+            "msc4140.listing.entries_have_revision_fields",
+            "Listed events carry room, type, state key, content, delay and scheduling time",
+            Level::Must,
+            LISTING_FIELDS,
+            fields,
+        ),
+        Case::new(
+            "msc4140.listing.in_send_time_order",
+            "Listed events come in the order of their send times",
+            Level::Must,
+            LISTING_ORDER,
+            in_send_time_order,
+        ),
+        Case::new(
+            "msc4140.listing.excludes_other_users",
+            "A user's listing never shows another user's scheduled events",
+            Level::Must,
+            LISTING,
+            excludes_other_users,
+        ),
+        Case::new(
+            "msc4140.listing.excludes_sent_and_cancelled",
+            "Events sent by their timer or the send action, or cancelled, are not listed as scheduled",
+            Level::Must,
+            LISTING,
+            excludes_sent_and_cancelled,
+        ),
+        Case::new(
+            "msc4140.listing.requires_access_token",
+            "Listing and looking up delayed events without an access token is refused with 401",
+            Level::Must,
+            LOOKUPS_AUTHENTICATED,
+            requires_token,
+        ),
+        Case::new(
+            "msc4140.listing.single_lookup_own_event",
+            "The single-item lookup answers a scheduled event's details to its owner",
+            Level::Must,
+            SINGLE_LOOKUP,
+            single_lookup_own,
+        )
+        .needs(&[Need::SingleLookup])
+        .revisions(&[Rev::Jul2026]),
+        Case::new(
+            "msc4140.listing.single_lookup_other_users_event",
+            "The single-item lookup of another user's event answers 404 M_NOT_FOUND",
+            Level::Must,
+            SINGLE_LOOKUP_OTHERS,
+            single_lookup_others,
+        )
+        .needs(&[Need::SingleLookup])
+        .revisions(&[Rev::Jul2026]),
+    ]
+}

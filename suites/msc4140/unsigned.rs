@@ -1,0 +1,113 @@
+//! unsigned: a sent delayed event carries its delay_id in `unsigned` for its sender only.
+
+use super::texts::UNSIGNED;
+use super::SHORT_DELAY_MS;
+use crate::api::UNSTABLE_UNSIGNED_KEY;
+use crate::prelude::*;
+
+/// Given two users in a room, the first's delayed message has been sent and both have seen it.
+struct Sent {
+    alice: User,
+    bob: User,
+    event: DelayedEvent,
+    delay_id: String,
+    alice_saw: Observed,
+    bob_saw: Observed,
+}
+
+async fn sent(ctx: &Ctx) -> Result<Sent, Stop> {
+    let alice = ctx.user("alice").await?;
+    let bob = ctx.user("bob").await?;
+    let room = ctx.room(&alice, &[&bob]).await?;
+    alice.start_sync().await?;
+    bob.start_sync().await?;
+    let event = DelayedEvent::message(&room, &ctx.unique("unsigned"));
+    let scheduled = alice.schedule_ok(&event, SHORT_DELAY_MS).await?;
+    let what = "the delayed message";
+    let alice_saw = ctx.await_delivery(&alice, what, scheduled.requested_at, SHORT_DELAY_MS, |o| event.matches(o)).await?;
+    let bob_saw = ctx.await_delivery(&bob, what, scheduled.requested_at, SHORT_DELAY_MS, |o| event.matches(o)).await?;
+    Ok(Sent { alice, bob, event, delay_id: scheduled.delay_id, alice_saw, bob_saw })
+}
+
+/// The delay id in an event's unsigned data, under the run's prefix's key.
+fn unsigned_delay_id<'a>(event: &'a Value, key: &str) -> Option<&'a Value> {
+    event.get("unsigned").and_then(|u| u.get(key))
+}
+
+async fn the_event_in_messages(user: &User, event: &DelayedEvent) -> Result<Value, Stop> {
+    let chunk = user.messages(&event.room_id, 20).await?;
+    chunk
+        .into_iter()
+        .find(|e| e.get("content") == Some(&event.content))
+        .ok_or_else(|| Stop::Fail(format!("/messages for {} does not contain the sent delayed event", user.id())))
+}
+
+async fn for_sender_over_sync(ctx: Ctx) -> CaseResult {
+    let s = sent(&ctx).await?;
+    let key = ctx.form().unsigned_key();
+    let got = unsigned_delay_id(&s.alice_saw.event, key);
+    check!(
+        got == Some(&json!(s.delay_id)),
+        "over /sync, the sender's copy of the sent event should carry unsigned[\"{key}\"] = \"{}\", but unsigned is {}",
+        s.delay_id,
+        s.alice_saw.event.get("unsigned").cloned().unwrap_or(Value::Null)
+    );
+    Ok(())
+}
+
+async fn for_sender_over_messages(ctx: Ctx) -> CaseResult {
+    let s = sent(&ctx).await?;
+    let key = ctx.form().unsigned_key();
+    let event = the_event_in_messages(&s.alice, &s.event).await?;
+    check!(
+        unsigned_delay_id(&event, key) == Some(&json!(s.delay_id)),
+        "over /messages, the sender's copy of the sent event should carry unsigned[\"{key}\"] = \"{}\", but unsigned is {}",
+        s.delay_id,
+        event.get("unsigned").cloned().unwrap_or(Value::Null)
+    );
+    Ok(())
+}
+
+async fn hidden_from_others(ctx: Ctx) -> CaseResult {
+    let s = sent(&ctx).await?;
+    let from_messages = the_event_in_messages(&s.bob, &s.event).await?;
+    for (how, event) in [("/sync", &s.bob_saw.event), ("/messages", &from_messages)] {
+        for key in [UNSTABLE_UNSIGNED_KEY, "delay_id"] {
+            check!(
+                unsigned_delay_id(event, key).is_none(),
+                "over {how}, another user's copy of the sent event carries unsigned[\"{key}\"]: {}",
+                event.get("unsigned").cloned().unwrap_or(Value::Null)
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new(
+            "msc4140.unsigned.delay_id_for_sender_over_sync",
+            "The sender sees the delay_id in the sent event's unsigned data over /sync",
+            Level::Must,
+            UNSIGNED,
+            for_sender_over_sync,
+        )
+        .revisions(&[Rev::Jul2026]),
+        Case::new(
+            "msc4140.unsigned.delay_id_for_sender_over_messages",
+            "The sender sees the delay_id in the sent event's unsigned data over /messages",
+            Level::Must,
+            UNSIGNED,
+            for_sender_over_messages,
+        )
+        .revisions(&[Rev::Jul2026]),
+        Case::new(
+            "msc4140.unsigned.delay_id_hidden_from_others",
+            "Other users never see the delay_id in the sent event's unsigned data",
+            Level::Must,
+            UNSIGNED,
+            hidden_from_others,
+        )
+        .revisions(&[Rev::Jul2026]),
+    ]
+}
