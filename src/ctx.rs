@@ -86,7 +86,7 @@ impl Ctx {
     /// A fresh public room created by `owner`, joined by `members`.
     pub async fn room(&self, owner: &User, members: &[&User]) -> Result<String, Stop> {
         let room_id = owner
-            .create_room(json!({"preset": "public_chat", "name": format!("dec {}", self.label)}))
+            .create_room(json!({"preset": "public_chat"}))
             .await?;
         for member in members {
             member.join(&room_id).await?;

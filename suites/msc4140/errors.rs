@@ -10,16 +10,20 @@ use crate::prelude::*;
 /// Errcodes the Client-Server API uses for a parameter or field with a wrong value.
 const BAD_VALUE: [&str; 2] = ["M_INVALID_PARAM", "M_BAD_JSON"];
 
-/// Given a user in their own room, tries to schedule a message with `delay`.
-async fn schedule_with(ctx: &Ctx, delay: Delay) -> Result<Resp, Stop> {
+/// Given a user in their own room, tries to schedule a message with each of `delays`.
+async fn schedule_with(ctx: &Ctx, delays: &[Delay]) -> Result<Vec<Resp>, Stop> {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
-    alice.schedule(&DelayedEvent::message(&room, &ctx.unique("bad delay")), delay).await
+    let mut answers = Vec::new();
+    for delay in delays {
+        answers.push(alice.schedule(&DelayedEvent::message(&room, &ctx.unique("bad delay")), delay.clone()).await?);
+    }
+    Ok(answers)
 }
 
 async fn rejects_delays(ctx: Ctx, delays: &'static [&'static str], what: &'static str) -> CaseResult {
-    for text in delays {
-        let resp = schedule_with(&ctx, Delay::Raw(text)).await?;
+    let raw: Vec<Delay> = delays.iter().map(|d| Delay::Raw(d)).collect();
+    for (text, resp) in delays.iter().zip(schedule_with(&ctx, &raw).await?) {
         expect_error(&resp, &format!("scheduling with {what} delay {text}"), &[400], &BAD_VALUE)?;
     }
     Ok(())
@@ -36,7 +40,7 @@ fn over_maximum(ctx: &Ctx) -> i64 {
 
 async fn over_max(ctx: Ctx) -> CaseResult {
     let delay = over_maximum(&ctx);
-    let resp = schedule_with(&ctx, Delay::Ms(delay)).await?;
+    let resp = schedule_with(&ctx, &[Delay::Ms(delay)]).await?.remove(0);
     let mut matched = Vec::new();
     if resp.status == 403 && resp.errcode() == Some("M_FORBIDDEN") {
         matched.push(Rev::Jul2026);
