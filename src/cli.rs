@@ -1,18 +1,17 @@
 //! The command line: `run` and `list`. Bad input and targets that cannot be started end with a
 //! message saying what to do and exit status 2; nothing is left running on any exit path.
 
-use crate::api::{self, FormOverride};
+use crate::api::FormOverride;
 use crate::case::Case;
-use crate::client::Client;
 use crate::ctx::Env;
 use crate::expectations::Expectations;
-use crate::outcome::{Outcome, Stop};
+use crate::outcome::Outcome;
 use crate::results::{Harness, RunReport, Summary};
 use crate::runner::{self, RunOptions};
 use crate::target::synapse::{SynapseOptions, SynapseTarget, PINNED_VERSION};
 use crate::target::url::UrlTarget;
 use crate::target::{Target, TargetError};
-use crate::{suites, users};
+use crate::suites;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -276,43 +275,6 @@ async fn start_target(args: &RunArgs, http: &reqwest::Client) -> Result<Arc<dyn 
     }
 }
 
-/// Registers a probing user and finds out which API forms the server offers.
-async fn build_env(
-    target: Arc<dyn Target>,
-    http: reqwest::Client,
-    forced: FormOverride,
-) -> Result<Env, UsageError> {
-    let base_url = target.info().base_url;
-    let anon = Client::new(http.clone(), &base_url, Default::default());
-    let describe = |stop: Stop| match stop {
-        Stop::Fail(m) | Stop::Skip(m) | Stop::Error(m) => m,
-    };
-    let prober = users::register(&anon, &target.registration(), "probe").await.map_err(|stop| {
-        UsageError(format!(
-            "could not register a user on {base_url}: {}\nGive the right --registration-shared-secret, \
-             or enable open registration on the server.",
-            describe(stop)
-        ))
-    })?;
-    let room = prober
-        .create_room(serde_json::json!({"preset": "private_chat"}))
-        .await
-        .map_err(|s| UsageError(format!("could not create a room on {base_url}: {}", describe(s))))?;
-    let features = api::detect(&prober, &room)
-        .await
-        .map_err(|s| UsageError(format!("could not detect the delayed-events API forms: {}", describe(s))))?;
-    let form = features.choose_form(forced);
-    Ok(Env { http, target, base_url, form, features })
-}
-
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(64)
-        .build()
-        .expect("the HTTP client builds with static settings")
-}
-
 fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     let cases = select(&args)?;
     let (expectations, expectations_origin) = load_expectations(&args)?;
@@ -343,12 +305,13 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
 
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let clock = Instant::now();
-    let http = http_client();
+    let http = crate::client::http_client();
     let target = runtime.block_on(start_target(&args, &http))?;
     *slot.lock().unwrap() = Some(target.clone());
 
     let outcome = (|| -> Result<RunReport, UsageError> {
-        let env = Arc::new(runtime.block_on(build_env(target.clone(), http, args.api_form.unwrap_or_default()))?);
+        let forced = args.api_form.unwrap_or_default();
+        let env = Arc::new(runtime.block_on(Env::prepare(target.clone(), http, forced)).map_err(UsageError)?);
         let info = target.info();
         eprintln!(
             "target: {} {} at {} · API form: schedule {:?}, manage {:?}, prefix {:?}{}",

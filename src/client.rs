@@ -14,6 +14,15 @@ use std::time::{Duration, Instant};
 /// Characters left as they are in a path segment (RFC 3986 unreserved).
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
+/// The run's one HTTP connection pool.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("the HTTP client builds with static settings")
+}
+
 /// Percent-encodes one path segment (room ids, event types, state keys, delay ids).
 pub fn seg(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()

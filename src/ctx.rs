@@ -1,7 +1,7 @@
 //! What a case body gets: fresh users and rooms on the target, the run's API form and detected
 //! features, and the judgements every timing case shares (not early, not too late, never sent).
 
-use crate::api::{ApiForm, Features, Scheduled, User};
+use crate::api::{ApiForm, Features, FormOverride, Scheduled, User};
 use crate::client::{Client, Evidence, Observed, Resp};
 use crate::outcome::Stop;
 use crate::spec::Rev;
@@ -28,6 +28,31 @@ pub struct Env {
     pub base_url: String,
     pub form: ApiForm,
     pub features: Features,
+}
+
+impl Env {
+    /// Registers a probing user on the target and finds out which API forms it offers; `forced`
+    /// overrides the choice. The error says what went wrong and what to do about it.
+    pub async fn prepare(target: Arc<dyn Target>, http: reqwest::Client, forced: FormOverride) -> Result<Env, String> {
+        let base_url = target.info().base_url;
+        let anon = Client::new(http.clone(), &base_url, Evidence::default());
+        let prober = users::register(&anon, &target.registration(), "probe").await.map_err(|stop| {
+            format!(
+                "could not register a user on {base_url}: {}\nGive the right --registration-shared-secret, \
+                 or enable open registration on the server.",
+                stop.message()
+            )
+        })?;
+        let room = prober
+            .create_room(json!({"preset": "private_chat"}))
+            .await
+            .map_err(|s| format!("could not create a room on {base_url}: {}", s.message()))?;
+        let features = crate::api::detect(&prober, &room)
+            .await
+            .map_err(|s| format!("could not detect the delayed-events API forms: {}", s.message()))?;
+        let form = features.choose_form(forced);
+        Ok(Env { http, target, base_url, form, features })
+    }
 }
 
 /// What a case reports besides its outcome.

@@ -47,6 +47,14 @@ pub enum Stop {
     Error(String),
 }
 
+impl Stop {
+    pub fn message(&self) -> &str {
+        match self {
+            Stop::Fail(m) | Stop::Skip(m) | Stop::Error(m) => m,
+        }
+    }
+}
+
 pub type CaseResult = Result<(), Stop>;
 
 /// `check!(condition, "format", args...)`: fail the case with the message unless it holds.

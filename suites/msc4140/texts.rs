@@ -76,13 +76,13 @@ pub const RETRY: SpecRef = SpecRef::msc4140(
 pub const BODY_ACTION: SpecRef = SpecRef::msc4140(
     Rev::Oct2024,
     "Managing delayed events",
-    "The body of the request is a JSON object containing the following fields: - `action` - The action to take on the delayed event. Must be one of: `send`, `cancel`, `restart`.",
+    "The body of the request is a JSON object containing the following fields: [...] `action` - The action to take on the delayed event.",
 );
 
 pub const SPLIT_ACTION: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,
     MANAGING_2026,
-    "The `action` specifies the management action to take on the scheduled delayed event with the specified `delay_id`. The supported `action`s are the following: `send`, `cancel`, `restart`.",
+    "The `action` specifies the management action to take on the scheduled delayed event with the specified `delay_id`. The supported `action`s are the following:",
 );
 
 pub const LISTING: SpecRef = SpecRef::msc4140(

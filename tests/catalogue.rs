@@ -1,0 +1,86 @@
+//! Checks on the catalogue itself: ids, areas, and that every quoted sentence is really in the
+//! spec text it cites. The listing is snapshotted so a changed id or reference is a visible diff.
+
+use delayed_events_conformance::cli::case_listing;
+use delayed_events_conformance::spec::Rev;
+use delayed_events_conformance::suites::{catalogue, AREAS};
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+fn spec_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spec")
+}
+
+/// The spec text with Markdown links reduced to their text and whitespace folded, as quoted.
+fn normalised_spec(revision: Rev) -> String {
+    let prefix = format!("msc4140-{}", revision.as_str());
+    let file = std::fs::read_dir(spec_dir())
+        .expect("../shared/spec is present beside the checkout")
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no spec file for revision {revision}"));
+    let text = std::fs::read_to_string(file.path()).unwrap();
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    // [text](url) -> text
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find("](") {
+            Some(close) if !after[..close].contains('[') && after[close + 2..].contains(')') => {
+                out.push_str(&after[..close]);
+                let tail = &after[close + 2..];
+                rest = &tail[tail.find(')').unwrap() + 1..];
+            }
+            _ => {
+                out.push('[');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    fold(&out.replace("**", ""))
+}
+
+fn fold(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn ids_are_unique_and_well_formed() {
+    let mut seen = HashSet::new();
+    for case in catalogue() {
+        assert!(seen.insert(case.id), "duplicate case id {}", case.id);
+        let parts: Vec<&str> = case.id.split('.').collect();
+        assert_eq!(parts.len(), 3, "{}: ids are msc4140.<area>.<name>", case.id);
+        assert_eq!(parts[0], "msc4140", "{}", case.id);
+        assert!(AREAS.contains(&parts[1]), "{}: unknown area {}", case.id, parts[1]);
+        assert!(
+            parts[2].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            "{}: names are snake_case",
+            case.id
+        );
+        assert!(!case.title.is_empty() && !case.title.ends_with('.'), "{}: one-line title", case.id);
+        assert!(!case.revisions.is_empty(), "{}: names the revisions it enforces", case.id);
+    }
+}
+
+#[test]
+fn every_quote_is_in_the_cited_text() {
+    for case in catalogue() {
+        let spec = normalised_spec(case.spec.revision);
+        for piece in case.spec.text.split("[...]").map(fold).filter(|p| !p.is_empty()) {
+            assert!(spec.contains(&piece), "{}: quoted text not found in MSC4140 {}:\n  {piece}", case.id, case.spec.revision);
+        }
+        let section = fold(case.spec.section);
+        assert!(spec.contains(&format!("# {section}")), "{}: no section '{section}' in {}", case.id, case.spec.revision);
+    }
+}
+
+#[test]
+fn listing_snapshot() {
+    let listing: Vec<serde_json::Value> = catalogue().iter().map(case_listing).collect();
+    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+        insta::assert_json_snapshot!("catalogue", listing);
+    });
+}
