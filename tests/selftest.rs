@@ -13,6 +13,7 @@ use delayed_events_conformance::runner::run_case;
 use delayed_events_conformance::suites::catalogue;
 use delayed_events_conformance::target::url::UrlTarget;
 use futures::future::join_all;
+use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +23,8 @@ use support::fake_homeserver::{FakeHomeserver, FakeOptions, Fault};
 const EXPECTED: &[(Fault, &str, &str)] = &[
     (Fault::SendEarly, "msc4140.timing.message_not_sent_early", "sent before its delay"),
     (Fault::SendEarly, "msc4140.timing.state_not_sent_early", "sent before its delay"),
-    (Fault::SendEarly, "msc4140.restart.moves_send_time", "sent before its delay"),
-    (Fault::SendEarly, "msc4140.restart.sent_after_heartbeat_stops", "sent before its delay"),
+    (Fault::SendEarly, "msc4140.restart.moves_send_time", "before its delay"),
+    (Fault::SendEarly, "msc4140.restart.sent_after_heartbeat_stops", "before its delay"),
     (Fault::LateTimestamp, "msc4140.timing.message_sent_within_allowance", "may add at most"),
     (Fault::LateTimestamp, "msc4140.timing.state_sent_within_allowance", "may add at most"),
     (Fault::SendActionNoop, "msc4140.send_now.sends_immediately", "did not arrive"),
@@ -41,8 +42,8 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
     (Fault::ActionsOnCancelledSucceed, "msc4140.cancellation.actions_on_cancelled_event", "actions on a cancelled delayed event"),
     (Fault::ActionsOnSentWrong, "msc4140.cancellation.actions_on_sent_event", "actions on an already sent delayed event"),
     (Fault::RestartNoop, "msc4140.restart.moves_send_time", "restart"),
-    (Fault::RestartNoop, "msc4140.restart.heartbeat_keeps_event_unsent", "sent while it was being restarted"),
-    (Fault::RestartNoop, "msc4140.restart.sent_after_heartbeat_stops", "sent before its delay"),
+    (Fault::RestartNoop, "msc4140.restart.heartbeat_keeps_event_unsent", "before its delay"),
+    (Fault::RestartNoop, "msc4140.restart.sent_after_heartbeat_stops", "before its delay"),
     (Fault::ListingLeaksOthers, "msc4140.listing.excludes_other_users", "shows alice's scheduled event"),
     (Fault::ListingIncludesFinalised, "msc4140.listing.excludes_sent_and_cancelled", "still shows event"),
     (Fault::ListingIncludesFinalised, "msc4140.cancellation.cancelled_event_leaves_listing", "still in the listing"),
@@ -78,7 +79,15 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
     (Fault::UnsignedLeaked, "msc4140.unsigned.delay_id_hidden_from_others", "another user's copy"),
 ];
 
+/// Cases a fault legitimately makes inapplicable (it removes what they need).
+const EXPECTED_SKIPS: &[(Fault, &str)] =
+    &[(Fault::CapabilityMissing, "msc4140.capabilities.max_delay_matches_enforcement")];
+
 const CASE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Fault runs at once: enough to keep the test short, few enough that timing stays sharp on two
+/// cores (each run is the whole catalogue, every case at once).
+const PARALLEL_FAULT_RUNS: usize = 6;
 
 /// Runs the whole catalogue, every case at once, against a fake started with `options`.
 async fn run_catalogue(options: FakeOptions) -> Vec<CaseReport> {
@@ -124,7 +133,11 @@ async fn each_fault_fails_exactly_the_cases_it_concerns() {
     for (fault, case, phrase) in EXPECTED {
         expected.entry(*fault).or_default().insert(case, phrase);
     }
-    let runs = join_all(expected.keys().map(|fault| async move { (*fault, run_catalogue(with_faults(&[*fault])).await) })).await;
+    let runs: Vec<(Fault, Vec<CaseReport>)> = futures::stream::iter(expected.keys().copied())
+        .map(|fault| async move { (fault, run_catalogue(with_faults(&[fault])).await) })
+        .buffer_unordered(PARALLEL_FAULT_RUNS)
+        .collect()
+        .await;
     let mut problems = Vec::new();
     for (fault, reports) in runs {
         let wanted = &expected[&fault];
@@ -138,6 +151,7 @@ async fn each_fault_fails_exactly_the_cases_it_concerns() {
                 }
                 (Some(_), _) => problems.push(format!("{fault:?} should fail {}", describe(report))),
                 (None, Outcome::Pass) => {}
+                (None, Outcome::Skip) if EXPECTED_SKIPS.contains(&(fault, report.id.as_str())) => {}
                 (None, _) => problems.push(format!("{fault:?} should leave {} passing", describe(report))),
             }
         }

@@ -1,0 +1,2261 @@
+//! A small stateful fake Matrix homeserver on wiremock, for the conformance suite's self-tests.
+//!
+//! It implements the subset of the Client-Server API the MSC4140 cases use, following the
+//! 2026-07-10 revision of MSC4140 (under the unstable prefix) wherever revisions differ, and
+//! behaves correctly unless a [`Fault`] is switched on. Each fault breaks exactly one requirement
+//! and is checked in exactly one place (search for `Fault::Name`).
+//!
+//! Layout: options and faults; replies and errors; the request context; state (users, rooms,
+//! events, delayed events) with its shared helpers (auth, membership, power levels, the timeline,
+//! the lazy delayed-event timer); the router; one function per endpoint, grouped by area.
+//!
+//! Time is real wall-clock time. Responders are synchronous, so the delayed-event timer is lazy:
+//! every request first "ticks", sending every delayed event whose time has come, in order of
+//! due time. A `/sync` with nothing new answers empty after min(timeout, 50 ms), so a polling
+//! client sees delayed events within about 50 ms of their due time.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use serde_json::{json, Map, Value};
+use wiremock::{matchers::any, Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const SERVER_NAME: &str = "fake";
+const DELAY_PARAM: &str = "org.matrix.msc4140.delay";
+const UNSIGNED_DELAY_ID: &str = "org.matrix.msc4140.delay_id";
+const SYNC_POLL: Duration = Duration::from_millis(50);
+/// `origin_server_ts` offset used by [`Fault::LateTimestamp`].
+const LATE_BY_MS: u64 = 40_000;
+
+// ------------------------------------------------------------------------------------------------
+// Options and faults
+// ------------------------------------------------------------------------------------------------
+
+/// One deliberate deviation from correct behaviour. Each breaks exactly one requirement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fault {
+    /// The timer sends at half the delay; `origin_server_ts` is the actual (early) send time.
+    SendEarly,
+    /// Sent on time, but `origin_server_ts` claims due time + 40 s.
+    LateTimestamp,
+    /// `cancel` answers 200 but changes nothing: the event is still sent at its time.
+    IgnoreCancel,
+    /// `cancel` works (never sent, lookup says cancelled) but the event stays in the listing.
+    CancelKeepsListing,
+    /// `send` answers 200 but the event stays scheduled and is sent at its due time.
+    SendActionNoop,
+    /// `send` sends now, and the timer sends it a second time at its due time.
+    SendActionTwice,
+    /// `send` of a delayed state event sends it with state_key "" instead of its own.
+    SendActionDropsStateKey,
+    /// `restart` answers 200 but the due time is unchanged.
+    RestartNoop,
+    /// The listing shows every user's scheduled events.
+    ListingLeaksOthers,
+    /// The listing also shows finalised (sent, cancelled, failed) events.
+    ListingIncludesFinalised,
+    /// The listing is in reverse due order.
+    ListingUnsorted,
+    /// Listing and single lookup answer 200 without a token, as the first registered user.
+    ListingWithoutAuth,
+    /// Listing items lack `content`.
+    ListingDropsContent,
+    /// Single lookup of another user's delay_id answers 200 with its details.
+    SingleLookupLeaks,
+    /// Single lookup `GET .../delayed_events/{delay_id}` is not offered (404 M_UNRECOGNIZED).
+    SingleLookupMissing,
+    /// Scheduling with a used transaction id schedules a second event with a new delay_id.
+    IdempotencyBroken,
+    /// A negative delay is accepted (and sent at the next request).
+    AcceptNegativeDelay,
+    /// A delay of 0 gives 500 M_UNKNOWN instead of 400 M_INVALID_PARAM.
+    ZeroDelayServerError,
+    /// A non-integer delay (1.5, "abc", "1000" as a JSON string) is scheduled with 1000 ms.
+    AcceptNonIntegerDelay,
+    /// A delay above max_delay_ms is accepted.
+    OverMaxAccepted,
+    /// Management of an unknown delay_id answers 400 M_UNKNOWN instead of 404 M_NOT_FOUND.
+    UnknownDelayIdWrongError,
+    /// Body-form management with a missing, non-string or unknown action answers 200 {}.
+    BodyActionUnvalidated,
+    /// A malformed JSON body on management or scheduling is treated as `{}` instead of M_NOT_JSON.
+    MalformedJsonAccepted,
+    /// Scheduling into an unknown room answers 200 with a delay_id (it fails at send time).
+    UnknownRoomAccepted,
+    /// Non-object content is scheduled instead of 400 M_BAD_JSON.
+    InvalidContentAccepted,
+    /// `/versions` lacks `org.matrix.msc4140` in `unstable_features`.
+    NoVersionsFlag,
+    /// The capability says max_delay_ms, but delays above max_delay_ms - 1000 are rejected.
+    CapabilityOverstatesMaxDelay,
+    /// Sent delayed events never carry the delay_id in `unsigned`.
+    UnsignedMissing,
+    /// The delay_id in `unsigned` is shown to every user, not only the sender.
+    UnsignedLeaked,
+    /// The delay_id in `unsigned` is present over /sync but absent over /messages.
+    UnsignedMissingInMessages,
+    /// `send` on a cancelled (or failed) event answers 200 and sends it.
+    ActionsOnCancelledSucceed,
+    /// `cancel` on a sent event answers 200 {} (instead of 409) and does nothing.
+    ActionsOnSentWrong,
+    /// A newer state event from another user does not cancel a pending delayed state event.
+    StateOverwriteIgnored,
+    /// The owner's own newer state event cancels their pending delayed state event too.
+    StateOverwriteBySelfCancels,
+    /// Power levels are checked at scheduling (403 there) instead of when the event is sent.
+    PowerLevelsAtSchedule,
+    /// No per-user limit on scheduled delayed events.
+    LimitNotEnforced,
+    /// The per-user limit answers 429 without a `Retry-After` header.
+    LimitWrongRetryAfter,
+    /// Management works without a token and on other users' delay_ids (the 2025-12 text).
+    MgmtWithoutAuth,
+    /// `send` of an event its owner may not send answers 200 and sends it anyway.
+    SendActionIgnoresPermissions,
+    /// The single lookup answers without `content`.
+    SingleLookupDropsContent,
+    /// The split form answers 200 {} to an unknown action path and does nothing.
+    SplitUnknownActionAccepted,
+    /// `/capabilities` has no delayed-events capability.
+    CapabilityMissing,
+}
+
+impl Fault {
+    /// Every fault, for self-tests that iterate over them.
+    pub const ALL: &'static [Fault] = &[
+        Fault::SendEarly,
+        Fault::LateTimestamp,
+        Fault::IgnoreCancel,
+        Fault::CancelKeepsListing,
+        Fault::SendActionNoop,
+        Fault::SendActionTwice,
+        Fault::SendActionDropsStateKey,
+        Fault::RestartNoop,
+        Fault::ListingLeaksOthers,
+        Fault::ListingIncludesFinalised,
+        Fault::ListingUnsorted,
+        Fault::ListingWithoutAuth,
+        Fault::ListingDropsContent,
+        Fault::SingleLookupLeaks,
+        Fault::SingleLookupMissing,
+        Fault::IdempotencyBroken,
+        Fault::AcceptNegativeDelay,
+        Fault::ZeroDelayServerError,
+        Fault::AcceptNonIntegerDelay,
+        Fault::OverMaxAccepted,
+        Fault::UnknownDelayIdWrongError,
+        Fault::BodyActionUnvalidated,
+        Fault::MalformedJsonAccepted,
+        Fault::UnknownRoomAccepted,
+        Fault::InvalidContentAccepted,
+        Fault::NoVersionsFlag,
+        Fault::CapabilityOverstatesMaxDelay,
+        Fault::UnsignedMissing,
+        Fault::UnsignedLeaked,
+        Fault::UnsignedMissingInMessages,
+        Fault::ActionsOnCancelledSucceed,
+        Fault::ActionsOnSentWrong,
+        Fault::StateOverwriteIgnored,
+        Fault::StateOverwriteBySelfCancels,
+        Fault::PowerLevelsAtSchedule,
+        Fault::LimitNotEnforced,
+        Fault::LimitWrongRetryAfter,
+        Fault::MgmtWithoutAuth,
+        Fault::SendActionIgnoresPermissions,
+        Fault::SingleLookupDropsContent,
+        Fault::SplitUnknownActionAccepted,
+        Fault::CapabilityMissing,
+    ];
+}
+
+/// How the fake is configured. `Default` is a correct server.
+#[derive(Clone, Debug)]
+pub struct FakeOptions {
+    pub faults: HashSet<Fault>,
+    /// Offer `PUT <prefix>/rooms/{roomId}/delayed_event/{type}/{txnId}` (default true).
+    pub dedicated_endpoint: bool,
+    /// Maximum delay, advertised in the capability (default 1 h).
+    pub max_delay_ms: u64,
+    /// Per-user limit on scheduled delayed events (default 50; 0 forbids scheduling).
+    pub max_scheduled: u64,
+}
+
+impl Default for FakeOptions {
+    fn default() -> Self {
+        FakeOptions {
+            faults: HashSet::new(),
+            dedicated_endpoint: true,
+            max_delay_ms: 3_600_000,
+            max_scheduled: 50,
+        }
+    }
+}
+
+impl FakeOptions {
+    /// The default options with one fault switched on.
+    pub fn with_fault(fault: Fault) -> Self {
+        let mut opts = FakeOptions::default();
+        opts.faults.insert(fault);
+        opts
+    }
+}
+
+/// The running fake. Dropping it stops the server.
+pub struct FakeHomeserver {
+    server: MockServer,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeHomeserver {
+    /// Registration shared secret for the Synapse admin register API.
+    pub const SHARED_SECRET: &'static str = "fake-shared-secret";
+
+    pub async fn start(opts: FakeOptions) -> FakeHomeserver {
+        let state = Arc::new(Mutex::new(State::new(opts)));
+        let server = MockServer::builder()
+            .disable_request_recording()
+            .start()
+            .await;
+        Mock::given(any())
+            .respond_with(Router {
+                state: state.clone(),
+            })
+            .mount(&server)
+            .await;
+        FakeHomeserver { server, state }
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:PORT`.
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Replies and errors
+// ------------------------------------------------------------------------------------------------
+
+/// A response under construction (cloneable, so transaction ids can replay it).
+#[derive(Clone, Debug)]
+struct Reply {
+    status: u16,
+    body: Value,
+    headers: Vec<(&'static str, String)>,
+    delay: Option<Duration>,
+}
+
+/// Handlers return `Err` for error replies so that `?` works.
+type Res = Result<Reply, Reply>;
+
+impl Reply {
+    fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    fn header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    fn into_template(self) -> ResponseTemplate {
+        let mut t = ResponseTemplate::new(self.status).set_body_json(self.body);
+        for (k, v) in self.headers {
+            t = t.insert_header(k, v.as_str());
+        }
+        match self.delay {
+            Some(d) => t.set_delay(d),
+            None => t,
+        }
+    }
+}
+
+fn ok(body: Value) -> Reply {
+    Reply {
+        status: 200,
+        body,
+        headers: Vec::new(),
+        delay: None,
+    }
+}
+
+fn err(status: u16, errcode: &str, msg: impl Into<String>) -> Reply {
+    ok(json!({"errcode": errcode, "error": msg.into()})).with_status(status)
+}
+
+fn forbidden(msg: impl Into<String>) -> Reply {
+    err(403, "M_FORBIDDEN", msg)
+}
+fn not_found(msg: impl Into<String>) -> Reply {
+    err(404, "M_NOT_FOUND", msg)
+}
+fn bad_json(msg: impl Into<String>) -> Reply {
+    err(400, "M_BAD_JSON", msg)
+}
+fn not_json() -> Reply {
+    err(400, "M_NOT_JSON", "Content not JSON.")
+}
+fn invalid_param(msg: impl Into<String>) -> Reply {
+    err(400, "M_INVALID_PARAM", msg)
+}
+fn missing_param(name: &str) -> Reply {
+    err(400, "M_MISSING_PARAM", format!("Missing parameter: {name}"))
+}
+fn unrecognized() -> Reply {
+    err(404, "M_UNRECOGNIZED", "Unrecognized request")
+}
+fn conflict(msg: impl Into<String>) -> Reply {
+    err(409, "M_UNKNOWN", msg)
+}
+
+// ------------------------------------------------------------------------------------------------
+// Request context
+// ------------------------------------------------------------------------------------------------
+
+struct Ctx {
+    method: String,
+    /// Raw (still percent-encoded) path, used as the transaction-id scope.
+    path: String,
+    segs: Vec<String>,
+    query: HashMap<String, String>,
+    token: Option<String>,
+    body: Vec<u8>,
+}
+
+enum Body {
+    Empty,
+    Malformed,
+    Json(Value),
+}
+
+impl Ctx {
+    fn from_request(req: &Request) -> Ctx {
+        let path = req.url.path().to_string();
+        let segs = path
+            .trim_start_matches('/')
+            .split('/')
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .collect();
+        let query: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
+        let token = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_string())
+            .or_else(|| query.get("access_token").cloned());
+        Ctx {
+            method: req.method.to_string(),
+            path,
+            segs,
+            query,
+            token,
+            body: req.body.clone(),
+        }
+    }
+
+    fn body(&self) -> Body {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Body::Empty;
+        }
+        match serde_json::from_slice(&self.body) {
+            Ok(v) => Body::Json(v),
+            Err(_) => Body::Malformed,
+        }
+    }
+
+    /// The body as a JSON object (ordinary endpoints). `empty_ok`: an empty body means `{}`.
+    fn object_body(&self, empty_ok: bool) -> Result<Map<String, Value>, Reply> {
+        match self.body() {
+            Body::Empty if empty_ok => Ok(Map::new()),
+            Body::Empty | Body::Malformed => Err(not_json()),
+            Body::Json(Value::Object(m)) => Ok(m),
+            Body::Json(_) => Err(bad_json("Content must be a JSON object.")),
+        }
+    }
+
+    fn q(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// State
+// ------------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct Session {
+    token: String,
+    user_id: String,
+    device_id: String,
+    is_guest: bool,
+}
+
+struct User {
+    password: String,
+    is_guest: bool,
+}
+
+struct Room {
+    creator: String,
+    /// (type, state_key) -> index into `State::events`.
+    state: HashMap<(String, String), usize>,
+    /// Indices into `State::events`, in stream order.
+    timeline: Vec<usize>,
+}
+
+struct Event {
+    /// Stream position (1-based, global); sync tokens are positions.
+    pos: u64,
+    event_id: String,
+    room_id: String,
+    ev_type: String,
+    sender: String,
+    state_key: Option<String>,
+    content: Value,
+    origin_server_ts: u64,
+    /// Index of the redaction event that redacted this one.
+    redacted_by: Option<usize>,
+    /// Set when this event was sent from a delayed event.
+    delay_id: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+enum Outcome {
+    Scheduled,
+    Sent {
+        event_id: String,
+    },
+    /// Cancelled by the `cancel` action.
+    Cancelled,
+    /// Cancelled because of an error (send failure, state overwrite).
+    Failed {
+        error: Value,
+    },
+}
+
+struct Delayed {
+    seq: u64,
+    delay_id: String,
+    owner: String,
+    room_id: String,
+    ev_type: String,
+    state_key: Option<String>,
+    content: Value,
+    delay_ms: i64,
+    scheduled_at: u64,
+    outcome: Outcome,
+    finalised_ts: Option<u64>,
+    /// [`Fault::SendActionTwice`]: the timer will send it again at its due time.
+    timer_resend: bool,
+}
+
+impl Delayed {
+    fn due(&self) -> u64 {
+        (self.scheduled_at as i64)
+            .saturating_add(self.delay_ms)
+            .max(0) as u64
+    }
+
+    fn to_json(&self, finalised_fields: bool) -> Value {
+        let mut o = json!({
+            "delay_id": self.delay_id,
+            "room_id": self.room_id,
+            "type": self.ev_type,
+            "delay_ms": self.delay_ms,
+            "scheduled_at": self.scheduled_at,
+            "content": self.content,
+        });
+        if let Some(sk) = &self.state_key {
+            o["state_key"] = json!(sk);
+        }
+        if finalised_fields {
+            if let Some(ts) = self.finalised_ts {
+                o["finalised_ts"] = json!(ts);
+            }
+            match &self.outcome {
+                Outcome::Sent { event_id } => o["event_id"] = json!(event_id),
+                Outcome::Failed { error } => o["error"] = error.clone(),
+                Outcome::Scheduled | Outcome::Cancelled => {}
+            }
+        }
+        o
+    }
+}
+
+/// A delayed event about to be scheduled, after validation of the request.
+struct NewDelayed {
+    room_id: String,
+    ev_type: String,
+    state_key: Option<String>,
+    content: Value,
+    delay_ms: i64,
+}
+
+/// An event about to be appended to a room's timeline.
+struct Draft<'a> {
+    room_id: &'a str,
+    sender: &'a str,
+    ev_type: &'a str,
+    state_key: Option<String>,
+    content: Value,
+    ts: u64,
+    /// Set when the event is sent from a delayed event.
+    delay_id: Option<String>,
+}
+
+/// When an authorisation check happens; the delayed-event faults about power levels hinge on it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// An ordinary, non-delayed send.
+    Direct,
+    /// Scheduling a delayed event.
+    Schedule,
+    /// The timer sending a delayed event.
+    Timer,
+    /// The `send` management action.
+    SendAction,
+}
+
+/// Where an event is being served; [`Fault::UnsignedMissingInMessages`] distinguishes them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Surface {
+    Sync,
+    Messages,
+    Other,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Send,
+    Cancel,
+    Restart,
+}
+
+impl Action {
+    fn parse(s: &str) -> Option<Action> {
+        match s {
+            "send" => Some(Action::Send),
+            "cancel" => Some(Action::Cancel),
+            "restart" => Some(Action::Restart),
+            _ => None,
+        }
+    }
+}
+
+/// A requested delay before validation.
+enum DelayInput {
+    Int(i128),
+    Other,
+}
+
+impl DelayInput {
+    fn from_query(s: &str) -> DelayInput {
+        let digits = s.strip_prefix('-').unwrap_or(s);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return DelayInput::Other;
+        }
+        let n = digits.parse::<i128>().unwrap_or(i128::MAX);
+        DelayInput::Int(if s.starts_with('-') { -n } else { n })
+    }
+
+    fn from_json(v: &Value) -> DelayInput {
+        match v {
+            Value::Number(n) if n.is_i64() => DelayInput::Int(n.as_i64().unwrap_or(0) as i128),
+            Value::Number(n) if n.is_u64() => DelayInput::Int(n.as_u64().unwrap_or(0) as i128),
+            _ => DelayInput::Other,
+        }
+    }
+}
+
+struct State {
+    opts: FakeOptions,
+    /// Wall-clock time of the request being handled (ms since the epoch).
+    now: u64,
+    users: HashMap<String, User>,
+    /// User ids in registration order ([`Fault::ListingWithoutAuth`] acts as the first).
+    user_order: Vec<String>,
+    sessions: HashMap<String, Session>,
+    nonces: HashSet<String>,
+    rooms: HashMap<String, Room>,
+    aliases: HashMap<String, String>,
+    events: Vec<Event>,
+    event_index: HashMap<String, usize>,
+    delayed: Vec<Delayed>,
+    delayed_index: HashMap<String, usize>,
+    /// (access token, request path) -> the successful reply, for transaction ids.
+    txns: HashMap<(String, String), Reply>,
+    guest_counter: u64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+const URL_SAFE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+fn random_string(len: usize, alphabet: &[u8]) -> String {
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+fn int_field(obj: &Value, key: &str) -> Option<i64> {
+    match obj.get(key)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+impl State {
+    fn new(opts: FakeOptions) -> State {
+        State {
+            opts,
+            now: now_ms(),
+            users: HashMap::new(),
+            user_order: Vec::new(),
+            sessions: HashMap::new(),
+            nonces: HashSet::new(),
+            rooms: HashMap::new(),
+            aliases: HashMap::new(),
+            events: Vec::new(),
+            event_index: HashMap::new(),
+            delayed: Vec::new(),
+            delayed_index: HashMap::new(),
+            txns: HashMap::new(),
+            guest_counter: 0,
+        }
+    }
+
+    fn fault(&self, f: Fault) -> bool {
+        self.opts.faults.contains(&f)
+    }
+
+    fn head(&self) -> u64 {
+        self.events.len() as u64
+    }
+
+    // --- auth -----------------------------------------------------------------------------------
+
+    fn session(&self, cx: &Ctx) -> Result<Session, Reply> {
+        let token = cx
+            .token
+            .as_ref()
+            .ok_or_else(|| err(401, "M_MISSING_TOKEN", "Missing access token."))?;
+        self.sessions
+            .get(token)
+            .cloned()
+            .ok_or_else(|| err(401, "M_UNKNOWN_TOKEN", "Unrecognised access token."))
+    }
+
+    /// Who may manage delayed events: `None` means anyone ([`Fault::MgmtWithoutAuth`]).
+    fn mgmt_requester(&self, cx: &Ctx) -> Result<Option<String>, Reply> {
+        if self.fault(Fault::MgmtWithoutAuth) {
+            return Ok(None);
+        }
+        Ok(Some(self.session(cx)?.user_id))
+    }
+
+    /// Whose delayed events a lookup shows.
+    fn lookup_requester(&self, cx: &Ctx) -> Result<String, Reply> {
+        if cx.token.is_none() && self.fault(Fault::ListingWithoutAuth) {
+            if let Some(first) = self.user_order.first() {
+                return Ok(first.clone());
+            }
+        }
+        Ok(self.session(cx)?.user_id)
+    }
+
+    fn create_user(
+        &mut self,
+        localpart: &str,
+        password: &str,
+        is_guest: bool,
+    ) -> Result<String, Reply> {
+        let valid = !localpart.is_empty()
+            && localpart
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._=-/".contains(&b));
+        if !valid {
+            return Err(err(400, "M_INVALID_USERNAME", "Invalid username."));
+        }
+        let user_id = format!("@{localpart}:{SERVER_NAME}");
+        if self.users.contains_key(&user_id) {
+            return Err(err(400, "M_USER_IN_USE", "User ID already taken."));
+        }
+        self.users.insert(
+            user_id.clone(),
+            User {
+                password: password.to_string(),
+                is_guest,
+            },
+        );
+        self.user_order.push(user_id.clone());
+        Ok(user_id)
+    }
+
+    fn create_session(&mut self, user_id: &str) -> Session {
+        let session = Session {
+            token: format!("fake_{}", random_string(32, ALNUM)),
+            user_id: user_id.to_string(),
+            device_id: random_string(10, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+            is_guest: self.users.get(user_id).map(|u| u.is_guest).unwrap_or(false),
+        };
+        self.sessions.insert(session.token.clone(), session.clone());
+        session
+    }
+
+    fn login_reply(session: &Session) -> Reply {
+        ok(json!({
+            "user_id": session.user_id,
+            "access_token": session.token,
+            "device_id": session.device_id,
+            "home_server": SERVER_NAME,
+        }))
+    }
+
+    /// Replays the reply of an earlier request with the same token and path (transaction ids).
+    fn with_txn(
+        &mut self,
+        session: &Session,
+        cx: &Ctx,
+        use_cache: bool,
+        f: impl FnOnce(&mut State) -> Res,
+    ) -> Res {
+        let key = (session.token.clone(), cx.path.clone());
+        if use_cache {
+            if let Some(reply) = self.txns.get(&key) {
+                return Ok(reply.clone());
+            }
+        }
+        let reply = f(self)?;
+        self.txns.insert(key, reply.clone());
+        Ok(reply)
+    }
+
+    // --- rooms, membership, power levels ---------------------------------------------------------
+
+    fn room(&self, room_id: &str) -> Result<&Room, Reply> {
+        self.rooms
+            .get(room_id)
+            .ok_or_else(|| not_found("Unknown room."))
+    }
+
+    fn resolve_room(&self, id_or_alias: &str) -> Result<String, Reply> {
+        if id_or_alias.starts_with('#') {
+            return self
+                .aliases
+                .get(id_or_alias)
+                .cloned()
+                .ok_or_else(|| not_found("Unknown alias."));
+        }
+        self.room(id_or_alias).map(|_| id_or_alias.to_string())
+    }
+
+    fn state_event(&self, room: &Room, ev_type: &str, state_key: &str) -> Option<&Event> {
+        room.state
+            .get(&(ev_type.to_string(), state_key.to_string()))
+            .map(|&i| &self.events[i])
+    }
+
+    /// The user's membership in the room and the stream position of that membership event.
+    fn membership(&self, room: &Room, user_id: &str) -> Option<(String, u64)> {
+        let ev = self.state_event(room, "m.room.member", user_id)?;
+        Some((ev.content.get("membership")?.as_str()?.to_string(), ev.pos))
+    }
+
+    fn is_joined(&self, room: &Room, user_id: &str) -> bool {
+        matches!(self.membership(room, user_id), Some((m, _)) if m == "join")
+    }
+
+    fn power_levels(&self, room: &Room) -> Value {
+        self.state_event(room, "m.room.power_levels", "")
+            .map(|e| e.content.clone())
+            .unwrap_or(json!({}))
+    }
+
+    /// A user's power level; the room creator is all-powerful (as in room version 12), so that
+    /// power-level contents written for v12 rooms (creator not listed) work here too.
+    fn user_level(room: &Room, pl: &Value, user_id: &str) -> i64 {
+        if user_id == room.creator {
+            return i64::MAX / 2;
+        }
+        pl.get("users")
+            .and_then(|u| int_field(u, user_id))
+            .or_else(|| int_field(pl, "users_default"))
+            .unwrap_or(0)
+    }
+
+    fn required_level(pl: &Value, ev_type: &str, is_state: bool) -> i64 {
+        let default = if is_state {
+            int_field(pl, "state_default").unwrap_or(50)
+        } else {
+            int_field(pl, "events_default").unwrap_or(0)
+        };
+        pl.get("events")
+            .and_then(|e| int_field(e, ev_type))
+            .unwrap_or(default)
+    }
+
+    /// May `sender` send this event now? Membership always; power levels depending on `phase`.
+    fn authorise(
+        &self,
+        room_id: &str,
+        sender: &str,
+        ev_type: &str,
+        is_state: bool,
+        content: &Value,
+        phase: Phase,
+    ) -> Result<(), Reply> {
+        let room = self.room(room_id)?;
+        if !self.is_joined(room, sender) {
+            return Err(forbidden(format!("User {sender} not in room {room_id}")));
+        }
+        let check_levels = match phase {
+            Phase::Direct => true,
+            Phase::Schedule => self.fault(Fault::PowerLevelsAtSchedule),
+            Phase::Timer => !self.fault(Fault::PowerLevelsAtSchedule),
+            Phase::SendAction => {
+                !self.fault(Fault::PowerLevelsAtSchedule)
+                    && !self.fault(Fault::SendActionIgnoresPermissions)
+            }
+        };
+        if check_levels {
+            self.check_levels(room, sender, ev_type, is_state, content)?;
+        }
+        Ok(())
+    }
+
+    fn check_levels(
+        &self,
+        room: &Room,
+        sender: &str,
+        ev_type: &str,
+        is_state: bool,
+        content: &Value,
+    ) -> Result<(), Reply> {
+        let pl = self.power_levels(room);
+        let level = Self::user_level(room, &pl, sender);
+        let required = Self::required_level(&pl, ev_type, is_state);
+        if level < required {
+            return Err(forbidden(format!(
+                "You don't have permission to post {ev_type} events (level {level} < {required})"
+            )));
+        }
+        if ev_type == "m.room.power_levels" && is_state {
+            let empty = Map::new();
+            let old = pl.get("users").and_then(Value::as_object).unwrap_or(&empty);
+            let new = content
+                .get("users")
+                .and_then(Value::as_object)
+                .unwrap_or(&empty);
+            let default = int_field(&pl, "users_default").unwrap_or(0);
+            for user in old.keys().chain(new.keys()) {
+                let before = int_field(&pl["users"], user).unwrap_or(default);
+                let after = content
+                    .get("users")
+                    .and_then(|u| int_field(u, user))
+                    .unwrap_or(default);
+                if before != after && ((user != sender && before >= level) || after > level) {
+                    return Err(forbidden(format!(
+                        "You don't have permission to change the level of {user}"
+                    )));
+                }
+            }
+        }
+        if ev_type == "m.room.redaction" {
+            let target = content
+                .get("redacts")
+                .and_then(Value::as_str)
+                .and_then(|id| self.event_index.get(id));
+            if let Some(&t) = target {
+                if self.events[t].sender != sender && level < int_field(&pl, "redact").unwrap_or(50)
+                {
+                    return Err(forbidden(
+                        "You don't have permission to redact events of others",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // --- timeline -------------------------------------------------------------------------------
+
+    /// Appends an event to a room's timeline (no checks), updating state and applying redactions.
+    fn append_event(&mut self, draft: Draft) -> String {
+        let Draft {
+            room_id,
+            sender,
+            ev_type,
+            state_key,
+            content,
+            ts,
+            delay_id,
+        } = draft;
+        let idx = self.events.len();
+        let event_id = format!("${}", random_string(43, URL_SAFE));
+        self.events.push(Event {
+            pos: idx as u64 + 1,
+            event_id: event_id.clone(),
+            room_id: room_id.to_string(),
+            ev_type: ev_type.to_string(),
+            sender: sender.to_string(),
+            state_key: state_key.clone(),
+            content,
+            origin_server_ts: ts,
+            redacted_by: None,
+            delay_id: delay_id.clone(),
+        });
+        self.event_index.insert(event_id.clone(), idx);
+        let room = self
+            .rooms
+            .get_mut(room_id)
+            .expect("append_event into a known room");
+        room.timeline.push(idx);
+        if let Some(sk) = state_key {
+            room.state.insert((ev_type.to_string(), sk.clone()), idx);
+            self.cancel_overwritten(room_id, ev_type, &sk, sender, delay_id.as_deref());
+        }
+        if ev_type == "m.room.redaction" {
+            self.apply_redaction(idx);
+        }
+        event_id
+    }
+
+    fn apply_redaction(&mut self, redaction: usize) {
+        let (room_id, target) = {
+            let r = &self.events[redaction];
+            (
+                r.room_id.clone(),
+                r.content
+                    .get("redacts")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            )
+        };
+        let Some(&t) = target.as_ref().and_then(|id| self.event_index.get(id)) else {
+            return;
+        };
+        let ev = &mut self.events[t];
+        if ev.room_id != room_id {
+            return;
+        }
+        let keep: &[&str] = match ev.ev_type.as_str() {
+            "m.room.member" => &["membership"],
+            "m.room.create" => &["creator", "room_version"],
+            "m.room.join_rules" => &["join_rule"],
+            "m.room.history_visibility" => &["history_visibility"],
+            "m.room.power_levels" => &[
+                "ban",
+                "events",
+                "events_default",
+                "kick",
+                "redact",
+                "state_default",
+                "users",
+                "users_default",
+                "invite",
+            ],
+            _ => &[],
+        };
+        let kept: Map<String, Value> = match &ev.content {
+            Value::Object(m) => m
+                .iter()
+                .filter(|(k, _)| keep.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            _ => Map::new(),
+        };
+        ev.content = Value::Object(kept);
+        ev.redacted_by = Some(redaction);
+    }
+
+    /// A newer state event cancels pending delayed state events of other users for the same key.
+    fn cancel_overwritten(
+        &mut self,
+        room_id: &str,
+        ev_type: &str,
+        state_key: &str,
+        sender: &str,
+        sending: Option<&str>,
+    ) {
+        let (ignore_others, cancel_own) = (
+            self.fault(Fault::StateOverwriteIgnored),
+            self.fault(Fault::StateOverwriteBySelfCancels),
+        );
+        let now = self.now;
+        for d in self.delayed.iter_mut() {
+            let same_key = matches!(d.outcome, Outcome::Scheduled)
+                && d.room_id == room_id
+                && d.ev_type == ev_type
+                && d.state_key.as_deref() == Some(state_key)
+                && Some(d.delay_id.as_str()) != sending;
+            let cancels = if d.owner == sender {
+                cancel_own
+            } else {
+                !ignore_others
+            };
+            if same_key && cancels {
+                d.outcome = Outcome::Failed {
+                    error: json!({
+                        "errcode": "M_UNKNOWN",
+                        "error": "Cancelled by a newer state event",
+                        "org.matrix.msc4140.errcode": "M_CANCELLED_BY_STATE_UPDATE",
+                    }),
+                };
+                d.finalised_ts = Some(now);
+            }
+        }
+    }
+
+    /// An event as a client sees it.
+    fn render(&self, idx: usize, viewer: &str, surface: Surface, with_room_id: bool) -> Value {
+        let ev = &self.events[idx];
+        let mut unsigned = Map::new();
+        if let Some(delay_id) = &ev.delay_id {
+            let show = if self.fault(Fault::UnsignedMissing) {
+                false
+            } else if self.fault(Fault::UnsignedLeaked) {
+                true
+            } else if self.fault(Fault::UnsignedMissingInMessages) && surface == Surface::Messages {
+                false
+            } else {
+                ev.sender == viewer
+            };
+            if show {
+                unsigned.insert(UNSIGNED_DELAY_ID.into(), json!(delay_id));
+            }
+        }
+        if let Some(r) = ev.redacted_by {
+            unsigned.insert(
+                "redacted_because".into(),
+                self.render(r, viewer, surface, with_room_id),
+            );
+        }
+        let mut o = json!({
+            "event_id": ev.event_id,
+            "type": ev.ev_type,
+            "sender": ev.sender,
+            "content": ev.content,
+            "origin_server_ts": ev.origin_server_ts,
+            "unsigned": unsigned,
+        });
+        if let Some(sk) = &ev.state_key {
+            o["state_key"] = json!(sk);
+        }
+        if ev.ev_type == "m.room.redaction" {
+            if let Some(r) = ev.content.get("redacts") {
+                o["redacts"] = r.clone();
+            }
+        }
+        if with_room_id {
+            o["room_id"] = json!(ev.room_id);
+        }
+        o
+    }
+
+    // --- delayed events -------------------------------------------------------------------------
+
+    fn delayed_mut(&mut self, idx: usize) -> &mut Delayed {
+        &mut self.delayed[idx]
+    }
+
+    /// When the lazy timer acts on this delayed event, if at all.
+    fn fire_time(&self, d: &Delayed) -> Option<u64> {
+        match d.outcome {
+            Outcome::Scheduled if self.fault(Fault::SendEarly) => {
+                Some(d.scheduled_at + d.delay_ms.max(0) as u64 / 2)
+            }
+            Outcome::Scheduled => Some(d.due()),
+            Outcome::Sent { .. } if d.timer_resend => Some(d.due()),
+            _ => None,
+        }
+    }
+
+    /// `origin_server_ts` of an event sent by the timer.
+    fn timer_timestamp(&self, d: &Delayed) -> u64 {
+        if self.fault(Fault::SendEarly) {
+            self.now
+        } else if self.fault(Fault::LateTimestamp) {
+            d.due() + LATE_BY_MS
+        } else {
+            d.due()
+        }
+    }
+
+    /// Sends every delayed event whose time has come, in order of due time.
+    fn tick(&mut self) {
+        let mut due: Vec<(u64, u64, usize)> = self
+            .delayed
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| {
+                self.fire_time(d)
+                    .filter(|&t| t <= self.now)
+                    .map(|t| (t, d.seq, i))
+            })
+            .collect();
+        due.sort();
+        for (_, _, idx) in due {
+            let d = &self.delayed[idx];
+            match d.outcome {
+                Outcome::Scheduled => {
+                    let (ts, state_key) = (self.timer_timestamp(d), d.state_key.clone());
+                    let result = self.emit_delayed(idx, ts, state_key, Phase::Timer);
+                    self.finalise(idx, result.map_err(|e| e.body));
+                }
+                Outcome::Sent { .. } if d.timer_resend => {
+                    let (ts, state_key) = (d.due(), d.state_key.clone());
+                    let _ = self.emit_delayed(idx, ts, state_key, Phase::Timer);
+                    self.delayed_mut(idx).timer_resend = false;
+                }
+                _ => {} // finalised meanwhile, e.g. by a state overwrite from an earlier one
+            }
+        }
+    }
+
+    /// Puts a delayed event into its room now, if its owner may send it.
+    fn emit_delayed(
+        &mut self,
+        idx: usize,
+        ts: u64,
+        state_key: Option<String>,
+        phase: Phase,
+    ) -> Result<String, Reply> {
+        let d = &self.delayed[idx];
+        self.authorise(
+            &d.room_id,
+            &d.owner,
+            &d.ev_type,
+            state_key.is_some(),
+            &d.content,
+            phase,
+        )?;
+        let (room_id, owner, ev_type, content, delay_id) = (
+            d.room_id.clone(),
+            d.owner.clone(),
+            d.ev_type.clone(),
+            d.content.clone(),
+            d.delay_id.clone(),
+        );
+        let draft = Draft {
+            room_id: &room_id,
+            sender: &owner,
+            ev_type: &ev_type,
+            state_key,
+            content,
+            ts,
+            delay_id: Some(delay_id),
+        };
+        Ok(self.append_event(draft))
+    }
+
+    /// Records the outcome of sending: the event id, or the error that made it fail.
+    fn finalise(&mut self, idx: usize, result: Result<String, Value>) {
+        let now = self.now;
+        let d = self.delayed_mut(idx);
+        d.outcome = match result {
+            Ok(event_id) => Outcome::Sent { event_id },
+            Err(error) => Outcome::Failed { error },
+        };
+        d.finalised_ts = Some(now);
+    }
+
+    /// Validates a requested delay against the rules (and the delay faults).
+    fn validate_delay(&self, input: DelayInput) -> Result<i64, Reply> {
+        let max = self.opts.max_delay_ms as i128;
+        let enforced_max = if self.fault(Fault::CapabilityOverstatesMaxDelay) {
+            max - 1000
+        } else {
+            max
+        };
+        match input {
+            DelayInput::Other if self.fault(Fault::AcceptNonIntegerDelay) => Ok(1000),
+            DelayInput::Other => Err(invalid_param("The delay must be a positive integer.")),
+            DelayInput::Int(n) if n < 0 && self.fault(Fault::AcceptNegativeDelay) => {
+                Ok(n.max(i64::MIN as i128) as i64)
+            }
+            DelayInput::Int(n) if n < 0 => {
+                Err(invalid_param("The delay must be a positive integer."))
+            }
+            DelayInput::Int(0) if self.fault(Fault::ZeroDelayServerError) => {
+                Err(err(500, "M_UNKNOWN", "Internal server error"))
+            }
+            DelayInput::Int(0) => Err(invalid_param("The delay must be a positive integer.")),
+            DelayInput::Int(n) if n > enforced_max && !self.fault(Fault::OverMaxAccepted) => Err(
+                forbidden(format!("The delay exceeds the maximum of {max} ms.")),
+            ),
+            DelayInput::Int(n) => Ok(n.min(i64::MAX as i128) as i64),
+        }
+    }
+
+    /// Content of a delayed event must be a JSON object.
+    fn check_content(&self, content: Value) -> Result<Value, Reply> {
+        if content.is_object() || self.fault(Fault::InvalidContentAccepted) {
+            Ok(content)
+        } else {
+            Err(bad_json("Content must be a JSON object."))
+        }
+    }
+
+    /// The body of a delayed-event request (scheduling or management).
+    fn delayed_api_body(&self, cx: &Ctx, empty_ok: bool) -> Result<Value, Reply> {
+        match cx.body() {
+            Body::Json(v) => Ok(v),
+            Body::Empty if empty_ok => Ok(json!({})),
+            _ if self.fault(Fault::MalformedJsonAccepted) => Ok(json!({})),
+            _ => Err(not_json()),
+        }
+    }
+
+    /// The per-user limit on scheduled delayed events.
+    fn check_limit(&self, user_id: &str) -> Result<(), Reply> {
+        if self.fault(Fault::LimitNotEnforced) {
+            return Ok(());
+        }
+        if self.opts.max_scheduled == 0 {
+            return Err(forbidden("Delayed events are not allowed."));
+        }
+        let mine: Vec<u64> = self
+            .delayed
+            .iter()
+            .filter(|d| d.owner == user_id && matches!(d.outcome, Outcome::Scheduled))
+            .map(Delayed::due)
+            .collect();
+        if (mine.len() as u64) < self.opts.max_scheduled {
+            return Ok(());
+        }
+        let next_due = mine.into_iter().min().unwrap_or(self.now);
+        let retry_after = next_due.saturating_sub(self.now).div_ceil(1000);
+        let reply = err(
+            429,
+            "M_LIMIT_EXCEEDED",
+            "The maximum number of delayed events has been reached.",
+        );
+        if self.fault(Fault::LimitWrongRetryAfter) {
+            return Err(reply);
+        }
+        Err(reply.header("Retry-After", retry_after.to_string()))
+    }
+
+    /// Schedules a validated delayed event for `session`'s user.
+    fn schedule(&mut self, session: &Session, new: NewDelayed) -> Res {
+        let unknown_room_ok = self.fault(Fault::UnknownRoomAccepted);
+        if self.rooms.contains_key(&new.room_id) || !unknown_room_ok {
+            self.authorise(
+                &new.room_id,
+                &session.user_id,
+                &new.ev_type,
+                new.state_key.is_some(),
+                &new.content,
+                Phase::Schedule,
+            )?;
+        }
+        self.check_limit(&session.user_id)?;
+        let delay_id = loop {
+            let id = random_string(32, URL_SAFE);
+            if !self.delayed_index.contains_key(&id) {
+                break id;
+            }
+        };
+        self.delayed_index
+            .insert(delay_id.clone(), self.delayed.len());
+        self.delayed.push(Delayed {
+            seq: self.delayed.len() as u64,
+            delay_id: delay_id.clone(),
+            owner: session.user_id.clone(),
+            room_id: new.room_id,
+            ev_type: new.ev_type,
+            state_key: new.state_key,
+            content: new.content,
+            delay_ms: new.delay_ms,
+            scheduled_at: self.now,
+            outcome: Outcome::Scheduled,
+            finalised_ts: None,
+            timer_resend: false,
+        });
+        Ok(ok(json!({ "delay_id": delay_id })))
+    }
+
+    /// Whether the listing shows this (owned) delayed event.
+    fn listed(&self, d: &Delayed) -> bool {
+        match d.outcome {
+            Outcome::Scheduled => true,
+            _ if self.fault(Fault::ListingIncludesFinalised) => true,
+            Outcome::Cancelled => self.fault(Fault::CancelKeepsListing),
+            _ => false,
+        }
+    }
+
+    /// A management action, after the request form has been decoded.
+    fn manage(&mut self, requester: Option<&str>, delay_id: &str, action: Action) -> Res {
+        let Some(&idx) = self.delayed_index.get(delay_id) else {
+            if self.fault(Fault::UnknownDelayIdWrongError) {
+                return Err(err(400, "M_UNKNOWN", "Unknown delay_id"));
+            }
+            return Err(not_found("No such delayed event."));
+        };
+        if requester.is_some_and(|user| user != self.delayed[idx].owner) {
+            return Err(not_found("No such delayed event."));
+        }
+        let outcome = self.delayed[idx].outcome.clone();
+        match (outcome, action) {
+            (Outcome::Scheduled, Action::Send) => self.send_action(idx),
+            (Outcome::Scheduled, Action::Cancel) => {
+                if !self.fault(Fault::IgnoreCancel) {
+                    let now = self.now;
+                    let d = self.delayed_mut(idx);
+                    d.outcome = Outcome::Cancelled;
+                    d.finalised_ts = Some(now);
+                }
+                Ok(ok(json!({})))
+            }
+            (Outcome::Scheduled, Action::Restart) => {
+                if !self.fault(Fault::RestartNoop) {
+                    let now = self.now;
+                    self.delayed_mut(idx).scheduled_at = now;
+                }
+                Ok(ok(json!({})))
+            }
+            (Outcome::Sent { .. }, Action::Send) => Ok(ok(json!({}))),
+            (Outcome::Sent { .. }, Action::Cancel) if self.fault(Fault::ActionsOnSentWrong) => {
+                Ok(ok(json!({})))
+            }
+            (Outcome::Sent { .. }, _) => Err(conflict("The delayed event has already been sent.")),
+            (Outcome::Cancelled | Outcome::Failed { .. }, Action::Cancel) => Ok(ok(json!({}))),
+            (Outcome::Cancelled | Outcome::Failed { .. }, Action::Send)
+                if self.fault(Fault::ActionsOnCancelledSucceed) =>
+            {
+                let state_key = self.delayed[idx].state_key.clone();
+                let event_id = self.emit_delayed(idx, self.now, state_key, Phase::SendAction)?;
+                self.finalise(idx, Ok(event_id));
+                Ok(ok(json!({})))
+            }
+            (Outcome::Cancelled | Outcome::Failed { .. }, _) => {
+                Err(conflict("The delayed event has already been cancelled."))
+            }
+        }
+    }
+
+    /// The `send` action on a scheduled event: on error it answers the error and stays scheduled.
+    fn send_action(&mut self, idx: usize) -> Res {
+        if self.fault(Fault::SendActionNoop) {
+            return Ok(ok(json!({})));
+        }
+        let d = &self.delayed[idx];
+        let state_key = if self.fault(Fault::SendActionDropsStateKey) {
+            d.state_key.as_ref().map(|_| String::new())
+        } else {
+            d.state_key.clone()
+        };
+        let event_id = self.emit_delayed(idx, self.now, state_key, Phase::SendAction)?;
+        self.finalise(idx, Ok(event_id));
+        self.delayed_mut(idx).timer_resend = self.fault(Fault::SendActionTwice);
+        Ok(ok(json!({})))
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Router
+// ------------------------------------------------------------------------------------------------
+
+struct Router {
+    state: Arc<Mutex<State>>,
+}
+
+impl Respond for Router {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let cx = Ctx::from_request(request);
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.now = now_ms();
+        st.tick();
+        route(&mut st, &cx).unwrap_or_else(|e| e).into_template()
+    }
+}
+
+fn route(st: &mut State, cx: &Ctx) -> Res {
+    let segs: Vec<&str> = cx.segs.iter().map(String::as_str).collect();
+    match (cx.method.as_str(), segs.as_slice()) {
+        ("GET", ["_matrix", "client", "versions"]) => versions(st),
+        ("GET", ["_matrix", "federation", "v1", "version"]) => Ok(ok(
+            json!({"server": {"name": "FakeHomeserver", "version": "0.1"}}),
+        )),
+        ("GET", ["_synapse", "admin", "v1", "register"]) => admin_nonce(st),
+        ("POST", ["_synapse", "admin", "v1", "register"]) => admin_register(st, cx),
+        (m, ["_matrix", "client", "v3", rest @ ..]) => route_v3(st, cx, m, rest),
+        (m, ["_matrix", "client", "unstable", "org.matrix.msc4140", rest @ ..]) => {
+            route_msc4140(st, cx, m, rest)
+        }
+        _ => Err(unrecognized()),
+    }
+}
+
+fn route_v3(st: &mut State, cx: &Ctx, method: &str, rest: &[&str]) -> Res {
+    match (method, rest) {
+        ("POST", ["register"]) => register(st, cx),
+        ("GET", ["login"]) => Ok(ok(json!({"flows": [{"type": "m.login.password"}]}))),
+        ("POST", ["login"]) => login(st, cx),
+        ("GET", ["account", "whoami"]) => whoami(st, cx),
+        ("GET", ["capabilities"]) => capabilities(st, cx),
+        ("POST", ["createRoom"]) => create_room(st, cx),
+        ("POST", ["join", room]) | ("POST", ["rooms", room, "join"]) => join(st, cx, room),
+        ("POST", ["rooms", room, "invite"]) => invite(st, cx, room),
+        ("POST", ["rooms", room, "leave"]) => leave(st, cx, room),
+        ("POST", ["rooms", room, "kick"]) => kick(st, cx, room),
+        ("PUT", ["rooms", room, "send", ty, txn]) => send(st, cx, room, ty, txn),
+        ("PUT", ["rooms", room, "state", ty]) => put_state(st, cx, room, ty, ""),
+        ("PUT", ["rooms", room, "state", ty, key]) => put_state(st, cx, room, ty, key),
+        ("GET", ["rooms", room, "state"]) => get_all_state(st, cx, room),
+        ("GET", ["rooms", room, "state", ty]) => get_state(st, cx, room, ty, ""),
+        ("GET", ["rooms", room, "state", ty, key]) => get_state(st, cx, room, ty, key),
+        ("PUT", ["rooms", room, "redact", event_id, _txn]) => redact(st, cx, room, event_id),
+        ("GET", ["rooms", room, "messages"]) => messages(st, cx, room),
+        ("GET", ["rooms", room, "event", event_id]) => get_event(st, cx, room, event_id),
+        ("GET", ["sync"]) => sync(st, cx),
+        _ => Err(unrecognized()),
+    }
+}
+
+fn route_msc4140(st: &mut State, cx: &Ctx, method: &str, rest: &[&str]) -> Res {
+    match (method, rest) {
+        ("PUT", ["rooms", room, "delayed_event", ty, txn]) if st.opts.dedicated_endpoint => {
+            schedule_dedicated(st, cx, room, ty, txn)
+        }
+        ("GET", ["delayed_events"]) => list_delayed(st, cx),
+        ("GET", ["delayed_events", delay_id]) => lookup_delayed(st, cx, delay_id),
+        ("POST", ["delayed_events", delay_id]) => manage_body_form(st, cx, delay_id),
+        ("POST", ["delayed_events", delay_id, action]) => {
+            manage_split_form(st, cx, delay_id, action)
+        }
+        _ => Err(unrecognized()),
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Endpoints: discovery
+// ------------------------------------------------------------------------------------------------
+
+fn versions(st: &State) -> Res {
+    let mut unstable = Map::new();
+    if !st.fault(Fault::NoVersionsFlag) {
+        unstable.insert("org.matrix.msc4140".into(), json!(true));
+    }
+    Ok(ok(
+        json!({"versions": ["v1.11", "v1.12"], "unstable_features": unstable}),
+    ))
+}
+
+fn capabilities(st: &State, cx: &Ctx) -> Res {
+    st.session(cx)?;
+    let mut capabilities = json!({
+        "m.change_password": {"enabled": true},
+        "m.room_versions": {"default": "10", "available": {"10": "stable"}},
+    });
+    if !st.fault(Fault::CapabilityMissing) {
+        capabilities["org.matrix.msc4140.delayed_events"] = json!({
+            "max_delay_ms": st.opts.max_delay_ms,
+            "max_scheduled": st.opts.max_scheduled,
+        });
+    }
+    Ok(ok(json!({ "capabilities": capabilities })))
+}
+
+// ------------------------------------------------------------------------------------------------
+// Endpoints: registration and login
+// ------------------------------------------------------------------------------------------------
+
+fn admin_nonce(st: &mut State) -> Res {
+    let nonce = random_string(32, ALNUM);
+    st.nonces.insert(nonce.clone());
+    Ok(ok(json!({ "nonce": nonce })))
+}
+
+fn admin_register(st: &mut State, cx: &Ctx) -> Res {
+    let body = cx.object_body(false)?;
+    let field = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .ok_or_else(|| missing_param(k))
+    };
+    let (nonce, username, password, mac) = (
+        field("nonce")?,
+        field("username")?,
+        field("password")?,
+        field("mac")?,
+    );
+    let admin = body.get("admin").and_then(Value::as_bool).unwrap_or(false);
+    if !st.nonces.remove(nonce) {
+        return Err(err(400, "M_UNKNOWN", "unrecognised nonce"));
+    }
+    let mut hmac = Hmac::<sha1::Sha1>::new_from_slice(FakeHomeserver::SHARED_SECRET.as_bytes())
+        .expect("any key length");
+    for (i, part) in [
+        nonce,
+        username,
+        password,
+        if admin { "admin" } else { "notadmin" },
+    ]
+    .iter()
+    .enumerate()
+    {
+        if i > 0 {
+            hmac.update(b"\0");
+        }
+        hmac.update(part.as_bytes());
+    }
+    if hex::encode(hmac.finalize().into_bytes()) != mac.to_ascii_lowercase() {
+        return Err(forbidden("HMAC incorrect"));
+    }
+    let user_id = st.create_user(username, password, false)?;
+    let session = st.create_session(&user_id);
+    Ok(State::login_reply(&session))
+}
+
+fn register(st: &mut State, cx: &Ctx) -> Res {
+    let body = cx.object_body(true)?;
+    if cx.q("kind") == Some("guest") {
+        st.guest_counter += 1;
+        let user_id = st.create_user(&st.guest_counter.to_string(), "", true)?;
+        let session = st.create_session(&user_id);
+        return Ok(State::login_reply(&session));
+    }
+    let username = match body.get("username").and_then(Value::as_str) {
+        Some(u) => u.to_string(),
+        None => format!(
+            "user{}",
+            random_string(8, b"abcdefghijklmnopqrstuvwxyz0123456789")
+        ),
+    };
+    if st.users.contains_key(&format!("@{username}:{SERVER_NAME}")) {
+        return Err(err(400, "M_USER_IN_USE", "User ID already taken."));
+    }
+    let dummy = body
+        .get("auth")
+        .and_then(|a| a.get("type"))
+        .and_then(Value::as_str)
+        == Some("m.login.dummy");
+    if !dummy {
+        return Err(ok(json!({
+            "session": random_string(24, ALNUM),
+            "flows": [{"stages": ["m.login.dummy"]}],
+            "params": {},
+        }))
+        .with_status(401));
+    }
+    let password = body.get("password").and_then(Value::as_str).unwrap_or("");
+    let user_id = st.create_user(&username, password, false)?;
+    if body.get("inhibit_login").and_then(Value::as_bool) == Some(true) {
+        return Ok(ok(json!({ "user_id": user_id })));
+    }
+    let session = st.create_session(&user_id);
+    Ok(State::login_reply(&session))
+}
+
+fn login(st: &mut State, cx: &Ctx) -> Res {
+    let body = cx.object_body(false)?;
+    let user = body
+        .get("identifier")
+        .and_then(|i| i.get("user"))
+        .or_else(|| body.get("user"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| missing_param("identifier"))?;
+    let user_id = if user.starts_with('@') {
+        user.to_string()
+    } else {
+        format!("@{user}:{SERVER_NAME}")
+    };
+    let password = body.get("password").and_then(Value::as_str).unwrap_or("");
+    match st.users.get(&user_id) {
+        Some(u) if u.password == password && !u.is_guest => {}
+        _ => return Err(forbidden("Invalid username or password")),
+    }
+    let session = st.create_session(&user_id);
+    Ok(State::login_reply(&session))
+}
+
+fn whoami(st: &State, cx: &Ctx) -> Res {
+    let s = st.session(cx)?;
+    Ok(ok(
+        json!({"user_id": s.user_id, "device_id": s.device_id, "is_guest": s.is_guest}),
+    ))
+}
+
+// ------------------------------------------------------------------------------------------------
+// Endpoints: rooms and membership
+// ------------------------------------------------------------------------------------------------
+
+fn default_power_levels(creator: &str) -> Value {
+    json!({
+        "users": {creator: 100},
+        "users_default": 0,
+        "events": {
+            "m.room.name": 50,
+            "m.room.power_levels": 100,
+            "m.room.history_visibility": 100,
+            "m.room.canonical_alias": 50,
+            "m.room.avatar": 50,
+            "m.room.tombstone": 100,
+            "m.room.server_acl": 100,
+            "m.room.encryption": 100,
+        },
+        "events_default": 0,
+        "state_default": 50,
+        "ban": 50,
+        "kick": 50,
+        "redact": 50,
+        "invite": 0,
+    })
+}
+
+fn create_room(st: &mut State, cx: &Ctx) -> Res {
+    let s = st.session(cx)?;
+    let body = cx.object_body(true)?;
+    let alias = match body.get("room_alias_name").and_then(Value::as_str) {
+        Some(name) => {
+            let alias = format!("#{name}:{SERVER_NAME}");
+            if st.aliases.contains_key(&alias) {
+                return Err(err(400, "M_ROOM_IN_USE", "Room alias already taken"));
+            }
+            Some(alias)
+        }
+        None => None,
+    };
+    let public = match body.get("preset").and_then(Value::as_str) {
+        Some(p) => p == "public_chat",
+        None => body.get("visibility").and_then(Value::as_str) == Some("public"),
+    };
+    let room_id = format!("!{}:{SERVER_NAME}", random_string(18, ALNUM));
+    st.rooms.insert(
+        room_id.clone(),
+        Room {
+            creator: s.user_id.clone(),
+            state: HashMap::new(),
+            timeline: Vec::new(),
+        },
+    );
+    if let Some(alias) = &alias {
+        st.aliases.insert(alias.clone(), room_id.clone());
+    }
+
+    let mut power_levels = default_power_levels(&s.user_id);
+    if let Some(Value::Object(over)) = body.get("power_level_content_override") {
+        for (k, v) in over {
+            power_levels[k] = v.clone();
+        }
+    }
+    let mut initial: Vec<(String, String, Value)> = vec![
+        (
+            "m.room.create".into(),
+            "".into(),
+            json!({"creator": s.user_id, "room_version": "10"}),
+        ),
+        (
+            "m.room.member".into(),
+            s.user_id.clone(),
+            json!({"membership": "join"}),
+        ),
+        ("m.room.power_levels".into(), "".into(), power_levels),
+        (
+            "m.room.join_rules".into(),
+            "".into(),
+            json!({"join_rule": if public { "public" } else { "invite" }}),
+        ),
+        (
+            "m.room.history_visibility".into(),
+            "".into(),
+            json!({"history_visibility": "shared"}),
+        ),
+    ];
+    for item in body
+        .get("initial_state")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let (Some(ty), Some(content)) = (
+            item.get("type").and_then(Value::as_str),
+            item.get("content"),
+        ) {
+            let key = item.get("state_key").and_then(Value::as_str).unwrap_or("");
+            initial.push((ty.into(), key.into(), content.clone()));
+        }
+    }
+    for (field, ty) in [("name", "m.room.name"), ("topic", "m.room.topic")] {
+        if let Some(v) = body.get(field).and_then(Value::as_str) {
+            initial.push((ty.into(), "".into(), json!({ field: v })));
+        }
+    }
+    if let Some(alias) = &alias {
+        initial.push((
+            "m.room.canonical_alias".into(),
+            "".into(),
+            json!({"alias": alias}),
+        ));
+    }
+    for invitee in body
+        .get("invite")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        initial.push((
+            "m.room.member".into(),
+            invitee.into(),
+            json!({"membership": "invite"}),
+        ));
+    }
+    for (ty, key, content) in initial {
+        let draft = Draft {
+            room_id: &room_id,
+            sender: &s.user_id,
+            ev_type: &ty,
+            state_key: Some(key),
+            content,
+            ts: st.now,
+            delay_id: None,
+        };
+        st.append_event(draft);
+    }
+    Ok(ok(json!({ "room_id": room_id })))
+}
+
+fn join(st: &mut State, cx: &Ctx, id_or_alias: &str) -> Res {
+    let s = st.session(cx)?;
+    let room_id = st.resolve_room(id_or_alias)?;
+    let room = st.room(&room_id)?;
+    let membership = st.membership(room, &s.user_id).map(|(m, _)| m);
+    let public = st
+        .state_event(room, "m.room.join_rules", "")
+        .and_then(|e| e.content.get("join_rule"))
+        .and_then(Value::as_str)
+        == Some("public");
+    match membership.as_deref() {
+        Some("join") => {}
+        Some("invite") => set_membership(
+            st,
+            &room_id,
+            &s.user_id,
+            &s.user_id,
+            json!({"membership": "join"}),
+        ),
+        Some("ban") => return Err(forbidden("You are banned from this room")),
+        _ if public => set_membership(
+            st,
+            &room_id,
+            &s.user_id,
+            &s.user_id,
+            json!({"membership": "join"}),
+        ),
+        _ => return Err(forbidden("You are not invited to this room.")),
+    }
+    Ok(ok(json!({ "room_id": room_id })))
+}
+
+fn set_membership(st: &mut State, room_id: &str, sender: &str, target: &str, content: Value) {
+    let state_key = Some(target.to_string());
+    st.append_event(Draft {
+        room_id,
+        sender,
+        ev_type: "m.room.member",
+        state_key,
+        content,
+        ts: st.now,
+        delay_id: None,
+    });
+}
+
+/// Body field `user_id` of invite and kick.
+fn target_user(cx: &Ctx) -> Result<(String, Map<String, Value>), Reply> {
+    let body = cx.object_body(false)?;
+    let user = body
+        .get("user_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| missing_param("user_id"))?
+        .to_string();
+    Ok((user, body))
+}
+
+fn invite(st: &mut State, cx: &Ctx, room_id: &str) -> Res {
+    let s = st.session(cx)?;
+    let (target, _) = target_user(cx)?;
+    let room = st.room(room_id)?;
+    if !st.is_joined(room, &s.user_id) {
+        return Err(forbidden("You are not in this room."));
+    }
+    let pl = st.power_levels(room);
+    if State::user_level(room, &pl, &s.user_id) < int_field(&pl, "invite").unwrap_or(0) {
+        return Err(forbidden("You don't have permission to invite users"));
+    }
+    if matches!(
+        st.membership(room, &target).map(|(m, _)| m).as_deref(),
+        Some("join" | "ban")
+    ) {
+        return Err(forbidden(format!(
+            "{target} is already in the room or banned."
+        )));
+    }
+    set_membership(
+        st,
+        room_id,
+        &s.user_id,
+        &target,
+        json!({"membership": "invite"}),
+    );
+    Ok(ok(json!({})))
+}
+
+fn leave(st: &mut State, cx: &Ctx, room_id: &str) -> Res {
+    let s = st.session(cx)?;
+    let room = st.room(room_id)?;
+    match st.membership(room, &s.user_id).map(|(m, _)| m).as_deref() {
+        Some("join" | "invite") => set_membership(
+            st,
+            room_id,
+            &s.user_id,
+            &s.user_id,
+            json!({"membership": "leave"}),
+        ),
+        _ => return Err(forbidden("You are not in this room.")),
+    }
+    Ok(ok(json!({})))
+}
+
+fn kick(st: &mut State, cx: &Ctx, room_id: &str) -> Res {
+    let s = st.session(cx)?;
+    let (target, body) = target_user(cx)?;
+    let room = st.room(room_id)?;
+    if !st.is_joined(room, &s.user_id) {
+        return Err(forbidden("You are not in this room."));
+    }
+    if !matches!(
+        st.membership(room, &target).map(|(m, _)| m).as_deref(),
+        Some("join" | "invite")
+    ) {
+        return Err(forbidden(format!("{target} is not in the room.")));
+    }
+    let pl = st.power_levels(room);
+    let (mine, theirs) = (
+        State::user_level(room, &pl, &s.user_id),
+        State::user_level(room, &pl, &target),
+    );
+    if mine < int_field(&pl, "kick").unwrap_or(50) || mine <= theirs {
+        return Err(forbidden("You don't have permission to kick this user"));
+    }
+    let mut content = json!({"membership": "leave"});
+    if let Some(reason) = body.get("reason") {
+        content["reason"] = reason.clone();
+    }
+    set_membership(st, room_id, &s.user_id, &target, content);
+    Ok(ok(json!({})))
+}
+
+// ------------------------------------------------------------------------------------------------
+// Endpoints: events and state
+// ------------------------------------------------------------------------------------------------
+
+/// Sends a non-delayed event on behalf of `s`.
+fn send_now(
+    st: &mut State,
+    s: &Session,
+    room_id: &str,
+    ty: &str,
+    state_key: Option<&str>,
+    content: Value,
+) -> Res {
+    st.authorise(
+        room_id,
+        &s.user_id,
+        ty,
+        state_key.is_some(),
+        &content,
+        Phase::Direct,
+    )?;
+    let state_key = state_key.map(str::to_string);
+    let draft = Draft {
+        room_id,
+        sender: &s.user_id,
+        ev_type: ty,
+        state_key,
+        content,
+        ts: st.now,
+        delay_id: None,
+    };
+    let event_id = st.append_event(draft);
+    Ok(ok(json!({ "event_id": event_id })))
+}
+
+/// `/send` or `/state` with `?org.matrix.msc4140.delay=`: the body is the content.
+fn schedule_from_query(
+    st: &mut State,
+    s: &Session,
+    cx: &Ctx,
+    raw_delay: &str,
+    room_id: &str,
+    ty: &str,
+    state_key: Option<&str>,
+) -> Res {
+    let delay_ms = st.validate_delay(DelayInput::from_query(raw_delay))?;
+    let content = st.check_content(st.delayed_api_body(cx, false)?)?;
+    let new = NewDelayed {
+        room_id: room_id.into(),
+        ev_type: ty.into(),
+        state_key: state_key.map(str::to_string),
+        content,
+        delay_ms,
+    };
+    st.schedule(s, new)
+}
+
+fn send(st: &mut State, cx: &Ctx, room_id: &str, ty: &str, _txn: &str) -> Res {
+    let s = st.session(cx)?;
+    let delay = cx.q(DELAY_PARAM);
+    let use_cache = !(delay.is_some() && st.fault(Fault::IdempotencyBroken));
+    st.with_txn(&s, cx, use_cache, |st| match delay {
+        Some(raw) => schedule_from_query(st, &s, cx, raw, room_id, ty, None),
+        None => send_now(
+            st,
+            &s,
+            room_id,
+            ty,
+            None,
+            Value::Object(cx.object_body(false)?),
+        ),
+    })
+}
+
+fn put_state(st: &mut State, cx: &Ctx, room_id: &str, ty: &str, key: &str) -> Res {
+    let s = st.session(cx)?;
+    match cx.q(DELAY_PARAM) {
+        Some(raw) => schedule_from_query(st, &s, cx, raw, room_id, ty, Some(key)),
+        None => send_now(
+            st,
+            &s,
+            room_id,
+            ty,
+            Some(key),
+            Value::Object(cx.object_body(false)?),
+        ),
+    }
+}
+
+fn redact(st: &mut State, cx: &Ctx, room_id: &str, event_id: &str) -> Res {
+    let s = st.session(cx)?;
+    st.with_txn(&s, cx, true, |st| {
+        let body = cx.object_body(true)?;
+        st.room(room_id)?;
+        match st.event_index.get(event_id) {
+            Some(&i) if st.events[i].room_id == room_id => {}
+            _ => return Err(not_found("Unknown event.")),
+        }
+        let mut content = json!({ "redacts": event_id });
+        if let Some(reason) = body.get("reason") {
+            content["reason"] = reason.clone();
+        }
+        send_now(st, &s, room_id, "m.room.redaction", None, content)
+    })
+}
+
+/// Readers of a room: joined users see everything; users who left see up to their leave.
+fn visible_until(st: &State, room: &Room, user_id: &str) -> Result<u64, Reply> {
+    match st.membership(room, user_id) {
+        Some((m, _)) if m == "join" => Ok(u64::MAX),
+        Some((m, pos)) if m == "leave" || m == "ban" => Ok(pos),
+        _ => Err(forbidden("You are not in this room.")),
+    }
+}
+
+fn get_state(st: &State, cx: &Ctx, room_id: &str, ty: &str, key: &str) -> Res {
+    let s = st.session(cx)?;
+    let room = st.room(room_id)?;
+    visible_until(st, room, &s.user_id)?;
+    let Some(&idx) = room.state.get(&(ty.to_string(), key.to_string())) else {
+        return Err(not_found("Event not found."));
+    };
+    if cx.q("format") == Some("event") {
+        return Ok(ok(st.render(idx, &s.user_id, Surface::Other, true)));
+    }
+    Ok(ok(st.events[idx].content.clone()))
+}
+
+fn get_all_state(st: &State, cx: &Ctx, room_id: &str) -> Res {
+    let s = st.session(cx)?;
+    let room = st.room(room_id)?;
+    visible_until(st, room, &s.user_id)?;
+    let mut idxs: Vec<usize> = room.state.values().copied().collect();
+    idxs.sort();
+    Ok(ok(Value::Array(
+        idxs.into_iter()
+            .map(|i| st.render(i, &s.user_id, Surface::Other, true))
+            .collect(),
+    )))
+}
+
+fn get_event(st: &State, cx: &Ctx, room_id: &str, event_id: &str) -> Res {
+    let s = st.session(cx)?;
+    let room = st.room(room_id)?;
+    let until = visible_until(st, room, &s.user_id)?;
+    match st.event_index.get(event_id) {
+        Some(&i) if st.events[i].room_id == room_id && st.events[i].pos <= until => {
+            Ok(ok(st.render(i, &s.user_id, Surface::Other, true)))
+        }
+        _ => Err(not_found("Event not found.")),
+    }
+}
+
+fn parse_token(raw: Option<&str>, name: &str) -> Result<Option<u64>, Reply> {
+    raw.map(|t| {
+        t.parse::<u64>()
+            .map_err(|_| invalid_param(format!("Invalid {name} token")))
+    })
+    .transpose()
+}
+
+fn messages(st: &State, cx: &Ctx, room_id: &str) -> Res {
+    let s = st.session(cx)?;
+    let room = st.room(room_id)?;
+    let until = visible_until(st, room, &s.user_id)?;
+    let limit = cx
+        .q("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(10)
+        .min(1000);
+    let from = parse_token(cx.q("from"), "from")?;
+    let backwards = cx.q("dir") != Some("f");
+    let visible = room
+        .timeline
+        .iter()
+        .copied()
+        .filter(|&i| st.events[i].pos <= until);
+    let (chunk, start): (Vec<usize>, u64) = if backwards {
+        let from = from.unwrap_or(st.head());
+        (
+            visible
+                .filter(|&i| st.events[i].pos <= from)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .take(limit)
+                .collect(),
+            from,
+        )
+    } else {
+        let from = from.unwrap_or(0);
+        (
+            visible
+                .filter(|&i| st.events[i].pos > from)
+                .take(limit)
+                .collect(),
+            from,
+        )
+    };
+    let mut body = json!({
+        "chunk": chunk.iter().map(|&i| st.render(i, &s.user_id, Surface::Messages, true)).collect::<Vec<_>>(),
+        "start": start.to_string(),
+    });
+    if let Some(&last) = chunk.last() {
+        let pos = st.events[last].pos;
+        if !backwards {
+            body["end"] = json!(pos.to_string());
+        } else if chunk.len() == limit {
+            body["end"] = json!((pos - 1).to_string());
+        }
+    }
+    Ok(ok(body))
+}
+
+fn sync(st: &State, cx: &Ctx) -> Res {
+    let s = st.session(cx)?;
+    let since = parse_token(cx.q("since"), "since")?;
+    let timeout = cx
+        .q("timeout")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(0);
+    let after = since.unwrap_or(0);
+    let render_all = |idxs: &mut dyn Iterator<Item = usize>| -> Vec<Value> {
+        idxs.map(|i| st.render(i, &s.user_id, Surface::Sync, false))
+            .collect()
+    };
+    let (mut join, mut leave, mut invite) = (Map::new(), Map::new(), Map::new());
+    for (room_id, room) in &st.rooms {
+        let Some((membership, mpos)) = st.membership(room, &s.user_id) else {
+            continue;
+        };
+        let newer = |until: u64| {
+            room.timeline
+                .iter()
+                .copied()
+                .filter(move |&i| st.events[i].pos > after && st.events[i].pos <= until)
+        };
+        match membership.as_str() {
+            "join" => {
+                let timeline = render_all(&mut newer(u64::MAX));
+                // A room joined since the token: give the state that precedes the timeline.
+                let state = if since.is_some() && mpos > after {
+                    let mut old: Vec<usize> = room
+                        .state
+                        .values()
+                        .copied()
+                        .filter(|&i| st.events[i].pos <= after)
+                        .collect();
+                    old.sort();
+                    render_all(&mut old.into_iter())
+                } else {
+                    Vec::new()
+                };
+                if !timeline.is_empty() || !state.is_empty() {
+                    join.insert(room_id.clone(), json!({"timeline": {"events": timeline, "limited": false, "prev_batch": after.to_string()}, "state": {"events": state}}));
+                }
+            }
+            "leave" | "ban" if since.is_some() && mpos > after => {
+                let timeline = render_all(&mut newer(mpos));
+                leave.insert(room_id.clone(), json!({"timeline": {"events": timeline, "limited": false}, "state": {"events": []}}));
+            }
+            "invite" if mpos > after => {
+                let stripped: Vec<Value> = [("m.room.create", ""), ("m.room.join_rules", ""), ("m.room.name", ""), ("m.room.member", s.user_id.as_str())]
+                    .iter()
+                    .filter_map(|(ty, key)| st.state_event(room, ty, key))
+                    .map(|e| json!({"type": e.ev_type, "state_key": e.state_key, "sender": e.sender, "content": e.content}))
+                    .collect();
+                invite.insert(
+                    room_id.clone(),
+                    json!({"invite_state": {"events": stripped}}),
+                );
+            }
+            _ => {}
+        }
+    }
+    let nothing_new = join.is_empty() && leave.is_empty() && invite.is_empty();
+    let mut reply = ok(json!({
+        "next_batch": st.head().to_string(),
+        "rooms": {"join": join, "leave": leave, "invite": invite},
+    }));
+    if nothing_new && since.is_some() && timeout > 0 {
+        reply.delay = Some(SYNC_POLL.min(Duration::from_millis(timeout)));
+    }
+    Ok(reply)
+}
+
+// ------------------------------------------------------------------------------------------------
+// Endpoints: delayed events (unstable prefix)
+// ------------------------------------------------------------------------------------------------
+
+fn schedule_dedicated(st: &mut State, cx: &Ctx, room_id: &str, ty: &str, _txn: &str) -> Res {
+    let s = st.session(cx)?;
+    let use_cache = !st.fault(Fault::IdempotencyBroken);
+    st.with_txn(&s, cx, use_cache, |st| {
+        let body = st.delayed_api_body(cx, false)?;
+        let body = body
+            .as_object()
+            .ok_or_else(|| bad_json("The body must be a JSON object."))?;
+        let delay_ms = st.validate_delay(DelayInput::from_json(
+            body.get("delay_ms")
+                .ok_or_else(|| missing_param("delay_ms"))?,
+        ))?;
+        let state_key = match body.get("state_key") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(k)) => Some(k.clone()),
+            Some(_) => return Err(bad_json("state_key must be a string.")),
+        };
+        let content = st.check_content(
+            body.get("content")
+                .cloned()
+                .ok_or_else(|| missing_param("content"))?,
+        )?;
+        let new = NewDelayed {
+            room_id: room_id.into(),
+            ev_type: ty.into(),
+            state_key,
+            content,
+            delay_ms,
+        };
+        st.schedule(&s, new)
+    })
+}
+
+fn manage_split_form(st: &mut State, cx: &Ctx, delay_id: &str, action: &str) -> Res {
+    let Some(action) = Action::parse(action) else {
+        if st.fault(Fault::SplitUnknownActionAccepted) {
+            return Ok(ok(json!({})));
+        }
+        return Err(unrecognized());
+    };
+    let requester = st.mgmt_requester(cx)?;
+    st.delayed_api_body(cx, true)?;
+    st.manage(requester.as_deref(), delay_id, action)
+}
+
+fn manage_body_form(st: &mut State, cx: &Ctx, delay_id: &str) -> Res {
+    let requester = st.mgmt_requester(cx)?;
+    let body = st.delayed_api_body(cx, false)?;
+    let action = match body.get("action") {
+        None => Err(missing_param("action")),
+        Some(Value::String(a)) => {
+            Action::parse(a).ok_or_else(|| invalid_param(format!("Unknown action: {a}")))
+        }
+        Some(_) => Err(invalid_param("action must be a string")),
+    };
+    match action {
+        Ok(action) => st.manage(requester.as_deref(), delay_id, action),
+        Err(_) if st.fault(Fault::BodyActionUnvalidated) => Ok(ok(json!({}))),
+        Err(e) => Err(e),
+    }
+}
+
+fn list_delayed(st: &State, cx: &Ctx) -> Res {
+    let viewer = st.lookup_requester(cx)?;
+    let leak = st.fault(Fault::ListingLeaksOthers);
+    let mut items: Vec<&Delayed> = st
+        .delayed
+        .iter()
+        .filter(|d| (leak || d.owner == viewer) && st.listed(d))
+        .collect();
+    items.sort_by_key(|d| (d.due(), d.seq));
+    if st.fault(Fault::ListingUnsorted) {
+        items.reverse();
+    }
+    let drop_content = st.fault(Fault::ListingDropsContent);
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|d| {
+            let mut o = d.to_json(false);
+            if let (true, Some(m)) = (drop_content, o.as_object_mut()) {
+                m.remove("content");
+            }
+            o
+        })
+        .collect();
+    Ok(ok(json!({ "delayed_events": items })))
+}
+
+fn lookup_delayed(st: &State, cx: &Ctx, delay_id: &str) -> Res {
+    if st.fault(Fault::SingleLookupMissing) {
+        return Err(unrecognized());
+    }
+    let viewer = st.lookup_requester(cx)?;
+    match st.delayed_index.get(delay_id).map(|&i| &st.delayed[i]) {
+        Some(d) if d.owner == viewer || st.fault(Fault::SingleLookupLeaks) => {
+            let mut item = d.to_json(true);
+            if let (true, Some(m)) = (st.fault(Fault::SingleLookupDropsContent), item.as_object_mut()) {
+                m.remove("content");
+            }
+            Ok(ok(item))
+        }
+        _ => Err(not_found("No such delayed event.")),
+    }
+}
