@@ -87,6 +87,15 @@ impl FormOverride {
     }
 }
 
+impl std::fmt::Display for ApiForm {
+    /// "query-param, split-path, unstable": the same names `--api-form` takes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = serde_json::to_value(self).expect("forms serialise");
+        let name = |key: &str| names[key].as_str().unwrap_or("?").to_string();
+        write!(f, "{}, {}, {}", name("schedule"), name("manage"), name("prefix"))
+    }
+}
+
 impl ApiForm {
     pub fn prefix_path(&self) -> &'static str {
         match self.prefix {

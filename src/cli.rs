@@ -314,13 +314,11 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         let env = Arc::new(runtime.block_on(Env::prepare(target.clone(), http, forced)).map_err(UsageError)?);
         let info = target.info();
         eprintln!(
-            "target: {} {} at {} · API form: schedule {:?}, manage {:?}, prefix {:?}{}",
+            "target: {} {} at {} · API form: {}{}",
             info.name,
             info.version.as_deref().unwrap_or(""),
             info.base_url,
-            env.form.schedule,
-            env.form.manage,
-            env.form.prefix,
+            env.form,
             expectations_origin.as_deref().map(|o| format!(" · expectations: {o}")).unwrap_or_default()
         );
         let reports = runner::run_all(runtime.handle(), env.clone(), cases, Arc::new(expectations), &opts);
