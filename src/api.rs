@@ -54,7 +54,11 @@ pub struct ApiForm {
 impl Default for ApiForm {
     /// What Synapse offers; used when nothing was detected or forced.
     fn default() -> Self {
-        ApiForm { schedule: ScheduleForm::QueryParam, manage: ManageForm::SplitPath, prefix: Prefix::Unstable }
+        ApiForm {
+            schedule: ScheduleForm::QueryParam,
+            manage: ManageForm::SplitPath,
+            prefix: Prefix::Unstable,
+        }
     }
 }
 
@@ -80,7 +84,12 @@ impl FormOverride {
                 "body" => form.manage = Some(ManageForm::Body),
                 "unstable" => form.prefix = Some(Prefix::Unstable),
                 "stable" => form.prefix = Some(Prefix::Stable),
-                other => return Err(format!("unknown API form '{other}'; expected {}", Self::HELP)),
+                other => {
+                    return Err(format!(
+                        "unknown API form '{other}'; expected {}",
+                        Self::HELP
+                    ))
+                }
             }
         }
         Ok(form)
@@ -92,7 +101,13 @@ impl std::fmt::Display for ApiForm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names = serde_json::to_value(self).expect("forms serialise");
         let name = |key: &str| names[key].as_str().unwrap_or("?").to_string();
-        write!(f, "{}, {}, {}", name("schedule"), name("manage"), name("prefix"))
+        write!(
+            f,
+            "{}, {}, {}",
+            name("schedule"),
+            name("manage"),
+            name("prefix")
+        )
     }
 }
 
@@ -145,14 +160,29 @@ pub struct Features {
 
 impl Features {
     pub fn capability_field(&self, field: &str) -> Option<i64> {
-        self.capability.as_ref().and_then(|(_, v)| v.get(field)).and_then(Value::as_i64)
+        self.capability
+            .as_ref()
+            .and_then(|(_, v)| v.get(field))
+            .and_then(Value::as_i64)
     }
 
     /// The form a run uses: the newest each dimension offers, unless forced.
     pub fn choose_form(&self, forced: FormOverride) -> ApiForm {
-        let schedule = if self.schedule_endpoint { ScheduleForm::Endpoint } else { ScheduleForm::QueryParam };
-        let manage = if self.manage_split || !self.manage_body { ManageForm::SplitPath } else { ManageForm::Body };
-        let prefix = if self.stable_prefix { Prefix::Stable } else { Prefix::Unstable };
+        let schedule = if self.schedule_endpoint {
+            ScheduleForm::Endpoint
+        } else {
+            ScheduleForm::QueryParam
+        };
+        let manage = if self.manage_split || !self.manage_body {
+            ManageForm::SplitPath
+        } else {
+            ManageForm::Body
+        };
+        let prefix = if self.stable_prefix {
+            Prefix::Stable
+        } else {
+            Prefix::Unstable
+        };
         ApiForm {
             schedule: forced.schedule.unwrap_or(schedule),
             manage: forced.manage.unwrap_or(manage),
@@ -275,7 +305,10 @@ impl DelayedInfo {
     }
     /// `delay_ms` (2026-07) or `delay` (2024-10, 2025-12).
     pub fn delay_ms(&self) -> Option<i64> {
-        self.raw.get("delay_ms").or_else(|| self.raw.get("delay")).and_then(Value::as_i64)
+        self.raw
+            .get("delay_ms")
+            .or_else(|| self.raw.get("delay"))
+            .and_then(Value::as_i64)
     }
     /// `scheduled_at` (2026-07), `running_since` (earlier texts) or `delayed_since_ts` (Synapse).
     pub fn scheduled_at(&self) -> Option<i64> {
@@ -312,14 +345,25 @@ impl User {
         self.schedule_with_txn(event, delay, &new_txn_id()).await
     }
 
-    pub async fn schedule_with_txn(&self, event: &DelayedEvent, delay: Delay, txn_id: &str) -> Result<Resp, Stop> {
+    pub async fn schedule_with_txn(
+        &self,
+        event: &DelayedEvent,
+        delay: Delay,
+        txn_id: &str,
+    ) -> Result<Resp, Stop> {
         let room = seg(&event.room_id);
         let event_type = seg(&event.event_type);
         match self.form.schedule {
             ScheduleForm::QueryParam => {
                 let path = match &event.state_key {
-                    Some(key) => format!("/_matrix/client/v3/rooms/{room}/state/{event_type}/{}", seg(key)),
-                    None => format!("/_matrix/client/v3/rooms/{room}/send/{event_type}/{}", seg(txn_id)),
+                    Some(key) => format!(
+                        "/_matrix/client/v3/rooms/{room}/state/{event_type}/{}",
+                        seg(key)
+                    ),
+                    None => format!(
+                        "/_matrix/client/v3/rooms/{room}/send/{event_type}/{}",
+                        seg(txn_id)
+                    ),
                 };
                 self.put(path)
                     .query(self.form.delay_param(), delay.query_text())
@@ -343,20 +387,30 @@ impl User {
     }
 
     /// Schedules `event` with a raw request body (malformed JSON, non-object content...).
-    pub async fn schedule_raw_body(&self, event: &DelayedEvent, delay_ms: i64, raw_body: &str) -> Result<Resp, Stop> {
+    pub async fn schedule_raw_body(
+        &self,
+        event: &DelayedEvent,
+        delay_ms: i64,
+        raw_body: &str,
+    ) -> Result<Resp, Stop> {
         let room = seg(&event.room_id);
         let event_type = seg(&event.event_type);
         let txn = new_txn_id();
         match self.form.schedule {
             ScheduleForm::QueryParam => {
-                self.put(format!("/_matrix/client/v3/rooms/{room}/send/{event_type}/{txn}"))
-                    .query(self.form.delay_param(), delay_ms)
-                    .raw(raw_body)
-                    .send()
-                    .await
+                self.put(format!(
+                    "/_matrix/client/v3/rooms/{room}/send/{event_type}/{txn}"
+                ))
+                .query(self.form.delay_param(), delay_ms)
+                .raw(raw_body)
+                .send()
+                .await
             }
             ScheduleForm::Endpoint => {
-                let path = format!("{}/rooms/{room}/delayed_event/{event_type}/{txn}", self.form.rooms_prefix());
+                let path = format!(
+                    "{}/rooms/{room}/delayed_event/{event_type}/{txn}",
+                    self.form.rooms_prefix()
+                );
                 // The endpoint's body wraps the content, so a broken content goes inside it.
                 let body = format!(r#"{{"delay_ms": {delay_ms}, "content": {raw_body}}}"#);
                 self.put(path).raw(&body).send().await
@@ -365,35 +419,63 @@ impl User {
     }
 
     /// Schedules and insists it worked: a refusal fails the case (scheduling is the feature).
-    pub async fn schedule_ok(&self, event: &DelayedEvent, delay_ms: i64) -> Result<Scheduled, Stop> {
+    pub async fn schedule_ok(
+        &self,
+        event: &DelayedEvent,
+        delay_ms: i64,
+    ) -> Result<Scheduled, Stop> {
         let requested_at = Instant::now();
         let resp = self.schedule(event, Delay::Ms(delay_ms)).await?;
         scheduled_from(resp, delay_ms, requested_at)
     }
 
-    pub async fn schedule_ok_with_txn(&self, event: &DelayedEvent, delay_ms: i64, txn: &str) -> Result<Scheduled, Stop> {
+    pub async fn schedule_ok_with_txn(
+        &self,
+        event: &DelayedEvent,
+        delay_ms: i64,
+        txn: &str,
+    ) -> Result<Scheduled, Stop> {
         let requested_at = Instant::now();
-        let resp = self.schedule_with_txn(event, Delay::Ms(delay_ms), txn).await?;
+        let resp = self
+            .schedule_with_txn(event, Delay::Ms(delay_ms), txn)
+            .await?;
         scheduled_from(resp, delay_ms, requested_at)
     }
 
     fn management_path(&self, delay_id: &str) -> String {
-        format!("{}/delayed_events/{}", self.form.prefix_path(), seg(delay_id))
+        format!(
+            "{}/delayed_events/{}",
+            self.form.prefix_path(),
+            seg(delay_id)
+        )
     }
 
     /// A management action in the run's form.
     pub async fn manage(&self, delay_id: &str, action: Action) -> Result<Resp, Stop> {
-        self.manage_via(delay_id, action, self.form.manage, true).await
+        self.manage_via(delay_id, action, self.form.manage, true)
+            .await
     }
 
     /// A management action in a given form, with or without the access token.
-    pub async fn manage_via(&self, delay_id: &str, action: Action, form: ManageForm, with_token: bool) -> Result<Resp, Stop> {
+    pub async fn manage_via(
+        &self,
+        delay_id: &str,
+        action: Action,
+        form: ManageForm,
+        with_token: bool,
+    ) -> Result<Resp, Stop> {
         let base = self.management_path(delay_id);
         let call = match form {
-            ManageForm::SplitPath => self.post(format!("{base}/{}", action.as_str())).json(json!({})),
+            ManageForm::SplitPath => self
+                .post(format!("{base}/{}", action.as_str()))
+                .json(json!({})),
             ManageForm::Body => self.post(base).json(json!({ "action": action.as_str() })),
         };
-        if with_token { call.send().await } else { call.without_token().send().await }
+        if with_token {
+            call.send().await
+        } else {
+            call.without_token().send().await
+        }
     }
 
     /// A management request with an arbitrary action path segment (split form).
@@ -404,7 +486,10 @@ impl User {
 
     /// A body-form management request with an arbitrary raw body.
     pub async fn manage_body_raw(&self, delay_id: &str, raw_body: &str) -> Result<Resp, Stop> {
-        self.post(self.management_path(delay_id)).raw(raw_body).send().await
+        self.post(self.management_path(delay_id))
+            .raw(raw_body)
+            .send()
+            .await
     }
 
     /// Management that must succeed for the case to continue; a refusal fails the case.
@@ -422,7 +507,11 @@ impl User {
 
     pub async fn list_raw(&self, with_token: bool) -> Result<Resp, Stop> {
         let call = self.get(format!("{}/delayed_events", self.form.prefix_path()));
-        if with_token { call.send().await } else { call.without_token().send().await }
+        if with_token {
+            call.send().await
+        } else {
+            call.without_token().send().await
+        }
     }
 
     /// The user's scheduled delayed events. The list key is `delayed_events` (2024-10 Synapse,
@@ -430,7 +519,10 @@ impl User {
     pub async fn list(&self) -> Result<Vec<DelayedInfo>, Stop> {
         let resp = self.list_raw(true).await?;
         if !resp.is_success() {
-            return Err(Stop::Fail(format!("listing delayed events was refused: {}", resp.describe())));
+            return Err(Stop::Fail(format!(
+                "listing delayed events was refused: {}",
+                resp.describe()
+            )));
         }
         let items = resp
             .body
@@ -443,17 +535,29 @@ impl User {
                     resp.describe()
                 ))
             })?;
-        Ok(items.iter().cloned().map(|raw| DelayedInfo { raw }).collect())
+        Ok(items
+            .iter()
+            .cloned()
+            .map(|raw| DelayedInfo { raw })
+            .collect())
     }
 
     /// The listing entry for one delay id, if listed.
     pub async fn listed(&self, delay_id: &str) -> Result<Option<DelayedInfo>, Stop> {
-        Ok(self.list().await?.into_iter().find(|i| i.delay_id() == Some(delay_id)))
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .find(|i| i.delay_id() == Some(delay_id)))
     }
 
     pub async fn lookup(&self, delay_id: &str, with_token: bool) -> Result<Resp, Stop> {
         let call = self.get(self.management_path(delay_id));
-        if with_token { call.send().await } else { call.without_token().send().await }
+        if with_token {
+            call.send().await
+        } else {
+            call.without_token().send().await
+        }
     }
 }
 
@@ -473,36 +577,82 @@ fn scheduled_from(resp: Resp, delay_ms: i64, requested_at: Instant) -> Result<Sc
 pub async fn detect(prober: &Client, room_id: &str) -> Result<Features, Stop> {
     let mut features = Features::default();
 
-    let versions = prober.get("/_matrix/client/versions").without_token().send().await?;
+    let versions = prober
+        .get("/_matrix/client/versions")
+        .without_token()
+        .send()
+        .await?;
     let unstable = versions.body.get("unstable_features");
-    features.versions_flag = unstable.and_then(|u| u.get(UNSTABLE_FEATURE)).and_then(Value::as_bool);
+    features.versions_flag = unstable
+        .and_then(|u| u.get(UNSTABLE_FEATURE))
+        .and_then(Value::as_bool);
     features.stable_flag = unstable
         .and_then(|u| u.get("org.matrix.msc4140.stable"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
 
     let caps = prober.get("/_matrix/client/v3/capabilities").send().await?;
-    features.capability = [STABLE_CAPABILITY, UNSTABLE_CAPABILITY].iter().find_map(|name| {
-        caps.body.pointer(&format!("/capabilities/{name}")).map(|v| (name.to_string(), v.clone()))
-    });
+    features.capability = [STABLE_CAPABILITY, UNSTABLE_CAPABILITY]
+        .iter()
+        .find_map(|name| {
+            caps.body
+                .pointer(&format!("/capabilities/{name}"))
+                .map(|v| (name.to_string(), v.clone()))
+        });
 
-    for (prefix, flag) in [(UNSTABLE_PREFIX, &mut features.unstable_prefix), (STABLE_PREFIX, &mut features.stable_prefix)] {
-        *flag = prober.get(format!("{prefix}/delayed_events")).send().await?.is_success();
+    for (prefix, flag) in [
+        (UNSTABLE_PREFIX, &mut features.unstable_prefix),
+        (STABLE_PREFIX, &mut features.stable_prefix),
+    ] {
+        *flag = prober
+            .get(format!("{prefix}/delayed_events"))
+            .send()
+            .await?
+            .is_success();
     }
 
     let mut probe_form = features.choose_form(FormOverride::default());
-    let bogus = format!("{}/delayed_events/dec-probe-{}", probe_form.prefix_path(), new_txn_id());
-    features.manage_split = route_exists(&prober.post(format!("{bogus}/cancel")).json(json!({})).send().await?);
-    features.manage_body = route_exists(&prober.post(bogus.clone()).json(json!({"action": "cancel"})).send().await?);
+    let bogus = format!(
+        "{}/delayed_events/dec-probe-{}",
+        probe_form.prefix_path(),
+        new_txn_id()
+    );
+    features.manage_split = route_exists(
+        &prober
+            .post(format!("{bogus}/cancel"))
+            .json(json!({}))
+            .send()
+            .await?,
+    );
+    features.manage_body = route_exists(
+        &prober
+            .post(bogus.clone())
+            .json(json!({"action": "cancel"}))
+            .send()
+            .await?,
+    );
     features.single_lookup = route_exists(&prober.get(bogus).send().await?);
-    probe_form.manage = if features.manage_split { ManageForm::SplitPath } else { ManageForm::Body };
+    probe_form.manage = if features.manage_split {
+        ManageForm::SplitPath
+    } else {
+        ManageForm::Body
+    };
 
     // Scheduling can only be told apart by trying it: a server that ignores the query parameter
     // sends the event at once (harmless in the prober's own room).
-    let user = User { client: prober.clone(), form: probe_form };
+    let user = User {
+        client: prober.clone(),
+        form: probe_form,
+    };
     let probe_event = DelayedEvent::message(room_id, "delayed-events-conformance probe");
     for schedule in [ScheduleForm::QueryParam, ScheduleForm::Endpoint] {
-        let user = User { form: ApiForm { schedule, ..probe_form }, ..user.clone() };
+        let user = User {
+            form: ApiForm {
+                schedule,
+                ..probe_form
+            },
+            ..user.clone()
+        };
         let resp = user.schedule(&probe_event, Delay::Ms(3_600_000)).await?;
         let offered = resp.status == 200 && resp.str_field("delay_id").is_some();
         if let (true, Some(delay_id)) = (offered, resp.str_field("delay_id")) {

@@ -42,7 +42,13 @@ pub struct Case {
 }
 
 impl Case {
-    pub fn new<F, Fut>(id: &'static str, title: &'static str, level: Level, spec: SpecRef, run: F) -> Case
+    pub fn new<F, Fut>(
+        id: &'static str,
+        title: &'static str,
+        level: Level,
+        spec: SpecRef,
+        run: F,
+    ) -> Case
     where
         F: Fn(Ctx) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = CaseResult> + Send + 'static,

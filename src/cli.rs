@@ -8,15 +8,16 @@ use crate::expectations::Expectations;
 use crate::outcome::Outcome;
 use crate::results::{Harness, RunReport, Summary};
 use crate::runner::{self, RunOptions};
+use crate::suites;
 use crate::target::synapse::{SynapseOptions, SynapseTarget, PINNED_VERSION};
 use crate::target::url::UrlTarget;
 use crate::target::{Target, TargetError};
-use crate::suites;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// Expectations for the pinned Synapse, applied by default to `--target synapse` at that version.
 const BUNDLED_SYNAPSE_EXPECTATIONS: &str = include_str!("../suites/expectations/synapse.toml");
@@ -37,7 +38,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the catalogue against a homeserver.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List every case with its id, area, level and spec reference.
     List(ListArgs),
 }
@@ -79,7 +80,13 @@ struct RunArgs {
     base_url: Option<String>,
     /// Registration shared secret for Synapse's admin register API (target url); without it the
     /// harness uses open registration.
-    #[arg(long, value_name = "SECRET", env = "DEC_REGISTRATION_SHARED_SECRET", hide_env_values = true, help_heading = "Target")]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "DEC_REGISTRATION_SHARED_SECRET",
+        hide_env_values = true,
+        help_heading = "Target"
+    )]
     registration_shared_secret: Option<String>,
     /// Force the API form instead of detecting it: comma-separated query-param|endpoint,
     /// split-path|body, unstable|stable.
@@ -99,7 +106,12 @@ struct RunArgs {
     #[arg(long, value_name = "NAME", help_heading = "Selection")]
     area: Vec<String>,
     /// Which suite to run.
-    #[arg(long, value_enum, default_value = "msc4140", help_heading = "Selection")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "msc4140",
+        help_heading = "Selection"
+    )]
     suite: SuiteName,
     /// Failed SHOULD cases fail the run too.
     #[arg(long, help_heading = "Selection")]
@@ -149,7 +161,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::List(args) => list(&args),
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
     };
     match result {
         Ok(code) => code,
@@ -164,7 +176,10 @@ fn list(args: &ListArgs) -> Result<ExitCode, UsageError> {
     let cases = suites::catalogue();
     if args.json {
         let rows: Vec<serde_json::Value> = cases.iter().map(case_listing).collect();
-        println!("{}", serde_json::to_string_pretty(&rows).expect("listing serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("listing serialises")
+        );
     } else {
         for case in &cases {
             println!(
@@ -199,7 +214,10 @@ fn select(args: &RunArgs) -> Result<Vec<Case>, UsageError> {
     let cases = suites::catalogue();
     let areas: Vec<&str> = suites::AREAS.to_vec();
     if let Some(unknown) = args.area.iter().find(|a| !areas.contains(&a.as_str())) {
-        return Err(UsageError(format!("unknown area '{unknown}'; areas are: {}", areas.join(", "))));
+        return Err(UsageError(format!(
+            "unknown area '{unknown}'; areas are: {}",
+            areas.join(", ")
+        )));
     }
     Ok(cases
         .into_iter()
@@ -212,12 +230,19 @@ fn load_expectations(args: &RunArgs) -> Result<(Expectations, Option<String>), U
         let loaded = Expectations::load(path).map_err(UsageError)?;
         return Ok((loaded, Some(path.display().to_string())));
     }
-    let bundled_applies =
-        args.target == TargetKind::Synapse && args.synapse_venv.is_none() && args.synapse_version == PINNED_VERSION;
+    let bundled_applies = args.target == TargetKind::Synapse
+        && args.synapse_venv.is_none()
+        && args.synapse_version == PINNED_VERSION;
     if bundled_applies && !args.no_expectations {
-        let loaded = Expectations::parse(BUNDLED_SYNAPSE_EXPECTATIONS, "suites/expectations/synapse.toml")
-            .map_err(UsageError)?;
-        return Ok((loaded, Some("suites/expectations/synapse.toml (bundled)".into())));
+        let loaded = Expectations::parse(
+            BUNDLED_SYNAPSE_EXPECTATIONS,
+            "suites/expectations/synapse.toml",
+        )
+        .map_err(UsageError)?;
+        return Ok((
+            loaded,
+            Some("suites/expectations/synapse.toml (bundled)".into()),
+        ));
     }
     Ok((Expectations::default(), None))
 }
@@ -225,9 +250,16 @@ fn load_expectations(args: &RunArgs) -> Result<(Expectations, Option<String>), U
 /// The target being run, for the interrupt handler: stopped however the process ends.
 type TargetSlot = Arc<Mutex<Option<Arc<dyn Target>>>>;
 
-fn install_interrupt_handler(runtime: &tokio::runtime::Runtime, slot: TargetSlot) {
+/// On Ctrl-C or SIGTERM: shut the running target down and exit 130; during start-up (no target
+/// yet), tell the start-up to give up instead, so that dropping it cleans up what it made.
+fn install_interrupt_handler(
+    runtime: &tokio::runtime::Runtime,
+    slot: TargetSlot,
+    startup: Arc<Notify>,
+) {
     runtime.spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let terminated = async {
             match term.as_mut() {
                 Some(t) => {
@@ -242,14 +274,20 @@ fn install_interrupt_handler(runtime: &tokio::runtime::Runtime, slot: TargetSlot
         }
         eprintln!("\ninterrupted: stopping the homeserver and exiting");
         let target = slot.lock().unwrap().clone();
-        if let Some(target) = target {
-            target.shutdown().await;
+        match target {
+            Some(target) => {
+                target.shutdown().await;
+                std::process::exit(130);
+            }
+            None => startup.notify_one(),
         }
-        std::process::exit(130);
     });
 }
 
-async fn start_target(args: &RunArgs, http: &reqwest::Client) -> Result<Arc<dyn Target>, UsageError> {
+async fn start_target(
+    args: &RunArgs,
+    http: &reqwest::Client,
+) -> Result<Arc<dyn Target>, UsageError> {
     match args.target {
         TargetKind::Synapse => {
             if args.base_url.is_some() {
@@ -267,9 +305,12 @@ async fn start_target(args: &RunArgs, http: &reqwest::Client) -> Result<Arc<dyn 
         }
         TargetKind::Url => {
             let Some(base_url) = &args.base_url else {
-                return Err(UsageError("--target url needs --base-url URL (the homeserver's client API)".into()));
+                return Err(UsageError(
+                    "--target url needs --base-url URL (the homeserver's client API)".into(),
+                ));
             };
-            let target = UrlTarget::connect(http, base_url, args.registration_shared_secret.clone()).await?;
+            let target =
+                UrlTarget::connect(http, base_url, args.registration_shared_secret.clone()).await?;
             Ok(Arc::new(target))
         }
     }
@@ -289,7 +330,13 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     };
     if args.list {
         let env_free = runner::list_trials(cases);
-        let _listed = libtest_mimic::run(&libtest_mimic::Arguments { list: true, ..opts_to_list_args(&opts) }, env_free);
+        let _listed = libtest_mimic::run(
+            &libtest_mimic::Arguments {
+                list: true,
+                ..opts_to_list_args(&opts)
+            },
+            env_free,
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(path) = &args.json {
@@ -301,17 +348,30 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         .build()
         .map_err(|e| UsageError(format!("cannot start the async runtime: {e}")))?;
     let slot: TargetSlot = Default::default();
-    install_interrupt_handler(&runtime, slot.clone());
+    let startup_interrupted = Arc::new(Notify::new());
+    install_interrupt_handler(&runtime, slot.clone(), startup_interrupted.clone());
 
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let clock = Instant::now();
     let http = crate::client::http_client();
-    let target = runtime.block_on(start_target(&args, &http))?;
+    let started = runtime.block_on(async {
+        tokio::select! {
+            target = start_target(&args, &http) => target.map(Some),
+            _ = startup_interrupted.notified() => Ok(None),
+        }
+    })?;
+    let Some(target) = started else {
+        return Ok(ExitCode::from(130));
+    };
     *slot.lock().unwrap() = Some(target.clone());
 
     let outcome = (|| -> Result<RunReport, UsageError> {
         let forced = args.api_form.unwrap_or_default();
-        let env = Arc::new(runtime.block_on(Env::prepare(target.clone(), http, forced)).map_err(UsageError)?);
+        let env = Arc::new(
+            runtime
+                .block_on(Env::prepare(target.clone(), http, forced))
+                .map_err(UsageError)?,
+        );
         let info = target.info();
         eprintln!(
             "target: {} {} at {} · API form: {}{}",
@@ -319,9 +379,18 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
             info.version.as_deref().unwrap_or(""),
             info.base_url,
             env.form,
-            expectations_origin.as_deref().map(|o| format!(" · expectations: {o}")).unwrap_or_default()
+            expectations_origin
+                .as_deref()
+                .map(|o| format!(" · expectations: {o}"))
+                .unwrap_or_default()
         );
-        let reports = runner::run_all(runtime.handle(), env.clone(), cases, Arc::new(expectations), &opts);
+        let reports = runner::run_all(
+            runtime.handle(),
+            env.clone(),
+            cases,
+            Arc::new(expectations),
+            &opts,
+        );
         Ok(RunReport {
             schema: crate::results::SCHEMA,
             harness: Harness::default(),
@@ -340,11 +409,16 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
 
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report).expect("results serialise");
-        std::fs::write(path, text).map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(path, text)
+            .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
     }
     let failing = report.cases.iter().filter(|r| opts.fails_run(r)).count();
     print_summary(&report, failing, clock.elapsed());
-    Ok(if failing == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failing == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn opts_to_list_args(opts: &RunOptions) -> libtest_mimic::Arguments {
@@ -357,11 +431,18 @@ fn opts_to_list_args(opts: &RunOptions) -> libtest_mimic::Arguments {
 }
 
 fn check_writable(path: &std::path::Path) -> Result<(), UsageError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     if dir.is_dir() {
         Ok(())
     } else {
-        Err(UsageError(format!("cannot write {}: folder {} does not exist", path.display(), dir.display())))
+        Err(UsageError(format!(
+            "cannot write {}: folder {} does not exist",
+            path.display(),
+            dir.display()
+        )))
     }
 }
 
@@ -388,6 +469,9 @@ fn print_summary(report: &RunReport, failing: usize, wall: Duration) {
         .map(|c| c.id.as_str())
         .collect();
     if !stale.is_empty() {
-        println!("unexpected passes (remove them from the expectation file): {}", stale.join(", "));
+        println!(
+            "unexpected passes (remove them from the expectation file): {}",
+            stale.join(", ")
+        );
     }
 }

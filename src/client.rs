@@ -12,7 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Characters left as they are in a path segment (RFC 3986 unreserved).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// The run's one HTTP connection pool.
 pub fn http_client() -> reqwest::Client {
@@ -29,7 +33,13 @@ pub fn seg(s: &str) -> String {
 }
 
 /// JSON keys whose values never leave the harness.
-const SECRET_KEYS: [&str; 5] = ["access_token", "refresh_token", "password", "mac", "new_password"];
+const SECRET_KEYS: [&str; 5] = [
+    "access_token",
+    "refresh_token",
+    "password",
+    "mac",
+    "new_password",
+];
 
 /// Largest body kept in evidence; bigger ones are cut so result files stay readable.
 const MAX_EVIDENCE_BODY: usize = 4000;
@@ -145,7 +155,10 @@ impl Resp {
         if self.is_success() {
             Ok(self)
         } else {
-            Err(Stop::Error(format!("set-up step '{step}' failed: {}", self.describe())))
+            Err(Stop::Error(format!(
+                "set-up step '{step}' failed: {}",
+                self.describe()
+            )))
         }
     }
 }
@@ -256,33 +269,54 @@ impl<'a> Call<'a> {
     pub async fn send(self) -> Result<Resp, Stop> {
         let request_line = self.request_line();
         let url = format!("{}{}", self.client.base_url, self.path);
-        let mut builder = self.client.http.request(self.method.clone(), &url).query(&self.query);
+        let mut builder = self
+            .client
+            .http
+            .request(self.method.clone(), &url)
+            .query(&self.query);
         if let (true, Some(token)) = (self.authenticated, &self.client.token) {
             builder = builder.bearer_auth(token);
         }
         if let Some(body) = self.body {
-            builder = builder.header("Content-Type", "application/json").body(body);
+            builder = builder
+                .header("Content-Type", "application/json")
+                .body(body);
         }
         let answer = builder.send().await.map_err(|e| {
-            Stop::Error(format!("{request_line}: no answer: {}", describe_transport_error(&e)))
+            Stop::Error(format!(
+                "{request_line}: no answer: {}",
+                describe_transport_error(&e)
+            ))
         })?;
         let status = answer.status().as_u16();
         let headers = answer.headers().clone();
         let bytes = answer.bytes().await.map_err(|e| {
-            Stop::Error(format!("{request_line}: answer cut off: {}", describe_transport_error(&e)))
+            Stop::Error(format!(
+                "{request_line}: answer cut off: {}",
+                describe_transport_error(&e)
+            ))
         })?;
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         if self.recorded {
             self.client.evidence.push(Exchange {
                 method: self.method.to_string(),
-                path: request_line.split_once(' ').map(|(_, p)| p.to_string()).unwrap_or_default(),
+                path: request_line
+                    .split_once(' ')
+                    .map(|(_, p)| p.to_string())
+                    .unwrap_or_default(),
                 request: self.shown_body,
                 status,
                 body: redact(&body),
             });
         }
-        Ok(Resp { status, body, headers, request: request_line, received: Instant::now() })
+        Ok(Resp {
+            status,
+            body,
+            headers,
+            request: request_line,
+            received: Instant::now(),
+        })
     }
 }
 
@@ -338,7 +372,11 @@ impl Client {
     // ---- rooms and events -------------------------------------------------------------------
 
     pub async fn create_room(&self, body: Value) -> Result<String, Stop> {
-        let resp = self.post("/_matrix/client/v3/createRoom").json(body).send().await?;
+        let resp = self
+            .post("/_matrix/client/v3/createRoom")
+            .json(body)
+            .send()
+            .await?;
         let resp = resp.setup_ok("create a room")?;
         resp.str_field("room_id")
             .map(str::to_string)
@@ -364,7 +402,12 @@ impl Client {
     }
 
     /// Sends a message event now; answers the raw response (cases judge it themselves).
-    pub async fn send_event(&self, room_id: &str, event_type: &str, content: Value) -> Result<Resp, Stop> {
+    pub async fn send_event(
+        &self,
+        room_id: &str,
+        event_type: &str,
+        content: Value,
+    ) -> Result<Resp, Stop> {
         let path = format!(
             "/_matrix/client/v3/rooms/{}/send/{}/{}",
             seg(room_id),
@@ -374,17 +417,40 @@ impl Client {
         self.put(path).json(content).send().await
     }
 
-    pub async fn put_state(&self, room_id: &str, event_type: &str, state_key: &str, content: Value) -> Result<Resp, Stop> {
-        self.put(state_path(room_id, event_type, state_key)).json(content).send().await
+    pub async fn put_state(
+        &self,
+        room_id: &str,
+        event_type: &str,
+        state_key: &str,
+        content: Value,
+    ) -> Result<Resp, Stop> {
+        self.put(state_path(room_id, event_type, state_key))
+            .json(content)
+            .send()
+            .await
     }
 
-    pub async fn get_state(&self, room_id: &str, event_type: &str, state_key: &str) -> Result<Resp, Stop> {
-        self.get(state_path(room_id, event_type, state_key)).send().await
+    pub async fn get_state(
+        &self,
+        room_id: &str,
+        event_type: &str,
+        state_key: &str,
+    ) -> Result<Resp, Stop> {
+        self.get(state_path(room_id, event_type, state_key))
+            .send()
+            .await
     }
 
     /// Reads the room's power levels, lets `change` edit them, and writes them back.
-    pub async fn update_power_levels(&self, room_id: &str, change: impl FnOnce(&mut Value)) -> Result<(), Stop> {
-        let current = self.get_state(room_id, "m.room.power_levels", "").await?.setup_ok("read power levels")?;
+    pub async fn update_power_levels(
+        &self,
+        room_id: &str,
+        change: impl FnOnce(&mut Value),
+    ) -> Result<(), Stop> {
+        let current = self
+            .get_state(room_id, "m.room.power_levels", "")
+            .await?
+            .setup_ok("read power levels")?;
         let mut levels = current.body;
         change(&mut levels);
         self.put_state(room_id, "m.room.power_levels", "", levels)
@@ -396,22 +462,35 @@ impl Client {
     /// The newest `limit` events of a room, newest first (`/messages?dir=b`).
     pub async fn messages(&self, room_id: &str, limit: u32) -> Result<Vec<Value>, Stop> {
         let resp = self
-            .get(format!("/_matrix/client/v3/rooms/{}/messages", seg(room_id)))
+            .get(format!(
+                "/_matrix/client/v3/rooms/{}/messages",
+                seg(room_id)
+            ))
             .query("dir", "b")
             .query("limit", limit)
             .send()
             .await?
             .setup_ok("read room messages")?;
-        Ok(resp.body.get("chunk").and_then(Value::as_array).cloned().unwrap_or_default())
+        Ok(resp
+            .body
+            .get("chunk")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
     }
 
     // ---- sync -------------------------------------------------------------------------------
 
     /// One `/sync` round; new timeline events are added to what this client has seen.
     async fn sync_round(&self, state: &mut SyncState, timeout: Duration) -> Result<(), Stop> {
-        let mut call = self.get("/_matrix/client/v3/sync").query("filter", SYNC_FILTER).unrecorded();
+        let mut call = self
+            .get("/_matrix/client/v3/sync")
+            .query("filter", SYNC_FILTER)
+            .unrecorded();
         if let Some(since) = &state.since {
-            call = call.query("since", since).query("timeout", timeout.as_millis());
+            call = call
+                .query("since", since)
+                .query("timeout", timeout.as_millis());
         } else {
             call = call.query("timeout", 0);
         }
@@ -424,7 +503,11 @@ impl Client {
             for (room_id, room) in rooms {
                 let events = room.pointer("/timeline/events").and_then(Value::as_array);
                 for event in events.into_iter().flatten() {
-                    fresh.push(Observed { room_id: room_id.clone(), event: event.clone(), at: resp.received });
+                    fresh.push(Observed {
+                        room_id: room_id.clone(),
+                        event: event.clone(),
+                        at: resp.received,
+                    });
                 }
             }
         }
@@ -484,7 +567,10 @@ impl Client {
 
     /// Every timeline event seen so far that matches `pred`, after one more short sync round so
     /// that anything already sent is included.
-    pub async fn seen_matching(&self, mut pred: impl FnMut(&Observed) -> bool) -> Result<Vec<Observed>, Stop> {
+    pub async fn seen_matching(
+        &self,
+        mut pred: impl FnMut(&Observed) -> bool,
+    ) -> Result<Vec<Observed>, Stop> {
         let mut state = self.sync.lock().await;
         self.sync_round(&mut state, Duration::ZERO).await?;
         Ok(state.seen.iter().filter(|o| pred(o)).cloned().collect())
@@ -492,7 +578,12 @@ impl Client {
 }
 
 pub fn state_path(room_id: &str, event_type: &str, state_key: &str) -> String {
-    format!("/_matrix/client/v3/rooms/{}/state/{}/{}", seg(room_id), seg(event_type), seg(state_key))
+    format!(
+        "/_matrix/client/v3/rooms/{}/state/{}/{}",
+        seg(room_id),
+        seg(event_type),
+        seg(state_key)
+    )
 }
 
 /// A fresh transaction id; unique per process and run.

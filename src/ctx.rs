@@ -1,13 +1,13 @@
 //! What a case body gets: fresh users and rooms on the target, the run's API form and detected
 //! features, and the judgements every timing case shares (not early, not too late, never sent).
 
-use crate::api::{ApiForm, Features, FormOverride, Scheduled, User};
+use crate::api::{ApiForm, Features, FormOverride, User};
+use crate::check;
 use crate::client::{Client, Evidence, Observed, Resp};
 use crate::outcome::Stop;
 use crate::spec::Rev;
 use crate::target::Target;
 use crate::users;
-use crate::check;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +17,9 @@ pub const SEND_ALLOWANCE_MS: i64 = 30_000;
 
 /// Slack on top of the allowance for the harness's own polling and scheduling noise.
 const WAIT_SLACK: Duration = Duration::from_secs(3);
+
+/// How long after the event under test a control event is due.
+const CONTROL_MARGIN_MS: i64 = 200;
 
 /// Grace after a control event arrived before concluding another event was never sent.
 const NEVER_SENT_GRACE: Duration = Duration::from_millis(300);
@@ -33,7 +36,11 @@ pub struct Env {
 impl Env {
     /// Registers a probing user on the target and finds out which API forms it offers; `forced`
     /// overrides the choice. The error says what went wrong and what to do about it.
-    pub async fn prepare(target: Arc<dyn Target>, http: reqwest::Client, forced: FormOverride) -> Result<Env, String> {
+    pub async fn prepare(
+        target: Arc<dyn Target>,
+        http: reqwest::Client,
+        forced: FormOverride,
+    ) -> Result<Env, String> {
         let base_url = target.info().base_url;
         let anon = Client::new(http.clone(), &base_url, Evidence::default());
         let prober = users::register(&anon, &target.registration(), "probe").await.map_err(|stop| {
@@ -47,11 +54,20 @@ impl Env {
             .create_room(json!({"preset": "private_chat"}))
             .await
             .map_err(|s| format!("could not create a room on {base_url}: {}", s.message()))?;
-        let features = crate::api::detect(&prober, &room)
-            .await
-            .map_err(|s| format!("could not detect the delayed-events API forms: {}", s.message()))?;
+        let features = crate::api::detect(&prober, &room).await.map_err(|s| {
+            format!(
+                "could not detect the delayed-events API forms: {}",
+                s.message()
+            )
+        })?;
         let form = features.choose_form(forced);
-        Ok(Env { http, target, base_url, form, features })
+        Ok(Env {
+            http,
+            target,
+            base_url,
+            form,
+            features,
+        })
     }
 }
 
@@ -73,7 +89,12 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(env: Arc<Env>, case_id: &str) -> Ctx {
         let label = case_id.rsplit('.').next().unwrap_or(case_id).to_string();
-        Ctx { env, label, evidence: Evidence::default(), record: Default::default() }
+        Ctx {
+            env,
+            label,
+            evidence: Evidence::default(),
+            record: Default::default(),
+        }
     }
 
     pub fn evidence(&self) -> &Evidence {
@@ -98,21 +119,27 @@ impl Ctx {
 
     /// A client with no access token, recording into this case's evidence.
     pub fn anonymous(&self) -> Client {
-        Client::new(self.env.http.clone(), &self.env.base_url, self.evidence.clone())
+        Client::new(
+            self.env.http.clone(),
+            &self.env.base_url,
+            self.evidence.clone(),
+        )
     }
 
     /// A freshly registered user.
     pub async fn user(&self, role: &str) -> Result<User, Stop> {
         let label = format!("{}_{role}", self.label);
-        let client = users::register(&self.anonymous(), &self.env.target.registration(), &label).await?;
-        Ok(User { client, form: self.env.form })
+        let client =
+            users::register(&self.anonymous(), &self.env.target.registration(), &label).await?;
+        Ok(User {
+            client,
+            form: self.env.form,
+        })
     }
 
     /// A fresh public room created by `owner`, joined by `members`.
     pub async fn room(&self, owner: &User, members: &[&User]) -> Result<String, Stop> {
-        let room_id = owner
-            .create_room(json!({"preset": "public_chat"}))
-            .await?;
+        let room_id = owner.create_room(json!({"preset": "public_chat"})).await?;
         for member in members {
             member.join(&room_id).await?;
         }
@@ -202,10 +229,12 @@ impl Ctx {
         delay_ms: i64,
     ) -> Result<(), Stop> {
         let elapsed = seen.at.duration_since(timer_started).as_millis() as i64;
-        let lateness = self.server_lateness(seen, server_start, delay_ms).unwrap_or_else(|| {
-            self.lateness(elapsed - delay_ms);
-            elapsed - delay_ms
-        });
+        let lateness = self
+            .server_lateness(seen, server_start, delay_ms)
+            .unwrap_or_else(|| {
+                self.lateness(elapsed - delay_ms);
+                elapsed - delay_ms
+            });
         check!(
             lateness <= SEND_ALLOWANCE_MS,
             "{what} was sent {lateness} ms after its scheduled send time (by {}); servers may add at most \
@@ -216,7 +245,12 @@ impl Ctx {
     }
 
     /// origin_server_ts minus (server scheduling time + delay), recorded as the case's lateness.
-    fn server_lateness(&self, seen: &Observed, server_start: Option<i64>, delay_ms: i64) -> Option<i64> {
+    fn server_lateness(
+        &self,
+        seen: &Observed,
+        server_start: Option<i64>,
+        delay_ms: i64,
+    ) -> Option<i64> {
         let lateness = seen.origin_server_ts()? - (server_start? + delay_ms);
         self.lateness(lateness);
         Some(lateness)
@@ -224,31 +258,62 @@ impl Ctx {
 
     /// The server's own scheduling time for `delay_id` from the listing, where it offers one.
     pub async fn server_scheduled_at(&self, user: &User, delay_id: &str) -> Option<i64> {
-        user.listed(delay_id).await.ok().flatten().and_then(|info| info.scheduled_at())
+        user.listed(delay_id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|info| info.scheduled_at())
     }
 
-    /// Proves an event (recognised by `pred`) is never sent: waits until `control`, a delayed
-    /// event due no earlier than it, has arrived, then a short grace, and insists the event was
-    /// not seen. Waiting for a condition instead of a fixed time keeps this fast and fair.
-    pub async fn expect_never_sent(
+    /// Every copy of an event (recognised by `pred`) that `observer` has seen once the event's
+    /// timer (`delay_ms` from `timer_started`) has certainly run out. Waits for a condition, not a
+    /// fixed time: `owner` schedules a control message in `room` due just after that moment; once
+    /// the control has arrived (plus a short grace), the event would have arrived too.
+    pub async fn copies_once_due(
         &self,
         observer: &User,
-        what: &str,
-        control: &Scheduled,
-        mut control_pred: impl FnMut(&Observed) -> bool,
+        owner: &User,
+        room_id: &str,
+        timer_started: Instant,
+        delay_ms: i64,
         mut pred: impl FnMut(&Observed) -> bool,
-    ) -> Result<(), Stop> {
-        let deadline = Self::delivery_deadline(control.requested_at, control.delay_ms);
-        if observer.wait_for(deadline, &mut control_pred).await?.is_none() {
+    ) -> Result<Vec<Observed>, Stop> {
+        let remaining = delay_ms - timer_started.elapsed().as_millis() as i64;
+        let control_delay = remaining.max(0) + CONTROL_MARGIN_MS;
+        let control_event = crate::api::DelayedEvent::message(room_id, &self.unique("control"));
+        let control = owner.schedule_ok(&control_event, control_delay).await?;
+        let deadline = Self::delivery_deadline(control.requested_at, control_delay);
+        if observer
+            .wait_for(deadline, |o| control_event.matches(o))
+            .await?
+            .is_none()
+        {
             return Err(Stop::Fail(format!(
-                "a control delayed event (delay {} ms, delay_id {}) was never sent, so the server's \
-                 delayed events do not fire at all",
-                control.delay_ms, control.delay_id
+                "a control delayed event (delay {control_delay} ms, delay_id {}) was never sent, so the \
+                 server's delayed events do not fire at all",
+                control.delay_id
             )));
         }
         tokio::time::sleep(NEVER_SENT_GRACE).await;
-        let leaked = observer.seen_matching(&mut pred).await?;
-        if let Some(event) = leaked.first() {
+        observer.seen_matching(&mut pred).await
+    }
+
+    /// Proves an event (recognised by `pred`) is never sent (see `copies_once_due`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn expect_never_sent(
+        &self,
+        observer: &User,
+        owner: &User,
+        room_id: &str,
+        what: &str,
+        timer_started: Instant,
+        delay_ms: i64,
+        pred: impl FnMut(&Observed) -> bool,
+    ) -> Result<(), Stop> {
+        let copies = self
+            .copies_once_due(observer, owner, room_id, timer_started, delay_ms, pred)
+            .await?;
+        if let Some(event) = copies.first() {
             return Err(Stop::Fail(format!(
                 "{what} was sent anyway: event {} of type {} arrived over /sync",
                 event.event_id().unwrap_or("?"),
@@ -265,13 +330,22 @@ pub fn body_is(text: &str) -> impl FnMut(&Observed) -> bool + '_ {
 }
 
 /// Fails unless `resp` is an error with one of `statuses` and one of `errcodes`.
-pub fn expect_error(resp: &Resp, what: &str, statuses: &[u16], errcodes: &[&str]) -> Result<(), Stop> {
+pub fn expect_error(
+    resp: &Resp,
+    what: &str,
+    statuses: &[u16],
+    errcodes: &[&str],
+) -> Result<(), Stop> {
     let status_ok = statuses.contains(&resp.status);
     let errcode_ok = resp.errcode().is_some_and(|e| errcodes.contains(&e));
     check!(
         status_ok && errcode_ok,
         "{what}: expected HTTP {} with errcode {}, but {}",
-        statuses.iter().map(u16::to_string).collect::<Vec<_>>().join(" or "),
+        statuses
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(" or "),
         errcodes.join(" or "),
         resp.describe()
     );

@@ -44,9 +44,17 @@ impl Expectations {
         for entry in file.case {
             let outcome = match Outcome::parse(&entry.outcome) {
                 Some(o @ (Outcome::Fail | Outcome::Error)) => o,
-                _ => return Err(format!("{origin}: case {}: outcome must be 'fail' or 'error'", entry.id)),
+                _ => {
+                    return Err(format!(
+                        "{origin}: case {}: outcome must be 'fail' or 'error'",
+                        entry.id
+                    ))
+                }
             };
-            if entries.insert(entry.id.clone(), (outcome, entry.reason)).is_some() {
+            if entries
+                .insert(entry.id.clone(), (outcome, entry.reason))
+                .is_some()
+            {
                 return Err(format!("{origin}: case {} is listed twice", entry.id));
             }
         }
@@ -77,7 +85,9 @@ impl Expectations {
 
     /// The outcome after the expectation: xfail for a listed failure, xpass for a listed pass.
     pub fn apply(&self, report: &mut CaseReport) {
-        let Some((expected, reason)) = self.entries.get(&report.id) else { return };
+        let Some((expected, reason)) = self.entries.get(&report.id) else {
+            return;
+        };
         let adjusted = match report.outcome {
             actual if actual == *expected => Outcome::Xfail,
             Outcome::Pass => Outcome::Xpass,

@@ -29,9 +29,16 @@ impl Outcome {
     }
 
     pub fn parse(s: &str) -> Option<Outcome> {
-        [Outcome::Pass, Outcome::Fail, Outcome::Skip, Outcome::Error, Outcome::Xfail, Outcome::Xpass]
-            .into_iter()
-            .find(|o| o.as_str() == s)
+        [
+            Outcome::Pass,
+            Outcome::Fail,
+            Outcome::Skip,
+            Outcome::Error,
+            Outcome::Xfail,
+            Outcome::Xpass,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
     }
 }
 

@@ -19,7 +19,10 @@ pub struct Harness {
 
 impl Default for Harness {
     fn default() -> Self {
-        Harness { name: env!("CARGO_PKG_NAME"), version: env!("CARGO_PKG_VERSION") }
+        Harness {
+            name: env!("CARGO_PKG_NAME"),
+            version: env!("CARGO_PKG_VERSION"),
+        }
     }
 }
 
@@ -110,6 +113,9 @@ pub struct RunReport {
 impl RunReport {
     /// Outcomes by case id, for comparing runs.
     pub fn outcomes(&self) -> BTreeMap<String, Outcome> {
-        self.cases.iter().map(|c| (c.id.clone(), c.outcome)).collect()
+        self.cases
+            .iter()
+            .map(|c| (c.id.clone(), c.outcome))
+            .collect()
     }
 }

@@ -60,7 +60,9 @@ impl RunOptions {
     pub fn fails_run(&self, report: &CaseReport) -> bool {
         match report.outcome {
             Outcome::Error => true,
-            Outcome::Fail => report.level == Level::Must || (self.strict && report.level == Level::Should),
+            Outcome::Fail => {
+                report.level == Level::Must || (self.strict && report.level == Level::Should)
+            }
             _ => false,
         }
     }
@@ -71,12 +73,17 @@ pub fn unmet_need(env: &Env, case: &Case) -> Option<String> {
     let features = &env.features;
     case.needs.iter().find_map(|need| match need {
         Need::Restart => env.target.can_restart().err(),
-        Need::SingleLookup => (!features.single_lookup)
-            .then(|| "the server does not offer the single-item lookup GET .../delayed_events/{delay_id}".into()),
-        Need::BodyForm => (!features.manage_body)
-            .then(|| "the server does not offer management in the body form ({\"action\": ...})".into()),
-        Need::SplitForm => (!features.manage_split)
-            .then(|| "the server does not offer management through split paths (.../{delay_id}/{action})".into()),
+        Need::SingleLookup => (!features.single_lookup).then(|| {
+            "the server does not offer the single-item lookup GET .../delayed_events/{delay_id}"
+                .into()
+        }),
+        Need::BodyForm => (!features.manage_body).then(|| {
+            "the server does not offer management in the body form ({\"action\": ...})".into()
+        }),
+        Need::SplitForm => (!features.manage_split).then(|| {
+            "the server does not offer management through split paths (.../{delay_id}/{action})"
+                .into()
+        }),
         Need::Capability => features
             .capability
             .is_none()
@@ -94,8 +101,17 @@ pub async fn run_case(env: Arc<Env>, case: &Case, default_timeout: Duration) -> 
     let timeout = case.timeout.unwrap_or(default_timeout).max(default_timeout);
     let body = AssertUnwindSafe((case.run)(ctx.clone())).catch_unwind();
     let (outcome, message) = match tokio::time::timeout(timeout, body).await {
-        Err(_) => (Outcome::Error, Some(format!("the case did not finish within {} s", timeout.as_secs()))),
-        Ok(Err(panic)) => (Outcome::Error, Some(format!("the harness panicked: {}", panic_text(&panic)))),
+        Err(_) => (
+            Outcome::Error,
+            Some(format!(
+                "the case did not finish within {} s",
+                timeout.as_secs()
+            )),
+        ),
+        Ok(Err(panic)) => (
+            Outcome::Error,
+            Some(format!("the harness panicked: {}", panic_text(&panic))),
+        ),
         Ok(Ok(Ok(()))) => (Outcome::Pass, None),
         Ok(Ok(Err(Stop::Fail(m)))) => (Outcome::Fail, Some(m)),
         Ok(Ok(Err(Stop::Skip(m)))) => (Outcome::Skip, Some(m)),
@@ -139,7 +155,10 @@ fn terminal_message(report: &CaseReport, opts: &RunOptions) -> String {
         spec.text
     ));
     if report.outcome == Outcome::Fail && !opts.fails_run(report) {
-        text.push_str(&format!("\n  ({} level: does not fail the run without --strict)", report.level.as_str()));
+        text.push_str(&format!(
+            "\n  ({} level: does not fail the run without --strict)",
+            report.level.as_str()
+        ));
     }
     if let Some(tail) = &report.server_log_tail {
         let last: Vec<&str> = tail.lines().rev().take(8).collect();
@@ -165,8 +184,12 @@ pub fn run_all(
     let trials = cases
         .into_iter()
         .map(|case| {
-            let (env, reports, expectations, phase_lock) =
-                (env.clone(), reports.clone(), expectations.clone(), phase_lock.clone());
+            let (env, reports, expectations, phase_lock) = (
+                env.clone(),
+                reports.clone(),
+                expectations.clone(),
+                phase_lock.clone(),
+            );
             let (runtime, opts) = (runtime.clone(), opts.clone());
             let kind = case.level.as_str();
             Trial::ignorable_test(case.id, move || {
@@ -183,12 +206,16 @@ pub fn run_all(
                 expectations.apply(&mut report);
                 let completion = match report.outcome {
                     Outcome::Pass | Outcome::Xpass => Ok(Completion::Completed),
-                    Outcome::Skip => Ok(Completion::ignored_with(report.message.clone().unwrap_or_default())),
+                    Outcome::Skip => Ok(Completion::ignored_with(
+                        report.message.clone().unwrap_or_default(),
+                    )),
                     Outcome::Xfail => Ok(Completion::ignored_with(format!(
                         "expected failure: {}",
                         report.expectation.clone().unwrap_or_default()
                     ))),
-                    Outcome::Fail | Outcome::Error => Err(Failed::from(terminal_message(&report, &opts))),
+                    Outcome::Fail | Outcome::Error => {
+                        Err(Failed::from(terminal_message(&report, &opts)))
+                    }
                 };
                 reports.lock().unwrap().push(report);
                 completion

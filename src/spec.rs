@@ -79,6 +79,11 @@ pub struct SpecRef {
 
 impl SpecRef {
     pub const fn msc4140(revision: Rev, section: &'static str, text: &'static str) -> SpecRef {
-        SpecRef { doc: "MSC4140", revision, section, text }
+        SpecRef {
+            doc: "MSC4140",
+            revision,
+            section,
+            text,
+        }
     }
 }

@@ -13,25 +13,41 @@ const ADMIN_REGISTER: &str = "/_synapse/admin/v1/register";
 const OPEN_REGISTER: &str = "/_matrix/client/v3/register";
 
 fn random_text(len: usize) -> String {
-    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect::<String>()
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect::<String>()
 }
 
 /// A localpart that says which case made the user, unique per run.
 pub fn fresh_localpart(label: &str) -> String {
     let clean: String = label
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .take(24)
         .collect();
     format!("dec_{clean}_{}", random_text(8).to_lowercase())
 }
 
 /// Registers a new user and answers a client logged in as them.
-pub async fn register(anon: &Client, registration: &Registration, label: &str) -> Result<Client, Stop> {
+pub async fn register(
+    anon: &Client,
+    registration: &Registration,
+    label: &str,
+) -> Result<Client, Stop> {
     let localpart = fresh_localpart(label);
     let password = random_text(20);
     let resp = match registration {
-        Registration::SharedSecret(secret) => register_with_secret(anon, secret, &localpart, &password).await?,
+        Registration::SharedSecret(secret) => {
+            register_with_secret(anon, secret, &localpart, &password).await?
+        }
         Registration::Open => register_open(anon, &localpart, &password).await?,
     };
     logged_in_from(anon, resp)
@@ -46,7 +62,10 @@ pub async fn register_guest(anon: &Client) -> Result<Client, Stop> {
         .send()
         .await?;
     if !resp.is_success() {
-        return Err(Stop::Skip(format!("the server does not offer guest accounts: {}", resp.describe())));
+        return Err(Stop::Skip(format!(
+            "the server does not offer guest accounts: {}",
+            resp.describe()
+        )));
     }
     logged_in_from(anon, resp)
 }
@@ -56,18 +75,34 @@ fn logged_in_from(anon: &Client, resp: Resp) -> Result<Client, Stop> {
     let token = resp.str_field("access_token");
     match (user_id, token) {
         (Some(user_id), Some(token)) => Ok(anon.logged_in(user_id, token)),
-        _ => Err(Stop::Error(format!("registration gave no user_id/access_token: {}", resp.describe()))),
+        _ => Err(Stop::Error(format!(
+            "registration gave no user_id/access_token: {}",
+            resp.describe()
+        ))),
     }
 }
 
-async fn register_with_secret(anon: &Client, secret: &str, localpart: &str, password: &str) -> Result<Resp, Stop> {
-    let nonce_resp = anon.get(ADMIN_REGISTER).send().await?.setup_ok("get a registration nonce")?;
+async fn register_with_secret(
+    anon: &Client,
+    secret: &str,
+    localpart: &str,
+    password: &str,
+) -> Result<Resp, Stop> {
+    let nonce_resp = anon
+        .get(ADMIN_REGISTER)
+        .send()
+        .await?
+        .setup_ok("get a registration nonce")?;
     let nonce = nonce_resp
         .str_field("nonce")
         .ok_or_else(|| Stop::Error(format!("no nonce: {}", nonce_resp.describe())))?
         .to_string();
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    for (i, part) in [nonce.as_str(), localpart, password, "notadmin"].iter().enumerate() {
+    let mut mac =
+        Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    for (i, part) in [nonce.as_str(), localpart, password, "notadmin"]
+        .iter()
+        .enumerate()
+    {
         if i > 0 {
             mac.update(b"\x00");
         }
@@ -75,7 +110,11 @@ async fn register_with_secret(anon: &Client, secret: &str, localpart: &str, pass
     }
     let mac = hex::encode(mac.finalize().into_bytes());
     let body = json!({"nonce": nonce, "username": localpart, "password": password, "admin": false, "mac": mac});
-    anon.post(ADMIN_REGISTER).json(body).send().await?.setup_ok("register a user with the shared secret")
+    anon.post(ADMIN_REGISTER)
+        .json(body)
+        .send()
+        .await?
+        .setup_ok("register a user with the shared secret")
 }
 
 async fn register_open(anon: &Client, localpart: &str, password: &str) -> Result<Resp, Stop> {
@@ -93,5 +132,9 @@ async fn register_open(anon: &Client, localpart: &str, password: &str) -> Result
         )));
     }
     body["auth"] = json!({"type": "m.login.dummy", "session": session});
-    anon.post(OPEN_REGISTER).json(body).send().await?.setup_ok("register a user (m.login.dummy)")
+    anon.post(OPEN_REGISTER)
+        .json(body)
+        .send()
+        .await?
+        .setup_ok("register a user (m.login.dummy)")
 }

@@ -6,9 +6,23 @@ use crate::case::Case;
 
 /// The areas of the MSC4140 suite, in report order.
 pub const AREAS: [&str; 17] = [
-    "timing", "send_now", "cancellation", "restart", "listing", "idempotency", "errors", "unstable_prefix",
-    "capabilities", "power_levels", "state_overwrite", "persistence", "limits", "rate_limits", "auth",
-    "unsigned", "use_cases",
+    "timing",
+    "send_now",
+    "cancellation",
+    "restart",
+    "listing",
+    "idempotency",
+    "errors",
+    "unstable_prefix",
+    "capabilities",
+    "power_levels",
+    "state_overwrite",
+    "persistence",
+    "limits",
+    "rate_limits",
+    "auth",
+    "unsigned",
+    "use_cases",
 ];
 
 /// Every case of every suite, in a stable order.

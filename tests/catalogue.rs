@@ -54,14 +54,29 @@ fn ids_are_unique_and_well_formed() {
         let parts: Vec<&str> = case.id.split('.').collect();
         assert_eq!(parts.len(), 3, "{}: ids are msc4140.<area>.<name>", case.id);
         assert_eq!(parts[0], "msc4140", "{}", case.id);
-        assert!(AREAS.contains(&parts[1]), "{}: unknown area {}", case.id, parts[1]);
         assert!(
-            parts[2].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            AREAS.contains(&parts[1]),
+            "{}: unknown area {}",
+            case.id,
+            parts[1]
+        );
+        assert!(
+            parts[2]
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
             "{}: names are snake_case",
             case.id
         );
-        assert!(!case.title.is_empty() && !case.title.ends_with('.'), "{}: one-line title", case.id);
-        assert!(!case.revisions.is_empty(), "{}: names the revisions it enforces", case.id);
+        assert!(
+            !case.title.is_empty() && !case.title.ends_with('.'),
+            "{}: one-line title",
+            case.id
+        );
+        assert!(
+            !case.revisions.is_empty(),
+            "{}: names the revisions it enforces",
+            case.id
+        );
     }
 }
 
@@ -69,11 +84,27 @@ fn ids_are_unique_and_well_formed() {
 fn every_quote_is_in_the_cited_text() {
     for case in catalogue() {
         let spec = normalised_spec(case.spec.revision);
-        for piece in case.spec.text.split("[...]").map(fold).filter(|p| !p.is_empty()) {
-            assert!(spec.contains(&piece), "{}: quoted text not found in MSC4140 {}:\n  {piece}", case.id, case.spec.revision);
+        for piece in case
+            .spec
+            .text
+            .split("[...]")
+            .map(fold)
+            .filter(|p| !p.is_empty())
+        {
+            assert!(
+                spec.contains(&piece),
+                "{}: quoted text not found in MSC4140 {}:\n  {piece}",
+                case.id,
+                case.spec.revision
+            );
         }
         let section = fold(case.spec.section);
-        assert!(spec.contains(&format!("# {section}")), "{}: no section '{section}' in {}", case.id, case.spec.revision);
+        assert!(
+            spec.contains(&format!("# {section}")),
+            "{}: no section '{section}' in {}",
+            case.id,
+            case.spec.revision
+        );
     }
 }
 

@@ -21,67 +21,293 @@ use support::fake_homeserver::{FakeHomeserver, FakeOptions, Fault};
 
 /// Which cases each fault must fail, and a phrase the failure message must contain.
 const EXPECTED: &[(Fault, &str, &str)] = &[
-    (Fault::SendEarly, "msc4140.timing.message_not_sent_early", "sent before its delay"),
-    (Fault::SendEarly, "msc4140.timing.state_not_sent_early", "sent before its delay"),
-    (Fault::SendEarly, "msc4140.restart.moves_send_time", "before its delay"),
-    (Fault::SendEarly, "msc4140.restart.sent_after_heartbeat_stops", "before its delay"),
-    (Fault::LateTimestamp, "msc4140.timing.message_sent_within_allowance", "may add at most"),
-    (Fault::LateTimestamp, "msc4140.timing.state_sent_within_allowance", "may add at most"),
-    (Fault::SendActionNoop, "msc4140.send_now.sends_immediately", "did not arrive"),
-    (Fault::SendActionNoop, "msc4140.send_now.keeps_type_content_and_state_key", "did not arrive"),
-    (Fault::SendActionNoop, "msc4140.cancellation.actions_on_sent_event", "did not send the event"),
-    (Fault::SendActionNoop, "msc4140.listing.excludes_sent_and_cancelled", "sent by the send action"),
-    (Fault::SendActionTwice, "msc4140.send_now.not_sent_again_by_timer", "delivered 2 times"),
-    (Fault::SendActionDropsStateKey, "msc4140.send_now.keeps_type_content_and_state_key", "differs from the scheduled one"),
-    (Fault::IgnoreCancel, "msc4140.cancellation.cancelled_event_is_never_sent", "cancelled event was sent anyway"),
-    (Fault::IgnoreCancel, "msc4140.cancellation.cancelled_event_leaves_listing", "still in the listing"),
-    (Fault::IgnoreCancel, "msc4140.cancellation.actions_on_cancelled_event", "actions on a cancelled delayed event"),
-    (Fault::IgnoreCancel, "msc4140.listing.excludes_sent_and_cancelled", "which was cancelled"),
-    (Fault::CancelKeepsListing, "msc4140.cancellation.cancelled_event_leaves_listing", "still in the listing"),
-    (Fault::CancelKeepsListing, "msc4140.listing.excludes_sent_and_cancelled", "which was cancelled"),
-    (Fault::ActionsOnCancelledSucceed, "msc4140.cancellation.actions_on_cancelled_event", "actions on a cancelled delayed event"),
-    (Fault::ActionsOnSentWrong, "msc4140.cancellation.actions_on_sent_event", "actions on an already sent delayed event"),
-    (Fault::RestartNoop, "msc4140.restart.moves_send_time", "restart"),
-    (Fault::RestartNoop, "msc4140.restart.heartbeat_keeps_event_unsent", "before its delay"),
-    (Fault::RestartNoop, "msc4140.restart.sent_after_heartbeat_stops", "before its delay"),
-    (Fault::ListingLeaksOthers, "msc4140.listing.excludes_other_users", "shows alice's scheduled event"),
-    (Fault::ListingIncludesFinalised, "msc4140.listing.excludes_sent_and_cancelled", "still shows event"),
-    (Fault::ListingIncludesFinalised, "msc4140.cancellation.cancelled_event_leaves_listing", "still in the listing"),
-    (Fault::ListingUnsorted, "msc4140.listing.in_send_time_order", "not in order of send time"),
-    (Fault::ListingWithoutAuth, "msc4140.listing.requires_access_token", "without an access token"),
-    (Fault::ListingDropsContent, "msc4140.listing.entries_have_revision_fields", "content is not the scheduled"),
-    (Fault::SingleLookupDropsContent, "msc4140.listing.single_lookup_own_event", "content is not the scheduled"),
-    (Fault::SingleLookupLeaks, "msc4140.listing.single_lookup_other_users_event", "another user looking up"),
-    (Fault::IdempotencyBroken, "msc4140.idempotency.same_txn_same_delay_id", "gave a new delay_id"),
-    (Fault::IdempotencyBroken, "msc4140.idempotency.same_txn_schedules_once", "sent the event 2 times"),
-    (Fault::AcceptNegativeDelay, "msc4140.errors.negative_delay", "negative delay"),
-    (Fault::ZeroDelayServerError, "msc4140.errors.zero_delay", "zero delay"),
-    (Fault::AcceptNonIntegerDelay, "msc4140.errors.non_integer_delay", "non-integer delay"),
-    (Fault::OverMaxAccepted, "msc4140.errors.delay_over_maximum", "over the maximum"),
-    (Fault::OverMaxAccepted, "msc4140.capabilities.max_delay_matches_enforcement", "should be refused"),
-    (Fault::CapabilityOverstatesMaxDelay, "msc4140.capabilities.max_delay_matches_enforcement", "should be accepted"),
-    (Fault::CapabilityMissing, "msc4140.capabilities.advertised", "has neither"),
-    (Fault::UnknownDelayIdWrongError, "msc4140.errors.unknown_delay_id_send", "unknown delay_id"),
-    (Fault::UnknownDelayIdWrongError, "msc4140.errors.unknown_delay_id_cancel", "unknown delay_id"),
-    (Fault::UnknownDelayIdWrongError, "msc4140.errors.unknown_delay_id_restart", "unknown delay_id"),
-    (Fault::BodyActionUnvalidated, "msc4140.errors.body_form_missing_action", "no action"),
-    (Fault::BodyActionUnvalidated, "msc4140.errors.body_form_unknown_action", "unknown action"),
-    (Fault::BodyActionUnvalidated, "msc4140.errors.body_form_malformed_action", "non-string action"),
-    (Fault::SplitUnknownActionAccepted, "msc4140.errors.split_path_unknown_action", "unknown action path"),
-    (Fault::MalformedJsonAccepted, "msc4140.errors.body_form_malformed_json", "malformed JSON"),
-    (Fault::MalformedJsonAccepted, "msc4140.errors.malformed_json_scheduling", "malformed JSON"),
-    (Fault::UnknownRoomAccepted, "msc4140.errors.unknown_room", "room that does not exist"),
-    (Fault::InvalidContentAccepted, "msc4140.errors.invalid_content", "not an object"),
-    (Fault::NoVersionsFlag, "msc4140.unstable_prefix.advertised_in_versions", "org.matrix.msc4140"),
-    (Fault::UnsignedMissing, "msc4140.unsigned.delay_id_for_sender_over_sync", "over /sync, the sender's copy"),
-    (Fault::UnsignedMissing, "msc4140.unsigned.delay_id_for_sender_over_messages", "over /messages, the sender's copy"),
-    (Fault::UnsignedMissingInMessages, "msc4140.unsigned.delay_id_for_sender_over_messages", "over /messages, the sender's copy"),
-    (Fault::UnsignedLeaked, "msc4140.unsigned.delay_id_hidden_from_others", "another user's copy"),
+    (
+        Fault::SendEarly,
+        "msc4140.timing.message_not_sent_early",
+        "sent before its delay",
+    ),
+    (
+        Fault::SendEarly,
+        "msc4140.timing.state_not_sent_early",
+        "sent before its delay",
+    ),
+    (
+        Fault::SendEarly,
+        "msc4140.restart.moves_send_time",
+        "before its delay",
+    ),
+    (
+        Fault::SendEarly,
+        "msc4140.restart.sent_after_heartbeat_stops",
+        "before its delay",
+    ),
+    (
+        Fault::LateTimestamp,
+        "msc4140.timing.message_sent_within_allowance",
+        "may add at most",
+    ),
+    (
+        Fault::LateTimestamp,
+        "msc4140.timing.state_sent_within_allowance",
+        "may add at most",
+    ),
+    (
+        Fault::SendActionNoop,
+        "msc4140.send_now.sends_immediately",
+        "did not arrive",
+    ),
+    (
+        Fault::SendActionNoop,
+        "msc4140.send_now.keeps_type_content_and_state_key",
+        "did not arrive",
+    ),
+    (
+        Fault::SendActionNoop,
+        "msc4140.cancellation.actions_on_sent_event",
+        "did not send the event",
+    ),
+    (
+        Fault::SendActionNoop,
+        "msc4140.listing.excludes_sent_and_cancelled",
+        "sent by the send action",
+    ),
+    (
+        Fault::SendActionTwice,
+        "msc4140.send_now.not_sent_again_by_timer",
+        "delivered 2 times",
+    ),
+    (
+        Fault::SendActionDropsStateKey,
+        "msc4140.send_now.keeps_type_content_and_state_key",
+        "differs from the scheduled one",
+    ),
+    (
+        Fault::IgnoreCancel,
+        "msc4140.cancellation.cancelled_event_is_never_sent",
+        "cancelled event was sent anyway",
+    ),
+    (
+        Fault::IgnoreCancel,
+        "msc4140.cancellation.cancelled_event_leaves_listing",
+        "still in the listing",
+    ),
+    (
+        Fault::IgnoreCancel,
+        "msc4140.cancellation.actions_on_cancelled_event",
+        "actions on a cancelled delayed event",
+    ),
+    (
+        Fault::IgnoreCancel,
+        "msc4140.listing.excludes_sent_and_cancelled",
+        "which was cancelled",
+    ),
+    (
+        Fault::CancelKeepsListing,
+        "msc4140.cancellation.cancelled_event_leaves_listing",
+        "still in the listing",
+    ),
+    (
+        Fault::CancelKeepsListing,
+        "msc4140.listing.excludes_sent_and_cancelled",
+        "which was cancelled",
+    ),
+    (
+        Fault::ActionsOnCancelledSucceed,
+        "msc4140.cancellation.actions_on_cancelled_event",
+        "actions on a cancelled delayed event",
+    ),
+    (
+        Fault::ActionsOnSentWrong,
+        "msc4140.cancellation.actions_on_sent_event",
+        "actions on an already sent delayed event",
+    ),
+    (
+        Fault::RestartNoop,
+        "msc4140.restart.moves_send_time",
+        "restart",
+    ),
+    (
+        Fault::RestartNoop,
+        "msc4140.restart.heartbeat_keeps_event_unsent",
+        "before its delay",
+    ),
+    (
+        Fault::RestartNoop,
+        "msc4140.restart.sent_after_heartbeat_stops",
+        "before its delay",
+    ),
+    (
+        Fault::ListingLeaksOthers,
+        "msc4140.listing.excludes_other_users",
+        "shows alice's scheduled event",
+    ),
+    (
+        Fault::ListingIncludesFinalised,
+        "msc4140.listing.excludes_sent_and_cancelled",
+        "still shows event",
+    ),
+    (
+        Fault::ListingIncludesFinalised,
+        "msc4140.cancellation.cancelled_event_leaves_listing",
+        "still in the listing",
+    ),
+    (
+        Fault::ListingUnsorted,
+        "msc4140.listing.in_send_time_order",
+        "not in order of send time",
+    ),
+    (
+        Fault::ListingWithoutAuth,
+        "msc4140.listing.requires_access_token",
+        "without an access token",
+    ),
+    (
+        Fault::ListingDropsContent,
+        "msc4140.listing.entries_have_revision_fields",
+        "content is not the scheduled",
+    ),
+    (
+        Fault::SingleLookupDropsContent,
+        "msc4140.listing.single_lookup_own_event",
+        "content is not the scheduled",
+    ),
+    (
+        Fault::SingleLookupLeaks,
+        "msc4140.listing.single_lookup_other_users_event",
+        "another user looking up",
+    ),
+    (
+        Fault::IdempotencyBroken,
+        "msc4140.idempotency.same_txn_same_delay_id",
+        "gave a new delay_id",
+    ),
+    (
+        Fault::IdempotencyBroken,
+        "msc4140.idempotency.same_txn_schedules_once",
+        "sent the event 2 times",
+    ),
+    (
+        Fault::AcceptNegativeDelay,
+        "msc4140.errors.negative_delay",
+        "negative delay",
+    ),
+    (
+        Fault::ZeroDelayServerError,
+        "msc4140.errors.zero_delay",
+        "zero delay",
+    ),
+    (
+        Fault::AcceptNonIntegerDelay,
+        "msc4140.errors.non_integer_delay",
+        "non-integer delay",
+    ),
+    (
+        Fault::OverMaxAccepted,
+        "msc4140.errors.delay_over_maximum",
+        "over the maximum",
+    ),
+    (
+        Fault::OverMaxAccepted,
+        "msc4140.capabilities.max_delay_matches_enforcement",
+        "should be refused",
+    ),
+    (
+        Fault::CapabilityOverstatesMaxDelay,
+        "msc4140.capabilities.max_delay_matches_enforcement",
+        "should be accepted",
+    ),
+    (
+        Fault::CapabilityMissing,
+        "msc4140.capabilities.advertised",
+        "has neither",
+    ),
+    (
+        Fault::UnknownDelayIdWrongError,
+        "msc4140.errors.unknown_delay_id_send",
+        "unknown delay_id",
+    ),
+    (
+        Fault::UnknownDelayIdWrongError,
+        "msc4140.errors.unknown_delay_id_cancel",
+        "unknown delay_id",
+    ),
+    (
+        Fault::UnknownDelayIdWrongError,
+        "msc4140.errors.unknown_delay_id_restart",
+        "unknown delay_id",
+    ),
+    (
+        Fault::BodyActionUnvalidated,
+        "msc4140.errors.body_form_missing_action",
+        "no action",
+    ),
+    (
+        Fault::BodyActionUnvalidated,
+        "msc4140.errors.body_form_unknown_action",
+        "unknown action",
+    ),
+    (
+        Fault::BodyActionUnvalidated,
+        "msc4140.errors.body_form_malformed_action",
+        "non-string action",
+    ),
+    (
+        Fault::SplitUnknownActionAccepted,
+        "msc4140.errors.split_path_unknown_action",
+        "unknown action path",
+    ),
+    (
+        Fault::MalformedJsonAccepted,
+        "msc4140.errors.body_form_malformed_json",
+        "malformed JSON",
+    ),
+    (
+        Fault::MalformedJsonAccepted,
+        "msc4140.errors.malformed_json_scheduling",
+        "malformed JSON",
+    ),
+    (
+        Fault::UnknownRoomAccepted,
+        "msc4140.errors.unknown_room",
+        "room that does not exist",
+    ),
+    (
+        Fault::InvalidContentAccepted,
+        "msc4140.errors.invalid_content",
+        "not an object",
+    ),
+    (
+        Fault::NoVersionsFlag,
+        "msc4140.unstable_prefix.advertised_in_versions",
+        "org.matrix.msc4140",
+    ),
+    (
+        Fault::UnsignedMissing,
+        "msc4140.unsigned.delay_id_for_sender_over_sync",
+        "over /sync, the sender's copy",
+    ),
+    (
+        Fault::UnsignedMissing,
+        "msc4140.unsigned.delay_id_for_sender_over_messages",
+        "over /messages, the sender's copy",
+    ),
+    (
+        Fault::UnsignedMissingInMessages,
+        "msc4140.unsigned.delay_id_for_sender_over_messages",
+        "over /messages, the sender's copy",
+    ),
+    (
+        Fault::UnsignedLeaked,
+        "msc4140.unsigned.delay_id_hidden_from_others",
+        "another user's copy",
+    ),
 ];
 
 /// Cases a fault legitimately makes inapplicable (it removes what they need).
-const EXPECTED_SKIPS: &[(Fault, &str)] =
-    &[(Fault::CapabilityMissing, "msc4140.capabilities.max_delay_matches_enforcement")];
+const EXPECTED_SKIPS: &[(Fault, &str)] = &[(
+    Fault::CapabilityMissing,
+    "msc4140.capabilities.max_delay_matches_enforcement",
+)];
 
 const CASE_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -93,38 +319,74 @@ const PARALLEL_FAULT_RUNS: usize = 6;
 async fn run_catalogue(options: FakeOptions) -> Vec<CaseReport> {
     let fake = FakeHomeserver::start(options).await;
     let http = http_client();
-    let target = UrlTarget::connect(&http, &fake.uri(), Some(FakeHomeserver::SHARED_SECRET.to_string()))
-        .await
-        .expect("the fake answers /versions");
+    let target = UrlTarget::connect(
+        &http,
+        &fake.uri(),
+        Some(FakeHomeserver::SHARED_SECRET.to_string()),
+    )
+    .await
+    .expect("the fake answers /versions");
     let env = Arc::new(
-        Env::prepare(Arc::new(target), http, FormOverride::default()).await.expect("the fake registers users"),
+        Env::prepare(Arc::new(target), http, FormOverride::default())
+            .await
+            .expect("the fake registers users"),
     );
     let cases = catalogue();
-    join_all(cases.iter().map(|case| run_case(env.clone(), case, CASE_TIMEOUT))).await
+    join_all(
+        cases
+            .iter()
+            .map(|case| run_case(env.clone(), case, CASE_TIMEOUT)),
+    )
+    .await
 }
 
 fn with_faults(faults: &[Fault]) -> FakeOptions {
-    FakeOptions { faults: faults.iter().copied().collect(), ..FakeOptions::default() }
+    FakeOptions {
+        faults: faults.iter().copied().collect(),
+        ..FakeOptions::default()
+    }
 }
 
 fn describe(report: &CaseReport) -> String {
-    format!("{} → {:?}: {}", report.id, report.outcome, report.message.as_deref().unwrap_or(""))
+    format!(
+        "{} → {:?}: {}",
+        report.id,
+        report.outcome,
+        report.message.as_deref().unwrap_or("")
+    )
 }
 
 fn assert_all_pass(reports: &[CaseReport], what: &str) {
-    let bad: Vec<String> = reports.iter().filter(|r| r.outcome != Outcome::Pass).map(describe).collect();
-    assert!(bad.is_empty(), "against the {what}, every case must pass:\n{}", bad.join("\n"));
+    let bad: Vec<String> = reports
+        .iter()
+        .filter(|r| r.outcome != Outcome::Pass)
+        .map(describe)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "against the {what}, every case must pass:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn catalogue_passes_against_a_correct_server() {
-    assert_all_pass(&run_catalogue(FakeOptions::default()).await, "correct fake (dedicated endpoint)");
+    assert_all_pass(
+        &run_catalogue(FakeOptions::default()).await,
+        "correct fake (dedicated endpoint)",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn catalogue_passes_against_a_correct_server_with_query_param_scheduling() {
-    let options = FakeOptions { dedicated_endpoint: false, ..FakeOptions::default() };
-    assert_all_pass(&run_catalogue(options).await, "correct fake (query-parameter scheduling)");
+    let options = FakeOptions {
+        dedicated_endpoint: false,
+        ..FakeOptions::default()
+    };
+    assert_all_pass(
+        &run_catalogue(options).await,
+        "correct fake (query-parameter scheduling)",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -146,17 +408,30 @@ async fn each_fault_fails_exactly_the_cases_it_concerns() {
                 (Some(phrase), Outcome::Fail) => {
                     let message = report.message.as_deref().unwrap_or("");
                     if !message.contains(phrase) {
-                        problems.push(format!("{fault:?}: {} failed without naming '{phrase}': {message}", report.id));
+                        problems.push(format!(
+                            "{fault:?}: {} failed without naming '{phrase}': {message}",
+                            report.id
+                        ));
                     }
                 }
-                (Some(_), _) => problems.push(format!("{fault:?} should fail {}", describe(report))),
+                (Some(_), _) => {
+                    problems.push(format!("{fault:?} should fail {}", describe(report)))
+                }
                 (None, Outcome::Pass) => {}
                 (None, Outcome::Skip) if EXPECTED_SKIPS.contains(&(fault, report.id.as_str())) => {}
-                (None, _) => problems.push(format!("{fault:?} should leave {} passing", describe(report))),
+                (None, _) => problems.push(format!(
+                    "{fault:?} should leave {} passing",
+                    describe(report)
+                )),
             }
         }
     }
-    assert!(problems.is_empty(), "{} problem(s):\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -164,7 +439,13 @@ fn every_case_has_a_fault_that_fails_it() {
     let covered: BTreeSet<&str> = EXPECTED.iter().map(|(_, case, _)| *case).collect();
     let ids: BTreeSet<&str> = catalogue().iter().map(|c| c.id).collect();
     let uncovered: Vec<&&str> = ids.difference(&covered).collect();
-    assert!(uncovered.is_empty(), "cases without a self-test fault: {uncovered:?}");
+    assert!(
+        uncovered.is_empty(),
+        "cases without a self-test fault: {uncovered:?}"
+    );
     let unknown: Vec<&&str> = covered.difference(&ids).collect();
-    assert!(unknown.is_empty(), "self-test entries for cases that do not exist: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "self-test entries for cases that do not exist: {unknown:?}"
+    );
 }

@@ -22,14 +22,18 @@ fn catalogue_against_the_managed_synapse() {
         "no results file; exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         output.status.code()
     );
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
     assert_eq!(report["schema"], 1);
     assert_eq!(report["target"]["kind"], "synapse");
     let mut unexpected = BTreeMap::new();
     for case in report["cases"].as_array().unwrap() {
         let outcome = case["outcome"].as_str().unwrap();
         if outcome != "pass" && outcome != "xfail" {
-            unexpected.insert(case["id"].as_str().unwrap().to_string(), (outcome.to_string(), case["message"].clone()));
+            unexpected.insert(
+                case["id"].as_str().unwrap().to_string(),
+                (outcome.to_string(), case["message"].clone()),
+            );
         }
     }
     assert!(
@@ -37,7 +41,14 @@ fn catalogue_against_the_managed_synapse() {
         "cases neither passing nor listed in suites/expectations/synapse.toml:\n{unexpected:#?}\nstdout tail:\n{}",
         stdout.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
     );
-    assert_eq!(output.status.code(), Some(0), "exit status\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "exit status\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     let text = std::fs::read_to_string(&results).unwrap();
-    assert!(!text.contains("access_token\": \"syt_"), "an access token leaked into the results file");
+    assert!(
+        !text.contains("access_token\": \"syt_"),
+        "an access token leaked into the results file"
+    );
 }

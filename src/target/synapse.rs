@@ -82,10 +82,16 @@ impl SynapseTarget {
     /// returns once it answers `/_matrix/client/versions`.
     pub async fn start(opts: SynapseOptions) -> Result<SynapseTarget, TargetError> {
         let installation = find_or_install(&opts).await?;
+        sweep_stale_run_dirs();
         let data_dir = tempfile::Builder::new()
-            .prefix("synapse-run-")
+            .prefix(RUN_DIR_PREFIX)
             .tempdir()
             .map_err(|e| TargetError(format!("cannot create a data directory for Synapse: {e}")))?;
+        // Marks whose run this is, so a later run can remove it if this harness is killed.
+        let _ = std::fs::write(
+            data_dir.path().join(HARNESS_PID_FILE),
+            std::process::id().to_string(),
+        );
         let files = RunFiles::in_dir(data_dir.path());
         let port = free_loopback_port()?;
         let registration_secret = random_secret();
@@ -202,6 +208,8 @@ impl SynapseTarget {
             return;
         };
         if self.keep_data {
+            // Kept data is the user's now: no later run's sweep may remove it.
+            let _ = std::fs::remove_file(dir.path().join(HARNESS_PID_FILE));
             eprintln!("Synapse data kept in {}", dir.keep().display());
         }
     }
@@ -262,6 +270,36 @@ impl Drop for SynapseTarget {
             reap_briefly(&mut child);
         }
         self.release_data_dir();
+    }
+}
+
+/// Data directories are `<tmp>/synapse-run-XXXX`, each holding the pid of the harness that made it.
+const RUN_DIR_PREFIX: &str = "synapse-run-";
+const HARNESS_PID_FILE: &str = "harness.pid";
+
+/// Removes data directories left by harnesses that were killed outright (SIGKILL gives no chance
+/// to clean up; their Synapse died with them through the parent-death signal). A directory is
+/// stale when the harness pid it records no longer runs; kept data (`--keep-data`) has no pid file.
+fn sweep_stale_run_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let is_run_dir = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(RUN_DIR_PREFIX);
+        let owner = std::fs::read_to_string(entry.path().join(HARNESS_PID_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse::<libc::pid_t>().ok());
+        if let (true, Some(pid)) = (is_run_dir, owner) {
+            // SAFETY: signal 0 only checks whether the process exists.
+            let alive = unsafe { libc::kill(pid, 0) } == 0
+                || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+            if !alive {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 }
 
@@ -882,7 +920,7 @@ impl<'a> Installer<'a> {
         TargetError(format!(
             "installing Synapse {} failed while {stage}:\n{detail}\nFull log: {}\n\
              The next run starts the install over. Alternatives: --synapse-venv DIR with a \
-             Synapse you installed, or --target url / --target container.",
+             Synapse you installed, or --target url.",
             self.version,
             self.log.display()
         ))
@@ -895,7 +933,7 @@ fn python_missing() -> TargetError {
          Install it (Debian/Ubuntu: `sudo apt install python3 python3-venv`; Fedora: \
          `sudo dnf install python3`; macOS: `brew install python`), or use \
          --synapse-venv DIR with an environment where Synapse is installed, or test a server \
-         you run yourself with --target url --base-url URL (or --target container --image NAME)."
+         you run yourself with --target url --base-url URL."
             .into(),
     )
 }

@@ -6,17 +6,34 @@ use crate::prelude::*;
 
 async fn advertised(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
-    let resp = alice.get("/_matrix/client/v3/capabilities").send().await?.setup_ok("read capabilities")?;
+    let resp = alice
+        .get("/_matrix/client/v3/capabilities")
+        .send()
+        .await?
+        .setup_ok("read capabilities")?;
     let found = [STABLE_CAPABILITY, UNSTABLE_CAPABILITY]
         .iter()
-        .find_map(|name| resp.body.pointer(&format!("/capabilities/{name}")).map(|v| (*name, v.clone())));
+        .find_map(|name| {
+            resp.body
+                .pointer(&format!("/capabilities/{name}"))
+                .map(|v| (*name, v.clone()))
+        });
     let Some((name, value)) = found else {
-        fail!("/capabilities has neither {STABLE_CAPABILITY} nor {UNSTABLE_CAPABILITY}: {}", resp.describe())
+        fail!(
+            "/capabilities has neither {STABLE_CAPABILITY} nor {UNSTABLE_CAPABILITY}: {}",
+            resp.describe()
+        )
     };
-    check!(value.is_object(), "capability {name} is not an object: {value}");
+    check!(
+        value.is_object(),
+        "capability {name} is not an object: {value}"
+    );
     for field in ["max_delay_ms", "max_scheduled"] {
         if let Some(v) = value.get(field) {
-            check!(v.as_i64().is_some_and(|n| n > 0), "capability {name}.{field} is not a positive integer: {v}");
+            check!(
+                v.as_i64().is_some_and(|n| n > 0),
+                "capability {name}.{field} is not a positive integer: {v}"
+            );
         }
     }
     Ok(())
@@ -28,7 +45,12 @@ async fn max_delay_exact(ctx: Ctx) -> CaseResult {
     };
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
-    let at_max = alice.schedule(&DelayedEvent::message(&room, &ctx.unique("max")), Delay::Ms(max)).await?;
+    let at_max = alice
+        .schedule(
+            &DelayedEvent::message(&room, &ctx.unique("max")),
+            Delay::Ms(max),
+        )
+        .await?;
     check!(
         at_max.status == 200 && at_max.str_field("delay_id").is_some(),
         "a delay of exactly the advertised max_delay_ms ({max}) should be accepted, but {}",
@@ -37,7 +59,12 @@ async fn max_delay_exact(ctx: Ctx) -> CaseResult {
     if let Some(id) = at_max.str_field("delay_id") {
         alice.manage(id, Action::Cancel).await?;
     }
-    let over = alice.schedule(&DelayedEvent::message(&room, &ctx.unique("over")), Delay::Ms(max + 1)).await?;
+    let over = alice
+        .schedule(
+            &DelayedEvent::message(&room, &ctx.unique("over")),
+            Delay::Ms(max + 1),
+        )
+        .await?;
     check!(
         !over.is_success(),
         "a delay one millisecond over the advertised max_delay_ms ({max}) should be refused, but {}",

@@ -2,7 +2,9 @@
 //! content get the status and errcode the texts prescribe (or the Client-Server API's standard
 //! ones where the texts say "standard error response"), and schedule nothing.
 
-use super::texts::{BODY_ACTION, DELAY_POSITIVE, MAX_DELAY, NOT_FOUND, SPLIT_ACTION, STANDARD_ERRORS};
+use super::texts::{
+    BODY_ACTION, DELAY_POSITIVE, MAX_DELAY, NOT_FOUND, SPLIT_ACTION, STANDARD_ERRORS,
+};
 use super::LONG_DELAY_MS;
 use crate::client::new_txn_id;
 use crate::prelude::*;
@@ -16,15 +18,31 @@ async fn schedule_with(ctx: &Ctx, delays: &[Delay]) -> Result<Vec<Resp>, Stop> {
     let room = ctx.room(&alice, &[]).await?;
     let mut answers = Vec::new();
     for delay in delays {
-        answers.push(alice.schedule(&DelayedEvent::message(&room, &ctx.unique("bad delay")), delay.clone()).await?);
+        answers.push(
+            alice
+                .schedule(
+                    &DelayedEvent::message(&room, &ctx.unique("bad delay")),
+                    delay.clone(),
+                )
+                .await?,
+        );
     }
     Ok(answers)
 }
 
-async fn rejects_delays(ctx: Ctx, delays: &'static [&'static str], what: &'static str) -> CaseResult {
+async fn rejects_delays(
+    ctx: Ctx,
+    delays: &'static [&'static str],
+    what: &'static str,
+) -> CaseResult {
     let raw: Vec<Delay> = delays.iter().map(|d| Delay::Raw(d)).collect();
     for (text, resp) in delays.iter().zip(schedule_with(&ctx, &raw).await?) {
-        expect_error(&resp, &format!("scheduling with {what} delay {text}"), &[400], &BAD_VALUE)?;
+        expect_error(
+            &resp,
+            &format!("scheduling with {what} delay {text}"),
+            &[400],
+            &BAD_VALUE,
+        )?;
     }
     Ok(())
 }
@@ -63,26 +81,58 @@ async fn over_max(ctx: Ctx) -> CaseResult {
 
 async fn unknown_delay_id(ctx: Ctx, action: Action) -> CaseResult {
     let alice = ctx.user("alice").await?;
-    let resp = alice.manage(&format!("dec-unknown-{}", new_txn_id()), action).await?;
-    expect_error(&resp, &format!("the {} action on an unknown delay_id", action.as_str()), &[404], &["M_NOT_FOUND"])
+    let resp = alice
+        .manage(&format!("dec-unknown-{}", new_txn_id()), action)
+        .await?;
+    expect_error(
+        &resp,
+        &format!("the {} action on an unknown delay_id", action.as_str()),
+        &[404],
+        &["M_NOT_FOUND"],
+    )
 }
 
 /// Given a scheduled event, sends a body-form management request with `body` and expects a 400
 /// with one of `errcodes`; the event must stay scheduled.
-async fn body_form_rejects(ctx: Ctx, body: &'static str, what: &'static str, errcodes: &'static [&'static str]) -> CaseResult {
+async fn body_form_rejects(
+    ctx: Ctx,
+    body: &'static str,
+    what: &'static str,
+    errcodes: &'static [&'static str],
+) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
-    let id = alice.schedule_ok(&DelayedEvent::message(&room, &ctx.unique("kept")), LONG_DELAY_MS).await?.delay_id;
+    let id = alice
+        .schedule_ok(
+            &DelayedEvent::message(&room, &ctx.unique("kept")),
+            LONG_DELAY_MS,
+        )
+        .await?
+        .delay_id;
     let resp = alice.manage_body_raw(&id, body).await?;
-    expect_error(&resp, &format!("a management request with {what} ({body})"), &[400], errcodes)?;
-    check!(alice.listed(&id).await?.is_some(), "after a rejected management request with {what}, the event is no longer scheduled");
+    expect_error(
+        &resp,
+        &format!("a management request with {what} ({body})"),
+        &[400],
+        errcodes,
+    )?;
+    check!(
+        alice.listed(&id).await?.is_some(),
+        "after a rejected management request with {what}, the event is no longer scheduled"
+    );
     Ok(())
 }
 
 async fn split_unknown_action(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
-    let id = alice.schedule_ok(&DelayedEvent::message(&room, &ctx.unique("kept")), LONG_DELAY_MS).await?.delay_id;
+    let id = alice
+        .schedule_ok(
+            &DelayedEvent::message(&room, &ctx.unique("kept")),
+            LONG_DELAY_MS,
+        )
+        .await?
+        .delay_id;
     let resp = alice.manage_split_raw(&id, "explode").await?;
     expect_error(
         &resp,
@@ -90,7 +140,10 @@ async fn split_unknown_action(ctx: Ctx) -> CaseResult {
         &[400, 404, 405],
         &["M_UNRECOGNIZED", "M_INVALID_PARAM", "M_NOT_FOUND"],
     )?;
-    check!(alice.listed(&id).await?.is_some(), "after an unknown action, the event is no longer scheduled");
+    check!(
+        alice.listed(&id).await?.is_some(),
+        "after an unknown action, the event is no longer scheduled"
+    );
     Ok(())
 }
 
@@ -98,24 +151,50 @@ async fn malformed_scheduling_body(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
     let event = DelayedEvent::message(&room, "unused");
-    let resp = alice.schedule_raw_body(&event, LONG_DELAY_MS, "{not json").await?;
-    expect_error(&resp, "scheduling with a malformed JSON body", &[400], &["M_NOT_JSON", "M_BAD_JSON"])
+    let resp = alice
+        .schedule_raw_body(&event, LONG_DELAY_MS, "{not json")
+        .await?;
+    expect_error(
+        &resp,
+        "scheduling with a malformed JSON body",
+        &[400],
+        &["M_NOT_JSON", "M_BAD_JSON"],
+    )
 }
 
 async fn invalid_content(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
     let event = DelayedEvent::message(&room, "unused");
-    let resp = alice.schedule_raw_body(&event, LONG_DELAY_MS, "[1, 2, 3]").await?;
-    expect_error(&resp, "scheduling with content that is a JSON array, not an object", &[400], &["M_BAD_JSON", "M_NOT_JSON"])
+    let resp = alice
+        .schedule_raw_body(&event, LONG_DELAY_MS, "[1, 2, 3]")
+        .await?;
+    expect_error(
+        &resp,
+        "scheduling with content that is a JSON array, not an object",
+        &[400],
+        &["M_BAD_JSON", "M_NOT_JSON"],
+    )
 }
 
 async fn unknown_room(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
-    let server = alice.id().split_once(':').map(|(_, s)| s.to_string()).unwrap_or_default();
-    let event = DelayedEvent::message(&format!("!dec-unknown-{}:{server}", new_txn_id()), "nowhere");
+    let server = alice
+        .id()
+        .split_once(':')
+        .map(|(_, s)| s.to_string())
+        .unwrap_or_default();
+    let event = DelayedEvent::message(
+        &format!("!dec-unknown-{}:{server}", new_txn_id()),
+        "nowhere",
+    );
     let resp = alice.schedule(&event, Delay::Ms(LONG_DELAY_MS)).await?;
-    expect_error(&resp, "scheduling into a room that does not exist", &[403, 404], &["M_FORBIDDEN", "M_NOT_FOUND"])
+    expect_error(
+        &resp,
+        "scheduling into a room that does not exist",
+        &[403, 404],
+        &["M_FORBIDDEN", "M_NOT_FOUND"],
+    )
 }
 
 pub fn cases() -> Vec<Case> {
@@ -151,13 +230,27 @@ pub fn cases() -> Vec<Case> {
         ),
     ];
     for (action, id, title) in [
-        (Action::Send, "msc4140.errors.unknown_delay_id_send", "Sending an unknown delay_id answers 404 M_NOT_FOUND"),
-        (Action::Cancel, "msc4140.errors.unknown_delay_id_cancel", "Cancelling an unknown delay_id answers 404 M_NOT_FOUND"),
-        (Action::Restart, "msc4140.errors.unknown_delay_id_restart", "Restarting an unknown delay_id answers 404 M_NOT_FOUND"),
+        (
+            Action::Send,
+            "msc4140.errors.unknown_delay_id_send",
+            "Sending an unknown delay_id answers 404 M_NOT_FOUND",
+        ),
+        (
+            Action::Cancel,
+            "msc4140.errors.unknown_delay_id_cancel",
+            "Cancelling an unknown delay_id answers 404 M_NOT_FOUND",
+        ),
+        (
+            Action::Restart,
+            "msc4140.errors.unknown_delay_id_restart",
+            "Restarting an unknown delay_id answers 404 M_NOT_FOUND",
+        ),
     ] {
         cases.push(
-            Case::new(id, title, Level::Must, NOT_FOUND, move |ctx| unknown_delay_id(ctx, action))
-                .revisions(&[Rev::Dec2025, Rev::Jul2026]),
+            Case::new(id, title, Level::Must, NOT_FOUND, move |ctx| {
+                unknown_delay_id(ctx, action)
+            })
+            .revisions(&[Rev::Dec2025, Rev::Jul2026]),
         );
     }
     for (id, title, body, what, errcodes) in [
@@ -191,9 +284,11 @@ pub fn cases() -> Vec<Case> {
         ),
     ] {
         cases.push(
-            Case::new(id, title, Level::Must, BODY_ACTION, move |ctx| body_form_rejects(ctx, body, what, errcodes))
-                .needs(&[Need::BodyForm])
-                .revisions(&[Rev::Oct2024]),
+            Case::new(id, title, Level::Must, BODY_ACTION, move |ctx| {
+                body_form_rejects(ctx, body, what, errcodes)
+            })
+            .needs(&[Need::BodyForm])
+            .revisions(&[Rev::Oct2024]),
         );
     }
     cases.extend([

@@ -11,8 +11,12 @@ async fn same_delay_id(ctx: Ctx) -> CaseResult {
     let room = ctx.room(&alice, &[]).await?;
     let event = DelayedEvent::message(&room, &ctx.unique("retried"));
     let txn = new_txn_id();
-    let first = alice.schedule_ok_with_txn(&event, super::LONG_DELAY_MS, &txn).await?;
-    let second = alice.schedule_ok_with_txn(&event, super::LONG_DELAY_MS, &txn).await?;
+    let first = alice
+        .schedule_ok_with_txn(&event, super::LONG_DELAY_MS, &txn)
+        .await?;
+    let second = alice
+        .schedule_ok_with_txn(&event, super::LONG_DELAY_MS, &txn)
+        .await?;
     check!(
         first.delay_id == second.delay_id,
         "repeating the scheduling request with transaction id {txn} gave a new delay_id {} (first: {})",
@@ -29,14 +33,22 @@ async fn schedules_once(ctx: Ctx) -> CaseResult {
     bob.start_sync().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("once"));
     let txn = new_txn_id();
-    alice.schedule_ok_with_txn(&event, SHORT_DELAY_MS, &txn).await?;
-    alice.schedule_ok_with_txn(&event, SHORT_DELAY_MS, &txn).await?;
-    let control_event = DelayedEvent::message(&room, &ctx.unique("control"));
-    let control = alice.schedule_ok(&control_event, SHORT_DELAY_MS + 200).await?;
-    ctx.await_delivery(&bob, "the control event", control.requested_at, control.delay_ms, |o| control_event.matches(o))
+    let first = alice
+        .schedule_ok_with_txn(&event, SHORT_DELAY_MS, &txn)
         .await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let copies = bob.seen_matching(|o| event.matches(o)).await?;
+    alice
+        .schedule_ok_with_txn(&event, SHORT_DELAY_MS, &txn)
+        .await?;
+    let copies = ctx
+        .copies_once_due(
+            &bob,
+            &alice,
+            &room,
+            first.requested_at,
+            SHORT_DELAY_MS,
+            |o| event.matches(o),
+        )
+        .await?;
     check!(
         copies.len() == 1,
         "two scheduling requests with the same transaction id {txn} sent the event {} times",

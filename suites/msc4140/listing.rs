@@ -2,7 +2,10 @@
 //! order, none of other users', none already sent or cancelled; the single-item lookup; no
 //! lookup without an access token.
 
-use super::texts::{LISTING, LISTING_FIELDS, LISTING_ORDER, LOOKUPS_AUTHENTICATED, SINGLE_LOOKUP, SINGLE_LOOKUP_OTHERS};
+use super::texts::{
+    LISTING, LISTING_FIELDS, LISTING_ORDER, LOOKUPS_AUTHENTICATED, SINGLE_LOOKUP,
+    SINGLE_LOOKUP_OTHERS,
+};
 use super::{LONG_DELAY_MS, SHORT_DELAY_MS};
 use crate::api::DelayedInfo;
 use crate::prelude::*;
@@ -14,12 +17,30 @@ fn find<'a>(items: &'a [DelayedInfo], delay_id: &str) -> Option<&'a DelayedInfo>
 /// Checks what every revision agrees on: room, type, state key (absent for messages), content.
 fn check_common_fields(item: &DelayedInfo, event: &DelayedEvent, source: &str) -> CaseResult {
     let raw = &item.raw;
-    check!(item.room_id() == Some(event.room_id.as_str()), "{source}: room_id is not {}: {raw}", event.room_id);
-    check!(raw.get("type") == Some(&json!(event.event_type)), "{source}: type is not {}: {raw}", event.event_type);
-    check!(raw.get("content") == Some(&event.content), "{source}: content is not the scheduled {}: {raw}", event.content);
+    check!(
+        item.room_id() == Some(event.room_id.as_str()),
+        "{source}: room_id is not {}: {raw}",
+        event.room_id
+    );
+    check!(
+        raw.get("type") == Some(&json!(event.event_type)),
+        "{source}: type is not {}: {raw}",
+        event.event_type
+    );
+    check!(
+        raw.get("content") == Some(&event.content),
+        "{source}: content is not the scheduled {}: {raw}",
+        event.content
+    );
     match &event.state_key {
-        Some(key) => check!(raw.get("state_key") == Some(&json!(key)), "{source}: state_key is not {key:?}: {raw}"),
-        None => check!(raw.get("state_key").is_none(), "{source}: a message event's entry has a state_key: {raw}"),
+        Some(key) => check!(
+            raw.get("state_key") == Some(&json!(key)),
+            "{source}: state_key is not {key:?}: {raw}"
+        ),
+        None => check!(
+            raw.get("state_key").is_none(),
+            "{source}: a message event's entry has a state_key: {raw}"
+        ),
     }
     Ok(())
 }
@@ -28,10 +49,14 @@ fn check_common_fields(item: &DelayedInfo, event: &DelayedEvent, source: &str) -
 fn field_revisions(item: &DelayedInfo, delay_ms: i64) -> Vec<Rev> {
     let raw = &item.raw;
     let mut revisions = Vec::new();
-    if raw.get("delay") == Some(&json!(delay_ms)) && raw.get("running_since").is_some_and(Value::is_i64) {
+    if raw.get("delay") == Some(&json!(delay_ms))
+        && raw.get("running_since").is_some_and(Value::is_i64)
+    {
         revisions.extend([Rev::Oct2024, Rev::Dec2025]);
     }
-    if raw.get("delay_ms") == Some(&json!(delay_ms)) && raw.get("scheduled_at").is_some_and(Value::is_i64) {
+    if raw.get("delay_ms") == Some(&json!(delay_ms))
+        && raw.get("scheduled_at").is_some_and(Value::is_i64)
+    {
         revisions.push(Rev::Jul2026);
     }
     revisions
@@ -41,16 +66,27 @@ async fn fields(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
     let message = DelayedEvent::message(&room, &ctx.unique("listed"));
-    let state = DelayedEvent::state(&room, "org.example.dec.listed", "key", json!({"k": ctx.unique("v")}));
+    let state = DelayedEvent::state(
+        &room,
+        "org.example.dec.listed",
+        "key",
+        json!({"k": ctx.unique("v")}),
+    );
     let message_id = alice.schedule_ok(&message, LONG_DELAY_MS).await?.delay_id;
     let state_id = alice.schedule_ok(&state, LONG_DELAY_MS).await?.delay_id;
     let items = alice.list().await?;
     let mut matched: Option<Vec<Rev>> = None;
     for (event, id) in [(&message, &message_id), (&state, &state_id)] {
         let Some(item) = find(&items, id) else {
-            fail!("the listing lacks the scheduled event {id}: {:?}", items.iter().map(|i| &i.raw).collect::<Vec<_>>())
+            fail!(
+                "the listing lacks the scheduled event {id}: {:?}",
+                items.iter().map(|i| &i.raw).collect::<Vec<_>>()
+            )
         };
-        check!(item.delay_id() == Some(id.as_str()), "the listing entry has no delay_id {id}");
+        check!(
+            item.delay_id() == Some(id.as_str()),
+            "the listing entry has no delay_id {id}"
+        );
         check_common_fields(item, event, "listing entry")?;
         let revisions = field_revisions(item, LONG_DELAY_MS);
         check!(
@@ -72,7 +108,11 @@ async fn in_send_time_order(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
     // Scheduled in an order different from their send times.
-    let delays = [LONG_DELAY_MS, LONG_DELAY_MS - 60_000, LONG_DELAY_MS - 30_000];
+    let delays = [
+        LONG_DELAY_MS,
+        LONG_DELAY_MS - 60_000,
+        LONG_DELAY_MS - 30_000,
+    ];
     let mut ids = Vec::new();
     for delay in delays {
         let event = DelayedEvent::message(&room, &ctx.unique("ordered"));
@@ -101,12 +141,33 @@ async fn excludes_other_users(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let bob = ctx.user("bob").await?;
     let room = ctx.room(&alice, &[&bob]).await?;
-    let alices = alice.schedule_ok(&DelayedEvent::message(&room, &ctx.unique("a")), LONG_DELAY_MS).await?.delay_id;
-    let bobs = bob.schedule_ok(&DelayedEvent::message(&room, &ctx.unique("b")), LONG_DELAY_MS).await?.delay_id;
+    let alices = alice
+        .schedule_ok(
+            &DelayedEvent::message(&room, &ctx.unique("a")),
+            LONG_DELAY_MS,
+        )
+        .await?
+        .delay_id;
+    let bobs = bob
+        .schedule_ok(
+            &DelayedEvent::message(&room, &ctx.unique("b")),
+            LONG_DELAY_MS,
+        )
+        .await?
+        .delay_id;
     let bob_sees = bob.list().await?;
-    check!(find(&bob_sees, &bobs).is_some(), "bob's listing lacks bob's own scheduled event {bobs}");
-    check!(find(&bob_sees, &alices).is_none(), "bob's listing shows alice's scheduled event {alices}");
-    check!(find(&alice.list().await?, &bobs).is_none(), "alice's listing shows bob's scheduled event {bobs}");
+    check!(
+        find(&bob_sees, &bobs).is_some(),
+        "bob's listing lacks bob's own scheduled event {bobs}"
+    );
+    check!(
+        find(&bob_sees, &alices).is_none(),
+        "bob's listing shows alice's scheduled event {alices}"
+    );
+    check!(
+        find(&alice.list().await?, &bobs).is_none(),
+        "alice's listing shows bob's scheduled event {bobs}"
+    );
     Ok(())
 }
 
@@ -116,17 +177,51 @@ async fn excludes_sent_and_cancelled(ctx: Ctx) -> CaseResult {
     alice.start_sync().await?;
     let timed = DelayedEvent::message(&room, &ctx.unique("timer"));
     let timed_id = alice.schedule_ok(&timed, SHORT_DELAY_MS).await?;
-    let sent_now = alice.schedule_ok(&DelayedEvent::message(&room, &ctx.unique("now")), LONG_DELAY_MS).await?.delay_id;
-    let cancelled = alice.schedule_ok(&DelayedEvent::message(&room, &ctx.unique("c")), LONG_DELAY_MS).await?.delay_id;
-    let kept = alice.schedule_ok(&DelayedEvent::message(&room, &ctx.unique("kept")), LONG_DELAY_MS).await?.delay_id;
+    let sent_now = alice
+        .schedule_ok(
+            &DelayedEvent::message(&room, &ctx.unique("now")),
+            LONG_DELAY_MS,
+        )
+        .await?
+        .delay_id;
+    let cancelled = alice
+        .schedule_ok(
+            &DelayedEvent::message(&room, &ctx.unique("c")),
+            LONG_DELAY_MS,
+        )
+        .await?
+        .delay_id;
+    let kept = alice
+        .schedule_ok(
+            &DelayedEvent::message(&room, &ctx.unique("kept")),
+            LONG_DELAY_MS,
+        )
+        .await?
+        .delay_id;
     alice.manage_ok(&sent_now, Action::Send).await?;
     alice.manage_ok(&cancelled, Action::Cancel).await?;
-    ctx.await_delivery(&alice, "the event sent by its timer", timed_id.requested_at, SHORT_DELAY_MS, |o| timed.matches(o))
-        .await?;
+    ctx.await_delivery(
+        &alice,
+        "the event sent by its timer",
+        timed_id.requested_at,
+        SHORT_DELAY_MS,
+        |o| timed.matches(o),
+    )
+    .await?;
     let items = alice.list().await?;
-    check!(find(&items, &kept).is_some(), "the listing lacks the still-scheduled event {kept}");
-    for (id, how) in [(&timed_id.delay_id, "sent by its timer"), (&sent_now, "sent by the send action"), (&cancelled, "cancelled")] {
-        check!(find(&items, id).is_none(), "the listing of scheduled events still shows event {id}, which was {how}");
+    check!(
+        find(&items, &kept).is_some(),
+        "the listing lacks the still-scheduled event {kept}"
+    );
+    for (id, how) in [
+        (&timed_id.delay_id, "sent by its timer"),
+        (&sent_now, "sent by the send action"),
+        (&cancelled, "cancelled"),
+    ] {
+        check!(
+            find(&items, id).is_none(),
+            "the listing of scheduled events still shows event {id}, which was {how}"
+        );
     }
     Ok(())
 }
@@ -134,12 +229,28 @@ async fn excludes_sent_and_cancelled(ctx: Ctx) -> CaseResult {
 async fn requires_token(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
-    let id = alice.schedule_ok(&DelayedEvent::message(&room, &ctx.unique("secret")), LONG_DELAY_MS).await?.delay_id;
+    let id = alice
+        .schedule_ok(
+            &DelayedEvent::message(&room, &ctx.unique("secret")),
+            LONG_DELAY_MS,
+        )
+        .await?
+        .delay_id;
     let listing = alice.list_raw(false).await?;
-    expect_error(&listing, "listing delayed events without an access token", &[401], &["M_MISSING_TOKEN"])?;
+    expect_error(
+        &listing,
+        "listing delayed events without an access token",
+        &[401],
+        &["M_MISSING_TOKEN"],
+    )?;
     if ctx.features().single_lookup {
         let single = alice.lookup(&id, false).await?;
-        expect_error(&single, "looking up a delayed event without an access token", &[401], &["M_MISSING_TOKEN"])?;
+        expect_error(
+            &single,
+            "looking up a delayed event without an access token",
+            &[401],
+            &["M_MISSING_TOKEN"],
+        )?;
     }
     Ok(())
 }
@@ -147,12 +258,27 @@ async fn requires_token(ctx: Ctx) -> CaseResult {
 async fn single_lookup_own(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
-    let event = DelayedEvent::state(&room, "org.example.dec.single", "key", json!({"k": ctx.unique("v")}));
+    let event = DelayedEvent::state(
+        &room,
+        "org.example.dec.single",
+        "key",
+        json!({"k": ctx.unique("v")}),
+    );
     let id = alice.schedule_ok(&event, LONG_DELAY_MS).await?.delay_id;
     let resp = alice.lookup(&id, true).await?;
-    check!(resp.status == 200, "looking up one's own scheduled event should answer 200, but {}", resp.describe());
-    let item = DelayedInfo { raw: resp.body.clone() };
-    check!(item.delay_id() == Some(id.as_str()), "the lookup answered another delay_id: {}", resp.describe());
+    check!(
+        resp.status == 200,
+        "looking up one's own scheduled event should answer 200, but {}",
+        resp.describe()
+    );
+    let item = DelayedInfo {
+        raw: resp.body.clone(),
+    };
+    check!(
+        item.delay_id() == Some(id.as_str()),
+        "the lookup answered another delay_id: {}",
+        resp.describe()
+    );
     check_common_fields(&item, &event, "single-item lookup")?;
     check!(
         item.delay_ms() == Some(LONG_DELAY_MS) && item.scheduled_at().is_some(),
@@ -171,9 +297,20 @@ async fn single_lookup_others(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let bob = ctx.user("bob").await?;
     let room = ctx.room(&alice, &[&bob]).await?;
-    let id = alice.schedule_ok(&DelayedEvent::message(&room, &ctx.unique("mine")), LONG_DELAY_MS).await?.delay_id;
+    let id = alice
+        .schedule_ok(
+            &DelayedEvent::message(&room, &ctx.unique("mine")),
+            LONG_DELAY_MS,
+        )
+        .await?
+        .delay_id;
     let resp = bob.lookup(&id, true).await?;
-    expect_error(&resp, "another user looking up alice's delayed event", &[404], &["M_NOT_FOUND"])
+    expect_error(
+        &resp,
+        "another user looking up alice's delayed event",
+        &[404],
+        &["M_NOT_FOUND"],
+    )
 }
 
 pub fn cases() -> Vec<Case> {

@@ -28,7 +28,13 @@ async fn scheduled(ctx: &Ctx) -> Result<Restartable, Stop> {
     bob.start_sync().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("restarted"));
     let scheduled = alice.schedule_ok(&event, DELAY_MS).await?;
-    Ok(Restartable { alice, bob, event, delay_id: scheduled.delay_id, timer_started: scheduled.requested_at })
+    Ok(Restartable {
+        alice,
+        bob,
+        event,
+        delay_id: scheduled.delay_id,
+        timer_started: scheduled.requested_at,
+    })
 }
 
 impl Restartable {
@@ -56,7 +62,10 @@ impl Restartable {
                     resp.describe()
                 )))
             }
-            None => fail!("restarting a scheduled event that has not been sent was refused: {}", resp.describe()),
+            None => fail!(
+                "restarting a scheduled event that has not been sent was refused: {}",
+                resp.describe()
+            ),
         }
     }
 
@@ -86,7 +95,11 @@ async fn moves_send_time(ctx: Ctx) -> CaseResult {
         );
     }
     let what = "the restarted event";
-    let seen = ctx.await_delivery(&r.bob, what, r.timer_started, DELAY_MS, |o| r.event.matches(o)).await?;
+    let seen = ctx
+        .await_delivery(&r.bob, what, r.timer_started, DELAY_MS, |o| {
+            r.event.matches(o)
+        })
+        .await?;
     ctx.check_not_early(what, &seen, r.timer_started, new_start, DELAY_MS)
 }
 
@@ -110,7 +123,11 @@ async fn sent_after_heartbeat_stops(ctx: Ctx) -> CaseResult {
     r.heartbeat(BEATS / 2).await?;
     let server_start = ctx.server_scheduled_at(&r.alice, &r.delay_id).await;
     let what = "the event whose heartbeat stopped";
-    let seen = ctx.await_delivery(&r.bob, what, r.timer_started, DELAY_MS, |o| r.event.matches(o)).await?;
+    let seen = ctx
+        .await_delivery(&r.bob, what, r.timer_started, DELAY_MS, |o| {
+            r.event.matches(o)
+        })
+        .await?;
     ctx.check_not_early(what, &seen, r.timer_started, server_start, DELAY_MS)
 }
 

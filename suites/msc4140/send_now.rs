@@ -22,8 +22,16 @@ async fn schedule_then_send_now(
     let scheduled = alice.schedule_ok(&event, delay_ms).await?;
     let sent_at = Instant::now();
     alice.manage_ok(&scheduled.delay_id, Action::Send).await?;
-    let seen = bob.wait_for(sent_at + IMMEDIATE, |o| event.matches(o)).await?;
-    Ok(SentNow { alice, bob, event, scheduled, seen })
+    let seen = bob
+        .wait_for(sent_at + IMMEDIATE, |o| event.matches(o))
+        .await?;
+    Ok(SentNow {
+        alice,
+        bob,
+        event,
+        scheduled,
+        seen,
+    })
 }
 
 /// The outcome of a send action: `seen` is the event if it arrived "immediately".
@@ -36,8 +44,10 @@ struct SentNow {
 }
 
 async fn sends_immediately(ctx: Ctx) -> CaseResult {
-    let sent =
-        schedule_then_send_now(&ctx, LONG_DELAY_MS, |room, _| DelayedEvent::message(room, &ctx.unique("now"))).await?;
+    let sent = schedule_then_send_now(&ctx, LONG_DELAY_MS, |room, _| {
+        DelayedEvent::message(room, &ctx.unique("now"))
+    })
+    .await?;
     check!(
         sent.seen.is_some(),
         "after the send action answered success, the event did not arrive within {} s (its own delay was {} s)",
@@ -49,13 +59,22 @@ async fn sends_immediately(ctx: Ctx) -> CaseResult {
 
 async fn keeps_type_content_and_state_key(ctx: Ctx) -> CaseResult {
     let marker = ctx.unique("state");
-    let SentNow { bob, event, seen, .. } = schedule_then_send_now(&ctx, LONG_DELAY_MS, |room, alice| {
-        DelayedEvent::state(room, "org.example.dec.now", &format!("key-{}", alice.id()), json!({"marker": marker}))
+    let SentNow {
+        bob, event, seen, ..
+    } = schedule_then_send_now(&ctx, LONG_DELAY_MS, |room, alice| {
+        DelayedEvent::state(
+            room,
+            "org.example.dec.now",
+            &format!("key-{}", alice.id()),
+            json!({"marker": marker}),
+        )
     })
     .await?;
     if seen.is_none() {
         // Find out what did arrive, to say what was wrong with it.
-        let arrived = bob.seen_matching(|o| o.content().get("marker") == Some(&json!(marker))).await?;
+        let arrived = bob
+            .seen_matching(|o| o.content().get("marker") == Some(&json!(marker)))
+            .await?;
         match arrived.first() {
             Some(o) => fail!(
                 "the event sent by the send action differs from the scheduled one: expected type {} with \
@@ -71,7 +90,11 @@ async fn keeps_type_content_and_state_key(ctx: Ctx) -> CaseResult {
         }
     }
     let state = bob
-        .get_state(&event.room_id, &event.event_type, event.state_key.as_deref().unwrap_or(""))
+        .get_state(
+            &event.room_id,
+            &event.event_type,
+            event.state_key.as_deref().unwrap_or(""),
+        )
         .await?;
     check!(
         state.status == 200 && state.body == event.content,
@@ -84,18 +107,32 @@ async fn keeps_type_content_and_state_key(ctx: Ctx) -> CaseResult {
 
 async fn not_sent_twice(ctx: Ctx) -> CaseResult {
     let body = ctx.unique("once");
-    let SentNow { alice, bob, event, scheduled, seen } =
-        schedule_then_send_now(&ctx, SHORT_DELAY_MS, |room, _| DelayedEvent::message(room, &body)).await?;
-    check!(seen.is_some(), "the send action did not send the event within {} s", IMMEDIATE.as_secs());
-    // Wait until a control event due after the original send time has arrived; had the timer
-    // still been armed, the second copy would be in the timeline by then.
-    let control_event = DelayedEvent::message(&event.room_id, &ctx.unique("control"));
-    let remaining = (SHORT_DELAY_MS - scheduled.requested_at.elapsed().as_millis() as i64).max(0) + 200;
-    let control = alice.schedule_ok(&control_event, remaining).await?;
-    ctx.await_delivery(&bob, "the control event", control.requested_at, remaining, |o| control_event.matches(o))
+    let SentNow {
+        alice,
+        bob,
+        event,
+        scheduled,
+        seen,
+    } = schedule_then_send_now(&ctx, SHORT_DELAY_MS, |room, _| {
+        DelayedEvent::message(room, &body)
+    })
+    .await?;
+    check!(
+        seen.is_some(),
+        "the send action did not send the event within {} s",
+        IMMEDIATE.as_secs()
+    );
+    // Once the original timer has certainly run out, a still-armed timer would have sent a copy.
+    let copies = ctx
+        .copies_once_due(
+            &bob,
+            &alice,
+            &event.room_id,
+            scheduled.requested_at,
+            SHORT_DELAY_MS,
+            |o| event.matches(o),
+        )
         .await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let copies = bob.seen_matching(|o| event.matches(o)).await?;
     check!(
         copies.len() == 1,
         "the event was delivered {} times: once by the send action and again when its timer fired (events {:?})",

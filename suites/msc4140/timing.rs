@@ -26,28 +26,55 @@ async fn deliver(ctx: &Ctx, kind: Kind) -> Result<Delivery, Stop> {
     let room = ctx.room(&alice, &[&bob]).await?;
     bob.start_sync().await?;
     let (what, event) = match kind {
-        Kind::Message => ("the delayed message", DelayedEvent::message(&room, &ctx.unique("timing"))),
+        Kind::Message => (
+            "the delayed message",
+            DelayedEvent::message(&room, &ctx.unique("timing")),
+        ),
         Kind::State => (
             "the delayed state event",
-            DelayedEvent::state(&room, "org.example.dec.timing", alice.id(), json!({"at": ctx.unique("t")})),
+            DelayedEvent::state(
+                &room,
+                "org.example.dec.timing",
+                alice.id(),
+                json!({"at": ctx.unique("t")}),
+            ),
         ),
     };
     let scheduled = alice.schedule_ok(&event, SHORT_DELAY_MS).await?;
     let server_start = ctx.server_scheduled_at(&alice, &scheduled.delay_id).await;
     let seen = ctx
-        .await_delivery(&bob, what, scheduled.requested_at, SHORT_DELAY_MS, |o| event.matches(o))
+        .await_delivery(&bob, what, scheduled.requested_at, SHORT_DELAY_MS, |o| {
+            event.matches(o)
+        })
         .await?;
-    Ok(Delivery { what, scheduled, server_start, seen })
+    Ok(Delivery {
+        what,
+        scheduled,
+        server_start,
+        seen,
+    })
 }
 
 async fn not_early(ctx: Ctx, kind: Kind) -> CaseResult {
     let d = deliver(&ctx, kind).await?;
-    ctx.check_not_early(d.what, &d.seen, d.scheduled.requested_at, d.server_start, SHORT_DELAY_MS)
+    ctx.check_not_early(
+        d.what,
+        &d.seen,
+        d.scheduled.requested_at,
+        d.server_start,
+        SHORT_DELAY_MS,
+    )
 }
 
 async fn within_allowance(ctx: Ctx, kind: Kind) -> CaseResult {
     let d = deliver(&ctx, kind).await?;
-    ctx.check_within_allowance(d.what, &d.seen, d.scheduled.requested_at, d.server_start, SHORT_DELAY_MS)
+    ctx.check_within_allowance(
+        d.what,
+        &d.seen,
+        d.scheduled.requested_at,
+        d.server_start,
+        SHORT_DELAY_MS,
+    )
 }
 
 pub fn cases() -> Vec<Case> {

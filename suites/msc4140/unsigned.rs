@@ -24,9 +24,24 @@ async fn sent(ctx: &Ctx) -> Result<Sent, Stop> {
     let event = DelayedEvent::message(&room, &ctx.unique("unsigned"));
     let scheduled = alice.schedule_ok(&event, SHORT_DELAY_MS).await?;
     let what = "the delayed message";
-    let alice_saw = ctx.await_delivery(&alice, what, scheduled.requested_at, SHORT_DELAY_MS, |o| event.matches(o)).await?;
-    let bob_saw = ctx.await_delivery(&bob, what, scheduled.requested_at, SHORT_DELAY_MS, |o| event.matches(o)).await?;
-    Ok(Sent { alice, bob, event, delay_id: scheduled.delay_id, alice_saw, bob_saw })
+    let alice_saw = ctx
+        .await_delivery(&alice, what, scheduled.requested_at, SHORT_DELAY_MS, |o| {
+            event.matches(o)
+        })
+        .await?;
+    let bob_saw = ctx
+        .await_delivery(&bob, what, scheduled.requested_at, SHORT_DELAY_MS, |o| {
+            event.matches(o)
+        })
+        .await?;
+    Ok(Sent {
+        alice,
+        bob,
+        event,
+        delay_id: scheduled.delay_id,
+        alice_saw,
+        bob_saw,
+    })
 }
 
 /// The delay id in an event's unsigned data, under the run's prefix's key.
@@ -39,7 +54,12 @@ async fn the_event_in_messages(user: &User, event: &DelayedEvent) -> Result<Valu
     chunk
         .into_iter()
         .find(|e| e.get("content") == Some(&event.content))
-        .ok_or_else(|| Stop::Fail(format!("/messages for {} does not contain the sent delayed event", user.id())))
+        .ok_or_else(|| {
+            Stop::Fail(format!(
+                "/messages for {} does not contain the sent delayed event",
+                user.id()
+            ))
+        })
 }
 
 async fn for_sender_over_sync(ctx: Ctx) -> CaseResult {

@@ -5,7 +5,12 @@ use crate::api::UNSTABLE_FEATURE;
 use crate::prelude::*;
 
 async fn advertised(ctx: Ctx) -> CaseResult {
-    let resp = ctx.anonymous().get("/_matrix/client/versions").without_token().send().await?;
+    let resp = ctx
+        .anonymous()
+        .get("/_matrix/client/versions")
+        .without_token()
+        .send()
+        .await?;
     let features = resp.body.get("unstable_features");
     let flag = features.and_then(|f| f.get(UNSTABLE_FEATURE));
     let stable = features.and_then(|f| f.get("org.matrix.msc4140.stable")) == Some(&json!(true));

@@ -2251,7 +2251,10 @@ fn lookup_delayed(st: &State, cx: &Ctx, delay_id: &str) -> Res {
     match st.delayed_index.get(delay_id).map(|&i| &st.delayed[i]) {
         Some(d) if d.owner == viewer || st.fault(Fault::SingleLookupLeaks) => {
             let mut item = d.to_json(true);
-            if let (true, Some(m)) = (st.fault(Fault::SingleLookupDropsContent), item.as_object_mut()) {
+            if let (true, Some(m)) = (
+                st.fault(Fault::SingleLookupDropsContent),
+                item.as_object_mut(),
+            ) {
                 m.remove("content");
             }
             Ok(ok(item))
