@@ -315,17 +315,31 @@ const CASE_TIMEOUT: Duration = Duration::from_secs(90);
 /// cores (each run is the whole catalogue, every case at once).
 const PARALLEL_FAULT_RUNS: usize = 6;
 
+/// How the harness registers users on the fake.
+#[derive(Clone, Copy)]
+enum Registration {
+    SharedSecret,
+    Open,
+}
+
 /// Runs the whole catalogue, every case at once, against a fake started with `options`.
 async fn run_catalogue(options: FakeOptions) -> Vec<CaseReport> {
+    run_catalogue_registering(options, Registration::SharedSecret).await
+}
+
+async fn run_catalogue_registering(
+    options: FakeOptions,
+    registration: Registration,
+) -> Vec<CaseReport> {
     let fake = FakeHomeserver::start(options).await;
     let http = http_client();
-    let target = UrlTarget::connect(
-        &http,
-        &fake.uri(),
-        Some(FakeHomeserver::SHARED_SECRET.to_string()),
-    )
-    .await
-    .expect("the fake answers /versions");
+    let secret = match registration {
+        Registration::SharedSecret => Some(FakeHomeserver::SHARED_SECRET.to_string()),
+        Registration::Open => None,
+    };
+    let target = UrlTarget::connect(&http, &fake.uri(), secret)
+        .await
+        .expect("the fake answers /versions");
     let env = Arc::new(
         Env::prepare(Arc::new(target), http, FormOverride::default())
             .await
@@ -378,14 +392,15 @@ async fn catalogue_passes_against_a_correct_server() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn catalogue_passes_against_a_correct_server_with_query_param_scheduling() {
+async fn catalogue_passes_with_query_param_scheduling_and_open_registration() {
     let options = FakeOptions {
         dedicated_endpoint: false,
         ..FakeOptions::default()
     };
+    let reports = run_catalogue_registering(options, Registration::Open).await;
     assert_all_pass(
-        &run_catalogue(options).await,
-        "correct fake (query-parameter scheduling)",
+        &reports,
+        "correct fake (query-parameter scheduling, open registration)",
     );
 }
 

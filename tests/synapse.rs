@@ -52,3 +52,47 @@ fn catalogue_against_the_managed_synapse() {
         "an access token leaked into the results file"
     );
 }
+
+/// The managed Synapse restarts with its data kept (what the persistence cases rely on): a user
+/// registered before the restart is still logged in after it.
+#[test]
+fn managed_synapse_restarts_with_its_data() {
+    use delayed_events_conformance::client::{http_client, Client};
+    use delayed_events_conformance::target::synapse::{SynapseOptions, SynapseTarget};
+    use delayed_events_conformance::target::Target;
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let options = SynapseOptions {
+            show_progress: false,
+            ..SynapseOptions::default()
+        };
+        let target = SynapseTarget::start(options)
+            .await
+            .expect("the managed Synapse starts");
+        let anon = Client::new(http_client(), &target.info().base_url, Default::default());
+        let user =
+            delayed_events_conformance::users::register(&anon, &target.registration(), "restart")
+                .await
+                .expect("a user registers");
+        target
+            .restart()
+            .await
+            .expect("the managed Synapse restarts");
+        let whoami = user
+            .get("/_matrix/client/v3/account/whoami")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            whoami.status,
+            200,
+            "the access token survives the restart: {}",
+            whoami.describe()
+        );
+        assert_eq!(whoami.body["user_id"], user.user_id);
+        let log = target.log_tail(50).unwrap_or_default();
+        target.shutdown().await;
+        assert!(!log.is_empty(), "the server log is readable");
+    });
+}
