@@ -22,6 +22,9 @@ pub enum Need {
     SplitForm,
     /// The capability advertising the limits is offered.
     Capability,
+    /// A homeserver with its normal rate limits (the run's main target has them lifted so that
+    /// concurrent cases never trip them).
+    NormalRateLimits,
 }
 
 pub type CaseFn = Arc<dyn Fn(Ctx) -> BoxFuture<'static, CaseResult> + Send + Sync>;

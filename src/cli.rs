@@ -3,11 +3,12 @@
 
 use crate::api::FormOverride;
 use crate::case::Case;
+use crate::case::Need;
 use crate::ctx::Env;
 use crate::expectations::Expectations;
 use crate::outcome::Outcome;
 use crate::results::{Harness, RunReport, Summary};
-use crate::runner::{self, RunOptions};
+use crate::runner::{self, RunOptions, Targets};
 use crate::suites;
 use crate::target::synapse::{SynapseOptions, SynapseTarget, PINNED_VERSION};
 use crate::target::url::UrlTarget;
@@ -247,8 +248,8 @@ fn load_expectations(args: &RunArgs) -> Result<(Expectations, Option<String>), U
     Ok((Expectations::default(), None))
 }
 
-/// The target being run, for the interrupt handler: stopped however the process ends.
-type TargetSlot = Arc<Mutex<Option<Arc<dyn Target>>>>;
+/// The targets running, for the interrupt handler: stopped however the process ends.
+type TargetSlot = Arc<Mutex<Vec<Arc<dyn Target>>>>;
 
 /// On Ctrl-C or SIGTERM: shut the running target down and exit 130; during start-up (no target
 /// yet), tell the start-up to give up instead, so that dropping it cleans up what it made.
@@ -273,13 +274,12 @@ fn install_interrupt_handler(
             _ = terminated => {},
         }
         eprintln!("\ninterrupted: stopping the homeserver and exiting");
-        let target = slot.lock().unwrap().clone();
-        match target {
-            Some(target) => {
-                target.shutdown().await;
-                std::process::exit(130);
-            }
-            None => startup.notify_one(),
+        let running = slot.lock().unwrap().clone();
+        if running.is_empty() {
+            startup.notify_one();
+        } else {
+            futures::future::join_all(running.iter().map(|t| t.shutdown())).await;
+            std::process::exit(130);
         }
     });
 }
@@ -300,6 +300,7 @@ async fn start_target(
                 spawn_timeout: args.spawn_timeout,
                 show_progress: true,
                 keep_data: args.keep_data,
+                default_delayed_event_limits: false,
             };
             Ok(Arc::new(SynapseTarget::start(options).await?))
         }
@@ -313,6 +314,42 @@ async fn start_target(
                 UrlTarget::connect(http, base_url, args.registration_shared_secret.clone()).await?;
             Ok(Arc::new(target))
         }
+    }
+}
+
+/// Where the cases that need a homeserver with its normal rate limits run.
+enum RateLimitedTarget {
+    /// A target of its own (the managed Synapse starts a second instance with its defaults).
+    Own(Arc<dyn Target>),
+    /// The main target (a server someone else runs, when the user asked for the area).
+    Main,
+    /// Nowhere; the reason the cases skip.
+    Unavailable(String),
+}
+
+async fn start_rate_limited(args: &RunArgs, needed: bool) -> Result<RateLimitedTarget, UsageError> {
+    if !needed {
+        return Ok(RateLimitedTarget::Unavailable("not selected".into()));
+    }
+    match args.target {
+        TargetKind::Synapse => {
+            let options = SynapseOptions {
+                version: args.synapse_version.clone(),
+                venv: args.synapse_venv.clone(),
+                cache_dir: None,
+                spawn_timeout: args.spawn_timeout,
+                show_progress: false,
+                keep_data: args.keep_data,
+                default_delayed_event_limits: true,
+            };
+            Ok(RateLimitedTarget::Own(Arc::new(SynapseTarget::start(options).await?)))
+        }
+        _ if args.area.iter().any(|a| a == "rate_limits") => Ok(RateLimitedTarget::Main),
+        _ => Ok(RateLimitedTarget::Unavailable(
+            "the harness does not know this target's rate limits; run `--area rate_limits` on its own \
+             against a server with its normal limits"
+                .into(),
+        )),
     }
 }
 
@@ -354,24 +391,50 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let clock = Instant::now();
     let http = crate::client::http_client();
+    let needs_rate_limited = cases
+        .iter()
+        .any(|c| c.needs.contains(&Need::NormalRateLimits) && opts.selects(c.id));
     let started = runtime.block_on(async {
+        let both = async {
+            tokio::try_join!(
+                start_target(&args, &http),
+                start_rate_limited(&args, needs_rate_limited)
+            )
+        };
         tokio::select! {
-            target = start_target(&args, &http) => target.map(Some),
+            targets = both => targets.map(Some),
             _ = startup_interrupted.notified() => Ok(None),
         }
     })?;
-    let Some(target) = started else {
+    let Some((target, rate_limited)) = started else {
         return Ok(ExitCode::from(130));
     };
-    *slot.lock().unwrap() = Some(target.clone());
+    let mut running = vec![target.clone()];
+    if let RateLimitedTarget::Own(own) = &rate_limited {
+        running.push(own.clone());
+    }
+    *slot.lock().unwrap() = running.clone();
 
     let outcome = (|| -> Result<RunReport, UsageError> {
         let forced = args.api_form.unwrap_or_default();
         let env = Arc::new(
             runtime
-                .block_on(Env::prepare(target.clone(), http, forced))
+                .block_on(Env::prepare(target.clone(), http.clone(), forced))
                 .map_err(UsageError)?,
         );
+        let rate_limited_env = match &rate_limited {
+            RateLimitedTarget::Own(own) => Ok(Arc::new(
+                runtime
+                    .block_on(Env::prepare(own.clone(), http, forced))
+                    .map_err(UsageError)?,
+            )),
+            RateLimitedTarget::Main => Ok(env.clone()),
+            RateLimitedTarget::Unavailable(reason) => Err(reason.clone()),
+        };
+        let targets = Targets {
+            main: env.clone(),
+            rate_limited: rate_limited_env,
+        };
         let info = target.info();
         eprintln!(
             "target: {} {} at {} · API form: {}{}",
@@ -386,7 +449,7 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         );
         let reports = runner::run_all(
             runtime.handle(),
-            env.clone(),
+            &targets,
             cases,
             Arc::new(expectations),
             &opts,
@@ -403,8 +466,10 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
             cases: reports,
         })
     })();
-    runtime.block_on(target.shutdown());
-    *slot.lock().unwrap() = None;
+    runtime.block_on(futures::future::join_all(
+        running.iter().map(|t| t.shutdown()),
+    ));
+    slot.lock().unwrap().clear();
     let report: RunReport = outcome?;
 
     if let Some(path) = &args.json {

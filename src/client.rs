@@ -211,6 +211,8 @@ pub struct Client {
     token: Option<Arc<str>>,
     evidence: Evidence,
     pub user_id: String,
+    /// The account's password, for user-interactive auth (deactivation); never recorded.
+    password: Option<Arc<str>>,
     sync: Arc<tokio::sync::Mutex<SyncState>>,
 }
 
@@ -328,15 +330,17 @@ impl Client {
             token: None,
             evidence,
             user_id: String::new(),
+            password: None,
             sync: Default::default(),
         }
     }
 
     /// The same connection and evidence log, acting as a logged-in user.
-    pub fn logged_in(&self, user_id: &str, token: &str) -> Client {
+    pub fn logged_in(&self, user_id: &str, token: &str, password: Option<&str>) -> Client {
         Client {
             token: Some(Arc::from(token)),
             user_id: user_id.to_string(),
+            password: password.map(Arc::from),
             sync: Default::default(),
             ..self.clone()
         }
@@ -398,6 +402,50 @@ impl Client {
             .send()
             .await?
             .setup_ok("invite a user")
+            .map(drop)
+    }
+
+    pub async fn leave(&self, room_id: &str) -> Result<(), Stop> {
+        self.post(format!("/_matrix/client/v3/rooms/{}/leave", seg(room_id)))
+            .json(json!({}))
+            .send()
+            .await?
+            .setup_ok("leave the room")
+            .map(drop)
+    }
+
+    pub async fn kick(&self, room_id: &str, user_id: &str) -> Result<(), Stop> {
+        self.post(format!("/_matrix/client/v3/rooms/{}/kick", seg(room_id)))
+            .json(json!({ "user_id": user_id, "reason": "delayed-events-conformance" }))
+            .send()
+            .await?
+            .setup_ok("kick a member")
+            .map(drop)
+    }
+
+    /// Deactivates the account, answering the password stage of user-interactive auth.
+    pub async fn deactivate(&self) -> Result<(), Stop> {
+        let path = "/_matrix/client/v3/account/deactivate";
+        let first = self.post(path).json(json!({})).send().await?;
+        if first.is_success() {
+            return Ok(());
+        }
+        let Some(password) = &self.password else {
+            return Err(Stop::Error(
+                "deactivation needs the account's password, which the harness does not know".into(),
+            ));
+        };
+        let auth = json!({
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": self.user_id},
+            "password": password.as_ref(),
+            "session": first.body.get("session"),
+        });
+        self.post(path)
+            .json(json!({ "auth": auth }))
+            .send()
+            .await?
+            .setup_ok("deactivate the account")
             .map(drop)
     }
 

@@ -5,6 +5,7 @@ use crate::api::{ApiForm, Features, FormOverride, User};
 use crate::check;
 use crate::client::{Client, Evidence, Observed, Resp};
 use crate::outcome::Stop;
+use crate::phase::{Restarts, Round};
 use crate::spec::Rev;
 use crate::target::Target;
 use crate::users;
@@ -31,6 +32,8 @@ pub struct Env {
     pub base_url: String,
     pub form: ApiForm,
     pub features: Features,
+    /// Shares homeserver restarts between the cases of the restart phase.
+    pub restarts: Arc<Restarts>,
 }
 
 impl Env {
@@ -61,12 +64,14 @@ impl Env {
             )
         })?;
         let form = features.choose_form(forced);
+        let restarts = Restarts::new(target.clone());
         Ok(Env {
             http,
             target,
             base_url,
             form,
             features,
+            restarts,
         })
     }
 }
@@ -76,6 +81,8 @@ impl Env {
 pub struct Record {
     pub matched: Option<Vec<Rev>>,
     pub lateness_ms: Option<i64>,
+    /// Measurements worth reporting whatever the outcome (say, a delay_id's entropy).
+    pub notes: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -137,6 +144,15 @@ impl Ctx {
         })
     }
 
+    /// A fresh guest account; skips the case where the server offers none.
+    pub async fn guest(&self) -> Result<User, Stop> {
+        let client = users::register_guest(&self.anonymous()).await?;
+        Ok(User {
+            client,
+            form: self.env.form,
+        })
+    }
+
     /// A fresh public room created by `owner`, joined by `members`.
     pub async fn room(&self, owner: &User, members: &[&User]) -> Result<String, Stop> {
         let room_id = owner.create_room(json!({"preset": "public_chat"})).await?;
@@ -156,8 +172,36 @@ impl Ctx {
         self.record.lock().unwrap().matched = Some(revisions.to_vec());
     }
 
+    pub fn note(&self, text: impl Into<String>) {
+        self.record.lock().unwrap().notes.push(text.into());
+    }
+
     pub fn lateness(&self, ms: i64) {
         self.record.lock().unwrap().lateness_ms = Some(ms);
+    }
+
+    // ---- homeserver restarts (cases that need `Need::Restart`) --------------------------------
+
+    /// Joins the next restart round: returns once every running restart case has gathered. Do
+    /// what must happen just before the restart (schedule events that must fall due while the
+    /// server is down), then call `restart_now`.
+    pub async fn restart_round(&self) -> Round {
+        self.env.restarts.gather().await
+    }
+
+    /// Restarts the homeserver (shared with the round's other cases); returns once it is back.
+    pub async fn restart_now(&self, round: Round) -> Result<(), Stop> {
+        round.restart().await.map_err(|e| {
+            Stop::Error(format!(
+                "the homeserver did not come back after a restart: {e}"
+            ))
+        })
+    }
+
+    /// Gathers and restarts, for cases with nothing to prepare.
+    pub async fn restart_homeserver(&self) -> Result<(), Stop> {
+        let round = self.restart_round().await;
+        self.restart_now(round).await
     }
 
     // ---- timing judgements ------------------------------------------------------------------

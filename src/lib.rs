@@ -10,6 +10,7 @@ pub mod client;
 pub mod ctx;
 pub mod expectations;
 pub mod outcome;
+pub mod phase;
 pub mod results;
 pub mod runner;
 pub mod spec;

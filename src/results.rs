@@ -44,6 +44,9 @@ pub struct CaseReport {
     /// How long after its scheduled send time a delayed event was sent, where one was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lateness_ms: Option<i64>,
+    /// Measurements the case reports whatever its outcome.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub evidence: Vec<Exchange>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_log_tail: Option<String>,
@@ -63,6 +66,7 @@ impl CaseReport {
             message,
             expectation: None,
             lateness_ms: None,
+            notes: Vec::new(),
             evidence: Vec::new(),
             server_log_tail: None,
         }

@@ -1,12 +1,13 @@
 //! Runs cases as libtest-mimic trials (cargo-test style output, filtering, listing) on a shared
 //! tokio runtime: each trial blocks its libtest thread on the case's future, so `concurrency`
-//! libtest threads means that many cases in flight. Cases that restart the homeserver take an
-//! exclusive lock, so they run in a phase of their own without disturbing the others.
+//! libtest threads means that many cases in flight. Cases that restart the homeserver run in a
+//! phase of their own, after all others, sharing restarts (see `phase.rs`).
 
 use crate::case::{Case, Need};
 use crate::ctx::{Ctx, Env};
 use crate::expectations::Expectations;
 use crate::outcome::{Outcome, Stop};
+use crate::phase::PhaseGate;
 use crate::results::CaseReport;
 use crate::spec::Level;
 use futures::FutureExt;
@@ -14,7 +15,6 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::RwLock;
 
 /// Lines of the server log attached to a failing case.
 const LOG_TAIL_LINES: usize = 20;
@@ -45,15 +45,26 @@ impl Default for RunOptions {
 }
 
 impl RunOptions {
+    /// Selection is done by `selects` (the phases must know exactly which cases run), so
+    /// libtest-mimic gets no filter.
     fn libtest_arguments(&self) -> Arguments {
         Arguments {
-            filter: self.filter.clone(),
-            skip: self.skip.clone(),
-            exact: self.exact,
             test_threads: Some(self.concurrency.max(1)),
             quiet: self.quiet,
             ..Arguments::default()
         }
+    }
+
+    /// libtest's rules: the id contains the filter and none of the skips (equals, with --exact).
+    pub fn selects(&self, id: &str) -> bool {
+        let matches = |pattern: &str| {
+            if self.exact {
+                id == pattern
+            } else {
+                id.contains(pattern)
+            }
+        };
+        self.filter.as_deref().is_none_or(matches) && !self.skip.iter().any(|s| matches(s))
     }
 
     /// Whether a case's outcome makes the run fail (exit status 1).
@@ -64,6 +75,25 @@ impl RunOptions {
                 report.level == Level::Must || (self.strict && report.level == Level::Should)
             }
             _ => false,
+        }
+    }
+}
+
+/// The environments a run's cases use: the main one, and one whose homeserver keeps its normal
+/// rate limits (or why there is none) for the cases that need it.
+#[derive(Clone)]
+pub struct Targets {
+    pub main: Arc<Env>,
+    pub rate_limited: Result<Arc<Env>, String>,
+}
+
+impl Targets {
+    /// The environment `case` runs in, or why it cannot run.
+    pub fn env_for(&self, case: &Case) -> Result<Arc<Env>, String> {
+        if case.needs.contains(&Need::NormalRateLimits) {
+            self.rate_limited.clone()
+        } else {
+            Ok(self.main.clone())
         }
     }
 }
@@ -88,6 +118,8 @@ pub fn unmet_need(env: &Env, case: &Case) -> Option<String> {
             .capability
             .is_none()
             .then(|| "the server does not advertise the delayed-events capability".into()),
+        // Resolved when the run's environments are built (`Targets::env_for`).
+        Need::NormalRateLimits => None,
     })
 }
 
@@ -121,6 +153,7 @@ pub async fn run_case(env: Arc<Env>, case: &Case, default_timeout: Duration) -> 
     let mut report = CaseReport::new(case, outcome, message);
     report.duration_ms = started.elapsed().as_millis() as u64;
     report.lateness_ms = record.lateness_ms;
+    report.notes = record.notes;
     report.evidence = ctx.evidence().snapshot();
     if outcome == Outcome::Pass {
         report.matched_revisions = record.matched.unwrap_or_else(|| case.revisions.to_vec());
@@ -171,38 +204,107 @@ fn terminal_message(report: &CaseReport, opts: &RunOptions) -> String {
 }
 
 /// Runs the selected cases and answers their reports in catalogue order.
+/// The cases of a run in the order they start: first phase, then the restart phase.
+struct Plan {
+    cases: Vec<Case>,
+    restart_phase_from: usize,
+    gate: Arc<PhaseGate>,
+}
+
+impl Plan {
+    fn new(targets: &Targets, cases: Vec<Case>) -> Plan {
+        let (mut cases, restart_phase): (Vec<Case>, Vec<Case>) = cases.into_iter().partition(|c| {
+            !(c.needs.contains(&Need::Restart) && unmet_need(&targets.main, c).is_none())
+        });
+        let restart_phase_from = cases.len();
+        // Trials start in this order, so restart cases never hold a thread that a first-phase
+        // case is still waiting for.
+        cases.extend(restart_phase);
+        Plan {
+            cases,
+            restart_phase_from,
+            gate: Arc::new(PhaseGate::new(restart_phase_from)),
+        }
+    }
+}
+
+/// Runs one case of a plan in its phase and environment.
+async fn run_planned(
+    targets: &Targets,
+    case: &Case,
+    in_restart_phase: bool,
+    gate: &PhaseGate,
+    timeout: Duration,
+) -> CaseReport {
+    let env = targets.env_for(case);
+    if in_restart_phase {
+        gate.first_phase_over().await;
+    }
+    let report = match env {
+        Err(reason) => CaseReport::new(case, Outcome::Skip, Some(reason)),
+        Ok(env) if in_restart_phase => {
+            let _member = env.restarts.join();
+            run_case(env.clone(), case, timeout).await
+        }
+        Ok(env) => run_case(env, case, timeout).await,
+    };
+    if !in_restart_phase {
+        gate.first_phase_case_done();
+    }
+    report
+}
+
+/// Runs cases in their phases, all at once, without libtest (for self-tests and library users).
+pub async fn run_concurrently(
+    targets: &Targets,
+    cases: Vec<Case>,
+    timeout: Duration,
+) -> Vec<CaseReport> {
+    let plan = Plan::new(targets, cases);
+    let runs = plan.cases.iter().enumerate().map(|(index, case)| {
+        run_planned(
+            targets,
+            case,
+            index >= plan.restart_phase_from,
+            &plan.gate,
+            timeout,
+        )
+    });
+    futures::future::join_all(runs).await
+}
+
+/// Runs the selected cases as libtest-mimic trials and answers their reports in catalogue order.
 pub fn run_all(
     runtime: &tokio::runtime::Handle,
-    env: Arc<Env>,
+    targets: &Targets,
     cases: Vec<Case>,
     expectations: Arc<Expectations>,
     opts: &RunOptions,
 ) -> Vec<CaseReport> {
     let order: Vec<&'static str> = cases.iter().map(|c| c.id).collect();
+    let plan = Plan::new(
+        targets,
+        cases.into_iter().filter(|c| opts.selects(c.id)).collect(),
+    );
     let reports: Arc<Mutex<Vec<CaseReport>>> = Default::default();
-    let phase_lock = Arc::new(RwLock::new(()));
-    let trials = cases
+    let trials = plan
+        .cases
         .into_iter()
-        .map(|case| {
-            let (env, reports, expectations, phase_lock) = (
-                env.clone(),
-                reports.clone(),
-                expectations.clone(),
-                phase_lock.clone(),
-            );
-            let (runtime, opts) = (runtime.clone(), opts.clone());
+        .enumerate()
+        .map(|(index, case)| {
+            let (reports, expectations, gate) =
+                (reports.clone(), expectations.clone(), plan.gate.clone());
+            let (runtime, opts, targets) = (runtime.clone(), opts.clone(), targets.clone());
+            let in_restart_phase = index >= plan.restart_phase_from;
             let kind = case.level.as_str();
             Trial::ignorable_test(case.id, move || {
-                let mut report = runtime.block_on(async {
-                    // Restarting the homeserver must not disturb other cases: exclusive phase.
-                    if case.needs.contains(&Need::Restart) && unmet_need(&env, &case).is_none() {
-                        let _alone = phase_lock.write().await;
-                        run_case(env, &case, opts.case_timeout).await
-                    } else {
-                        let _shared = phase_lock.read().await;
-                        run_case(env, &case, opts.case_timeout).await
-                    }
-                });
+                let mut report = runtime.block_on(run_planned(
+                    &targets,
+                    &case,
+                    in_restart_phase,
+                    &gate,
+                    opts.case_timeout,
+                ));
                 expectations.apply(&mut report);
                 let completion = match report.outcome {
                     Outcome::Pass | Outcome::Xpass => Ok(Completion::Completed),

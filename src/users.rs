@@ -50,7 +50,7 @@ pub async fn register(
         }
         Registration::Open => register_open(anon, &localpart, &password).await?,
     };
-    logged_in_from(anon, resp)
+    logged_in_from(anon, resp, Some(&password))
 }
 
 /// Registers a guest account (open `?kind=guest`).
@@ -67,14 +67,14 @@ pub async fn register_guest(anon: &Client) -> Result<Client, Stop> {
             resp.describe()
         )));
     }
-    logged_in_from(anon, resp)
+    logged_in_from(anon, resp, None)
 }
 
-fn logged_in_from(anon: &Client, resp: Resp) -> Result<Client, Stop> {
+fn logged_in_from(anon: &Client, resp: Resp, password: Option<&str>) -> Result<Client, Stop> {
     let user_id = resp.str_field("user_id");
     let token = resp.str_field("access_token");
     match (user_id, token) {
-        (Some(user_id), Some(token)) => Ok(anon.logged_in(user_id, token)),
+        (Some(user_id), Some(token)) => Ok(anon.logged_in(user_id, token, password)),
         _ => Err(Stop::Error(format!(
             "registration gave no user_id/access_token: {}",
             resp.describe()

@@ -45,6 +45,9 @@ pub struct SynapseOptions {
     pub show_progress: bool,
     /// Keep the per-run data directory (its path is printed) instead of deleting it.
     pub keep_data: bool,
+    /// Keep Synapse's own limits for delayed-event management (`rc_delayed_event_mgmt`) instead
+    /// of lifting them: for the rate_limits cases, which need a server with its normal limits.
+    pub default_delayed_event_limits: bool,
 }
 
 impl Default for SynapseOptions {
@@ -56,6 +59,7 @@ impl Default for SynapseOptions {
             spawn_timeout: Duration::from_secs(30),
             show_progress: true,
             keep_data: false,
+            default_delayed_event_limits: false,
         }
     }
 }
@@ -95,12 +99,18 @@ impl SynapseTarget {
         let files = RunFiles::in_dir(data_dir.path());
         let port = free_loopback_port()?;
         let registration_secret = random_secret();
-        files.write(port, &registration_secret).map_err(|e| {
-            TargetError(format!(
-                "cannot write Synapse's configuration in {}: {e}",
-                files.dir.display()
-            ))
-        })?;
+        files
+            .write(
+                port,
+                &registration_secret,
+                opts.default_delayed_event_limits,
+            )
+            .map_err(|e| {
+                TargetError(format!(
+                    "cannot write Synapse's configuration in {}: {e}",
+                    files.dir.display()
+                ))
+            })?;
         let target = SynapseTarget {
             python: installation.python,
             version: installation.version,
@@ -448,8 +458,18 @@ impl RunFiles {
 
     /// Writes the configuration, the log configuration and a signing key. Both configurations
     /// are JSON, which YAML parsers (and so Synapse) read as YAML.
-    fn write(&self, port: u16, registration_secret: &str) -> io::Result<()> {
-        let config = self.homeserver_config(port, registration_secret);
+    fn write(
+        &self,
+        port: u16,
+        registration_secret: &str,
+        default_delayed_event_limits: bool,
+    ) -> io::Result<()> {
+        let mut config = self.homeserver_config(port, registration_secret);
+        if default_delayed_event_limits {
+            if let Some(object) = config.as_object_mut() {
+                object.remove("rc_delayed_event_mgmt");
+            }
+        }
         fs::write(&self.config, serde_json::to_string_pretty(&config)?)?;
         fs::write(
             &self.log_config,
@@ -487,6 +507,8 @@ impl RunFiles {
             // Every case registers fresh users; full-strength hashing would dominate the run.
             "bcrypt_rounds": 4,
             "presence": {"enabled": false},
+            // 2026-07: "All delayed event related endpoints are available to guest accounts."
+            "allow_guest_access": true,
             // Enables delayed events (MSC4140) and bounds their delay.
             "max_event_delay_duration": "24h",
         });
