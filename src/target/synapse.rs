@@ -519,6 +519,11 @@ impl RunFiles {
             // Every case registers fresh users; full-strength hashing would dominate the run.
             "bcrypt_rounds": 4,
             "presence": {"enabled": false},
+            // Background work on every event or join that no case looks at; on a 2-core machine
+            // it competes with the catalogue for Synapse's one busy thread.
+            "user_directory": {"enabled": false},
+            "stats": {"enabled": false},
+            "push": {"enabled": false},
             // 2026-07: "All delayed event related endpoints are available to guest accounts."
             "allow_guest_access": true,
             // Enables delayed events (MSC4140) and bounds their delay.
