@@ -6,13 +6,19 @@
 //! and is checked in exactly one place (search for `Fault::Name`).
 //!
 //! Layout: options and faults; replies and errors; the request context; state (users, rooms,
-//! events, delayed events) with its shared helpers (auth, membership, power levels, the timeline,
-//! the lazy delayed-event timer); the router; one function per endpoint, grouped by area.
+//! events, delayed events) with its shared helpers (auth, rate limits, membership rules, power
+//! levels, the timeline, the lazy delayed-event timer, accounts, homeserver restart, the log);
+//! the router; one function per endpoint, grouped by area.
 //!
 //! Time is real wall-clock time. Responders are synchronous, so the delayed-event timer is lazy:
 //! every request first "ticks", sending every delayed event whose time has come, in order of
 //! due time. A `/sync` with nothing new answers empty after min(timeout, 50 ms), so a polling
 //! client sees delayed events within about 50 ms of their due time.
+//!
+//! A homeserver restart ([`FakeHomeserver::begin_restart`], or `FakeTarget::restart`) keeps all
+//! data but takes the fake down for [`FakeOptions::restart_downtime`]: every request answers 503
+//! and the timer stands still; on coming back, the delayed events that fell due meanwhile are
+//! sent at once, in due order, stamped with the moment it came back.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -344,7 +350,10 @@ impl FakeHomeserver {
         match st.check_up() {
             Ok(()) => None,
             Err(_) => Some(Duration::from_millis(
-                st.down_until.unwrap_or(st.now).saturating_sub(st.now).max(1),
+                st.down_until
+                    .unwrap_or(st.now)
+                    .saturating_sub(st.now)
+                    .max(1),
             )),
         }
     }
@@ -353,7 +362,12 @@ impl FakeHomeserver {
     pub fn log_tail(&self, lines: usize) -> String {
         let st = lock(&self.state);
         let skip = st.log.len().saturating_sub(lines);
-        st.log.iter().skip(skip).cloned().collect::<Vec<_>>().join("\n")
+        st.log
+            .iter()
+            .skip(skip)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -1873,7 +1887,13 @@ impl State {
             .collect();
         rooms.sort();
         for room_id in rooms {
-            set_membership(self, &room_id, user_id, user_id, json!({"membership": "leave"}));
+            set_membership(
+                self,
+                &room_id,
+                user_id,
+                user_id,
+                json!({"membership": "leave"}),
+            );
         }
         self.log(format!("deactivated {user_id}"));
     }
@@ -1978,13 +1998,8 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 /// Whether a request is one of the delayed-event API's (either scheduling form, or under the
 /// MSC4140 prefix).
 fn is_delayed_api(cx: &Ctx) -> bool {
-    cx.q(DELAY_PARAM).is_some()
-        || cx.segs.starts_with(&[
-            "_matrix".to_string(),
-            "client".to_string(),
-            "unstable".to_string(),
-            "org.matrix.msc4140".to_string(),
-        ])
+    const PREFIX: [&str; 4] = ["_matrix", "client", "unstable", "org.matrix.msc4140"];
+    cx.q(DELAY_PARAM).is_some() || cx.segs.iter().map(String::as_str).take(4).eq(PREFIX)
 }
 
 fn route(st: &mut State, cx: &Ctx) -> Res {
