@@ -750,6 +750,10 @@ async fn guest_statuses(faults: &[Fault]) -> (Vec<Resp>, Vec<String>) {
     let (_fake, hs) = Hs::start(opts(faults)).await;
     let alice = hs.register("alice").await;
     let guest = hs.guest().await;
+    let r = hs
+        .post(&guest, "/_matrix/client/v3/createRoom", json!({}))
+        .await;
+    assert_eq!(r.errcode(), "M_GUEST_ACCESS_FORBIDDEN", "as Synapse: {r:?}");
     let closed = hs.room(&alice, &[], json!({})).await;
     let r = hs.join(&guest, &closed).await;
     assert_eq!(

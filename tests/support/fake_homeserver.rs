@@ -444,6 +444,9 @@ fn missing_param(name: &str) -> Reply {
 fn unrecognized() -> Reply {
     err(404, "M_UNRECOGNIZED", "Unrecognized request")
 }
+fn guest_forbidden() -> Reply {
+    err(403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access not allowed")
+}
 fn conflict(msg: impl Into<String>) -> Reply {
     err(409, "M_UNKNOWN", msg)
 }
@@ -898,11 +901,7 @@ impl State {
     fn refuse_guests(&self, cx: &Ctx) -> Result<(), Reply> {
         let guest = self.session(cx).is_ok_and(|s| s.is_guest);
         if guest && self.fault(Fault::GuestsRefused) {
-            return Err(err(
-                403,
-                "M_GUEST_ACCESS_FORBIDDEN",
-                "Guest access not allowed",
-            ));
+            return Err(guest_forbidden());
         }
         Ok(())
     }
@@ -2248,6 +2247,9 @@ fn default_power_levels(creator: &str) -> Value {
 
 fn create_room(st: &mut State, cx: &Ctx) -> Res {
     let s = st.session(cx)?;
+    if s.is_guest {
+        return Err(guest_forbidden());
+    }
     let body = cx.object_body(true)?;
     let alias = match body.get("room_alias_name").and_then(Value::as_str) {
         Some(name) => {
