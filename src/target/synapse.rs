@@ -1264,12 +1264,13 @@ mod tests {
     }
 
     #[test]
-    fn config_is_valid_json_with_delayed_events_and_no_event_cap() {
+    fn config_enables_delayed_events_with_the_test_limits() {
         let files = RunFiles::in_dir(Path::new("/tmp/x"));
         let config = files.homeserver_config(8008, "s3cret");
         assert_eq!(config["max_event_delay_duration"], "24h");
         assert_eq!(config["rc_login"]["failed_attempts"]["burst_count"], 10000);
-        assert!(config.get("experimental_features").is_none());
+        assert_eq!(config["experimental_features"]["msc4140_max_delayed_events_per_user"], 20);
+        assert_eq!(config["allow_guest_access"], true);
         assert_eq!(config["listeners"][0]["port"], 8008);
     }
 }

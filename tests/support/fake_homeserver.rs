@@ -312,7 +312,18 @@ impl FakeOptions {
 pub struct FakeHomeserver {
     server: MockServer,
     state: Arc<Mutex<State>>,
+    /// Fires delayed events on time whether or not requests come in.
+    timer: tokio::task::JoinHandle<()>,
 }
+
+impl Drop for FakeHomeserver {
+    fn drop(&mut self) {
+        self.timer.abort();
+    }
+}
+
+/// How often the fake's timer looks for due delayed events.
+const TIMER_TICK: Duration = Duration::from_millis(10);
 
 impl FakeHomeserver {
     /// Registration shared secret for the Synapse admin register API.
@@ -330,7 +341,8 @@ impl FakeHomeserver {
             })
             .mount(&server)
             .await;
-        FakeHomeserver { server, state }
+        let timer = tokio::spawn(run_timer(Arc::downgrade(&state)));
+        FakeHomeserver { server, state, timer }
     }
 
     /// Base URL, e.g. `http://127.0.0.1:PORT`.
@@ -1990,6 +2002,20 @@ impl State {
 
 struct Router {
     state: Arc<Mutex<State>>,
+}
+
+/// The timer: sends due delayed events every `TIMER_TICK`, except while the fake is down (a
+/// restart stops the timer; coming back sends what fell due, in order).
+async fn run_timer(state: std::sync::Weak<Mutex<State>>) {
+    loop {
+        tokio::time::sleep(TIMER_TICK).await;
+        let Some(state) = state.upgrade() else { return };
+        let mut st = lock(&state);
+        st.now = now_ms();
+        if st.down_until.is_none() {
+            st.tick();
+        }
+    }
 }
 
 impl Respond for Router {
