@@ -10,6 +10,7 @@ use crate::outcome::Outcome;
 use crate::results::{Harness, RunReport, Summary};
 use crate::runner::{self, RunOptions, Targets};
 use crate::suites;
+use crate::target::container::{self, ContainerOptions, ContainerTarget};
 use crate::target::synapse::{SynapseOptions, SynapseTarget, PINNED_VERSION};
 use crate::target::url::UrlTarget;
 use crate::target::{Target, TargetError};
@@ -42,12 +43,18 @@ enum Command {
     Run(Box<RunArgs>),
     /// List every case with its id, area, level and spec reference.
     List(ListArgs),
+    /// Remove the containers of `--target container` runs that were killed before they could
+    /// clean up (their harness no longer runs).
+    Cleanup(CleanupArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum TargetKind {
     /// A local Synapse the harness installs (once, into its cache) and starts on loopback.
     Synapse,
+    /// Any image that follows Complement's image contract (--image), started through Docker or
+    /// podman (their Docker API, found through DOCKER_HOST).
+    Container,
     /// A homeserver someone else runs, at --base-url.
     Url,
 }
@@ -73,14 +80,22 @@ struct RunArgs {
     /// Keep the Synapse data directory (config, database, log) after the run and print its path.
     #[arg(long, help_heading = "Target")]
     keep_data: bool,
-    /// How long to wait for a started homeserver to answer /versions.
+    /// The image to test (target container): NAME[:TAG] of an image that follows Complement's
+    /// contract (client API on port 8008, SERVER_NAME, CA at /complement/ca/, registration
+    /// shared secret `complement`). Without a registry, scripts/build-synapse-image builds
+    /// localhost/delayed-events-conformance/synapse:VERSION.
+    #[arg(long, value_name = "NAME[:TAG]", help_heading = "Target")]
+    image: Option<String>,
+    /// How long a started homeserver (target synapse, or the container of target container) may
+    /// take to answer /versions, at start and after each restart.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, help_heading = "Target")]
     spawn_timeout: Duration,
     /// Base URL of the homeserver's client API (target url), e.g. http://localhost:8008.
     #[arg(long, value_name = "URL", help_heading = "Target")]
     base_url: Option<String>,
-    /// Registration shared secret for Synapse's admin register API (target url); without it the
-    /// harness uses open registration.
+    /// Registration shared secret for Synapse's admin register API. Target url: without it the
+    /// harness uses open registration. Target container: default `complement`, as Complement's
+    /// contract says.
     #[arg(
         long,
         value_name = "SECRET",
@@ -143,6 +158,13 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct CleanupArgs {
+    /// Remove every container of this suite, also those of runs still going.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Args)]
 struct ListArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -163,6 +185,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::List(args) => list(&args),
         Command::Run(args) => run(*args),
+        Command::Cleanup(args) => cleanup(&args),
     };
     match result {
         Ok(code) => code,
@@ -293,6 +316,9 @@ async fn start_target(
             if args.base_url.is_some() {
                 return Err(UsageError("--base-url goes with --target url".into()));
             }
+            if args.image.is_some() {
+                return Err(UsageError("--image goes with --target container".into()));
+            }
             let options = SynapseOptions {
                 version: args.synapse_version.clone(),
                 venv: args.synapse_venv.clone(),
@@ -304,7 +330,33 @@ async fn start_target(
             };
             Ok(Arc::new(SynapseTarget::start(options).await?))
         }
+        TargetKind::Container => {
+            if args.base_url.is_some() {
+                return Err(UsageError(
+                    "--base-url goes with --target url; --target container maps the container's \
+                     port itself"
+                        .into(),
+                ));
+            }
+            let Some(image) = &args.image else {
+                return Err(UsageError(format!(
+                    "--target container needs --image NAME[:TAG], an image that follows \
+                     Complement's contract (your homeserver's Complement image). Without a \
+                     registry, scripts/build-synapse-image builds {}:{PINNED_VERSION}.",
+                    container::BUILT_SYNAPSE_IMAGE
+                )));
+            };
+            let options = ContainerOptions {
+                image: image.clone(),
+                spawn_timeout: args.spawn_timeout,
+                registration_shared_secret: args.registration_shared_secret.clone(),
+            };
+            Ok(Arc::new(ContainerTarget::start(options).await?))
+        }
         TargetKind::Url => {
+            if args.image.is_some() {
+                return Err(UsageError("--image goes with --target container".into()));
+            }
             let Some(base_url) = &args.base_url else {
                 return Err(UsageError(
                     "--target url needs --base-url URL (the homeserver's client API)".into(),
@@ -380,6 +432,10 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         check_writable(path)?;
     }
 
+    if args.target == TargetKind::Container {
+        // Before the runtime's threads exist: it may set DOCKER_HOST for testcontainers.
+        container::use_engine_from_environment();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -484,6 +540,30 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `cleanup`: removes what killed `--target container` runs left behind.
+fn cleanup(args: &CleanupArgs) -> Result<ExitCode, UsageError> {
+    container::use_engine_from_environment();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UsageError(format!("cannot start the async runtime: {e}")))?;
+    let report = runtime.block_on(container::cleanup(args.all))?;
+    for (name, why) in &report.removed {
+        println!("removed container {name} ({why})");
+    }
+    if !report.kept.is_empty() {
+        println!(
+            "kept {} container(s) of runs still going: {} (--all removes them too)",
+            report.kept.len(),
+            report.kept.join(", ")
+        );
+    }
+    if report.removed.is_empty() && report.kept.is_empty() {
+        println!("nothing to clean up: no container of this suite exists");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn opts_to_list_args(opts: &RunOptions) -> libtest_mimic::Arguments {
