@@ -274,6 +274,10 @@ fn load_expectations(args: &RunArgs) -> Result<(Expectations, Option<String>), U
 /// The targets running, for the interrupt handler: stopped however the process ends.
 type TargetSlot = Arc<Mutex<Vec<Arc<dyn Target>>>>;
 
+/// Set once Ctrl-C or SIGTERM arrived: the run then ends with 130 and no verdict, even if its
+/// cases finished (failing, as their server went away) before the shutdown did.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// On Ctrl-C or SIGTERM: shut the running target down and exit 130; during start-up (no target
 /// yet), tell the start-up to give up instead, so that dropping it cleans up what it made.
 fn install_interrupt_handler(
@@ -296,6 +300,7 @@ fn install_interrupt_handler(
             _ = tokio::signal::ctrl_c() => {},
             _ = terminated => {},
         }
+        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
         eprintln!("\ninterrupted: stopping the homeserver and exiting");
         let running = slot.lock().unwrap().clone();
         if running.is_empty() {
@@ -433,8 +438,8 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     }
 
     if args.target == TargetKind::Container {
-        // Before the runtime's threads exist: it may set DOCKER_HOST for testcontainers.
-        container::use_engine_from_environment();
+        // Before the runtime's threads exist: it sets environment variables for testcontainers.
+        container::prepare_environment();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -526,6 +531,9 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         running.iter().map(|t| t.shutdown()),
     ));
     slot.lock().unwrap().clear();
+    if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(ExitCode::from(130));
+    }
     let report: RunReport = outcome?;
 
     if let Some(path) = &args.json {
@@ -544,7 +552,7 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
 
 /// `cleanup`: removes what killed `--target container` runs left behind.
 fn cleanup(args: &CleanupArgs) -> Result<ExitCode, UsageError> {
-    container::use_engine_from_environment();
+    container::prepare_environment();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

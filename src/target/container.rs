@@ -131,14 +131,14 @@ impl ContainerTarget {
             .with_container_name(format!("delayed-events-conformance-{run_id}"))
             .with_startup_timeout(opts.spawn_timeout.max(Duration::from_secs(30)));
         let launched = Instant::now();
-        let container = request.start().await.map_err(|e| {
-            TargetError(format!(
-                "the container engine could not start a container from {}: {e}\n\
-                 Check that the engine works (`docker run`/`podman run` of this image) and that \
-                 the image is meant to be run as is.",
-                opts.image
-            ))
-        })?;
+        let container = match request.start().await {
+            Ok(container) => container,
+            Err(e) => {
+                let failure = explain_failed_start(&engine, &run_id, &opts, &e.to_string()).await;
+                // `guard` removes the container as it drops.
+                return Err(failure);
+            }
+        };
         let container_id = container.id().to_string();
         let held = Held(Some(container));
         let log = Arc::new(ContainerLog::default());
@@ -168,7 +168,12 @@ impl ContainerTarget {
             guard,
         };
         if let Err(reason) = target.wait_until_ready().await {
-            let failure = target.start_failure(&reason);
+            let failure = start_failure(
+                &target.image,
+                &reason,
+                &target.log.tail(FAILURE_LOG_LINES),
+                target.spawn_timeout,
+            );
             target.shutdown().await;
             return Err(failure);
         }
@@ -226,18 +231,56 @@ impl ContainerTarget {
         let request = self.http.get(url).timeout(Duration::from_secs(2)).send();
         matches!(request.await, Ok(r) if r.status().is_success())
     }
+}
 
-    fn start_failure(&self, reason: &str) -> TargetError {
-        TargetError(format!(
-            "the container of {} did not start: {reason}. Last lines of its log:\n{}\n\
-             Check that the image follows Complement's image contract (client API on port \
-             {CLIENT_PORT}, server name from SERVER_NAME, a CA at {CA_CERT_PATH} and \
-             {CA_KEY_PATH}); a slow server may need a longer --spawn-timeout (now {} s).",
-            self.image,
-            self.log.tail(FAILURE_LOG_LINES),
-            self.spawn_timeout.as_secs_f64()
-        ))
+fn start_failure(
+    image: &str,
+    reason: &str,
+    log_tail: &str,
+    spawn_timeout: Duration,
+) -> TargetError {
+    let hint = if reason.contains("exited") {
+        format!(
+            "Its log says why. Check that the image follows Complement's image contract (server \
+             name from SERVER_NAME, a CA at {CA_CERT_PATH} and {CA_KEY_PATH}, which the harness \
+             copies in); try it by hand with `docker run -e SERVER_NAME={SERVER_NAME} {image}`."
+        )
+    } else {
+        format!(
+            "Check that the image serves the client API on port {CLIENT_PORT} (Complement's image \
+             contract); a slow server may need a longer --spawn-timeout (now {} s).",
+            spawn_timeout.as_secs_f64()
+        )
+    };
+    TargetError(format!(
+        "the container of {image} did not start: {reason}. Last lines of its log:\n{log_tail}\n{hint}"
+    ))
+}
+
+/// Why testcontainers could not start the container: typically it exited at once (podman then
+/// briefly reports a state testcontainers cannot read). Says so, with its log, when it did.
+async fn explain_failed_start(
+    engine: &Engine,
+    run_id: &str,
+    opts: &ContainerOptions,
+    error: &str,
+) -> TargetError {
+    for _ in 0..20 {
+        let found = labelled(&engine.docker, LABEL_RUN, run_id).await;
+        if let Some(container) = found.ok().and_then(|list| list.into_iter().next()) {
+            if let Some(exit) = engine.exited(&container.id).await {
+                let tail = engine.log_once(&container.id, FAILURE_LOG_LINES).await;
+                return start_failure(&opts.image, &exit, &tail, opts.spawn_timeout);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    TargetError(format!(
+        "the container engine could not start a container from {}: {error}\n\
+         Check that the engine works (`docker run`/`podman run` of this image) and that the \
+         image is meant to be run as is.",
+        opts.image
+    ))
 }
 
 #[async_trait]
@@ -494,7 +537,28 @@ impl Engine {
         )))
     }
 
-    /// `Some(description)` once the container no longer runs.
+    /// The last lines of a container's log, read once.
+    async fn log_once(&self, id: &str, lines: usize) -> String {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: lines.to_string(),
+            ..Default::default()
+        };
+        let frames: Vec<_> = self.docker.logs(id, Some(options)).collect().await;
+        let text: String = frames
+            .into_iter()
+            .flatten()
+            .map(|frame| String::from_utf8_lossy(frame.as_ref()).into_owned())
+            .collect();
+        match text.trim() {
+            "" => "(the container wrote nothing to its log)".into(),
+            text => text.to_string(),
+        }
+    }
+
+    /// `Some(description)` once the container no longer runs. (Podman briefly reports a state
+    /// `stopped` the API client cannot read: that counts as "ask again".)
     async fn exited(&self, id: &str) -> Option<String> {
         let details = self.docker.inspect_container(id, None).await.ok()?;
         let state = details.state?;
@@ -553,10 +617,17 @@ fn is_socket(path: &str) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
 }
 
-/// Makes testcontainers use the engine this module finds: when `DOCKER_HOST` is unset and
-/// Docker's socket is absent but podman's is there, sets `DOCKER_HOST` to podman's socket.
-/// Call before any other thread starts (it changes the process environment).
-pub fn use_engine_from_environment() {
+/// Prepares the process environment for testcontainers; call before any other thread starts
+/// (it changes the environment):
+/// - when `DOCKER_HOST` is unset and Docker's sockets are absent but podman's is there, sets
+///   `DOCKER_HOST` to podman's socket, so testcontainers uses the engine this module finds;
+/// - sets `TESTCONTAINERS_COMMAND=keep` (unless set): this module removes its containers itself,
+///   by label, and a container that failed to start must outlive testcontainers' handle long
+///   enough to say why (exit status, log).
+pub fn prepare_environment() {
+    if std::env::var_os("TESTCONTAINERS_COMMAND").is_none() {
+        std::env::set_var("TESTCONTAINERS_COMMAND", "keep");
+    }
     if std::env::var_os("DOCKER_HOST").is_some() {
         return;
     }
