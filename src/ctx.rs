@@ -1,7 +1,7 @@
 //! What a case body gets: fresh users and rooms on the target, the run's API form and detected
 //! features, and the judgements every timing case shares (not early, not too late, never sent).
 
-use crate::api::{ApiForm, Features, FormOverride, User};
+use crate::api::{ApiForm, Features, FormOverride, Scheduled, User};
 use crate::check;
 use crate::client::{Client, Evidence, Observed, Resp};
 use crate::outcome::Stop;
@@ -206,6 +206,21 @@ impl Ctx {
 
     // ---- timing judgements ------------------------------------------------------------------
 
+    /// A case that changes something (power levels, membership) while an event's delay runs can
+    /// only judge the event if the change was done before the event was due. Call right after
+    /// the change's request answered; an error (not a verdict) if the harness fell behind.
+    pub fn changed_in_time(&self, change: &str, scheduled: &Scheduled) -> Result<(), Stop> {
+        let due = scheduled.requested_at + Duration::from_millis(scheduled.delay_ms as u64);
+        if Instant::now() >= due {
+            return Err(Stop::Error(format!(
+                "the harness fell behind: {change} finished only after the {} ms delay had run out, so the case \
+                 cannot judge what the server did",
+                scheduled.delay_ms
+            )));
+        }
+        Ok(())
+    }
+
     /// Latest moment a correct server's event can arrive: the delay, the texts' allowance, slack.
     pub fn delivery_deadline(from: Instant, delay_ms: i64) -> Instant {
         from + Duration::from_millis((delay_ms + SEND_ALLOWANCE_MS) as u64) + WAIT_SLACK
@@ -309,20 +324,23 @@ impl Ctx {
             .and_then(|info| info.scheduled_at())
     }
 
-    /// Every copy of an event (recognised by `pred`) that `observer` has seen once the event's
-    /// timer (`delay_ms` from `timer_started`) has certainly run out. Waits for a condition, not a
-    /// fixed time: `owner` schedules a control message in `room` due just after that moment; once
-    /// the control has arrived (plus a short grace), the event would have arrived too.
+    /// Every copy of the `scheduled` event (recognised by `pred`) that `observer` has seen once
+    /// its timer has certainly run out. Waits for a condition, not a fixed time: `owner` schedules
+    /// a control message in `room` due just after the latest moment the event can be due (the
+    /// scheduling answer's arrival plus the delay); once the control has arrived (plus a short
+    /// grace), the event would have arrived too.
     pub async fn copies_once_due(
         &self,
         observer: &User,
         owner: &User,
         room_id: &str,
-        timer_started: Instant,
-        delay_ms: i64,
+        scheduled: &Scheduled,
         mut pred: impl FnMut(&Observed) -> bool,
     ) -> Result<Vec<Observed>, Stop> {
-        let remaining = delay_ms - timer_started.elapsed().as_millis() as i64;
+        let due_latest = scheduled.resp.received + Duration::from_millis(scheduled.delay_ms as u64);
+        let remaining = due_latest
+            .saturating_duration_since(Instant::now())
+            .as_millis() as i64;
         let control_delay = remaining.max(0) + CONTROL_MARGIN_MS;
         let control_event = crate::api::DelayedEvent::message(room_id, &self.unique("control"));
         let control = owner.schedule_ok(&control_event, control_delay).await?;
@@ -343,19 +361,17 @@ impl Ctx {
     }
 
     /// Proves an event (recognised by `pred`) is never sent (see `copies_once_due`).
-    #[allow(clippy::too_many_arguments)]
     pub async fn expect_never_sent(
         &self,
         observer: &User,
         owner: &User,
         room_id: &str,
         what: &str,
-        timer_started: Instant,
-        delay_ms: i64,
+        scheduled: &Scheduled,
         pred: impl FnMut(&Observed) -> bool,
     ) -> Result<(), Stop> {
         let copies = self
-            .copies_once_due(observer, owner, room_id, timer_started, delay_ms, pred)
+            .copies_once_due(observer, owner, room_id, scheduled, pred)
             .await?;
         if let Some(event) = copies.first() {
             return Err(Stop::Fail(format!(

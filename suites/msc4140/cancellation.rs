@@ -14,11 +14,8 @@ async fn never_sent(ctx: Ctx) -> CaseResult {
     let scheduled = alice.schedule_ok(&doomed, SHORT_DELAY_MS).await?;
     alice.manage_ok(&scheduled.delay_id, Action::Cancel).await?;
     let what = "the cancelled event";
-    let due_from = scheduled.requested_at;
-    ctx.expect_never_sent(&bob, &alice, &room, what, due_from, SHORT_DELAY_MS, |o| {
-        doomed.matches(o)
-    })
-    .await
+    ctx.expect_never_sent(&bob, &alice, &room, what, &scheduled, |o| doomed.matches(o))
+        .await
 }
 
 async fn leaves_listing(ctx: Ctx) -> CaseResult {

@@ -40,14 +40,7 @@ async fn schedules_once(ctx: Ctx) -> CaseResult {
         .schedule_ok_with_txn(&event, SHORT_DELAY_MS, &txn)
         .await?;
     let copies = ctx
-        .copies_once_due(
-            &bob,
-            &alice,
-            &room,
-            first.requested_at,
-            SHORT_DELAY_MS,
-            |o| event.matches(o),
-        )
+        .copies_once_due(&bob, &alice, &room, &first, |o| event.matches(o))
         .await?;
     check!(
         copies.len() == 1,

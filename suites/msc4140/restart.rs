@@ -11,14 +11,15 @@ const DELAY_MS: i64 = 1500;
 const BEATS: u32 = 6;
 const BEAT_EVERY: Duration = Duration::from_millis(DELAY_MS as u64 / 5);
 
-/// Given two users in a room, the first has scheduled a message the second watches for.
-struct Restartable {
-    alice: User,
-    bob: User,
-    event: DelayedEvent,
-    delay_id: String,
+/// A scheduled delayed event its owner (`alice`) restarts while `bob` watches for it.
+pub(super) struct Restartable {
+    pub alice: User,
+    pub bob: User,
+    pub event: DelayedEvent,
+    pub delay_id: String,
+    pub delay_ms: i64,
     /// Harness clock just before the request that last (re)started the timer successfully.
-    timer_started: Instant,
+    pub timer_started: Instant,
 }
 
 async fn scheduled(ctx: &Ctx) -> Result<Restartable, Stop> {
@@ -28,20 +29,25 @@ async fn scheduled(ctx: &Ctx) -> Result<Restartable, Stop> {
     bob.start_sync().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("restarted"));
     let scheduled = alice.schedule_ok(&event, DELAY_MS).await?;
-    Ok(Restartable {
-        alice,
-        bob,
-        event,
-        delay_id: scheduled.delay_id,
-        timer_started: scheduled.requested_at,
-    })
+    Ok(Restartable::new(alice, bob, event, scheduled))
 }
 
 impl Restartable {
+    pub fn new(alice: User, bob: User, event: DelayedEvent, scheduled: Scheduled) -> Restartable {
+        Restartable {
+            alice,
+            bob,
+            event,
+            delay_id: scheduled.delay_id,
+            delay_ms: scheduled.delay_ms,
+            timer_started: scheduled.requested_at,
+        }
+    }
+
     /// Restarts the timer. A refusal is judged: if the event already arrived before one delay
     /// after the last successful (re)start, it was sent early; if it arrived later, the harness
     /// fell behind and cannot judge (error); if it has not arrived, the refusal itself is wrong.
-    async fn restart(&mut self) -> CaseResult {
+    pub async fn restart(&mut self) -> CaseResult {
         let requested = Instant::now();
         let resp = self.alice.manage(&self.delay_id, Action::Restart).await?;
         if resp.is_success() {
@@ -53,9 +59,10 @@ impl Restartable {
             Some(seen) => {
                 let since_start = seen.at.duration_since(self.timer_started).as_millis() as i64;
                 check!(
-                    since_start >= DELAY_MS,
+                    since_start >= self.delay_ms,
                     "the event was sent while it was being restarted: it arrived {since_start} ms after the last \
-                     successful restart, before its delay of {DELAY_MS} ms"
+                     successful restart, before its delay of {} ms",
+                    self.delay_ms
                 );
                 Err(Stop::Error(format!(
                     "the harness fell behind: a restart reached the server only after the event was due ({})",
@@ -69,11 +76,11 @@ impl Restartable {
         }
     }
 
-    /// Restarts `beats` times, every `BEAT_EVERY`.
-    async fn heartbeat(&mut self, beats: u32) -> CaseResult {
+    /// Restarts `beats` times, every fifth of the delay.
+    pub async fn heartbeat(&mut self, beats: u32) -> CaseResult {
         for _ in 0..beats {
             // The spec's own time is the point here: restarts come while the delay runs.
-            tokio::time::sleep(BEAT_EVERY).await;
+            tokio::time::sleep(Duration::from_millis(self.delay_ms as u64 / 5)).await;
             self.restart().await?;
         }
         Ok(())

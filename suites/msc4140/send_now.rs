@@ -124,14 +124,9 @@ async fn not_sent_twice(ctx: Ctx) -> CaseResult {
     );
     // Once the original timer has certainly run out, a still-armed timer would have sent a copy.
     let copies = ctx
-        .copies_once_due(
-            &bob,
-            &alice,
-            &event.room_id,
-            scheduled.requested_at,
-            SHORT_DELAY_MS,
-            |o| event.matches(o),
-        )
+        .copies_once_due(&bob, &alice, &event.room_id, &scheduled, |o| {
+            event.matches(o)
+        })
         .await?;
     check!(
         copies.len() == 1,

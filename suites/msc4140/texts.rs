@@ -144,3 +144,127 @@ pub const STANDARD_ERRORS: SpecRef = SpecRef::msc4140(
     SCHEDULING,
     "A new authenticated Client-Server API endpoint at `PUT /_matrix/client/v3/rooms/{roomId}/delayed_event/{eventType}/{txnId}` allows clients to schedule the sending of a message or state event. The path parameters of this endpoint are the same as for the existing `PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}` endpoint.",
 );
+
+const POWER_LEVELS_2026: &str = "Power levels are evaluated at the point of sending";
+
+pub const FAILS_AT_SEND: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    POWER_LEVELS_2026,
+    "Power levels are evaluated for each event only once the delay has occurred and it will be distributed/inserted into the DAG. This implies a delayed event can fail if it violates power levels at the time the delay passes.",
+);
+
+pub const PROMOTED_REACHES_DAG: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    POWER_LEVELS_2026,
+    "Conversely, it's also possible to successfully schedule an event that the user has no permission to send at the time of sending. If the power level situation has changed at the time the delay passes, the event can even reach the DAG.",
+);
+
+pub const SEND_ACTION_ERROR: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    MANAGING_2026,
+    "If the action is `send` and the delayed event is unable to be sent due to an error, the homeserver will respond with that error [...] as if the request had been to send the event as a non-delayed event with either the `/send` or `/state` endpoint.",
+);
+
+pub const KEEP_SCHEDULED: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    MANAGING_2026,
+    "The homeserver SHOULD keep the delayed event scheduled, to account for the fact that the cause of the error may resolve by the time of the delayed event's scheduled send time, and to allow retries of the `send` action until then.",
+);
+
+const OVERWRITE_2024: &str = "Delayed state events are cancelled by a more recent state event";
+
+pub const OVERWRITE_CANCELS: SpecRef = SpecRef::msc4140(
+    Rev::Oct2024,
+    OVERWRITE_2024,
+    "If a new state event is sent to the same room at the same entry (`event_type`, `state_key` pair) as a delayed event by a different matrix user, any delayed event for this entry (`event_type`, `state_key` pair) is cancelled.",
+);
+
+pub const OVERWRITE_OWN: SpecRef = SpecRef::msc4140(
+    Rev::Oct2024,
+    OVERWRITE_2024,
+    "This only happens if its a state update from a different user. If it is from the same user, the delayed event will not get cancelled.",
+);
+
+pub const OVERWRITE_SCOPE: SpecRef = SpecRef::msc4140(
+    Rev::Oct2024,
+    OVERWRITE_2024,
+    "Note that this behaviour does not apply to regular (non-state) events as there is no concept of a (`event_type`, `state_key`) pair that could be overwritten.",
+);
+
+pub const PERSIST: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    SCHEDULING,
+    "The homeserver MUST persist scheduled delayed events such that they will not be lost by the homeserver being restarted.",
+);
+
+pub const OVERDUE_IN_ORDER: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    SCHEDULING,
+    "Moreover, when a homeserver restarts, it MUST scan for all scheduled delayed events whose send time has already passed (i.e. delayed events that were scheduled to be sent while the homeserver was offline), and send those delayed events as soon as possible, in chronological order of their scheduled send times.",
+);
+
+pub const LIMIT_REFUSED: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    SCHEDULING,
+    "If a user's request to schedule a delayed event would exceed this limit, the homeserver will respond with HTTP 429, a standard error response with an `errcode` of `M_LIMIT_EXCEEDED`,",
+);
+
+pub const LIMIT_RETRY_AFTER: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    SCHEDULING,
+    "and a `Retry-After` header whose value is set to the time of/until the scheduled send time of the next of the user's delayed events to be sent, rounded up to the nearest second.",
+);
+
+pub const LIMIT_SCHEDULED: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    SCHEDULING,
+    "The homeserver SHOULD enforce a limit of how many delayed events a user may have scheduled at once",
+);
+
+pub const MANAGEMENT_RATE_LIMIT: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    MANAGING_2026,
+    "For all `action`s, the homeserver SHOULD apply rate limiting to provide mitigation against the Resource Exhaustion threat.",
+);
+
+pub const LOOKUP_RATE_LIMIT: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    GETTING_2026,
+    "The homeserver SHOULD apply rate limiting to these endpoints to provide mitigation against the Resource Exhaustion threat.",
+);
+
+pub const MANAGEMENT_AUTHENTICATED: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    MANAGING_2026,
+    "A set of new authenticated Client-Server API endpoints at `POST /_matrix/client/v1/delayed_events/{delay_id}/{action}` allows clients to manage the sending of scheduled delayed events.",
+);
+
+pub const DELAY_ID_UNIQUE: SpecRef = SpecRef::msc4140(
+    Rev::Dec2025,
+    SCHEDULING,
+    "It MUST be globally unique and SHOULD be as difficult to guess/craft as an access token, so that knowledge of a `delay_id` may securely grant control of it via the management endpoint.",
+);
+
+pub const GUESTS: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    "Guest accounts",
+    "All delayed event related endpoints are available to guest accounts.",
+);
+
+pub const LAST_WILL: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    "MSC4140: Cancellable delayed events",
+    "While the client is still connected and in the call, it could repeatedly push the scheduled time forward as a kind of \"heartbeat\" mechanism. If the client then loses connectivity, the server would emit the \"hang up\" event at the scheduled time resulting in reliable call membership status for other participants.",
+);
+
+pub const SELF_DESTRUCT: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    "MSC4140: Cancellable delayed events",
+    "This mechanism has a wide range of possible applications such as tea timers, reminders, self-destructing messages (where the redaction is scheduled to be sent later), or other ephemeral events such as temporary power level changes.",
+);
+
+pub const REMINDERS: SpecRef = SpecRef::msc4140(
+    Rev::Dec2025,
+    "Use case specific considerations",
+    "Delayed events can be used for many different features: tea timers, reminders, or ephemeral events could be implemented using delayed events, where clients send room events with intentional mentions or a redaction as a delayed event. It can even be used to send temporal power levels/mutes or bans.",
+);

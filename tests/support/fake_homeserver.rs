@@ -6,16 +6,22 @@
 //! and is checked in exactly one place (search for `Fault::Name`).
 //!
 //! Layout: options and faults; replies and errors; the request context; state (users, rooms,
-//! events, delayed events) with its shared helpers (auth, membership, power levels, the timeline,
-//! the lazy delayed-event timer); the router; one function per endpoint, grouped by area.
+//! events, delayed events) with its shared helpers (auth, rate limits, membership rules, power
+//! levels, the timeline, the lazy delayed-event timer, accounts, homeserver restart, the log);
+//! the router; one function per endpoint, grouped by area.
 //!
 //! Time is real wall-clock time. Responders are synchronous, so the delayed-event timer is lazy:
 //! every request first "ticks", sending every delayed event whose time has come, in order of
 //! due time. A `/sync` with nothing new answers empty after min(timeout, 50 ms), so a polling
 //! client sees delayed events within about 50 ms of their due time.
+//!
+//! A homeserver restart ([`FakeHomeserver::begin_restart`], or `FakeTarget::restart`) keeps all
+//! data but takes the fake down for [`FakeOptions::restart_downtime`]: every request answers 503
+//! and the timer stands still; on coming back, the delayed events that fell due meanwhile are
+//! sent at once, in due order, stamped with the moment it came back.
 #![allow(dead_code)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,6 +36,13 @@ const UNSIGNED_DELAY_ID: &str = "org.matrix.msc4140.delay_id";
 const SYNC_POLL: Duration = Duration::from_millis(50);
 /// `origin_server_ts` offset used by [`Fault::LateTimestamp`].
 const LATE_BY_MS: u64 = 40_000;
+/// Lines kept in the fake's own log ([`FakeHomeserver::log_tail`]).
+const LOG_LINES: usize = 200;
+/// The management rate limit, as Synapse's default `rc_delayed_event_mgmt`: burst and refill.
+const RATE_BURST: f64 = 5.0;
+const RATE_PER_SECOND: f64 = 1.0;
+/// The rate-limit bucket of requests without an access token (all come from one IP here).
+const ANONYMOUS: &str = "<anonymous>";
 
 // ------------------------------------------------------------------------------------------------
 // Options and faults
@@ -122,6 +135,64 @@ pub enum Fault {
     SplitUnknownActionAccepted,
     /// `/capabilities` has no delayed-events capability.
     CapabilityMissing,
+
+    // --- homeserver restart (through `FakeTarget::restart`) -------------------------------------
+    /// A restart drops every scheduled delayed event: never sent, unknown to lookups afterwards.
+    LosesEventsOnRestart,
+    /// Events that fell due while the server was down are sent at start-up in reverse due order.
+    OverdueOutOfOrder,
+    /// Events that fell due while the server was down are never sent (they stay listed as
+    /// scheduled); events due after the restart are still sent.
+    OverdueNotSent,
+    /// After a restart the listing answers `[]`, though events stay scheduled and are sent.
+    ListingEmptyAfterRestart,
+
+    // --- rate limits (only with `FakeOptions::rate_limits`) -------------------------------------
+    /// Management actions (both forms) are never rate-limited.
+    MgmtNotRateLimited,
+    /// Lookups (listing and single lookup) are never rate-limited.
+    LookupsNotRateLimited,
+
+    // --- guests and deactivated accounts ---------------------------------------------------------
+    /// Every delayed-event endpoint answers 403 `M_GUEST_ACCESS_FORBIDDEN` to guest accounts.
+    GuestsRefused,
+    /// Deactivation leaves the user's delayed events scheduled, and they are sent at their time
+    /// without any authorisation check (though their owner has left every room).
+    DeactivatedStillSends,
+
+    // --- state overwrite (the 2024-10 rule) ------------------------------------------------------
+    /// Another user's newer state event cancels delayed state events of the same type in the room
+    /// whatever their state_key, and those with the same (type, state_key) in other rooms; another
+    /// user's message event cancels delayed message events of the same type in the room.
+    StateOverwriteTooBroad,
+    /// A state overwrite cancels the delayed event (never sent), but it stays in the listing.
+    StateOverwriteCancelsButListed,
+
+    // --- permissions at send time ----------------------------------------------------------------
+    /// A `send` action refused for lack of permission finalises the event (failed) instead of
+    /// keeping it scheduled.
+    SendActionFailureFinalises,
+    /// Delayed events of a user who left or was kicked from the room are sent anyway.
+    LeftMemberStillSends,
+
+    // --- per-user limit --------------------------------------------------------------------------
+    /// Cancelled delayed events still count against the per-user limit.
+    LimitNotFreedByCancel,
+    /// The limit's `Retry-After` is the time until the user's latest due event, not the earliest.
+    LimitRetryAfterWrongValue,
+
+    // --- delay_id quality ------------------------------------------------------------------------
+    /// delay_ids are "1", "2", "3", ... (guessable).
+    SequentialDelayIds,
+    /// A finalised (sent or cancelled) event's delay_id is handed out again to the next scheduled
+    /// event, which then answers to it.
+    ReusedDelayIds,
+
+    // --- content of sent events ------------------------------------------------------------------
+    /// A delayed `m.room.redaction` is sent but redacts nothing.
+    DelayedRedactionIgnored,
+    /// The event sent from a delayed event loses its content's `m.mentions`.
+    DelayedContentMangled,
 }
 
 impl Fault {
@@ -169,6 +240,24 @@ impl Fault {
         Fault::SingleLookupDropsContent,
         Fault::SplitUnknownActionAccepted,
         Fault::CapabilityMissing,
+        Fault::LosesEventsOnRestart,
+        Fault::OverdueOutOfOrder,
+        Fault::OverdueNotSent,
+        Fault::ListingEmptyAfterRestart,
+        Fault::MgmtNotRateLimited,
+        Fault::LookupsNotRateLimited,
+        Fault::GuestsRefused,
+        Fault::DeactivatedStillSends,
+        Fault::StateOverwriteTooBroad,
+        Fault::StateOverwriteCancelsButListed,
+        Fault::SendActionFailureFinalises,
+        Fault::LeftMemberStillSends,
+        Fault::LimitNotFreedByCancel,
+        Fault::LimitRetryAfterWrongValue,
+        Fault::SequentialDelayIds,
+        Fault::ReusedDelayIds,
+        Fault::DelayedRedactionIgnored,
+        Fault::DelayedContentMangled,
     ];
 }
 
@@ -182,6 +271,12 @@ pub struct FakeOptions {
     pub max_delay_ms: u64,
     /// Per-user limit on scheduled delayed events (default 50; 0 forbids scheduling).
     pub max_scheduled: u64,
+    /// Rate-limit management actions and lookups per user, burst 5 refilling 1/s, as Synapse's
+    /// `rc_delayed_event_mgmt` (default false: the catalogue manages events quickly).
+    pub rate_limits: bool,
+    /// How long a homeserver restart ([`FakeHomeserver::begin_restart`]) keeps the fake down,
+    /// answering 503 to everything (default 1.5 s, about what Synapse takes).
+    pub restart_downtime: Duration,
 }
 
 impl Default for FakeOptions {
@@ -191,6 +286,8 @@ impl Default for FakeOptions {
             dedicated_endpoint: true,
             max_delay_ms: 3_600_000,
             max_scheduled: 50,
+            rate_limits: false,
+            restart_downtime: Duration::from_millis(1500),
         }
     }
 }
@@ -232,6 +329,45 @@ impl FakeHomeserver {
     /// Base URL, e.g. `http://127.0.0.1:PORT`.
     pub fn uri(&self) -> String {
         self.server.uri()
+    }
+
+    /// Starts a homeserver restart: the fake sends what is due, then goes down for
+    /// [`FakeOptions::restart_downtime`] (503 to everything, timer stopped). Answers how long
+    /// until it may come back; call [`FakeHomeserver::finish_restart`] then (or let the next
+    /// request bring it back).
+    pub fn begin_restart(&self) -> Duration {
+        let mut st = lock(&self.state);
+        let downtime = st.opts.restart_downtime;
+        st.go_down(downtime);
+        downtime
+    }
+
+    /// Brings the fake back up if its downtime has passed, sending the delayed events that fell
+    /// due meanwhile. Answers the downtime left, or `None` once the fake is up.
+    pub fn finish_restart(&self) -> Option<Duration> {
+        let mut st = lock(&self.state);
+        st.now = now_ms();
+        match st.check_up() {
+            Ok(()) => None,
+            Err(_) => Some(Duration::from_millis(
+                st.down_until
+                    .unwrap_or(st.now)
+                    .saturating_sub(st.now)
+                    .max(1),
+            )),
+        }
+    }
+
+    /// The last `lines` lines of what the fake did (requests, sends, restarts), oldest first.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let st = lock(&self.state);
+        let skip = st.log.len().saturating_sub(lines);
+        st.log
+            .iter()
+            .skip(skip)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -307,6 +443,9 @@ fn missing_param(name: &str) -> Reply {
 }
 fn unrecognized() -> Reply {
     err(404, "M_UNRECOGNIZED", "Unrecognized request")
+}
+fn guest_forbidden() -> Reply {
+    err(403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access not allowed")
 }
 fn conflict(msg: impl Into<String>) -> Reply {
     err(409, "M_UNKNOWN", msg)
@@ -402,6 +541,7 @@ struct Session {
 struct User {
     password: String,
     is_guest: bool,
+    deactivated: bool,
 }
 
 struct Room {
@@ -439,7 +579,31 @@ enum Outcome {
     /// Cancelled because of an error (send failure, state overwrite).
     Failed {
         error: Value,
+        /// Cancelled by a newer state event ([`Fault::StateOverwriteCancelsButListed`]).
+        by_overwrite: bool,
     },
+}
+
+impl Outcome {
+    /// The outcome of an attempt to send.
+    fn of_send(result: Result<String, Reply>) -> Outcome {
+        match result {
+            Ok(event_id) => Outcome::Sent { event_id },
+            Err(e) => Outcome::Failed {
+                error: e.body,
+                by_overwrite: false,
+            },
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Outcome::Scheduled => "scheduled".into(),
+            Outcome::Sent { event_id } => format!("sent as {event_id}"),
+            Outcome::Cancelled => "cancelled".into(),
+            Outcome::Failed { error, .. } => format!("failed ({})", error["errcode"]),
+        }
+    }
 }
 
 struct Delayed {
@@ -456,6 +620,10 @@ struct Delayed {
     finalised_ts: Option<u64>,
     /// [`Fault::SendActionTwice`]: the timer will send it again at its due time.
     timer_resend: bool,
+    /// [`Fault::OverdueNotSent`]: the timer forgot it; it is never sent.
+    stalled: bool,
+    /// [`Fault::DeactivatedStillSends`]: sent without any authorisation check.
+    unchecked: bool,
 }
 
 impl Delayed {
@@ -483,7 +651,7 @@ impl Delayed {
             }
             match &self.outcome {
                 Outcome::Sent { event_id } => o["event_id"] = json!(event_id),
-                Outcome::Failed { error } => o["error"] = error.clone(),
+                Outcome::Failed { error, .. } => o["error"] = error.clone(),
                 Outcome::Scheduled | Outcome::Cancelled => {}
             }
         }
@@ -510,6 +678,16 @@ struct Draft<'a> {
     ts: u64,
     /// Set when the event is sent from a delayed event.
     delay_id: Option<String>,
+}
+
+/// A new event, as far as cancelling the delayed events it overwrites goes.
+struct Overwrite<'a> {
+    room_id: &'a str,
+    ev_type: &'a str,
+    state_key: Option<&'a str>,
+    sender: &'a str,
+    /// Set when the new event is itself sent from a delayed event.
+    delay_id: Option<&'a str>,
 }
 
 /// When an authorisation check happens; the delayed-event faults about power levels hinge on it.
@@ -594,6 +772,31 @@ struct State {
     /// (access token, request path) -> the successful reply, for transaction ids.
     txns: HashMap<(String, String), Reply>,
     guest_counter: u64,
+    /// Delayed events scheduled so far (their `seq`; sequential delay_ids).
+    delayed_counter: u64,
+    /// While down for a restart: the wall-clock time (ms) the fake comes back.
+    down_until: Option<u64>,
+    /// Homeserver restarts so far.
+    restarts: u64,
+    /// Rate-limit buckets, by user id (or [`ANONYMOUS`]).
+    buckets: HashMap<String, Bucket>,
+    /// What the fake did, oldest first (requests, sends, restarts); at most [`LOG_LINES`].
+    log: VecDeque<String>,
+}
+
+/// A token bucket of the management rate limit.
+struct Bucket {
+    tokens: f64,
+    at: u64,
+}
+
+/// Requests that share the management rate limit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Limited {
+    /// The `send`, `cancel` and `restart` actions (either form).
+    Management,
+    /// The listing and the single lookup.
+    Lookup,
 }
 
 fn now_ms() -> u64 {
@@ -611,6 +814,15 @@ fn random_string(len: usize, alphabet: &[u8]) -> String {
     (0..len)
         .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
         .collect()
+}
+
+/// A user id from a localpart or a user id.
+fn qualify(user: &str) -> String {
+    if user.starts_with('@') {
+        user.to_string()
+    } else {
+        format!("@{user}:{SERVER_NAME}")
+    }
 }
 
 fn int_field(obj: &Value, key: &str) -> Option<i64> {
@@ -638,6 +850,11 @@ impl State {
             delayed_index: HashMap::new(),
             txns: HashMap::new(),
             guest_counter: 0,
+            delayed_counter: 0,
+            down_until: None,
+            restarts: 0,
+            buckets: HashMap::new(),
+            log: VecDeque::new(),
         }
     }
 
@@ -680,6 +897,85 @@ impl State {
         Ok(self.session(cx)?.user_id)
     }
 
+    /// [`Fault::GuestsRefused`]: the delayed-event API is closed to guest accounts.
+    fn refuse_guests(&self, cx: &Ctx) -> Result<(), Reply> {
+        let guest = self.session(cx).is_ok_and(|s| s.is_guest);
+        if guest && self.fault(Fault::GuestsRefused) {
+            return Err(guest_forbidden());
+        }
+        Ok(())
+    }
+
+    /// The management rate limit (a token bucket per user, or per IP without a token), when
+    /// [`FakeOptions::rate_limits`] is on. Call after the request's authentication.
+    fn rate_limit(&mut self, cx: &Ctx, kind: Limited) -> Result<(), Reply> {
+        let exempt = match kind {
+            Limited::Management => self.fault(Fault::MgmtNotRateLimited),
+            Limited::Lookup => self.fault(Fault::LookupsNotRateLimited),
+        };
+        if !self.opts.rate_limits || exempt {
+            return Ok(());
+        }
+        let key = self
+            .session(cx)
+            .map(|s| s.user_id)
+            .unwrap_or_else(|_| ANONYMOUS.to_string());
+        let now = self.now;
+        let bucket = self.buckets.entry(key).or_insert(Bucket {
+            tokens: RATE_BURST,
+            at: now,
+        });
+        let refill = now.saturating_sub(bucket.at) as f64 / 1000.0 * RATE_PER_SECOND;
+        bucket.tokens = (bucket.tokens + refill).min(RATE_BURST);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            return Ok(());
+        }
+        let wait_ms = ((1.0 - bucket.tokens) * 1000.0 / RATE_PER_SECOND).ceil() as u64;
+        Err(ok(json!({
+            "errcode": "M_LIMIT_EXCEEDED",
+            "error": "Too many requests",
+            "retry_after_ms": wait_ms,
+        }))
+        .with_status(429)
+        .header("Retry-After", wait_ms.div_ceil(1000).to_string()))
+    }
+
+    /// User-interactive auth with the one stage `m.login.password`, proving `s`'s own password.
+    fn password_auth(&self, s: &Session, auth: Option<&Value>) -> Result<(), Reply> {
+        let challenge = |error: Option<&str>| {
+            let mut body = json!({
+                "session": random_string(24, ALNUM),
+                "flows": [{"stages": ["m.login.password"]}],
+                "params": {},
+            });
+            if let Some(error) = error {
+                body["errcode"] = json!("M_FORBIDDEN");
+                body["error"] = json!(error);
+            }
+            ok(body).with_status(401)
+        };
+        let Some(auth) = auth else {
+            return Err(challenge(None));
+        };
+        if auth.get("type").and_then(Value::as_str) != Some("m.login.password") {
+            return Err(challenge(Some("Unsupported auth type")));
+        }
+        let user = auth
+            .get("identifier")
+            .and_then(|i| i.get("user"))
+            .or_else(|| auth.get("user"))
+            .and_then(Value::as_str)
+            .map(qualify);
+        let password = auth.get("password").and_then(Value::as_str);
+        let known = self.users.get(&s.user_id).map(|u| u.password.as_str());
+        if user.as_deref() != Some(s.user_id.as_str()) || password.is_none() || password != known {
+            return Err(challenge(Some("Invalid username or password")));
+        }
+        Ok(())
+    }
+
     fn create_user(
         &mut self,
         localpart: &str,
@@ -702,6 +998,7 @@ impl State {
             User {
                 password: password.to_string(),
                 is_guest,
+                deactivated: false,
             },
         );
         self.user_order.push(user_id.clone());
@@ -811,20 +1108,28 @@ impl State {
             .unwrap_or(default)
     }
 
-    /// May `sender` send this event now? Membership always; power levels depending on `phase`.
+    /// May `sender` send this event now? Membership events follow the membership rules (except
+    /// when scheduled); other events need the sender in the room, and power levels depending on
+    /// `phase`.
     fn authorise(
         &self,
         room_id: &str,
         sender: &str,
         ev_type: &str,
-        is_state: bool,
+        state_key: Option<&str>,
         content: &Value,
         phase: Phase,
     ) -> Result<(), Reply> {
         let room = self.room(room_id)?;
-        if !self.is_joined(room, sender) {
+        if let (Some(target), "m.room.member", false) =
+            (state_key, ev_type, phase == Phase::Schedule)
+        {
+            return self.check_membership_change(room, sender, target, content);
+        }
+        if !self.is_joined(room, sender) && !self.left_member_still_sends(room, sender, phase) {
             return Err(forbidden(format!("User {sender} not in room {room_id}")));
         }
+        let is_state = state_key.is_some();
         let check_levels = match phase {
             Phase::Direct => true,
             Phase::Schedule => self.fault(Fault::PowerLevelsAtSchedule),
@@ -838,6 +1143,95 @@ impl State {
             self.check_levels(room, sender, ev_type, is_state, content)?;
         }
         Ok(())
+    }
+
+    /// [`Fault::LeftMemberStillSends`]: the timer ignores that the sender left or was kicked.
+    fn left_member_still_sends(&self, room: &Room, sender: &str, phase: Phase) -> bool {
+        let left = matches!(self.membership(room, sender), Some((m, _)) if m == "leave");
+        left && phase == Phase::Timer && self.fault(Fault::LeftMemberStillSends)
+    }
+
+    fn guest_can_join(&self, room: &Room) -> bool {
+        self.state_event(room, "m.room.guest_access", "")
+            .and_then(|e| e.content.get("guest_access"))
+            .and_then(Value::as_str)
+            == Some("can_join")
+    }
+
+    /// The authorisation rules for `m.room.member` events (room versions 1-12, without knocks
+    /// and third-party invites); guests may only join rooms whose guest access is `can_join`.
+    fn check_membership_change(
+        &self,
+        room: &Room,
+        sender: &str,
+        target: &str,
+        content: &Value,
+    ) -> Result<(), Reply> {
+        let current = |user: &str| self.membership(room, user).map(|(m, _)| m);
+        let (sender_now, target_now) = (current(sender), current(target));
+        let pl = self.power_levels(room);
+        let level = |user: &str| Self::user_level(room, &pl, user);
+        let needed = |action: &str, default: i64| int_field(&pl, action).unwrap_or(default);
+        let sender_joined = sender_now.as_deref() == Some("join");
+        let refuse = |msg: &str| Err(forbidden(msg));
+        match content.get("membership").and_then(Value::as_str) {
+            Some("join") => {
+                let public = self
+                    .state_event(room, "m.room.join_rules", "")
+                    .and_then(|e| e.content.get("join_rule"))
+                    .and_then(Value::as_str)
+                    == Some("public");
+                let guest = self.users.get(sender).is_some_and(|u| u.is_guest);
+                if sender != target {
+                    refuse("You cannot join on behalf of another user.")
+                } else if target_now.as_deref() == Some("ban") {
+                    refuse("You are banned from this room.")
+                } else if guest && !self.guest_can_join(room) {
+                    refuse("Guest access not allowed")
+                } else if public || matches!(target_now.as_deref(), Some("join" | "invite")) {
+                    Ok(())
+                } else {
+                    refuse("You are not invited to this room.")
+                }
+            }
+            Some("invite") => {
+                if !sender_joined {
+                    refuse("You are not in this room.")
+                } else if matches!(target_now.as_deref(), Some("join" | "ban")) {
+                    refuse("The user is already in the room or banned.")
+                } else if level(sender) < needed("invite", 0) {
+                    refuse("You don't have permission to invite users")
+                } else {
+                    Ok(())
+                }
+            }
+            Some("leave") if sender == target => match sender_now.as_deref() {
+                Some("join" | "invite") => Ok(()),
+                _ => refuse("You are not in this room."),
+            },
+            Some("leave") => {
+                let unban = target_now.as_deref() == Some("ban");
+                if !sender_joined {
+                    refuse("You are not in this room.")
+                } else if unban && level(sender) < needed("ban", 50) {
+                    refuse("You don't have permission to unban this user")
+                } else if level(sender) < needed("kick", 50) || level(target) >= level(sender) {
+                    refuse("You don't have permission to kick this user")
+                } else {
+                    Ok(())
+                }
+            }
+            Some("ban") => {
+                if !sender_joined {
+                    refuse("You are not in this room.")
+                } else if level(sender) < needed("ban", 50) || level(target) >= level(sender) {
+                    refuse("You don't have permission to ban this user")
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Err(bad_json("Unknown membership.")),
+        }
     }
 
     fn check_levels(
@@ -927,11 +1321,19 @@ impl State {
             .get_mut(room_id)
             .expect("append_event into a known room");
         room.timeline.push(idx);
-        if let Some(sk) = state_key {
+        if let Some(sk) = &state_key {
             room.state.insert((ev_type.to_string(), sk.clone()), idx);
-            self.cancel_overwritten(room_id, ev_type, &sk, sender, delay_id.as_deref());
         }
-        if ev_type == "m.room.redaction" {
+        let new = Overwrite {
+            room_id,
+            ev_type,
+            state_key: state_key.as_deref(),
+            sender,
+            delay_id: delay_id.as_deref(),
+        };
+        self.cancel_overwritten(&new);
+        let ignored = delay_id.is_some() && self.fault(Fault::DelayedRedactionIgnored);
+        if ev_type == "m.room.redaction" && !ignored {
             self.apply_redaction(idx);
         }
         event_id
@@ -985,42 +1387,54 @@ impl State {
         ev.redacted_by = Some(redaction);
     }
 
-    /// A newer state event cancels pending delayed state events of other users for the same key.
-    fn cancel_overwritten(
-        &mut self,
-        room_id: &str,
-        ev_type: &str,
-        state_key: &str,
-        sender: &str,
-        sending: Option<&str>,
-    ) {
+    /// A newer event cancels the pending delayed events it overwrites: those of other users for
+    /// the same room, type and state key (the 2024-10 rule; faults change who and what).
+    fn cancel_overwritten(&mut self, new: &Overwrite) {
         let (ignore_others, cancel_own) = (
             self.fault(Fault::StateOverwriteIgnored),
             self.fault(Fault::StateOverwriteBySelfCancels),
         );
-        let now = self.now;
-        for d in self.delayed.iter_mut() {
-            let same_key = matches!(d.outcome, Outcome::Scheduled)
-                && d.room_id == room_id
-                && d.ev_type == ev_type
-                && d.state_key.as_deref() == Some(state_key)
-                && Some(d.delay_id.as_str()) != sending;
-            let cancels = if d.owner == sender {
-                cancel_own
-            } else {
-                !ignore_others
-            };
-            if same_key && cancels {
-                d.outcome = Outcome::Failed {
-                    error: json!({
-                        "errcode": "M_UNKNOWN",
-                        "error": "Cancelled by a newer state event",
-                        "org.matrix.msc4140.errcode": "M_CANCELLED_BY_STATE_UPDATE",
-                    }),
+        let hit: Vec<usize> = (0..self.delayed.len())
+            .filter(|&i| {
+                let d = &self.delayed[i];
+                let cancels = if d.owner == new.sender {
+                    cancel_own
+                } else {
+                    !ignore_others
                 };
-                d.finalised_ts = Some(now);
-            }
+                matches!(d.outcome, Outcome::Scheduled)
+                    && Some(d.delay_id.as_str()) != new.delay_id
+                    && cancels
+                    && self.overwrites(new, d)
+            })
+            .collect();
+        for idx in hit {
+            let error = json!({
+                "errcode": "M_UNKNOWN",
+                "error": "Cancelled by a newer state event",
+                "org.matrix.msc4140.errcode": "M_CANCELLED_BY_STATE_UPDATE",
+            });
+            self.finalise(
+                idx,
+                Outcome::Failed {
+                    error,
+                    by_overwrite: true,
+                },
+            );
         }
+    }
+
+    /// Whether `new` overwrites the delayed event `d`: a state event at the same room, type and
+    /// state key; more under [`Fault::StateOverwriteTooBroad`].
+    fn overwrites(&self, new: &Overwrite, d: &Delayed) -> bool {
+        let broad = self.fault(Fault::StateOverwriteTooBroad);
+        let same_room = d.room_id == new.room_id;
+        d.ev_type == new.ev_type
+            && match (new.state_key, d.state_key.as_deref()) {
+                (Some(a), Some(b)) if a == b => same_room || broad,
+                (Some(_), Some(_)) | (None, None) => same_room && broad,
+                _ => false,
+            }
     }
 
     /// An event as a client sees it.
@@ -1078,6 +1492,7 @@ impl State {
     /// When the lazy timer acts on this delayed event, if at all.
     fn fire_time(&self, d: &Delayed) -> Option<u64> {
         match d.outcome {
+            _ if d.stalled => None,
             Outcome::Scheduled if self.fault(Fault::SendEarly) => {
                 Some(d.scheduled_at + d.delay_ms.max(0) as u64 / 2)
             }
@@ -1098,8 +1513,8 @@ impl State {
         }
     }
 
-    /// Sends every delayed event whose time has come, in order of due time.
-    fn tick(&mut self) {
+    /// Delayed events the timer must act on now, in order of due time.
+    fn due_now(&self) -> Vec<usize> {
         let mut due: Vec<(u64, u64, usize)> = self
             .delayed
             .iter()
@@ -1111,21 +1526,31 @@ impl State {
             })
             .collect();
         due.sort();
-        for (_, _, idx) in due {
-            let d = &self.delayed[idx];
-            match d.outcome {
-                Outcome::Scheduled => {
-                    let (ts, state_key) = (self.timer_timestamp(d), d.state_key.clone());
-                    let result = self.emit_delayed(idx, ts, state_key, Phase::Timer);
-                    self.finalise(idx, result.map_err(|e| e.body));
-                }
-                Outcome::Sent { .. } if d.timer_resend => {
-                    let (ts, state_key) = (d.due(), d.state_key.clone());
-                    let _ = self.emit_delayed(idx, ts, state_key, Phase::Timer);
-                    self.delayed_mut(idx).timer_resend = false;
-                }
-                _ => {} // finalised meanwhile, e.g. by a state overwrite from an earlier one
+        due.into_iter().map(|(_, _, i)| i).collect()
+    }
+
+    /// Sends every delayed event whose time has come, in order of due time.
+    fn tick(&mut self) {
+        for idx in self.due_now() {
+            let ts = self.timer_timestamp(&self.delayed[idx]);
+            self.fire(idx, ts);
+        }
+    }
+
+    /// The timer's send of one due delayed event, stamped `ts`.
+    fn fire(&mut self, idx: usize, ts: u64) {
+        let d = &self.delayed[idx];
+        let state_key = d.state_key.clone();
+        match d.outcome {
+            Outcome::Scheduled => {
+                let result = self.emit_delayed(idx, ts, state_key, Phase::Timer);
+                self.finalise(idx, Outcome::of_send(result));
             }
+            Outcome::Sent { .. } if d.timer_resend => {
+                let _ = self.emit_delayed(idx, ts, state_key, Phase::Timer);
+                self.delayed_mut(idx).timer_resend = false;
+            }
+            _ => {} // finalised meanwhile, e.g. by a state overwrite from an earlier one
         }
     }
 
@@ -1138,19 +1563,27 @@ impl State {
         phase: Phase,
     ) -> Result<String, Reply> {
         let d = &self.delayed[idx];
-        self.authorise(
-            &d.room_id,
-            &d.owner,
-            &d.ev_type,
-            state_key.is_some(),
-            &d.content,
-            phase,
-        )?;
-        let (room_id, owner, ev_type, content, delay_id) = (
+        if !d.unchecked {
+            self.authorise(
+                &d.room_id,
+                &d.owner,
+                &d.ev_type,
+                state_key.as_deref(),
+                &d.content,
+                phase,
+            )?;
+        }
+        let mut content = d.content.clone();
+        if let (true, Some(map)) = (
+            self.fault(Fault::DelayedContentMangled),
+            content.as_object_mut(),
+        ) {
+            map.remove("m.mentions");
+        }
+        let (room_id, owner, ev_type, delay_id) = (
             d.room_id.clone(),
             d.owner.clone(),
             d.ev_type.clone(),
-            d.content.clone(),
             d.delay_id.clone(),
         );
         let draft = Draft {
@@ -1165,15 +1598,18 @@ impl State {
         Ok(self.append_event(draft))
     }
 
-    /// Records the outcome of sending: the event id, or the error that made it fail.
-    fn finalise(&mut self, idx: usize, result: Result<String, Value>) {
+    /// Records a delayed event's final outcome (sent, cancelled, failed).
+    fn finalise(&mut self, idx: usize, outcome: Outcome) {
         let now = self.now;
+        let line = format!(
+            "delayed event {} {}",
+            self.delayed[idx].delay_id,
+            outcome.describe()
+        );
         let d = self.delayed_mut(idx);
-        d.outcome = match result {
-            Ok(event_id) => Outcome::Sent { event_id },
-            Err(error) => Outcome::Failed { error },
-        };
+        d.outcome = outcome;
         d.finalised_ts = Some(now);
+        self.log(line);
     }
 
     /// Validates a requested delay against the rules (and the delay faults).
@@ -1231,17 +1667,29 @@ impl State {
         if self.opts.max_scheduled == 0 {
             return Err(forbidden("Delayed events are not allowed."));
         }
-        let mine: Vec<u64> = self
+        let counts = |d: &Delayed| match d.outcome {
+            Outcome::Scheduled => true,
+            Outcome::Cancelled => self.fault(Fault::LimitNotFreedByCancel),
+            _ => false,
+        };
+        let dues: Vec<u64> = self
             .delayed
             .iter()
-            .filter(|d| d.owner == user_id && matches!(d.outcome, Outcome::Scheduled))
+            .filter(|d| d.owner == user_id && counts(d))
             .map(Delayed::due)
             .collect();
-        if (mine.len() as u64) < self.opts.max_scheduled {
+        if (dues.len() as u64) < self.opts.max_scheduled {
             return Ok(());
         }
-        let next_due = mine.into_iter().min().unwrap_or(self.now);
-        let retry_after = next_due.saturating_sub(self.now).div_ceil(1000);
+        let next_due = if self.fault(Fault::LimitRetryAfterWrongValue) {
+            dues.iter().max()
+        } else {
+            dues.iter().min()
+        };
+        let retry_after = next_due
+            .unwrap_or(&self.now)
+            .saturating_sub(self.now)
+            .div_ceil(1000);
         let reply = err(
             429,
             "M_LIMIT_EXCEEDED",
@@ -1253,6 +1701,28 @@ impl State {
         Err(reply.header("Retry-After", retry_after.to_string()))
     }
 
+    /// A fresh delay_id: random and unused unless a delay_id fault says otherwise.
+    fn new_delay_id(&self) -> String {
+        if self.fault(Fault::ReusedDelayIds) {
+            let reusable = self.delayed.iter().enumerate().find(|(i, d)| {
+                matches!(d.outcome, Outcome::Sent { .. } | Outcome::Cancelled)
+                    && self.delayed_index.get(&d.delay_id) == Some(i)
+            });
+            if let Some((_, d)) = reusable {
+                return d.delay_id.clone();
+            }
+        }
+        if self.fault(Fault::SequentialDelayIds) {
+            return (self.delayed_counter + 1).to_string();
+        }
+        loop {
+            let id = random_string(32, URL_SAFE);
+            if !self.delayed_index.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
     /// Schedules a validated delayed event for `session`'s user.
     fn schedule(&mut self, session: &Session, new: NewDelayed) -> Res {
         let unknown_room_ok = self.fault(Fault::UnknownRoomAccepted);
@@ -1261,22 +1731,21 @@ impl State {
                 &new.room_id,
                 &session.user_id,
                 &new.ev_type,
-                new.state_key.is_some(),
+                new.state_key.as_deref(),
                 &new.content,
                 Phase::Schedule,
             )?;
         }
         self.check_limit(&session.user_id)?;
-        let delay_id = loop {
-            let id = random_string(32, URL_SAFE);
-            if !self.delayed_index.contains_key(&id) {
-                break id;
-            }
-        };
+        let delay_id = self.new_delay_id();
+        self.log(format!(
+            "scheduled delayed event {delay_id} ({} in {}, {} ms) for {}",
+            new.ev_type, new.room_id, new.delay_ms, session.user_id
+        ));
         self.delayed_index
             .insert(delay_id.clone(), self.delayed.len());
         self.delayed.push(Delayed {
-            seq: self.delayed.len() as u64,
+            seq: self.delayed_counter,
             delay_id: delay_id.clone(),
             owner: session.user_id.clone(),
             room_id: new.room_id,
@@ -1288,16 +1757,25 @@ impl State {
             outcome: Outcome::Scheduled,
             finalised_ts: None,
             timer_resend: false,
+            stalled: false,
+            unchecked: false,
         });
+        self.delayed_counter += 1;
         Ok(ok(json!({ "delay_id": delay_id })))
     }
 
     /// Whether the listing shows this (owned) delayed event.
     fn listed(&self, d: &Delayed) -> bool {
+        if self.restarts > 0 && self.fault(Fault::ListingEmptyAfterRestart) {
+            return false;
+        }
         match d.outcome {
             Outcome::Scheduled => true,
             _ if self.fault(Fault::ListingIncludesFinalised) => true,
             Outcome::Cancelled => self.fault(Fault::CancelKeepsListing),
+            Outcome::Failed {
+                by_overwrite: true, ..
+            } => self.fault(Fault::StateOverwriteCancelsButListed),
             _ => false,
         }
     }
@@ -1318,10 +1796,7 @@ impl State {
             (Outcome::Scheduled, Action::Send) => self.send_action(idx),
             (Outcome::Scheduled, Action::Cancel) => {
                 if !self.fault(Fault::IgnoreCancel) {
-                    let now = self.now;
-                    let d = self.delayed_mut(idx);
-                    d.outcome = Outcome::Cancelled;
-                    d.finalised_ts = Some(now);
+                    self.finalise(idx, Outcome::Cancelled);
                 }
                 Ok(ok(json!({})))
             }
@@ -1343,7 +1818,7 @@ impl State {
             {
                 let state_key = self.delayed[idx].state_key.clone();
                 let event_id = self.emit_delayed(idx, self.now, state_key, Phase::SendAction)?;
-                self.finalise(idx, Ok(event_id));
+                self.finalise(idx, Outcome::Sent { event_id });
                 Ok(ok(json!({})))
             }
             (Outcome::Cancelled | Outcome::Failed { .. }, _) => {
@@ -1363,10 +1838,132 @@ impl State {
         } else {
             d.state_key.clone()
         };
-        let event_id = self.emit_delayed(idx, self.now, state_key, Phase::SendAction)?;
-        self.finalise(idx, Ok(event_id));
-        self.delayed_mut(idx).timer_resend = self.fault(Fault::SendActionTwice);
-        Ok(ok(json!({})))
+        match self.emit_delayed(idx, self.now, state_key, Phase::SendAction) {
+            Ok(event_id) => {
+                self.finalise(idx, Outcome::Sent { event_id });
+                self.delayed_mut(idx).timer_resend = self.fault(Fault::SendActionTwice);
+                Ok(ok(json!({})))
+            }
+            Err(e) => {
+                if self.fault(Fault::SendActionFailureFinalises) {
+                    self.finalise(idx, Outcome::of_send(Err(e.clone())));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    // --- accounts -------------------------------------------------------------------------------
+
+    /// Deactivates an account: its tokens stop working, it leaves its rooms, and its scheduled
+    /// delayed events are cancelled.
+    fn deactivate_user(&mut self, user_id: &str) {
+        self.sessions.retain(|_, s| s.user_id != user_id);
+        if let Some(u) = self.users.get_mut(user_id) {
+            u.deactivated = true;
+        }
+        let still_sends = self.fault(Fault::DeactivatedStillSends);
+        let scheduled: Vec<usize> = (0..self.delayed.len())
+            .filter(|&i| {
+                let d = &self.delayed[i];
+                d.owner == user_id && matches!(d.outcome, Outcome::Scheduled)
+            })
+            .collect();
+        for idx in scheduled {
+            if still_sends {
+                self.delayed_mut(idx).unchecked = true;
+            } else {
+                self.finalise(idx, Outcome::Cancelled);
+            }
+        }
+        let mut rooms: Vec<String> = self
+            .rooms
+            .iter()
+            .filter(|(_, room)| {
+                matches!(self.membership(room, user_id), Some((m, _)) if m == "join" || m == "invite")
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        rooms.sort();
+        for room_id in rooms {
+            set_membership(
+                self,
+                &room_id,
+                user_id,
+                user_id,
+                json!({"membership": "leave"}),
+            );
+        }
+        self.log(format!("deactivated {user_id}"));
+    }
+
+    // --- homeserver restart ---------------------------------------------------------------------
+
+    /// Stops the "server" for `downtime`: what is due is sent first, then every request answers
+    /// 503 and the timer stands still until [`State::come_back`].
+    fn go_down(&mut self, downtime: Duration) {
+        self.now = now_ms();
+        if self.down_until.is_none() {
+            self.tick();
+        }
+        if self.fault(Fault::LosesEventsOnRestart) {
+            self.delayed
+                .retain(|d| !matches!(d.outcome, Outcome::Scheduled));
+            self.delayed_index = self
+                .delayed
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d.delay_id.clone(), i))
+                .collect();
+        }
+        self.restarts += 1;
+        self.buckets.clear();
+        let until = self.now + downtime.as_millis() as u64;
+        self.down_until = Some(self.down_until.map_or(until, |t| t.max(until)));
+        self.log(format!("restart: down for {} ms", downtime.as_millis()));
+    }
+
+    /// `Err(503)` while down; once the downtime has passed, comes back up first.
+    fn check_up(&mut self) -> Result<(), Reply> {
+        match self.down_until {
+            Some(until) if self.now < until => Err(err(503, "M_UNKNOWN", "restarting")),
+            Some(_) => {
+                self.come_back();
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Start-up after a restart: sends every delayed event that fell due while down, in order of
+    /// due time, stamped with the moment the server came back.
+    fn come_back(&mut self) {
+        self.down_until = None;
+        let mut overdue = self.due_now();
+        if self.fault(Fault::OverdueOutOfOrder) {
+            overdue.reverse();
+        }
+        if self.fault(Fault::OverdueNotSent) {
+            for idx in overdue.drain(..) {
+                self.delayed_mut(idx).stalled = true;
+            }
+        }
+        self.log(format!(
+            "restart: back up, sending {} overdue delayed event(s)",
+            overdue.len()
+        ));
+        for idx in overdue {
+            self.fire(idx, self.now);
+        }
+    }
+
+    // --- log ------------------------------------------------------------------------------------
+
+    fn log(&mut self, line: String) {
+        if self.log.len() == LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log.push_back(format!("{} {line}", self.now));
     }
 }
 
@@ -1381,14 +1978,33 @@ struct Router {
 impl Respond for Router {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let cx = Ctx::from_request(request);
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = lock(&self.state);
         st.now = now_ms();
-        st.tick();
-        route(&mut st, &cx).unwrap_or_else(|e| e).into_template()
+        let reply = st.check_up().and_then(|()| {
+            st.tick();
+            route(&mut st, &cx)
+        });
+        let reply = reply.unwrap_or_else(|e| e);
+        st.log(format!("{} {} -> {}", cx.method, cx.path, reply.status));
+        reply.into_template()
     }
 }
 
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether a request is one of the delayed-event API's (either scheduling form, or under the
+/// MSC4140 prefix).
+fn is_delayed_api(cx: &Ctx) -> bool {
+    const PREFIX: [&str; 4] = ["_matrix", "client", "unstable", "org.matrix.msc4140"];
+    cx.q(DELAY_PARAM).is_some() || cx.segs.iter().map(String::as_str).take(4).eq(PREFIX)
+}
+
 fn route(st: &mut State, cx: &Ctx) -> Res {
+    if is_delayed_api(cx) {
+        st.refuse_guests(cx)?;
+    }
     let segs: Vec<&str> = cx.segs.iter().map(String::as_str).collect();
     match (cx.method.as_str(), segs.as_slice()) {
         ("GET", ["_matrix", "client", "versions"]) => versions(st),
@@ -1411,6 +2027,7 @@ fn route_v3(st: &mut State, cx: &Ctx, method: &str, rest: &[&str]) -> Res {
         ("GET", ["login"]) => Ok(ok(json!({"flows": [{"type": "m.login.password"}]}))),
         ("POST", ["login"]) => login(st, cx),
         ("GET", ["account", "whoami"]) => whoami(st, cx),
+        ("POST", ["account", "deactivate"]) => deactivate(st, cx),
         ("GET", ["capabilities"]) => capabilities(st, cx),
         ("POST", ["createRoom"]) => create_room(st, cx),
         ("POST", ["join", room]) | ("POST", ["rooms", room, "join"]) => join(st, cx, room),
@@ -1574,18 +2191,22 @@ fn login(st: &mut State, cx: &Ctx) -> Res {
         .or_else(|| body.get("user"))
         .and_then(Value::as_str)
         .ok_or_else(|| missing_param("identifier"))?;
-    let user_id = if user.starts_with('@') {
-        user.to_string()
-    } else {
-        format!("@{user}:{SERVER_NAME}")
-    };
+    let user_id = qualify(user);
     let password = body.get("password").and_then(Value::as_str).unwrap_or("");
     match st.users.get(&user_id) {
-        Some(u) if u.password == password && !u.is_guest => {}
+        Some(u) if u.password == password && !u.is_guest && !u.deactivated => {}
         _ => return Err(forbidden("Invalid username or password")),
     }
     let session = st.create_session(&user_id);
     Ok(State::login_reply(&session))
+}
+
+fn deactivate(st: &mut State, cx: &Ctx) -> Res {
+    let s = st.session(cx)?;
+    let body = cx.object_body(true)?;
+    st.password_auth(&s, body.get("auth"))?;
+    st.deactivate_user(&s.user_id);
+    Ok(ok(json!({"id_server_unbind_result": "no-support"})))
 }
 
 fn whoami(st: &State, cx: &Ctx) -> Res {
@@ -1612,6 +2233,8 @@ fn default_power_levels(creator: &str) -> Value {
             "m.room.tombstone": 100,
             "m.room.server_acl": 100,
             "m.room.encryption": 100,
+            // MatrixRTC call membership, open to every member (as Element sets up call rooms).
+            "org.matrix.msc3401.call.member": 0,
         },
         "events_default": 0,
         "state_default": 50,
@@ -1624,6 +2247,9 @@ fn default_power_levels(creator: &str) -> Value {
 
 fn create_room(st: &mut State, cx: &Ctx) -> Res {
     let s = st.session(cx)?;
+    if s.is_guest {
+        return Err(guest_forbidden());
+    }
     let body = cx.object_body(true)?;
     let alias = match body.get("room_alias_name").and_then(Value::as_str) {
         Some(name) => {
@@ -1738,35 +2364,13 @@ fn create_room(st: &mut State, cx: &Ctx) -> Res {
 fn join(st: &mut State, cx: &Ctx, id_or_alias: &str) -> Res {
     let s = st.session(cx)?;
     let room_id = st.resolve_room(id_or_alias)?;
-    let room = st.room(&room_id)?;
-    let membership = st.membership(room, &s.user_id).map(|(m, _)| m);
-    let public = st
-        .state_event(room, "m.room.join_rules", "")
-        .and_then(|e| e.content.get("join_rule"))
-        .and_then(Value::as_str)
-        == Some("public");
-    match membership.as_deref() {
-        Some("join") => {}
-        Some("invite") => set_membership(
-            st,
-            &room_id,
-            &s.user_id,
-            &s.user_id,
-            json!({"membership": "join"}),
-        ),
-        Some("ban") => return Err(forbidden("You are banned from this room")),
-        _ if public => set_membership(
-            st,
-            &room_id,
-            &s.user_id,
-            &s.user_id,
-            json!({"membership": "join"}),
-        ),
-        _ => return Err(forbidden("You are not invited to this room.")),
+    if !st.is_joined(st.room(&room_id)?, &s.user_id) {
+        change_membership(st, &s, &room_id, &s.user_id, json!({"membership": "join"}))?;
     }
     Ok(ok(json!({ "room_id": room_id })))
 }
 
+/// Appends a membership event without checks (server-generated changes such as deactivation).
 fn set_membership(st: &mut State, room_id: &str, sender: &str, target: &str, content: Value) {
     let state_key = Some(target.to_string());
     st.append_event(Draft {
@@ -1780,89 +2384,48 @@ fn set_membership(st: &mut State, room_id: &str, sender: &str, target: &str, con
     });
 }
 
-/// Body field `user_id` of invite and kick.
-fn target_user(cx: &Ctx) -> Result<(String, Map<String, Value>), Reply> {
+/// A membership change requested by `s`, under the membership rules.
+fn change_membership(
+    st: &mut State,
+    s: &Session,
+    room_id: &str,
+    target: &str,
+    content: Value,
+) -> Res {
+    send_now(st, s, room_id, "m.room.member", Some(target), content)?;
+    Ok(ok(json!({})))
+}
+
+/// Body field `user_id` of invite and kick, and the membership content to send.
+fn target_user(cx: &Ctx, membership: &str) -> Result<(String, Value), Reply> {
     let body = cx.object_body(false)?;
     let user = body
         .get("user_id")
         .and_then(Value::as_str)
         .ok_or_else(|| missing_param("user_id"))?
         .to_string();
-    Ok((user, body))
+    let mut content = json!({ "membership": membership });
+    if let Some(reason) = body.get("reason") {
+        content["reason"] = reason.clone();
+    }
+    Ok((user, content))
 }
 
 fn invite(st: &mut State, cx: &Ctx, room_id: &str) -> Res {
     let s = st.session(cx)?;
-    let (target, _) = target_user(cx)?;
-    let room = st.room(room_id)?;
-    if !st.is_joined(room, &s.user_id) {
-        return Err(forbidden("You are not in this room."));
-    }
-    let pl = st.power_levels(room);
-    if State::user_level(room, &pl, &s.user_id) < int_field(&pl, "invite").unwrap_or(0) {
-        return Err(forbidden("You don't have permission to invite users"));
-    }
-    if matches!(
-        st.membership(room, &target).map(|(m, _)| m).as_deref(),
-        Some("join" | "ban")
-    ) {
-        return Err(forbidden(format!(
-            "{target} is already in the room or banned."
-        )));
-    }
-    set_membership(
-        st,
-        room_id,
-        &s.user_id,
-        &target,
-        json!({"membership": "invite"}),
-    );
-    Ok(ok(json!({})))
+    let (target, content) = target_user(cx, "invite")?;
+    change_membership(st, &s, room_id, &target, content)
 }
 
 fn leave(st: &mut State, cx: &Ctx, room_id: &str) -> Res {
     let s = st.session(cx)?;
-    let room = st.room(room_id)?;
-    match st.membership(room, &s.user_id).map(|(m, _)| m).as_deref() {
-        Some("join" | "invite") => set_membership(
-            st,
-            room_id,
-            &s.user_id,
-            &s.user_id,
-            json!({"membership": "leave"}),
-        ),
-        _ => return Err(forbidden("You are not in this room.")),
-    }
-    Ok(ok(json!({})))
+    change_membership(st, &s, room_id, &s.user_id, json!({"membership": "leave"}))
 }
 
 fn kick(st: &mut State, cx: &Ctx, room_id: &str) -> Res {
     let s = st.session(cx)?;
-    let (target, body) = target_user(cx)?;
-    let room = st.room(room_id)?;
-    if !st.is_joined(room, &s.user_id) {
-        return Err(forbidden("You are not in this room."));
-    }
-    if !matches!(
-        st.membership(room, &target).map(|(m, _)| m).as_deref(),
-        Some("join" | "invite")
-    ) {
-        return Err(forbidden(format!("{target} is not in the room.")));
-    }
-    let pl = st.power_levels(room);
-    let (mine, theirs) = (
-        State::user_level(room, &pl, &s.user_id),
-        State::user_level(room, &pl, &target),
-    );
-    if mine < int_field(&pl, "kick").unwrap_or(50) || mine <= theirs {
-        return Err(forbidden("You don't have permission to kick this user"));
-    }
-    let mut content = json!({"membership": "leave"});
-    if let Some(reason) = body.get("reason") {
-        content["reason"] = reason.clone();
-    }
-    set_membership(st, room_id, &s.user_id, &target, content);
-    Ok(ok(json!({})))
+    let (target, content) = target_user(cx, "leave")?;
+    change_membership(st, &s, room_id, &target, content)
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1878,14 +2441,7 @@ fn send_now(
     state_key: Option<&str>,
     content: Value,
 ) -> Res {
-    st.authorise(
-        room_id,
-        &s.user_id,
-        ty,
-        state_key.is_some(),
-        &content,
-        Phase::Direct,
-    )?;
+    st.authorise(room_id, &s.user_id, ty, state_key, &content, Phase::Direct)?;
     let state_key = state_key.map(str::to_string);
     let draft = Draft {
         room_id,
@@ -2196,12 +2752,14 @@ fn manage_split_form(st: &mut State, cx: &Ctx, delay_id: &str, action: &str) -> 
         return Err(unrecognized());
     };
     let requester = st.mgmt_requester(cx)?;
+    st.rate_limit(cx, Limited::Management)?;
     st.delayed_api_body(cx, true)?;
     st.manage(requester.as_deref(), delay_id, action)
 }
 
 fn manage_body_form(st: &mut State, cx: &Ctx, delay_id: &str) -> Res {
     let requester = st.mgmt_requester(cx)?;
+    st.rate_limit(cx, Limited::Management)?;
     let body = st.delayed_api_body(cx, false)?;
     let action = match body.get("action") {
         None => Err(missing_param("action")),
@@ -2217,8 +2775,9 @@ fn manage_body_form(st: &mut State, cx: &Ctx, delay_id: &str) -> Res {
     }
 }
 
-fn list_delayed(st: &State, cx: &Ctx) -> Res {
+fn list_delayed(st: &mut State, cx: &Ctx) -> Res {
     let viewer = st.lookup_requester(cx)?;
+    st.rate_limit(cx, Limited::Lookup)?;
     let leak = st.fault(Fault::ListingLeaksOthers);
     let mut items: Vec<&Delayed> = st
         .delayed
@@ -2243,11 +2802,12 @@ fn list_delayed(st: &State, cx: &Ctx) -> Res {
     Ok(ok(json!({ "delayed_events": items })))
 }
 
-fn lookup_delayed(st: &State, cx: &Ctx, delay_id: &str) -> Res {
+fn lookup_delayed(st: &mut State, cx: &Ctx, delay_id: &str) -> Res {
     if st.fault(Fault::SingleLookupMissing) {
         return Err(unrecognized());
     }
     let viewer = st.lookup_requester(cx)?;
+    st.rate_limit(cx, Limited::Lookup)?;
     match st.delayed_index.get(delay_id).map(|&i| &st.delayed[i]) {
         Some(d) if d.owner == viewer || st.fault(Fault::SingleLookupLeaks) => {
             let mut item = d.to_json(true);

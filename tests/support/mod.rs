@@ -1,1 +1,2 @@
 pub mod fake_homeserver;
+pub mod fake_target;

@@ -1,0 +1,265 @@
+//! auth: who may manage a delayed event (authenticated and owner-only in 2024-10 and 2026-07; the
+//! delay_id as credential in 2025-12), how good delay_ids are, guests, deactivated accounts.
+
+use super::texts::{DELAY_ID_UNIQUE, FAILS_AT_SEND, GUESTS, MANAGEMENT_AUTHENTICATED};
+use super::{LONG_DELAY_MS, SHORT_DELAY_MS};
+use crate::prelude::*;
+use std::collections::HashSet;
+
+/// How many delay_ids the quality cases look at.
+const SAMPLE: usize = 100;
+
+/// An access token's worth of unguessability: servers' tokens carry about 100 random bits or more.
+const MIN_ENTROPY_BITS: f64 = 96.0;
+
+/// Judges a cancel request that should be refused in 2024-10 and 2026-07 and may succeed in
+/// 2025-12, by its answer and by whether the event is still scheduled afterwards.
+async fn judge_cancel(
+    ctx: &Ctx,
+    owner: &User,
+    delay_id: &str,
+    resp: &Resp,
+    who: &str,
+) -> CaseResult {
+    let still_scheduled = owner.listed(delay_id).await?.is_some();
+    let refused = matches!(
+        (resp.status, resp.errcode()),
+        (401, Some("M_MISSING_TOKEN")) | (403, Some("M_FORBIDDEN")) | (404, Some("M_NOT_FOUND"))
+    );
+    match (resp.is_success(), refused, still_scheduled) {
+        (true, _, false) => ctx.matched(&[Rev::Dec2025]),
+        (false, true, true) => ctx.matched(&[Rev::Oct2024, Rev::Jul2026]),
+        (true, _, true) => fail!("a cancel {who} answered success but the event is still scheduled: {}", resp.describe()),
+        (false, _, false) => fail!("a cancel {who} was refused yet the event is no longer scheduled: {}", resp.describe()),
+        (false, false, true) => fail!(
+            "a cancel {who} should be refused with 401 M_MISSING_TOKEN, 403 M_FORBIDDEN or 404 M_NOT_FOUND \
+             (2024-10, 2026-07) or succeed (2025-12), but {}",
+            resp.describe()
+        ),
+    }
+    Ok(())
+}
+
+async fn without_token(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    let id = alice
+        .schedule_ok(
+            &DelayedEvent::message(&room, &ctx.unique("no token")),
+            LONG_DELAY_MS,
+        )
+        .await?
+        .delay_id;
+    let resp = alice
+        .manage_via(&id, Action::Cancel, ctx.form().manage, false)
+        .await?;
+    judge_cancel(&ctx, &alice, &id, &resp, "without an access token").await
+}
+
+async fn other_user(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let bob = ctx.user("bob").await?;
+    let room = ctx.room(&alice, &[&bob]).await?;
+    let id = alice
+        .schedule_ok(
+            &DelayedEvent::message(&room, &ctx.unique("alice's")),
+            LONG_DELAY_MS,
+        )
+        .await?
+        .delay_id;
+    let resp = bob.manage(&id, Action::Cancel).await?;
+    judge_cancel(&ctx, &alice, &id, &resp, "by another user").await
+}
+
+/// `SAMPLE` delay_ids: scheduled one after another, most cancelled at once (so the per-user
+/// limit is never reached and a server that reuses finalised ids shows it).
+async fn sample_delay_ids(ctx: &Ctx) -> Result<Vec<String>, Stop> {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    let mut ids = Vec::new();
+    for n in 0..SAMPLE {
+        let id = alice
+            .schedule_ok(
+                &DelayedEvent::message(&room, &format!("sample {n}")),
+                LONG_DELAY_MS,
+            )
+            .await?
+            .delay_id;
+        if n % 10 != 0 {
+            alice.manage_ok(&id, Action::Cancel).await?;
+        }
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+async fn unique_ids(ctx: Ctx) -> CaseResult {
+    let ids = sample_delay_ids(&ctx).await?;
+    let distinct: HashSet<&String> = ids.iter().collect();
+    check!(
+        distinct.len() == ids.len(),
+        "{} of {} delay_ids were handed out more than once (ids of cancelled events were reused?)",
+        ids.len() - distinct.len(),
+        ids.len()
+    );
+    Ok(())
+}
+
+/// Bits of randomness in the ids: the characters that vary between them (after any common
+/// prefix) times the bits per character of the alphabet they use.
+fn estimated_entropy_bits(ids: &[String]) -> (f64, usize, usize) {
+    let prefix = ids
+        .iter()
+        .skip(1)
+        .fold(ids.first().map(|s| s.len()).unwrap_or(0), |len, id| {
+            ids[0]
+                .chars()
+                .zip(id.chars())
+                .take(len)
+                .take_while(|(a, b)| a == b)
+                .count()
+        });
+    let shortest = ids.iter().map(|id| id.chars().count()).min().unwrap_or(0);
+    let varying = shortest.saturating_sub(prefix);
+    let alphabet: HashSet<char> = ids.iter().flat_map(|id| id.chars().skip(prefix)).collect();
+    let bits = varying as f64 * (alphabet.len().max(1) as f64).log2();
+    (bits, varying, alphabet.len())
+}
+
+async fn unguessable_ids(ctx: Ctx) -> CaseResult {
+    let ids = sample_delay_ids(&ctx).await?;
+    let (bits, varying, alphabet) = estimated_entropy_bits(&ids);
+    ctx.note(format!(
+        "delay_id entropy estimated at {bits:.0} bits: {varying} varying characters from an alphabet of {alphabet} \
+         (over {} ids, e.g. {:?})",
+        ids.len(),
+        ids.first()
+    ));
+    check!(
+        bits.total_cmp(&MIN_ENTROPY_BITS).is_ge(),
+        "delay_ids carry about {bits:.0} bits of randomness ({varying} varying characters from {alphabet} \
+         symbols, e.g. {:?}); an access token's worth is at least {MIN_ENTROPY_BITS:.0}",
+        ids.iter().take(3).collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+async fn guests(ctx: Ctx) -> CaseResult {
+    let guest = ctx.guest().await?;
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    alice
+        .put_state(
+            &room,
+            "m.room.guest_access",
+            "",
+            json!({"guest_access": "can_join"}),
+        )
+        .await?
+        .setup_ok("let guests join")?;
+    guest.join(&room).await?;
+    let scheduled = guest
+        .schedule(
+            &DelayedEvent::message(&room, &ctx.unique("guest")),
+            Delay::Ms(LONG_DELAY_MS),
+        )
+        .await?;
+    check!(
+        scheduled.status == 200,
+        "a guest's scheduling request was refused: {}",
+        scheduled.describe()
+    );
+    let id = scheduled
+        .str_field("delay_id")
+        .unwrap_or_default()
+        .to_string();
+    let listing = guest.list_raw(true).await?;
+    check!(
+        listing.is_success(),
+        "a guest's listing of delayed events was refused: {}",
+        listing.describe()
+    );
+    if ctx.features().single_lookup {
+        let lookup = guest.lookup(&id, true).await?;
+        check!(
+            lookup.is_success(),
+            "a guest's lookup of their delayed event was refused: {}",
+            lookup.describe()
+        );
+    }
+    for action in [Action::Restart, Action::Cancel] {
+        let resp = guest.manage(&id, action).await?;
+        check!(
+            resp.is_success(),
+            "a guest's {} action was refused: {}",
+            action.as_str(),
+            resp.describe()
+        );
+    }
+    Ok(())
+}
+
+async fn deactivated(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let bob = ctx.user("bob").await?;
+    let room = ctx.room(&alice, &[&bob]).await?;
+    alice.start_sync().await?;
+    let event = DelayedEvent::message(&room, &ctx.unique("from a deactivated account"));
+    let scheduled = bob.schedule_ok(&event, SHORT_DELAY_MS).await?;
+    bob.deactivate().await?;
+    let what = "the delayed event of an account deactivated before its delay";
+    ctx.expect_never_sent(&alice, &alice, &room, what, &scheduled, |o| {
+        event.matches(o)
+    })
+    .await
+}
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new(
+            "msc4140.auth.management_without_token",
+            "Management without an access token is refused (2024-10, 2026-07) or allowed (2025-12)",
+            Level::Must,
+            MANAGEMENT_AUTHENTICATED,
+            without_token,
+        ),
+        Case::new(
+            "msc4140.auth.management_by_another_user",
+            "Another user managing one's delayed event is refused (2024-10, 2026-07) or allowed (2025-12)",
+            Level::Must,
+            MANAGEMENT_AUTHENTICATED,
+            other_user,
+        ),
+        Case::new(
+            "msc4140.auth.delay_ids_are_unique",
+            "No delay_id is handed out twice",
+            Level::Must,
+            DELAY_ID_UNIQUE,
+            unique_ids,
+        )
+        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
+        Case::new(
+            "msc4140.auth.delay_ids_are_unguessable",
+            "delay_ids carry as much randomness as an access token",
+            Level::Should,
+            DELAY_ID_UNIQUE,
+            unguessable_ids,
+        )
+        .revisions(&[Rev::Dec2025]),
+        Case::new(
+            "msc4140.auth.guests_can_use_delayed_events",
+            "A guest account can schedule, list, look up, restart and cancel delayed events",
+            Level::Must,
+            GUESTS,
+            guests,
+        )
+        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
+        Case::new(
+            "msc4140.auth.deactivated_account_events_not_sent",
+            "The delayed events of a deactivated account are not sent",
+            Level::Info,
+            FAILS_AT_SEND,
+            deactivated,
+        ),
+    ]
+}

@@ -1,0 +1,155 @@
+//! persistence: scheduled delayed events survive a homeserver restart; those that fell due while
+//! it was down are sent as soon as it is back, in order; listing and management still work.
+//! These cases run in the restart phase and share restarts.
+
+use super::texts::{OVERDUE_IN_ORDER, PERSIST};
+use super::LONG_DELAY_MS;
+use crate::prelude::*;
+
+/// Due a few seconds after the restart: long enough to be pending across it.
+const ACROSS_RESTART_MS: i64 = 4000;
+
+/// Due while the homeserver is down (stopping takes well under this; starting, over a second).
+const OVERDUE_DELAYS_MS: [i64; 3] = [800, 500, 650];
+
+/// Given two users in a room, alice schedules, bob watches.
+async fn pair(ctx: &Ctx) -> Result<(User, User, String), Stop> {
+    let alice = ctx.user("alice").await?;
+    let bob = ctx.user("bob").await?;
+    let room = ctx.room(&alice, &[&bob]).await?;
+    bob.start_sync().await?;
+    Ok((alice, bob, room))
+}
+
+async fn survives_restart(ctx: Ctx) -> CaseResult {
+    let (alice, bob, room) = pair(&ctx).await?;
+    let round = ctx.restart_round().await;
+    let event = DelayedEvent::message(&room, &ctx.unique("across a restart"));
+    let scheduled = alice.schedule_ok(&event, ACROSS_RESTART_MS).await?;
+    let server_start = ctx.server_scheduled_at(&alice, &scheduled.delay_id).await;
+    ctx.restart_now(round).await?;
+    let what = "the event scheduled before the homeserver restarted";
+    let seen = ctx
+        .await_delivery(&bob, what, scheduled.requested_at, ACROSS_RESTART_MS, |o| {
+            event.matches(o)
+        })
+        .await?;
+    ctx.check_not_early(
+        what,
+        &seen,
+        scheduled.requested_at,
+        server_start,
+        ACROSS_RESTART_MS,
+    )
+}
+
+async fn overdue_in_order(ctx: Ctx) -> CaseResult {
+    let (alice, bob, room) = pair(&ctx).await?;
+    let round = ctx.restart_round().await;
+    let mut events = Vec::new();
+    for delay in OVERDUE_DELAYS_MS {
+        let event = DelayedEvent::message(&room, &ctx.unique(&format!("overdue after {delay} ms")));
+        alice.schedule_ok(&event, delay).await?;
+        events.push((delay, event));
+    }
+    ctx.restart_now(round).await?;
+    let back = Instant::now();
+    let what = "an event that fell due while the homeserver was down";
+    for (_, event) in &events {
+        ctx.await_delivery(&bob, what, back, 0, |o| event.matches(o))
+            .await?;
+    }
+    // The order they reached the timeline in, against the order of their send times.
+    let arrived = bob
+        .seen_matching(|o| events.iter().any(|(_, e)| e.matches(o)))
+        .await?;
+    let arrival_order: Vec<i64> = arrived
+        .iter()
+        .filter_map(|o| {
+            events
+                .iter()
+                .find(|(_, e)| e.matches(o))
+                .map(|(delay, _)| *delay)
+        })
+        .collect();
+    let mut due_order = OVERDUE_DELAYS_MS.to_vec();
+    due_order.sort();
+    check!(
+        arrival_order == due_order,
+        "events that fell due while the homeserver was down were sent in the order of delays {arrival_order:?} ms, \
+         not in the order of their send times {due_order:?} ms"
+    );
+    Ok(())
+}
+
+async fn listing_and_management(ctx: Ctx) -> CaseResult {
+    let (alice, bob, room) = pair(&ctx).await?;
+    let round = ctx.restart_round().await;
+    let mut kept = Vec::new();
+    for name in ["to cancel", "to send", "to restart"] {
+        let event = DelayedEvent::message(&room, &ctx.unique(name));
+        kept.push((
+            alice.schedule_ok(&event, LONG_DELAY_MS).await?.delay_id,
+            event,
+        ));
+    }
+    ctx.restart_now(round).await?;
+    let listed = alice.list().await?;
+    for (id, event) in &kept {
+        let entry = listed.iter().find(|i| i.delay_id() == Some(id.as_str()));
+        check!(
+            entry.is_some_and(|i| i.raw.get("content") == Some(&event.content)),
+            "after the homeserver restarted, the listing lacks the scheduled event {id} (or its content changed)"
+        );
+    }
+    let [(cancel_id, _), (send_id, send_event), (restart_id, _)] = &kept[..] else {
+        unreachable!()
+    };
+    alice.manage_ok(cancel_id, Action::Cancel).await?;
+    check!(
+        alice.listed(cancel_id).await?.is_none(),
+        "after a restart, a cancelled event is still listed"
+    );
+    let sent_at = Instant::now();
+    alice.manage_ok(send_id, Action::Send).await?;
+    check!(
+        bob.wait_for(sent_at + Duration::from_secs(5), |o| send_event.matches(o))
+            .await?
+            .is_some(),
+        "after a restart, the send action answered success but the event did not arrive within 5 s"
+    );
+    alice.manage_ok(restart_id, Action::Restart).await?;
+    Ok(())
+}
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new(
+            "msc4140.persistence.scheduled_event_survives_restart",
+            "An event scheduled before a homeserver restart is still sent at its time",
+            Level::Must,
+            PERSIST,
+            survives_restart,
+        )
+        .needs(&[Need::Restart])
+        .revisions(&[Rev::Jul2026]),
+        Case::new(
+            "msc4140.persistence.overdue_events_sent_in_order",
+            "Events that fell due while the homeserver was down are sent when it is back, in send-time order",
+            Level::Must,
+            OVERDUE_IN_ORDER,
+            overdue_in_order,
+        )
+        .needs(&[Need::Restart])
+        .revisions(&[Rev::Jul2026]),
+        Case::new(
+            "msc4140.persistence.listing_and_management_after_restart",
+            "After a restart, scheduled events are listed and can be cancelled, sent and restarted",
+            Level::Must,
+            PERSIST,
+            listing_and_management,
+        )
+        .needs(&[Need::Restart])
+        .revisions(&[Rev::Jul2026]),
+    ]
+}

@@ -1,0 +1,232 @@
+//! power_levels: permission is evaluated when a delayed event is sent, not when it is scheduled.
+
+use super::texts::{FAILS_AT_SEND, KEEP_SCHEDULED, PROMOTED_REACHES_DAG, SEND_ACTION_ERROR};
+use super::LONG_DELAY_MS;
+use crate::prelude::*;
+
+/// Room for a power-level or membership change while the delay runs, even on a loaded server.
+const CHANGE_DELAY_MS: i64 = 3000;
+
+/// A state event type that needs the room's `state_default` (50) to send.
+const GUARDED_TYPE: &str = "org.example.dec.guarded";
+
+/// Given alice (who made the room) and bob (a member at power level 0) in a room.
+async fn alice_and_bob(ctx: &Ctx) -> Result<(User, User, String), Stop> {
+    let alice = ctx.user("alice").await?;
+    let bob = ctx.user("bob").await?;
+    let room = ctx.room(&alice, &[&bob]).await?;
+    alice.start_sync().await?;
+    Ok((alice, bob, room))
+}
+
+async fn set_level(alice: &User, room: &str, user_id: &str, level: i64) -> CaseResult {
+    alice
+        .update_power_levels(room, |levels| levels["users"][user_id] = json!(level))
+        .await
+}
+
+fn guarded_event(ctx: &Ctx, room: &str) -> DelayedEvent {
+    DelayedEvent::state(
+        room,
+        GUARDED_TYPE,
+        "",
+        json!({ "set_by": ctx.unique("bob") }),
+    )
+}
+
+/// Schedules as bob; a refusal at scheduling time breaks "evaluated at the point of sending".
+async fn schedule_as(bob: &User, event: &DelayedEvent, delay_ms: i64) -> Result<Scheduled, Stop> {
+    let requested_at = Instant::now();
+    let resp = bob.schedule(event, Delay::Ms(delay_ms)).await?;
+    match resp.str_field("delay_id") {
+        Some(id) if resp.status == 200 => Ok(Scheduled { delay_id: id.into(), delay_ms, requested_at, resp }),
+        _ => fail!(
+            "scheduling a state event the user may not send yet was refused at scheduling time, but power levels \
+             are evaluated when the event is sent: {}",
+            resp.describe()
+        ),
+    }
+}
+
+async fn promoted_before_delay(ctx: Ctx) -> CaseResult {
+    let (alice, bob, room) = alice_and_bob(&ctx).await?;
+    let event = guarded_event(&ctx, &room);
+    let scheduled = schedule_as(&bob, &event, CHANGE_DELAY_MS).await?;
+    set_level(&alice, &room, bob.id(), 50).await?;
+    ctx.changed_in_time("the promotion", &scheduled)?;
+    let what = "the delayed state event of a user promoted before its delay passed";
+    let seen = ctx
+        .await_delivery(&alice, what, scheduled.requested_at, CHANGE_DELAY_MS, |o| {
+            event.matches(o)
+        })
+        .await?;
+    check!(
+        seen.event.get("sender").and_then(Value::as_str) == Some(bob.id()),
+        "{what} arrived with sender {:?} instead of {}",
+        seen.event.get("sender"),
+        bob.id()
+    );
+    Ok(())
+}
+
+async fn demoted_before_delay(ctx: Ctx) -> CaseResult {
+    let (alice, bob, room) = alice_and_bob(&ctx).await?;
+    set_level(&alice, &room, bob.id(), 50).await?;
+    let event = guarded_event(&ctx, &room);
+    let scheduled = bob.schedule_ok(&event, CHANGE_DELAY_MS).await?;
+    set_level(&alice, &room, bob.id(), 0).await?;
+    ctx.changed_in_time("the demotion", &scheduled)?;
+    let what = "the delayed state event of a user demoted before its delay passed";
+    ctx.expect_never_sent(&alice, &alice, &room, what, &scheduled, |o| {
+        event.matches(o)
+    })
+    .await?;
+    check!(
+        bob.listed(&scheduled.delay_id).await?.is_none(),
+        "{what} was not sent but is still listed as scheduled after its send time"
+    );
+    if ctx.features().single_lookup {
+        // 2026-07: finalised with the error; a server may also have discarded it (retention).
+        let lookup = bob.lookup(&scheduled.delay_id, true).await?;
+        if lookup.status == 200 {
+            check!(
+                lookup.body.get("finalised_ts").is_some() && lookup.body.get("error").is_some(),
+                "the lookup of {what} should show it finalised with the error that stopped it (`finalised_ts` and \
+                 `error`), but {}",
+                lookup.describe()
+            );
+            ctx.matched(&[Rev::Jul2026]);
+        } else {
+            expect_error(
+                &lookup,
+                "looking up a failed delayed event",
+                &[404],
+                &["M_NOT_FOUND"],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Given bob (level 0) with a scheduled state event he may not send: the send action's answer,
+/// and what a plain `/state` PUT of the same event answers.
+async fn refused_send(ctx: &Ctx) -> Result<(User, Scheduled, Resp, Resp), Stop> {
+    let (_, bob, room) = alice_and_bob(ctx).await?;
+    let event = guarded_event(ctx, &room);
+    let scheduled = schedule_as(&bob, &event, LONG_DELAY_MS).await?;
+    let send = bob.manage(&scheduled.delay_id, Action::Send).await?;
+    let plain = bob
+        .put_state(&room, GUARDED_TYPE, "", event.content.clone())
+        .await?;
+    Ok((bob, scheduled, send, plain))
+}
+
+async fn send_action_gets_plain_error(ctx: Ctx) -> CaseResult {
+    let (_, _, send, plain) = refused_send(&ctx).await?;
+    check!(
+        plain.status == 403,
+        "set-up: a plain /state PUT by a level-0 user should be refused: {}",
+        plain.describe()
+    );
+    check!(
+        send.status == plain.status && send.errcode() == plain.errcode(),
+        "the send action for an event the user may not send should answer as a plain send would ({} {}), but {}",
+        plain.status,
+        plain.errcode().unwrap_or(""),
+        send.describe()
+    );
+    Ok(())
+}
+
+async fn refused_send_keeps_scheduled(ctx: Ctx) -> CaseResult {
+    let (bob, scheduled, send, _) = refused_send(&ctx).await?;
+    check!(
+        !send.is_success(),
+        "set-up: the send action should have been refused: {}",
+        send.describe()
+    );
+    check!(
+        bob.listed(&scheduled.delay_id).await?.is_some(),
+        "after the send action was refused ({} {}), the event is no longer scheduled",
+        send.status,
+        send.errcode().unwrap_or("")
+    );
+    Ok(())
+}
+
+async fn gone_before_delay(ctx: Ctx, kicked: bool) -> CaseResult {
+    let (alice, bob, room) = alice_and_bob(&ctx).await?;
+    let event = DelayedEvent::message(&room, &ctx.unique("from a member who left"));
+    let scheduled = bob.schedule_ok(&event, CHANGE_DELAY_MS).await?;
+    if kicked {
+        alice.kick(&room, bob.id()).await?;
+    } else {
+        bob.leave(&room).await?;
+    }
+    ctx.changed_in_time(
+        if kicked {
+            "the kick"
+        } else {
+            "leaving the room"
+        },
+        &scheduled,
+    )?;
+    let what = if kicked {
+        "the delayed message of a member kicked before its delay"
+    } else {
+        "the delayed message of a member who left before its delay"
+    };
+    ctx.expect_never_sent(&alice, &alice, &room, what, &scheduled, |o| {
+        event.matches(o)
+    })
+    .await
+}
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new(
+            "msc4140.power_levels.promoted_before_delay_is_sent",
+            "A state event scheduled without permission is sent if the user is promoted before its delay passes",
+            Level::Must,
+            PROMOTED_REACHES_DAG,
+            promoted_before_delay,
+        ),
+        Case::new(
+            "msc4140.power_levels.demoted_before_delay_is_not_sent",
+            "A state event is not sent if its user is demoted before its delay passes",
+            Level::Must,
+            FAILS_AT_SEND,
+            demoted_before_delay,
+        ),
+        Case::new(
+            "msc4140.power_levels.send_action_answers_like_a_plain_send",
+            "The send action for an event the user may not send answers the error a plain send gets",
+            Level::Must,
+            SEND_ACTION_ERROR,
+            send_action_gets_plain_error,
+        )
+        .revisions(&[Rev::Jul2026]),
+        Case::new(
+            "msc4140.power_levels.refused_send_keeps_event_scheduled",
+            "An event whose send action was refused stays scheduled",
+            Level::Should,
+            KEEP_SCHEDULED,
+            refused_send_keeps_scheduled,
+        )
+        .revisions(&[Rev::Jul2026]),
+        Case::new(
+            "msc4140.power_levels.member_who_left_is_not_sent",
+            "A delayed event of a member who left the room before its delay is not sent",
+            Level::Must,
+            FAILS_AT_SEND,
+            |ctx| gone_before_delay(ctx, false),
+        ),
+        Case::new(
+            "msc4140.power_levels.kicked_member_is_not_sent",
+            "A delayed event of a member kicked before its delay is not sent",
+            Level::Must,
+            FAILS_AT_SEND,
+            |ctx| gone_before_delay(ctx, true),
+        ),
+    ]
+}

@@ -1,0 +1,242 @@
+//! use_cases: the reasons the MSC exists, end to end: a MatrixRTC "last will", a self-destructing
+//! message, a delayed kick, a scheduled reminder.
+
+use super::restart::Restartable;
+use super::texts::{LAST_WILL, REMINDERS, SELF_DESTRUCT};
+use super::SHORT_DELAY_MS;
+use crate::prelude::*;
+
+/// MatrixRTC call membership (the type Element Call sends today).
+const CALL_MEMBER: &str = "org.matrix.msc3401.call.member";
+
+/// The "hang up" delay: restarted every fifth of it while the call lasts.
+const LAST_WILL_DELAY_MS: i64 = 1500;
+const HEARTBEATS: u32 = 6;
+
+async fn last_will(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let bob = ctx.user("bob").await?;
+    let room = ctx.room(&alice, &[&bob]).await?;
+    alice
+        .update_power_levels(&room, |levels| levels["events"][CALL_MEMBER] = json!(0))
+        .await?;
+    alice.start_sync().await?;
+    // Bob joins the call, and leaves a "hang up" (empty membership) as his last will.
+    let device = "DECDEVICE";
+    let state_key = format!("_{}_{device}", bob.id());
+    let joined = json!({"application": "m.call", "call_id": "", "scope": "m.room", "device_id": device,
+                        "focus_active": {"type": "livekit"}, "foci_preferred": []});
+    bob.put_state(&room, CALL_MEMBER, &state_key, joined.clone())
+        .await?
+        .setup_ok("join the call")?;
+    let hang_up = DelayedEvent::state(&room, CALL_MEMBER, &state_key, json!({}));
+    let scheduled = bob.schedule_ok(&hang_up, LAST_WILL_DELAY_MS).await?;
+    let mut will = Restartable::new(bob.clone(), alice.clone(), hang_up.clone(), scheduled);
+    will.heartbeat(HEARTBEATS).await?;
+    let membership = alice.get_state(&room, CALL_MEMBER, &state_key).await?;
+    check!(
+        membership.status == 200 && membership.body == joined,
+        "while the heartbeat ran, the call membership should have stayed, but {}",
+        membership.describe()
+    );
+    // Bob's client goes away: no more heartbeats.
+    let what = "the \"hang up\" call membership";
+    let seen = ctx
+        .await_delivery(&alice, what, will.timer_started, LAST_WILL_DELAY_MS, |o| {
+            hang_up.matches(o)
+        })
+        .await?;
+    ctx.check_not_early(what, &seen, will.timer_started, None, LAST_WILL_DELAY_MS)?;
+    let after = alice.get_state(&room, CALL_MEMBER, &state_key).await?;
+    check!(
+        after.body == json!({}),
+        "after the hang-up was sent, the membership state is {}",
+        after.describe()
+    );
+    Ok(())
+}
+
+async fn self_destructing_message(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let bob = ctx.user("bob").await?;
+    let room = ctx.room(&alice, &[&bob]).await?;
+    alice.start_sync().await?;
+    let sent = bob
+        .send_event(
+            &room,
+            "m.room.message",
+            json!({"msgtype": "m.text", "body": "this message will self-destruct"}),
+        )
+        .await?
+        .setup_ok("send the message")?;
+    let message_id = sent.str_field("event_id").unwrap_or_default().to_string();
+    let redaction = DelayedEvent {
+        room_id: room.clone(),
+        event_type: "m.room.redaction".into(),
+        state_key: None,
+        content: json!({ "redacts": message_id }),
+    };
+    let scheduled = bob.schedule_ok(&redaction, SHORT_DELAY_MS).await?;
+    let what = "the delayed redaction";
+    let redacts = |o: &Observed| {
+        o.event_type() == "m.room.redaction"
+            && (o.content().get("redacts") == Some(&json!(message_id))
+                || o.event.get("redacts") == Some(&json!(message_id)))
+    };
+    let seen = ctx
+        .await_delivery(
+            &alice,
+            what,
+            scheduled.requested_at,
+            SHORT_DELAY_MS,
+            redacts,
+        )
+        .await?;
+    ctx.check_not_early(what, &seen, scheduled.requested_at, None, SHORT_DELAY_MS)?;
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/event/{}",
+        crate::client::seg(&room),
+        crate::client::seg(&message_id)
+    );
+    let message = alice.get(path).send().await?;
+    check!(
+        message.status == 200 && message.body.get("content") == Some(&json!({})),
+        "after the delayed redaction was sent, the message should be redacted (empty content), but {}",
+        message.describe()
+    );
+    Ok(())
+}
+
+/// How long to wait for the server to have processed a member's join (see `settle_after_join`).
+const SETTLE_BOUND: Duration = Duration::from_secs(5);
+
+/// A server with the 2024-10 overwrite rule cancels delayed state events of one user when another
+/// user's state event for the same entry is processed. Synapse processes state changes
+/// asynchronously and, under load, a member's *earlier* join can cancel a kick scheduled after
+/// it. To test the kick and not that race, wait until the server has processed past the join: a
+/// canary delayed state event of alice's, overwritten by bob after his join, disappears once the
+/// server got there. Servers without the rule never cancel it; then the bound ends the wait.
+async fn settle_after_join(ctx: &Ctx, alice: &User, bob: &User, room: &str) -> CaseResult {
+    const CANARY: &str = "org.example.dec.canary";
+    alice
+        .update_power_levels(room, |levels| levels["events"][CANARY] = json!(0))
+        .await?;
+    let canary = DelayedEvent::state(room, CANARY, "k", json!({"n": ctx.unique("canary")}));
+    let id = alice
+        .schedule_ok(&canary, super::LONG_DELAY_MS)
+        .await?
+        .delay_id;
+    bob.put_state(room, CANARY, "k", json!({}))
+        .await?
+        .setup_ok("overwrite the canary")?;
+    let started = Instant::now();
+    while started.elapsed() < SETTLE_BOUND {
+        if alice.listed(&id).await?.is_none() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    alice.manage(&id, Action::Cancel).await?;
+    Ok(())
+}
+
+async fn delayed_kick(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let bob = ctx.user("bob").await?;
+    let room = ctx.room(&alice, &[&bob]).await?;
+    settle_after_join(&ctx, &alice, &bob, &room).await?;
+    alice.start_sync().await?;
+    let kick = DelayedEvent::state(
+        &room,
+        "m.room.member",
+        bob.id(),
+        json!({"membership": "leave"}),
+    );
+    let scheduled = alice.schedule_ok(&kick, SHORT_DELAY_MS).await?;
+    let what = "the delayed kick";
+    let is_kick = |o: &Observed| {
+        o.event_type() == "m.room.member"
+            && o.state_key() == Some(bob.id())
+            && o.content().get("membership") == Some(&json!("leave"))
+    };
+    let seen = ctx
+        .await_delivery(
+            &alice,
+            what,
+            scheduled.requested_at,
+            SHORT_DELAY_MS,
+            is_kick,
+        )
+        .await?;
+    ctx.check_not_early(what, &seen, scheduled.requested_at, None, SHORT_DELAY_MS)?;
+    let membership = alice.get_state(&room, "m.room.member", bob.id()).await?;
+    check!(
+        membership.body.get("membership") == Some(&json!("leave")),
+        "after the delayed kick was sent, the member's membership is {}",
+        membership.describe()
+    );
+    Ok(())
+}
+
+async fn reminder(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let bob = ctx.user("bob").await?;
+    let room = ctx.room(&alice, &[&bob]).await?;
+    bob.start_sync().await?;
+    let text = format!("{}: tea is ready ({})", bob.id(), ctx.unique("reminder"));
+    let reminder = DelayedEvent::message(&room, &text).with_content(
+        json!({"msgtype": "m.text", "body": text, "m.mentions": {"user_ids": [bob.id()]}}),
+    );
+    let scheduled = alice.schedule_ok(&reminder, SHORT_DELAY_MS).await?;
+    let what = "the scheduled reminder";
+    let seen = ctx
+        .await_delivery(
+            &bob,
+            what,
+            scheduled.requested_at,
+            SHORT_DELAY_MS,
+            body_is(&text),
+        )
+        .await?;
+    ctx.check_not_early(what, &seen, scheduled.requested_at, None, SHORT_DELAY_MS)?;
+    check!(
+        seen.content() == &reminder.content,
+        "the reminder arrived with content {} instead of the scheduled {} (the intentional mention must be kept)",
+        seen.content(),
+        reminder.content
+    );
+    Ok(())
+}
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new(
+            "msc4140.use_cases.matrixrtc_last_will",
+            "A call membership kept alive by restarts stays while they run and is hung up one delay after they stop",
+            Level::Must,
+            LAST_WILL,
+            last_will,
+        ),
+        Case::new(
+            "msc4140.use_cases.self_destructing_message",
+            "A delayed redaction redacts its message after the delay",
+            Level::Must,
+            SELF_DESTRUCT,
+            self_destructing_message,
+        ),
+        Case::new(
+            "msc4140.use_cases.delayed_kick",
+            "A membership event scheduled by a moderator removes the member after the delay",
+            Level::Must,
+            REMINDERS,
+            delayed_kick,
+        ),
+        Case::new(
+            "msc4140.use_cases.scheduled_reminder",
+            "A reminder with an intentional mention arrives at its time, mention intact",
+            Level::Must,
+            REMINDERS,
+            reminder,
+        ),
+    ]
+}
