@@ -498,10 +498,14 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         };
         let info = target.info();
         eprintln!(
-            "target: {} {} at {} · API form: {}{}",
+            "target: {} {} at {}{} · API form: {}{}",
             info.name,
             info.version.as_deref().unwrap_or(""),
             info.base_url,
+            info.image
+                .as_deref()
+                .map(|image| format!(" (image {image})"))
+                .unwrap_or_default(),
             env.form,
             expectations_origin
                 .as_deref()
@@ -518,7 +522,8 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         Ok(RunReport {
             schema: crate::results::SCHEMA,
             harness: Harness::default(),
-            target: info,
+            // Asked again after the cases: restart times are known now.
+            target: target.info(),
             api_form: env.form,
             features: env.features.clone(),
             started_at,
