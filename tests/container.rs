@@ -332,3 +332,72 @@ fn an_image_that_exits_at_start_is_reported_with_its_log() {
     );
     assert_no_container_left();
 }
+
+/// The container restarts with its data (what the persistence cases rely on), records how long
+/// that took, shows its log; and a panic, inside the runtime or after it is gone, still removes
+/// the container.
+#[test]
+fn the_container_restarts_with_its_data_and_a_panic_removes_it() {
+    use delayed_events_conformance::client::{http_client, Client};
+    use delayed_events_conformance::target::container::{ContainerOptions, ContainerTarget};
+    use delayed_events_conformance::target::Target;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::time::Duration;
+
+    if skipped("the_container_restarts_with_its_data_and_a_panic_removes_it") {
+        return;
+    }
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    delayed_events_conformance::target::container::prepare_environment();
+    let options = || ContainerOptions {
+        image: IMAGE_REF.clone(),
+        spawn_timeout: Duration::from_secs(30),
+        registration_shared_secret: None,
+    };
+
+    // A panic while the target is in use, inside the runtime.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            let target = ContainerTarget::start(options()).await.unwrap_or_else(|e| {
+                panic!("the container target did not start:\n{e}\n{SETUP}");
+            });
+            let anon = Client::new(http_client(), &target.info().base_url, Default::default());
+            let user = delayed_events_conformance::users::register(
+                &anon,
+                &target.registration(),
+                "restart",
+            )
+            .await
+            .expect("a user registers with the Complement shared secret");
+            target.restart().await.expect("the container restarts");
+            let whoami = user
+                .get("/_matrix/client/v3/account/whoami")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(whoami.status, 200, "the access token survives the restart");
+            assert_eq!(whoami.body["user_id"], user.user_id);
+            let info = target.info();
+            assert!(info.restart_ms.unwrap_or(0) > 0, "{info:?}");
+            let log = target.log_tail(400).unwrap_or_default();
+            assert!(
+                log.matches("STARTING SERVER").count() >= 2,
+                "the log holds both starts:\n{log}"
+            );
+            panic!("a bug in the harness, with the target running");
+        })
+    }));
+    assert!(panicked.is_err());
+    assert_no_container_left();
+
+    // The target outlives its runtime, then a panic drops it.
+    let target = runtime.block_on(ContainerTarget::start(options())).unwrap();
+    drop(runtime);
+    let panicked = catch_unwind(AssertUnwindSafe(move || {
+        let _target = target;
+        panic!("a bug in the harness, after the runtime is gone");
+    }));
+    assert!(panicked.is_err());
+    assert_no_container_left();
+}
