@@ -210,12 +210,23 @@ impl Ctx {
     /// only judge the event if the change was done before the event was due. Call right after
     /// the change's request answered; an error (not a verdict) if the harness fell behind.
     pub fn changed_in_time(&self, change: &str, scheduled: &Scheduled) -> Result<(), Stop> {
-        let due = scheduled.requested_at + Duration::from_millis(scheduled.delay_ms as u64);
+        self.done_before_due(change, scheduled.requested_at, scheduled.delay_ms)
+    }
+
+    /// The same for a timer (re)started at `timer_started`: whatever was just done happened
+    /// before the event was due, or the case cannot judge (error).
+    pub fn done_before_due(
+        &self,
+        change: &str,
+        timer_started: Instant,
+        delay_ms: i64,
+    ) -> Result<(), Stop> {
+        let due = timer_started + Duration::from_millis(delay_ms as u64);
         if Instant::now() >= due {
             return Err(Stop::Error(format!(
                 "the harness fell behind: {change} finished only after the {} ms delay had run out, so the case \
                  cannot judge what the server did",
-                scheduled.delay_ms
+                delay_ms
             )));
         }
         Ok(())
@@ -315,13 +326,24 @@ impl Ctx {
         Some(lateness)
     }
 
-    /// The server's own scheduling time for `delay_id` from the listing, where it offers one.
+    /// The server's own scheduling time for `delay_id`: from the listing, or, when the event has
+    /// already left it, from the single-item lookup where offered (2026-07 keeps finalised ones).
     pub async fn server_scheduled_at(&self, user: &User, delay_id: &str) -> Option<i64> {
-        user.listed(delay_id)
+        if let Some(at) = user
+            .listed(delay_id)
             .await
             .ok()
             .flatten()
             .and_then(|info| info.scheduled_at())
+        {
+            return Some(at);
+        }
+        if !self.features().single_lookup {
+            return None;
+        }
+        let lookup = user.lookup(delay_id, true).await.ok()?;
+        let info = crate::api::DelayedInfo { raw: lookup.body };
+        info.scheduled_at().filter(|_| lookup.status == 200)
     }
 
     /// Every copy of the `scheduled` event (recognised by `pred`) that `observer` has seen once

@@ -237,15 +237,17 @@ async fn run_planned(
     timeout: Duration,
 ) -> CaseReport {
     let env = targets.env_for(case);
+    // A restart case is a member of the restart rounds from the moment it exists, so no round
+    // goes ahead while it is still setting up.
+    let _member = match (&env, in_restart_phase) {
+        (Ok(env), true) => Some(env.restarts.join()),
+        _ => None,
+    };
     if in_restart_phase {
         gate.first_phase_over().await;
     }
     let report = match env {
         Err(reason) => CaseReport::new(case, Outcome::Skip, Some(reason)),
-        Ok(env) if in_restart_phase => {
-            let _member = env.restarts.join();
-            run_case(env.clone(), case, timeout).await
-        }
         Ok(env) => run_case(env, case, timeout).await,
     };
     if !in_restart_phase {

@@ -9,15 +9,16 @@ use delayed_events_conformance::client::http_client;
 use delayed_events_conformance::ctx::Env;
 use delayed_events_conformance::outcome::Outcome;
 use delayed_events_conformance::results::CaseReport;
-use delayed_events_conformance::runner::run_case;
+use delayed_events_conformance::runner::{run_concurrently, Targets};
 use delayed_events_conformance::suites::catalogue;
 use delayed_events_conformance::target::url::UrlTarget;
-use futures::future::join_all;
+use delayed_events_conformance::target::Target;
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use support::fake_homeserver::{FakeHomeserver, FakeOptions, Fault};
+use support::fake_target::FakeTarget;
 
 /// Which cases each fault must fail, and a phrase the failure message must contain.
 const EXPECTED: &[(Fault, &str, &str)] = &[
@@ -301,57 +302,325 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
         "msc4140.unsigned.delay_id_hidden_from_others",
         "another user's copy",
     ),
+    (
+        Fault::PowerLevelsAtSchedule,
+        "msc4140.power_levels.promoted_before_delay_is_sent",
+        "refused at scheduling time",
+    ),
+    (
+        Fault::PowerLevelsAtSchedule,
+        "msc4140.power_levels.demoted_before_delay_is_not_sent",
+        "sent anyway",
+    ),
+    (
+        Fault::PowerLevelsAtSchedule,
+        "msc4140.power_levels.send_action_answers_like_a_plain_send",
+        "refused at scheduling time",
+    ),
+    (
+        Fault::PowerLevelsAtSchedule,
+        "msc4140.power_levels.refused_send_keeps_event_scheduled",
+        "refused at scheduling time",
+    ),
+    (
+        Fault::SendActionIgnoresPermissions,
+        "msc4140.power_levels.send_action_answers_like_a_plain_send",
+        "as a plain send would",
+    ),
+    (
+        Fault::SendActionIgnoresPermissions,
+        "msc4140.power_levels.refused_send_keeps_event_scheduled",
+        "should have been refused",
+    ),
+    (
+        Fault::SendActionFailureFinalises,
+        "msc4140.power_levels.refused_send_keeps_event_scheduled",
+        "no longer scheduled",
+    ),
+    (
+        Fault::LeftMemberStillSends,
+        "msc4140.power_levels.member_who_left_is_not_sent",
+        "sent anyway",
+    ),
+    (
+        Fault::LeftMemberStillSends,
+        "msc4140.power_levels.kicked_member_is_not_sent",
+        "sent anyway",
+    ),
+    (
+        Fault::StateOverwriteCancelsButListed,
+        "msc4140.state_overwrite.other_users_state_cancels",
+        "still listed as scheduled",
+    ),
+    (
+        Fault::StateOverwriteBySelfCancels,
+        "msc4140.state_overwrite.own_state_does_not_cancel",
+        "cancelled their delayed state event",
+    ),
+    (
+        Fault::StateOverwriteTooBroad,
+        "msc4140.state_overwrite.unrelated_events_do_not_cancel",
+        "cancelled a delayed event",
+    ),
+    (
+        Fault::LosesEventsOnRestart,
+        "msc4140.persistence.scheduled_event_survives_restart",
+        "never sent",
+    ),
+    (
+        Fault::LosesEventsOnRestart,
+        "msc4140.persistence.listing_and_management_after_restart",
+        "lacks the scheduled event",
+    ),
+    (
+        Fault::ListingEmptyAfterRestart,
+        "msc4140.persistence.listing_and_management_after_restart",
+        "lacks the scheduled event",
+    ),
+    (
+        Fault::OverdueOutOfOrder,
+        "msc4140.persistence.overdue_events_sent_in_order",
+        "not in the order of their send times",
+    ),
+    (
+        Fault::OverdueNotSent,
+        "msc4140.persistence.overdue_events_sent_in_order",
+        "never sent",
+    ),
+    (
+        Fault::LimitNotEnforced,
+        "msc4140.limits.over_limit_is_refused",
+        "not enforced",
+    ),
+    (
+        Fault::LimitNotEnforced,
+        "msc4140.limits.retry_after_until_next_send",
+        "not enforced",
+    ),
+    (
+        Fault::LimitNotEnforced,
+        "msc4140.limits.cancel_frees_a_slot",
+        "not enforced",
+    ),
+    (
+        Fault::LimitWrongRetryAfter,
+        "msc4140.limits.retry_after_until_next_send",
+        "no Retry-After",
+    ),
+    (
+        Fault::LimitRetryAfterWrongValue,
+        "msc4140.limits.retry_after_until_next_send",
+        "next delayed event is due in",
+    ),
+    (
+        Fault::LimitNotFreedByCancel,
+        "msc4140.limits.cancel_frees_a_slot",
+        "still refused",
+    ),
+    (
+        Fault::MgmtNotRateLimited,
+        "msc4140.rate_limits.management_is_rate_limited",
+        "without a rate limit",
+    ),
+    (
+        Fault::LookupsNotRateLimited,
+        "msc4140.rate_limits.lookups_are_rate_limited",
+        "without a rate limit",
+    ),
+    (
+        Fault::MgmtAuthWrongError,
+        "msc4140.auth.management_without_token",
+        "should be refused",
+    ),
+    (
+        Fault::MgmtAuthWrongError,
+        "msc4140.auth.management_by_another_user",
+        "should be refused",
+    ),
+    (
+        Fault::ReusedDelayIds,
+        "msc4140.auth.delay_ids_are_unique",
+        "more than once",
+    ),
+    (
+        Fault::SequentialDelayIds,
+        "msc4140.auth.delay_ids_are_unguessable",
+        "bits of randomness",
+    ),
+    (
+        Fault::GuestsRefused,
+        "msc4140.auth.guests_can_use_delayed_events",
+        "guest's scheduling request was refused",
+    ),
+    (
+        Fault::DeactivatedStillSends,
+        "msc4140.auth.deactivated_account_events_not_sent",
+        "sent anyway",
+    ),
+    (
+        Fault::RestartNoop,
+        "msc4140.use_cases.matrixrtc_last_will",
+        "before its delay",
+    ),
+    (
+        Fault::DelayedRedactionIgnored,
+        "msc4140.use_cases.self_destructing_message",
+        "should be redacted",
+    ),
+    (
+        Fault::SendEarly,
+        "msc4140.use_cases.delayed_kick",
+        "sent before its delay",
+    ),
+    (
+        Fault::SendEarly,
+        "msc4140.use_cases.scheduled_reminder",
+        "sent before its delay",
+    ),
+    (
+        Fault::DelayedContentMangled,
+        "msc4140.use_cases.scheduled_reminder",
+        "mention must be kept",
+    ),
+    (
+        Fault::SendEarly,
+        "msc4140.persistence.scheduled_event_survives_restart",
+        "sent before its delay",
+    ),
+    (
+        Fault::SendEarly,
+        "msc4140.use_cases.matrixrtc_last_will",
+        "before its delay",
+    ),
+    (
+        Fault::SendEarly,
+        "msc4140.use_cases.self_destructing_message",
+        "sent before its delay",
+    ),
+    (
+        Fault::IgnoreCancel,
+        "msc4140.persistence.listing_and_management_after_restart",
+        "cancelled event is still listed",
+    ),
+    (
+        Fault::IgnoreCancel,
+        "msc4140.limits.cancel_frees_a_slot",
+        "still refused",
+    ),
+    (
+        Fault::CancelKeepsListing,
+        "msc4140.persistence.listing_and_management_after_restart",
+        "cancelled event is still listed",
+    ),
+    (
+        Fault::ListingIncludesFinalised,
+        "msc4140.persistence.listing_and_management_after_restart",
+        "cancelled event is still listed",
+    ),
+    (
+        Fault::ListingIncludesFinalised,
+        "msc4140.power_levels.demoted_before_delay_is_not_sent",
+        "still listed as scheduled",
+    ),
+    (
+        Fault::ListingIncludesFinalised,
+        "msc4140.state_overwrite.other_users_state_cancels",
+        "still listed as scheduled",
+    ),
+    (
+        Fault::ListingDropsContent,
+        "msc4140.persistence.listing_and_management_after_restart",
+        "lacks the scheduled event",
+    ),
+    (
+        Fault::SendActionNoop,
+        "msc4140.power_levels.send_action_answers_like_a_plain_send",
+        "as a plain send would",
+    ),
+    (
+        Fault::SendActionNoop,
+        "msc4140.power_levels.refused_send_keeps_event_scheduled",
+        "should have been refused",
+    ),
+    (
+        Fault::SendActionNoop,
+        "msc4140.persistence.listing_and_management_after_restart",
+        "did not arrive",
+    ),
+    (
+        Fault::LosesEventsOnRestart,
+        "msc4140.persistence.overdue_events_sent_in_order",
+        "never sent",
+    ),
 ];
 
 /// Cases a fault legitimately makes inapplicable (it removes what they need).
-const EXPECTED_SKIPS: &[(Fault, &str)] = &[(
-    Fault::CapabilityMissing,
-    "msc4140.capabilities.max_delay_matches_enforcement",
-)];
+const EXPECTED_SKIPS: &[(Fault, &str)] = &[
+    (
+        Fault::CapabilityMissing,
+        "msc4140.capabilities.max_delay_matches_enforcement",
+    ),
+    (
+        Fault::CapabilityMissing,
+        "msc4140.limits.over_limit_is_refused",
+    ),
+    (
+        Fault::CapabilityMissing,
+        "msc4140.limits.retry_after_until_next_send",
+    ),
+    (
+        Fault::CapabilityMissing,
+        "msc4140.limits.cancel_frees_a_slot",
+    ),
+];
 
 const CASE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Fault runs at once: enough to keep the test short, few enough that timing stays sharp on two
 /// cores (each run is the whole catalogue, every case at once).
-const PARALLEL_FAULT_RUNS: usize = 6;
+const PARALLEL_FAULT_RUNS: usize = 4;
 
-/// How the harness registers users on the fake.
-#[derive(Clone, Copy)]
-enum Registration {
-    SharedSecret,
-    Open,
-}
-
-/// Runs the whole catalogue, every case at once, against a fake started with `options`.
+/// Runs the whole catalogue against fakes started with `options`: a restartable one for most
+/// cases, and one with rate limits on for the cases that need a server's normal limits.
 async fn run_catalogue(options: FakeOptions) -> Vec<CaseReport> {
-    run_catalogue_registering(options, Registration::SharedSecret).await
+    let main = FakeTarget::start(options.clone()).await;
+    let rate_limited = FakeTarget::start(FakeOptions {
+        rate_limits: true,
+        ..options
+    })
+    .await;
+    let env = |target: FakeTarget| async move {
+        let target: Arc<dyn Target> = Arc::new(target);
+        Arc::new(
+            Env::prepare(target, http_client(), FormOverride::default())
+                .await
+                .expect("the fake registers users"),
+        )
+    };
+    let targets = Targets {
+        main: env(main).await,
+        rate_limited: Ok(env(rate_limited).await),
+    };
+    run_concurrently(&targets, catalogue(), CASE_TIMEOUT).await
 }
 
-async fn run_catalogue_registering(
-    options: FakeOptions,
-    registration: Registration,
-) -> Vec<CaseReport> {
+/// The same, registering users through open registration (no shared secret).
+async fn run_catalogue_with_open_registration(options: FakeOptions) -> Vec<CaseReport> {
     let fake = FakeHomeserver::start(options).await;
     let http = http_client();
-    let secret = match registration {
-        Registration::SharedSecret => Some(FakeHomeserver::SHARED_SECRET.to_string()),
-        Registration::Open => None,
-    };
-    let target = UrlTarget::connect(&http, &fake.uri(), secret)
+    let target = UrlTarget::connect(&http, &fake.uri(), None)
         .await
         .expect("the fake answers /versions");
     let env = Arc::new(
         Env::prepare(Arc::new(target), http, FormOverride::default())
             .await
-            .expect("the fake registers users"),
+            .expect("open registration"),
     );
-    let cases = catalogue();
-    join_all(
-        cases
-            .iter()
-            .map(|case| run_case(env.clone(), case, CASE_TIMEOUT)),
-    )
-    .await
+    let targets = Targets {
+        main: env,
+        rate_limited: Err("not in this test".into()),
+    };
+    run_concurrently(&targets, catalogue(), CASE_TIMEOUT).await
 }
 
 fn with_faults(faults: &[Fault]) -> FakeOptions {
@@ -368,6 +637,24 @@ fn describe(report: &CaseReport) -> String {
         report.outcome,
         report.message.as_deref().unwrap_or("")
     )
+}
+
+/// Without a restartable target or rate-limited twin, those cases skip; every other one passes.
+fn assert_all_pass_or_skip(reports: &[CaseReport], what: &str) {
+    let bad: Vec<String> = reports
+        .iter()
+        .filter(|r| {
+            !(r.outcome == Outcome::Pass
+                || (r.outcome == Outcome::Skip
+                    && (r.area == "persistence" || r.area == "rate_limits")))
+        })
+        .map(describe)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "against the {what}, every case must pass:\n{}",
+        bad.join("\n")
+    );
 }
 
 fn assert_all_pass(reports: &[CaseReport], what: &str) {
@@ -397,8 +684,8 @@ async fn catalogue_passes_with_query_param_scheduling_and_open_registration() {
         dedicated_endpoint: false,
         ..FakeOptions::default()
     };
-    let reports = run_catalogue_registering(options, Registration::Open).await;
-    assert_all_pass(
+    let reports = run_catalogue_with_open_registration(options).await;
+    assert_all_pass_or_skip(
         &reports,
         "correct fake (query-parameter scheduling, open registration)",
     );

@@ -20,17 +20,24 @@ async fn shared_room(ctx: &Ctx) -> Result<(User, User, String), Stop> {
     Ok((alice, bob, room))
 }
 
+/// A state key of this case's own: entries of other cases never meet it, even on a server that
+/// (wrongly) lets state in one room cancel delayed events in another.
+fn own_key(ctx: &Ctx) -> String {
+    ctx.unique("key").replace(' ', "-")
+}
+
 async fn other_users_state(ctx: Ctx) -> CaseResult {
     let (alice, bob, room) = shared_room(&ctx).await?;
+    let key = own_key(&ctx);
     let delayed = DelayedEvent::state(
         &room,
         SHARED_TYPE,
-        "k",
+        &key,
         json!({"by": "bob, delayed", "n": ctx.unique("n")}),
     );
     let scheduled = bob.schedule_ok(&delayed, SHORT_DELAY_MS).await?;
     alice
-        .put_state(&room, SHARED_TYPE, "k", json!({"by": "alice, now"}))
+        .put_state(&room, SHARED_TYPE, &key, json!({"by": "alice, now"}))
         .await?
         .setup_ok("set the same state")?;
     let copies = ctx
@@ -51,14 +58,15 @@ async fn other_users_state(ctx: Ctx) -> CaseResult {
 
 async fn own_state(ctx: Ctx) -> CaseResult {
     let (alice, bob, room) = shared_room(&ctx).await?;
+    let key = own_key(&ctx);
     let delayed = DelayedEvent::state(
         &room,
         SHARED_TYPE,
-        "k",
+        &key,
         json!({"by": "bob, delayed", "n": ctx.unique("n")}),
     );
     let scheduled = bob.schedule_ok(&delayed, SHORT_DELAY_MS).await?;
-    bob.put_state(&room, SHARED_TYPE, "k", json!({"by": "bob, now"}))
+    bob.put_state(&room, SHARED_TYPE, &key, json!({"by": "bob, now"}))
         .await?
         .setup_ok("set the same state")?;
     let copies = ctx
@@ -81,18 +89,19 @@ async fn unrelated_events(ctx: Ctx) -> CaseResult {
             levels["events"][SHARED_TYPE] = json!(0)
         })
         .await?;
+    let (key, other_key) = (own_key(&ctx), own_key(&ctx));
     let delayed_state =
-        DelayedEvent::state(&room, SHARED_TYPE, "k1", json!({"n": ctx.unique("state")}));
+        DelayedEvent::state(&room, SHARED_TYPE, &key, json!({"n": ctx.unique("state")}));
     let delayed_message = DelayedEvent::message(&room, &ctx.unique("delayed message"));
     let scheduled = bob.schedule_ok(&delayed_state, SHORT_DELAY_MS).await?;
     bob.schedule_ok(&delayed_message, SHORT_DELAY_MS).await?;
     // From another user: another state key, the same entry in another room, message events.
     alice
-        .put_state(&room, SHARED_TYPE, "k2", json!({"by": "alice"}))
+        .put_state(&room, SHARED_TYPE, &other_key, json!({"by": "alice"}))
         .await?
         .setup_ok("set another state key")?;
     alice
-        .put_state(&other_room, SHARED_TYPE, "k1", json!({"by": "alice"}))
+        .put_state(&other_room, SHARED_TYPE, &key, json!({"by": "alice"}))
         .await?
         .setup_ok("set state in another room")?;
     alice

@@ -33,7 +33,13 @@ async fn last_will(ctx: Ctx) -> CaseResult {
     let scheduled = bob.schedule_ok(&hang_up, LAST_WILL_DELAY_MS).await?;
     let mut will = Restartable::new(bob.clone(), alice.clone(), hang_up.clone(), scheduled);
     will.heartbeat(HEARTBEATS).await?;
+    let server_start = ctx.server_scheduled_at(&bob, &will.delay_id).await;
     let membership = alice.get_state(&room, CALL_MEMBER, &state_key).await?;
+    ctx.done_before_due(
+        "reading the membership",
+        will.timer_started,
+        LAST_WILL_DELAY_MS,
+    )?;
     check!(
         membership.status == 200 && membership.body == joined,
         "while the heartbeat ran, the call membership should have stayed, but {}",
@@ -46,7 +52,13 @@ async fn last_will(ctx: Ctx) -> CaseResult {
             hang_up.matches(o)
         })
         .await?;
-    ctx.check_not_early(what, &seen, will.timer_started, None, LAST_WILL_DELAY_MS)?;
+    ctx.check_not_early(
+        what,
+        &seen,
+        will.timer_started,
+        server_start,
+        LAST_WILL_DELAY_MS,
+    )?;
     let after = alice.get_state(&room, CALL_MEMBER, &state_key).await?;
     check!(
         after.body == json!({}),
@@ -77,6 +89,7 @@ async fn self_destructing_message(ctx: Ctx) -> CaseResult {
         content: json!({ "redacts": message_id }),
     };
     let scheduled = bob.schedule_ok(&redaction, SHORT_DELAY_MS).await?;
+    let server_start = ctx.server_scheduled_at(&bob, &scheduled.delay_id).await;
     let what = "the delayed redaction";
     let redacts = |o: &Observed| {
         o.event_type() == "m.room.redaction"
@@ -92,7 +105,13 @@ async fn self_destructing_message(ctx: Ctx) -> CaseResult {
             redacts,
         )
         .await?;
-    ctx.check_not_early(what, &seen, scheduled.requested_at, None, SHORT_DELAY_MS)?;
+    ctx.check_not_early(
+        what,
+        &seen,
+        scheduled.requested_at,
+        server_start,
+        SHORT_DELAY_MS,
+    )?;
     let path = format!(
         "/_matrix/client/v3/rooms/{}/event/{}",
         crate::client::seg(&room),
@@ -153,6 +172,7 @@ async fn delayed_kick(ctx: Ctx) -> CaseResult {
         json!({"membership": "leave"}),
     );
     let scheduled = alice.schedule_ok(&kick, SHORT_DELAY_MS).await?;
+    let server_start = ctx.server_scheduled_at(&alice, &scheduled.delay_id).await;
     let what = "the delayed kick";
     let is_kick = |o: &Observed| {
         o.event_type() == "m.room.member"
@@ -168,7 +188,13 @@ async fn delayed_kick(ctx: Ctx) -> CaseResult {
             is_kick,
         )
         .await?;
-    ctx.check_not_early(what, &seen, scheduled.requested_at, None, SHORT_DELAY_MS)?;
+    ctx.check_not_early(
+        what,
+        &seen,
+        scheduled.requested_at,
+        server_start,
+        SHORT_DELAY_MS,
+    )?;
     let membership = alice.get_state(&room, "m.room.member", bob.id()).await?;
     check!(
         membership.body.get("membership") == Some(&json!("leave")),
@@ -188,6 +214,7 @@ async fn reminder(ctx: Ctx) -> CaseResult {
         json!({"msgtype": "m.text", "body": text, "m.mentions": {"user_ids": [bob.id()]}}),
     );
     let scheduled = alice.schedule_ok(&reminder, SHORT_DELAY_MS).await?;
+    let server_start = ctx.server_scheduled_at(&alice, &scheduled.delay_id).await;
     let what = "the scheduled reminder";
     let seen = ctx
         .await_delivery(
@@ -198,7 +225,13 @@ async fn reminder(ctx: Ctx) -> CaseResult {
             body_is(&text),
         )
         .await?;
-    ctx.check_not_early(what, &seen, scheduled.requested_at, None, SHORT_DELAY_MS)?;
+    ctx.check_not_early(
+        what,
+        &seen,
+        scheduled.requested_at,
+        server_start,
+        SHORT_DELAY_MS,
+    )?;
     check!(
         seen.content() == &reminder.content,
         "the reminder arrived with content {} instead of the scheduled {} (the intentional mention must be kept)",

@@ -33,9 +33,11 @@ use wiremock::{matchers::any, Mock, MockServer, Request, Respond, ResponseTempla
 const SERVER_NAME: &str = "fake";
 const DELAY_PARAM: &str = "org.matrix.msc4140.delay";
 const UNSIGNED_DELAY_ID: &str = "org.matrix.msc4140.delay_id";
-const SYNC_POLL: Duration = Duration::from_millis(50);
+const SYNC_POLL: Duration = Duration::from_millis(200);
 /// `origin_server_ts` offset used by [`Fault::LateTimestamp`].
 const LATE_BY_MS: u64 = 40_000;
+/// How much earlier than due [`Fault::SendEarly`] sends.
+const SEND_EARLY_BY_MS: u64 = 200;
 /// Lines kept in the fake's own log ([`FakeHomeserver::log_tail`]).
 const LOG_LINES: usize = 200;
 /// The management rate limit, as Synapse's default `rc_delayed_event_mgmt`: burst and refill.
@@ -51,7 +53,8 @@ const ANONYMOUS: &str = "<anonymous>";
 /// One deliberate deviation from correct behaviour. Each breaks exactly one requirement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Fault {
-    /// The timer sends at half the delay; `origin_server_ts` is the actual (early) send time.
+    /// The timer sends 200 ms before the due time (half the delay for shorter delays);
+    /// `origin_server_ts` is the actual (early) send time.
     SendEarly,
     /// Sent on time, but `origin_server_ts` claims due time + 40 s.
     LateTimestamp,
@@ -131,6 +134,9 @@ pub enum Fault {
     SendActionIgnoresPermissions,
     /// The single lookup answers without `content`.
     SingleLookupDropsContent,
+    /// Management without a token, or of another user's delay_id, answers 400 M_UNKNOWN: neither
+    /// the refusal of 2024-10 and 2026-07 nor the delegation of 2025-12.
+    MgmtAuthWrongError,
     /// The split form answers 200 {} to an unknown action path and does nothing.
     SplitUnknownActionAccepted,
     /// `/capabilities` has no delayed-events capability.
@@ -238,6 +244,7 @@ impl Fault {
         Fault::MgmtWithoutAuth,
         Fault::SendActionIgnoresPermissions,
         Fault::SingleLookupDropsContent,
+        Fault::MgmtAuthWrongError,
         Fault::SplitUnknownActionAccepted,
         Fault::CapabilityMissing,
         Fault::LosesEventsOnRestart,
@@ -884,6 +891,9 @@ impl State {
         if self.fault(Fault::MgmtWithoutAuth) {
             return Ok(None);
         }
+        if cx.token.is_none() && self.fault(Fault::MgmtAuthWrongError) {
+            return Err(err(400, "M_UNKNOWN", "bad request"));
+        }
         Ok(Some(self.session(cx)?.user_id))
     }
 
@@ -1494,7 +1504,9 @@ impl State {
         match d.outcome {
             _ if d.stalled => None,
             Outcome::Scheduled if self.fault(Fault::SendEarly) => {
-                Some(d.scheduled_at + d.delay_ms.max(0) as u64 / 2)
+                // Early by a margin no correct timer or loaded harness could explain.
+                let delay = d.delay_ms.max(0) as u64;
+                Some(d.scheduled_at + delay.saturating_sub(SEND_EARLY_BY_MS).max(delay / 2))
             }
             Outcome::Scheduled => Some(d.due()),
             Outcome::Sent { .. } if d.timer_resend => Some(d.due()),
@@ -1701,11 +1713,13 @@ impl State {
         Err(reply.header("Retry-After", retry_after.to_string()))
     }
 
-    /// A fresh delay_id: random and unused unless a delay_id fault says otherwise.
-    fn new_delay_id(&self) -> String {
+    /// A fresh delay_id for `owner`: random and unused unless a delay_id fault says otherwise.
+    fn new_delay_id(&self, owner: &str) -> String {
         if self.fault(Fault::ReusedDelayIds) {
+            // The owner's own finalised ids only, so other users' cases are not disturbed.
             let reusable = self.delayed.iter().enumerate().find(|(i, d)| {
-                matches!(d.outcome, Outcome::Sent { .. } | Outcome::Cancelled)
+                d.owner == owner
+                    && matches!(d.outcome, Outcome::Sent { .. } | Outcome::Cancelled)
                     && self.delayed_index.get(&d.delay_id) == Some(i)
             });
             if let Some((_, d)) = reusable {
@@ -1737,7 +1751,7 @@ impl State {
             )?;
         }
         self.check_limit(&session.user_id)?;
-        let delay_id = self.new_delay_id();
+        let delay_id = self.new_delay_id(&session.user_id);
         self.log(format!(
             "scheduled delayed event {delay_id} ({} in {}, {} ms) for {}",
             new.ev_type, new.room_id, new.delay_ms, session.user_id
@@ -1789,6 +1803,9 @@ impl State {
             return Err(not_found("No such delayed event."));
         };
         if requester.is_some_and(|user| user != self.delayed[idx].owner) {
+            if self.fault(Fault::MgmtAuthWrongError) {
+                return Err(err(400, "M_UNKNOWN", "bad request"));
+            }
             return Err(not_found("No such delayed event."));
         }
         let outcome = self.delayed[idx].outcome.clone();
