@@ -131,7 +131,10 @@ impl ContainerTarget {
             .with_container_name(format!("delayed-events-conformance-{run_id}"))
             .with_startup_timeout(opts.spawn_timeout.max(Duration::from_secs(30)));
         let launched = Instant::now();
-        let container = match request.start().await {
+        guard.creating.store(true, Ordering::SeqCst);
+        let started = request.start().await;
+        guard.creating.store(false, Ordering::SeqCst);
+        let container = match started {
             Ok(container) => container,
             Err(e) => {
                 let failure = explain_failed_start(&engine, &run_id, &opts, &e.to_string()).await;
@@ -388,7 +391,14 @@ struct RunGuard {
     host: String,
     run_id: String,
     armed: AtomicBool,
+    /// Set while the engine is asked to create and start the container: a start-up abandoned
+    /// then (Ctrl-C) may leave a container the engine finishes creating after the request was
+    /// dropped, so the guard watches for it a little longer.
+    creating: AtomicBool,
 }
+
+/// How long an abandoned creation is watched for the container it may still produce.
+const ABANDONED_CREATION_WATCH: Duration = Duration::from_secs(3);
 
 impl RunGuard {
     fn new(host: String, run_id: String) -> RunGuard {
@@ -396,6 +406,7 @@ impl RunGuard {
             host,
             run_id,
             armed: AtomicBool::new(true),
+            creating: AtomicBool::new(false),
         }
     }
 
@@ -410,6 +421,7 @@ impl Drop for RunGuard {
             return;
         }
         let (host, run_id) = (self.host.clone(), self.run_id.clone());
+        let watch = self.creating.load(Ordering::SeqCst);
         let removal = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -417,6 +429,22 @@ impl Drop for RunGuard {
                 .ok()?;
             runtime.block_on(async {
                 let docker = connect_to(&host).ok()?;
+                if !watch {
+                    return remove_run(&docker, &run_id).await.ok();
+                }
+                let deadline = Instant::now() + ABANDONED_CREATION_WATCH;
+                while Instant::now() < deadline {
+                    let found = labelled(&docker, LABEL_RUN, &run_id)
+                        .await
+                        .unwrap_or_default();
+                    for container in &found {
+                        let _ = remove(&docker, &container.id).await;
+                    }
+                    if !found.is_empty() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 remove_run(&docker, &run_id).await.ok()
             })
         });
