@@ -77,6 +77,10 @@ struct RunArgs {
     /// managed one, e.g. a Synapse checkout installed in editable mode (target synapse).
     #[arg(long, value_name = "DIR", help_heading = "Target")]
     synapse_venv: Option<PathBuf>,
+    /// How many identical Synapse instances share the cases (Synapse uses one core each);
+    /// defaults to the number of cores, at most 4. Restart cases all use the first.
+    #[arg(long, value_name = "N", help_heading = "Target")]
+    synapse_instances: Option<usize>,
     /// Keep the Synapse data directory (config, database, log) after the run and print its path.
     #[arg(long, help_heading = "Target")]
     keep_data: bool,
@@ -324,16 +328,9 @@ async fn start_target(
             if args.image.is_some() {
                 return Err(UsageError("--image goes with --target container".into()));
             }
-            let options = SynapseOptions {
-                version: args.synapse_version.clone(),
-                venv: args.synapse_venv.clone(),
-                cache_dir: None,
-                spawn_timeout: args.spawn_timeout,
-                show_progress: true,
-                keep_data: args.keep_data,
-                default_delayed_event_limits: false,
-            };
-            Ok(Arc::new(SynapseTarget::start(options).await?))
+            Ok(Arc::new(
+                SynapseTarget::start(synapse_options(args, true, false)).await?,
+            ))
         }
         TargetKind::Container => {
             if args.base_url.is_some() {
@@ -374,6 +371,37 @@ async fn start_target(
     }
 }
 
+fn synapse_options(
+    args: &RunArgs,
+    show_progress: bool,
+    default_delayed_event_limits: bool,
+) -> SynapseOptions {
+    SynapseOptions {
+        version: args.synapse_version.clone(),
+        venv: args.synapse_venv.clone(),
+        cache_dir: None,
+        spawn_timeout: args.spawn_timeout,
+        show_progress,
+        keep_data: args.keep_data,
+        default_delayed_event_limits,
+    }
+}
+
+/// Further instances of the managed Synapse for the cases to share (none for other targets).
+async fn start_more_instances(args: &RunArgs) -> Result<Vec<Arc<dyn Target>>, UsageError> {
+    if args.target != TargetKind::Synapse {
+        return Ok(Vec::new());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let instances = args.synapse_instances.unwrap_or(cores.min(4)).max(1);
+    let starts = (1..instances).map(|_| SynapseTarget::start(synapse_options(args, false, false)));
+    let started = futures::future::try_join_all(starts).await?;
+    Ok(started
+        .into_iter()
+        .map(|t| Arc::new(t) as Arc<dyn Target>)
+        .collect())
+}
+
 /// Where the cases that need a homeserver with its normal rate limits run.
 enum RateLimitedTarget {
     /// A target of its own (the managed Synapse starts a second instance with its defaults).
@@ -390,15 +418,7 @@ async fn start_rate_limited(args: &RunArgs, needed: bool) -> Result<RateLimitedT
     }
     match args.target {
         TargetKind::Synapse => {
-            let options = SynapseOptions {
-                version: args.synapse_version.clone(),
-                venv: args.synapse_venv.clone(),
-                cache_dir: None,
-                spawn_timeout: args.spawn_timeout,
-                show_progress: false,
-                keep_data: args.keep_data,
-                default_delayed_event_limits: true,
-            };
+            let options = synapse_options(args, false, true);
             Ok(RateLimitedTarget::Own(Arc::new(SynapseTarget::start(options).await?)))
         }
         _ if args.area.iter().any(|a| a == "rate_limits") => Ok(RateLimitedTarget::Main),
@@ -459,6 +479,7 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         let both = async {
             tokio::try_join!(
                 start_target(&args, &http),
+                start_more_instances(&args),
                 start_rate_limited(&args, needs_rate_limited)
             )
         };
@@ -467,10 +488,11 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
             _ = startup_interrupted.notified() => Ok(None),
         }
     })?;
-    let Some((target, rate_limited)) = started else {
+    let Some((target, more, rate_limited)) = started else {
         return Ok(ExitCode::from(130));
     };
     let mut running = vec![target.clone()];
+    running.extend(more.iter().cloned());
     if let RateLimitedTarget::Own(own) = &rate_limited {
         running.push(own.clone());
     }
@@ -483,6 +505,15 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
                 .block_on(Env::prepare(target.clone(), http.clone(), forced))
                 .map_err(UsageError)?,
         );
+        let more_envs = runtime
+            .block_on(futures::future::try_join_all(
+                more.iter()
+                    .map(|t| Env::prepare(t.clone(), http.clone(), forced)),
+            ))
+            .map_err(UsageError)?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         let rate_limited_env = match &rate_limited {
             RateLimitedTarget::Own(own) => Ok(Arc::new(
                 runtime
@@ -494,11 +525,12 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         };
         let targets = Targets {
             main: env.clone(),
+            more: more_envs,
             rate_limited: rate_limited_env,
         };
         let info = target.info();
         eprintln!(
-            "target: {} {} at {}{} · API form: {}{}",
+            "target: {} {} at {}{}{} · API form: {}{}",
             info.name,
             info.version.as_deref().unwrap_or(""),
             info.base_url,
@@ -506,6 +538,11 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
                 .as_deref()
                 .map(|image| format!(" (image {image})"))
                 .unwrap_or_default(),
+            if more.is_empty() {
+                String::new()
+            } else {
+                format!(" (+{} more instances)", more.len())
+            },
             env.form,
             expectations_origin
                 .as_deref()

@@ -84,16 +84,32 @@ impl RunOptions {
 #[derive(Clone)]
 pub struct Targets {
     pub main: Arc<Env>,
+    /// More instances of the same homeserver (same version, same configuration): first-phase
+    /// cases are spread over `main` and these, so a single-threaded server uses more cores.
+    pub more: Vec<Arc<Env>>,
     pub rate_limited: Result<Arc<Env>, String>,
 }
 
 impl Targets {
-    /// The environment `case` runs in, or why it cannot run.
-    pub fn env_for(&self, case: &Case) -> Result<Arc<Env>, String> {
+    /// One environment for all cases.
+    pub fn single(main: Arc<Env>, rate_limited: Result<Arc<Env>, String>) -> Targets {
+        Targets {
+            main,
+            more: Vec::new(),
+            rate_limited,
+        }
+    }
+
+    /// The environment the case at `slot` of the plan runs in, or why it cannot run. Restart
+    /// cases always use `main`: its restarts are the ones they share.
+    pub fn env_for(&self, case: &Case, slot: usize) -> Result<Arc<Env>, String> {
         if case.needs.contains(&Need::NormalRateLimits) {
-            self.rate_limited.clone()
-        } else {
-            Ok(self.main.clone())
+            return self.rate_limited.clone();
+        }
+        match slot % (1 + self.more.len()) {
+            _ if case.needs.contains(&Need::Restart) => Ok(self.main.clone()),
+            0 => Ok(self.main.clone()),
+            n => Ok(self.more[n - 1].clone()),
         }
     }
 }
@@ -231,12 +247,12 @@ impl Plan {
 /// Runs one case of a plan in its phase and environment.
 async fn run_planned(
     targets: &Targets,
-    case: &Case,
+    (case, slot): (&Case, usize),
     in_restart_phase: bool,
     gate: &PhaseGate,
     timeout: Duration,
 ) -> CaseReport {
-    let env = targets.env_for(case);
+    let env = targets.env_for(case, slot);
     // A restart case is a member of the restart rounds from the moment it exists, so no round
     // goes ahead while it is still setting up.
     let _member = match (&env, in_restart_phase) {
@@ -266,7 +282,7 @@ pub async fn run_concurrently(
     let runs = plan.cases.iter().enumerate().map(|(index, case)| {
         run_planned(
             targets,
-            case,
+            (case, index),
             index >= plan.restart_phase_from,
             &plan.gate,
             timeout,
@@ -302,7 +318,7 @@ pub fn run_all(
             Trial::ignorable_test(case.id, move || {
                 let mut report = runtime.block_on(run_planned(
                     &targets,
-                    &case,
+                    (&case, index),
                     in_restart_phase,
                     &gate,
                     opts.case_timeout,

@@ -597,10 +597,7 @@ async fn run_catalogue(options: FakeOptions) -> Vec<CaseReport> {
                 .expect("the fake registers users"),
         )
     };
-    let targets = Targets {
-        main: env(main).await,
-        rate_limited: Ok(env(rate_limited).await),
-    };
+    let targets = Targets::single(env(main).await, Ok(env(rate_limited).await));
     run_concurrently(&targets, catalogue(), CASE_TIMEOUT).await
 }
 
@@ -616,10 +613,7 @@ async fn run_catalogue_with_open_registration(options: FakeOptions) -> Vec<CaseR
             .await
             .expect("open registration"),
     );
-    let targets = Targets {
-        main: env,
-        rate_limited: Err("not in this test".into()),
-    };
+    let targets = Targets::single(env, Err("not in this test".into()));
     run_concurrently(&targets, catalogue(), CASE_TIMEOUT).await
 }
 

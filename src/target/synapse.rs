@@ -711,7 +711,7 @@ async fn managed_venv(opts: &SynapseOptions) -> Result<Installation, TargetError
             cache.display()
         ))
     })?;
-    let _lock = lock_exclusively(&cache.join("install.lock")).await?;
+    let _lock = lock_exclusively(&cache.join("install.lock"), opts.show_progress).await?;
     // Another run may have finished the same install while we waited for the lock.
     if let Some(done) = completed_install(&venv) {
         return Ok(done);
@@ -733,7 +733,8 @@ fn completed_install(venv: &Path) -> Option<Installation> {
 }
 
 /// Holds an exclusive `flock` on `path` until dropped, so concurrent runs install only once.
-async fn lock_exclusively(path: &Path) -> Result<File, TargetError> {
+/// Locks `path`; `announce` says so on stderr when another holder makes it wait.
+async fn lock_exclusively(path: &Path, announce: bool) -> Result<File, TargetError> {
     let cannot =
         |e: &dyn std::fmt::Display| TargetError(format!("cannot lock {}: {e}", path.display()));
     let file = OpenOptions::new()
@@ -745,7 +746,9 @@ async fn lock_exclusively(path: &Path) -> Result<File, TargetError> {
     if flock(&file, libc::LOCK_EX | libc::LOCK_NB).is_ok() {
         return Ok(file);
     }
-    eprintln!("Waiting for another run to finish installing Synapse ...");
+    if announce {
+        eprintln!("Waiting for another run to finish installing Synapse ...");
+    }
     let locked = tokio::task::spawn_blocking(move || flock(&file, libc::LOCK_EX).map(|()| file));
     match locked.await {
         Ok(Ok(file)) => Ok(file),
