@@ -10,6 +10,7 @@ use crate::outcome::Outcome;
 use crate::results::{Harness, RunReport, Summary};
 use crate::runner::{self, RunOptions, Targets};
 use crate::suites;
+use crate::target::container::{self, ContainerOptions, ContainerTarget};
 use crate::target::synapse::{SynapseOptions, SynapseTarget, PINNED_VERSION};
 use crate::target::url::UrlTarget;
 use crate::target::{Target, TargetError};
@@ -42,12 +43,18 @@ enum Command {
     Run(Box<RunArgs>),
     /// List every case with its id, area, level and spec reference.
     List(ListArgs),
+    /// Remove the containers of `--target container` runs that were killed before they could
+    /// clean up (their harness no longer runs).
+    Cleanup(CleanupArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum TargetKind {
     /// A local Synapse the harness installs (once, into its cache) and starts on loopback.
     Synapse,
+    /// Any image that follows Complement's image contract (--image), started through Docker or
+    /// podman (their Docker API, found through DOCKER_HOST).
+    Container,
     /// A homeserver someone else runs, at --base-url.
     Url,
 }
@@ -77,14 +84,22 @@ struct RunArgs {
     /// Keep the Synapse data directory (config, database, log) after the run and print its path.
     #[arg(long, help_heading = "Target")]
     keep_data: bool,
-    /// How long to wait for a started homeserver to answer /versions.
+    /// The image to test (target container): NAME[:TAG] of an image that follows Complement's
+    /// contract (client API on port 8008, SERVER_NAME, CA at /complement/ca/, registration
+    /// shared secret `complement`). Without a registry, scripts/build-synapse-image builds
+    /// localhost/delayed-events-conformance/synapse:VERSION.
+    #[arg(long, value_name = "NAME[:TAG]", help_heading = "Target")]
+    image: Option<String>,
+    /// How long a started homeserver (target synapse, or the container of target container) may
+    /// take to answer /versions, at start and after each restart.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, help_heading = "Target")]
     spawn_timeout: Duration,
     /// Base URL of the homeserver's client API (target url), e.g. http://localhost:8008.
     #[arg(long, value_name = "URL", help_heading = "Target")]
     base_url: Option<String>,
-    /// Registration shared secret for Synapse's admin register API (target url); without it the
-    /// harness uses open registration.
+    /// Registration shared secret for Synapse's admin register API. Target url: without it the
+    /// harness uses open registration. Target container: default `complement`, as Complement's
+    /// contract says.
     #[arg(
         long,
         value_name = "SECRET",
@@ -147,6 +162,13 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct CleanupArgs {
+    /// Remove every container of this suite, also those of runs still going.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Args)]
 struct ListArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -167,6 +189,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::List(args) => list(&args),
         Command::Run(args) => run(*args),
+        Command::Cleanup(args) => cleanup(&args),
     };
     match result {
         Ok(code) => code,
@@ -255,6 +278,10 @@ fn load_expectations(args: &RunArgs) -> Result<(Expectations, Option<String>), U
 /// The targets running, for the interrupt handler: stopped however the process ends.
 type TargetSlot = Arc<Mutex<Vec<Arc<dyn Target>>>>;
 
+/// Set once Ctrl-C or SIGTERM arrived: the run then ends with 130 and no verdict, even if its
+/// cases finished (failing, as their server went away) before the shutdown did.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// On Ctrl-C or SIGTERM: shut the running target down and exit 130; during start-up (no target
 /// yet), tell the start-up to give up instead, so that dropping it cleans up what it made.
 fn install_interrupt_handler(
@@ -277,6 +304,7 @@ fn install_interrupt_handler(
             _ = tokio::signal::ctrl_c() => {},
             _ = terminated => {},
         }
+        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
         eprintln!("\ninterrupted: stopping the homeserver and exiting");
         let running = slot.lock().unwrap().clone();
         if running.is_empty() {
@@ -297,11 +325,40 @@ async fn start_target(
             if args.base_url.is_some() {
                 return Err(UsageError("--base-url goes with --target url".into()));
             }
+            if args.image.is_some() {
+                return Err(UsageError("--image goes with --target container".into()));
+            }
             Ok(Arc::new(
                 SynapseTarget::start(synapse_options(args, true, false)).await?,
             ))
         }
+        TargetKind::Container => {
+            if args.base_url.is_some() {
+                return Err(UsageError(
+                    "--base-url goes with --target url; --target container maps the container's \
+                     port itself"
+                        .into(),
+                ));
+            }
+            let Some(image) = &args.image else {
+                return Err(UsageError(format!(
+                    "--target container needs --image NAME[:TAG], an image that follows \
+                     Complement's contract (your homeserver's Complement image). Without a \
+                     registry, scripts/build-synapse-image builds {}:{PINNED_VERSION}.",
+                    container::BUILT_SYNAPSE_IMAGE
+                )));
+            };
+            let options = ContainerOptions {
+                image: image.clone(),
+                spawn_timeout: args.spawn_timeout,
+                registration_shared_secret: args.registration_shared_secret.clone(),
+            };
+            Ok(Arc::new(ContainerTarget::start(options).await?))
+        }
         TargetKind::Url => {
+            if args.image.is_some() {
+                return Err(UsageError("--image goes with --target container".into()));
+            }
             let Some(base_url) = &args.base_url else {
                 return Err(UsageError(
                     "--target url needs --base-url URL (the homeserver's client API)".into(),
@@ -400,6 +457,10 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         check_writable(path)?;
     }
 
+    if args.target == TargetKind::Container {
+        // Before the runtime's threads exist: it sets environment variables for testcontainers.
+        container::prepare_environment();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -469,10 +530,14 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         };
         let info = target.info();
         eprintln!(
-            "target: {} {} at {}{} · API form: {}{}",
+            "target: {} {} at {}{}{} · API form: {}{}",
             info.name,
             info.version.as_deref().unwrap_or(""),
             info.base_url,
+            info.image
+                .as_deref()
+                .map(|image| format!(" (image {image})"))
+                .unwrap_or_default(),
             if more.is_empty() {
                 String::new()
             } else {
@@ -494,7 +559,8 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         Ok(RunReport {
             schema: crate::results::SCHEMA,
             harness: Harness::default(),
-            target: info,
+            // Asked again after the cases: restart times are known now.
+            target: target.info(),
             api_form: env.form,
             features: env.features.clone(),
             started_at,
@@ -507,6 +573,9 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         running.iter().map(|t| t.shutdown()),
     ));
     slot.lock().unwrap().clear();
+    if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(ExitCode::from(130));
+    }
     let report: RunReport = outcome?;
 
     if let Some(path) = &args.json {
@@ -521,6 +590,30 @@ fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `cleanup`: removes what killed `--target container` runs left behind.
+fn cleanup(args: &CleanupArgs) -> Result<ExitCode, UsageError> {
+    container::prepare_environment();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UsageError(format!("cannot start the async runtime: {e}")))?;
+    let report = runtime.block_on(container::cleanup(args.all))?;
+    for (name, why) in &report.removed {
+        println!("removed container {name} ({why})");
+    }
+    if !report.kept.is_empty() {
+        println!(
+            "kept {} container(s) of runs still going: {} (--all removes them too)",
+            report.kept.len(),
+            report.kept.join(", ")
+        );
+    }
+    if report.removed.is_empty() && report.kept.is_empty() {
+        println!("nothing to clean up: no container of this suite exists");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn opts_to_list_args(opts: &RunOptions) -> libtest_mimic::Arguments {

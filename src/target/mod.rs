@@ -1,6 +1,7 @@
 //! Targets: the homeserver under test. The harness only talks to it over HTTP; a target knows how
 //! to start it, where it listens, how users get registered there, and whether it can restart it.
 
+pub mod container;
 pub mod synapse;
 pub mod url;
 
@@ -17,13 +18,22 @@ pub enum Registration {
 }
 
 /// What the results file says about the target (never any secret).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct TargetInfo {
     pub kind: String,
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     pub base_url: String,
+    /// The container image (target container).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// From asking for the server (container) to its first answer of `/versions`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub startup_ms: Option<u64>,
+    /// How long the last restart took (stop, start, answering again), if the run restarted it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_ms: Option<u64>,
 }
 
 /// A startup or restart failure: shown to the user as-is, with exit status 2.

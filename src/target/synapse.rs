@@ -233,6 +233,7 @@ impl Target for SynapseTarget {
             name: "Synapse".into(),
             version: Some(self.version.clone()),
             base_url: self.base_url(),
+            ..Default::default()
         }
     }
 

@@ -80,6 +80,7 @@ impl Target for UrlTarget {
             name: self.server_name.clone(),
             version: self.server_version.clone(),
             base_url: self.base_url.clone(),
+            ..Default::default()
         }
     }
 

@@ -41,6 +41,7 @@ impl Target for FakeTarget {
             name: "FakeHomeserver".into(),
             version: Some("0.1".into()),
             base_url: self.uri(),
+            ..Default::default()
         }
     }
 
