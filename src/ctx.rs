@@ -162,6 +162,14 @@ impl Ctx {
         Ok(room_id)
     }
 
+    /// The usual cast: alice, who creates a fresh room, and bob, who joins it.
+    pub async fn alice_and_bob(&self) -> Result<(User, User, String), Stop> {
+        let alice = self.user("alice").await?;
+        let bob = self.user("bob").await?;
+        let room = self.room(&alice, &[&bob]).await?;
+        Ok((alice, bob, room))
+    }
+
     /// A text unique to this run, to recognise a case's own events.
     pub fn unique(&self, what: &str) -> String {
         format!("{what} {}", crate::client::new_txn_id())

@@ -1270,7 +1270,10 @@ mod tests {
         let config = files.homeserver_config(8008, "s3cret");
         assert_eq!(config["max_event_delay_duration"], "24h");
         assert_eq!(config["rc_login"]["failed_attempts"]["burst_count"], 10000);
-        assert_eq!(config["experimental_features"]["msc4140_max_delayed_events_per_user"], 20);
+        assert_eq!(
+            config["experimental_features"]["msc4140_max_delayed_events_per_user"],
+            20
+        );
         assert_eq!(config["allow_guest_access"], true);
         assert_eq!(config["listeners"][0]["port"], 8008);
     }

@@ -60,9 +60,7 @@ async fn without_token(ctx: Ctx) -> CaseResult {
 }
 
 async fn other_user(ctx: Ctx) -> CaseResult {
-    let alice = ctx.user("alice").await?;
-    let bob = ctx.user("bob").await?;
-    let room = ctx.room(&alice, &[&bob]).await?;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
     let id = alice
         .schedule_ok(
             &DelayedEvent::message(&room, &ctx.unique("alice's")),
@@ -208,9 +206,7 @@ async fn guests(ctx: Ctx) -> CaseResult {
 }
 
 async fn deactivated(ctx: Ctx) -> CaseResult {
-    let alice = ctx.user("alice").await?;
-    let bob = ctx.user("bob").await?;
-    let room = ctx.room(&alice, &[&bob]).await?;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
     alice.start_sync().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("from a deactivated account"));
     let scheduled = bob.schedule_ok(&event, DEACTIVATE_WITHIN_MS).await?;

@@ -6,9 +6,7 @@ use super::{LONG_DELAY_MS, SHORT_DELAY_MS};
 use crate::prelude::*;
 
 async fn never_sent(ctx: Ctx) -> CaseResult {
-    let alice = ctx.user("alice").await?;
-    let bob = ctx.user("bob").await?;
-    let room = ctx.room(&alice, &[&bob]).await?;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
     bob.start_sync().await?;
     let doomed = DelayedEvent::message(&room, &ctx.unique("cancelled"));
     let scheduled = alice.schedule_ok(&doomed, SHORT_DELAY_MS).await?;

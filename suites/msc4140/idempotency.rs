@@ -27,9 +27,7 @@ async fn same_delay_id(ctx: Ctx) -> CaseResult {
 }
 
 async fn schedules_once(ctx: Ctx) -> CaseResult {
-    let alice = ctx.user("alice").await?;
-    let bob = ctx.user("bob").await?;
-    let room = ctx.room(&alice, &[&bob]).await?;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
     bob.start_sync().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("once"));
     let txn = new_txn_id();

@@ -138,9 +138,7 @@ async fn in_send_time_order(ctx: Ctx) -> CaseResult {
 }
 
 async fn excludes_other_users(ctx: Ctx) -> CaseResult {
-    let alice = ctx.user("alice").await?;
-    let bob = ctx.user("bob").await?;
-    let room = ctx.room(&alice, &[&bob]).await?;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
     let alices = alice
         .schedule_ok(
             &DelayedEvent::message(&room, &ctx.unique("a")),
@@ -294,9 +292,7 @@ async fn single_lookup_own(ctx: Ctx) -> CaseResult {
 }
 
 async fn single_lookup_others(ctx: Ctx) -> CaseResult {
-    let alice = ctx.user("alice").await?;
-    let bob = ctx.user("bob").await?;
-    let room = ctx.room(&alice, &[&bob]).await?;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
     let id = alice
         .schedule_ok(
             &DelayedEvent::message(&room, &ctx.unique("mine")),

@@ -14,9 +14,7 @@ const OVERDUE_DELAYS_MS: [i64; 3] = [800, 500, 650];
 
 /// Given two users in a room, alice schedules, bob watches.
 async fn pair(ctx: &Ctx) -> Result<(User, User, String), Stop> {
-    let alice = ctx.user("alice").await?;
-    let bob = ctx.user("bob").await?;
-    let room = ctx.room(&alice, &[&bob]).await?;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
     bob.start_sync().await?;
     Ok((alice, bob, room))
 }

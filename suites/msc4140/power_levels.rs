@@ -12,9 +12,7 @@ const GUARDED_TYPE: &str = "org.example.dec.guarded";
 
 /// Given alice (who made the room) and bob (a member at power level 0) in a room.
 async fn alice_and_bob(ctx: &Ctx) -> Result<(User, User, String), Stop> {
-    let alice = ctx.user("alice").await?;
-    let bob = ctx.user("bob").await?;
-    let room = ctx.room(&alice, &[&bob]).await?;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
     alice.start_sync().await?;
     Ok((alice, bob, room))
 }

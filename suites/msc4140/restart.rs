@@ -23,9 +23,7 @@ pub(super) struct Restartable {
 }
 
 async fn scheduled(ctx: &Ctx) -> Result<Restartable, Stop> {
-    let alice = ctx.user("alice").await?;
-    let bob = ctx.user("bob").await?;
-    let room = ctx.room(&alice, &[&bob]).await?;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
     bob.start_sync().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("restarted"));
     let scheduled = alice.schedule_ok(&event, DELAY_MS).await?;

@@ -14,9 +14,7 @@ async fn schedule_then_send_now(
     delay_ms: i64,
     event: impl FnOnce(&str, &User) -> DelayedEvent,
 ) -> Result<SentNow, Stop> {
-    let alice = ctx.user("alice").await?;
-    let bob = ctx.user("bob").await?;
-    let room = ctx.room(&alice, &[&bob]).await?;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
     bob.start_sync().await?;
     let event = event(&room, &alice);
     let scheduled = alice.schedule_ok(&event, delay_ms).await?;

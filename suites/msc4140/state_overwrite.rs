@@ -10,9 +10,7 @@ const SHARED_TYPE: &str = "org.example.dec.shared";
 
 /// Given alice (room creator) and bob in a room where members may set `SHARED_TYPE` state.
 async fn shared_room(ctx: &Ctx) -> Result<(User, User, String), Stop> {
-    let alice = ctx.user("alice").await?;
-    let bob = ctx.user("bob").await?;
-    let room = ctx.room(&alice, &[&bob]).await?;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
     alice
         .update_power_levels(&room, |levels| levels["events"][SHARED_TYPE] = json!(0))
         .await?;

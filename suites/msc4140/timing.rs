@@ -21,9 +21,7 @@ struct Delivery {
 /// Given two users in a room, the first schedules an event with a short delay and the second
 /// waits for it over /sync.
 async fn deliver(ctx: &Ctx, kind: Kind) -> Result<Delivery, Stop> {
-    let alice = ctx.user("alice").await?;
-    let bob = ctx.user("bob").await?;
-    let room = ctx.room(&alice, &[&bob]).await?;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
     bob.start_sync().await?;
     let (what, event) = match kind {
         Kind::Message => (

@@ -16,9 +16,7 @@ struct Sent {
 }
 
 async fn sent(ctx: &Ctx) -> Result<Sent, Stop> {
-    let alice = ctx.user("alice").await?;
-    let bob = ctx.user("bob").await?;
-    let room = ctx.room(&alice, &[&bob]).await?;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
     alice.start_sync().await?;
     bob.start_sync().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("unsigned"));

@@ -14,9 +14,7 @@ const LAST_WILL_DELAY_MS: i64 = 1500;
 const HEARTBEATS: u32 = 6;
 
 async fn last_will(ctx: Ctx) -> CaseResult {
-    let alice = ctx.user("alice").await?;
-    let bob = ctx.user("bob").await?;
-    let room = ctx.room(&alice, &[&bob]).await?;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
     alice
         .update_power_levels(&room, |levels| levels["events"][CALL_MEMBER] = json!(0))
         .await?;
@@ -69,9 +67,7 @@ async fn last_will(ctx: Ctx) -> CaseResult {
 }
 
 async fn self_destructing_message(ctx: Ctx) -> CaseResult {
-    let alice = ctx.user("alice").await?;
-    let bob = ctx.user("bob").await?;
-    let room = ctx.room(&alice, &[&bob]).await?;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
     alice.start_sync().await?;
     let sent = bob
         .send_event(
@@ -160,9 +156,7 @@ async fn settle_after_join(ctx: &Ctx, alice: &User, bob: &User, room: &str) -> C
 }
 
 async fn delayed_kick(ctx: Ctx) -> CaseResult {
-    let alice = ctx.user("alice").await?;
-    let bob = ctx.user("bob").await?;
-    let room = ctx.room(&alice, &[&bob]).await?;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
     settle_after_join(&ctx, &alice, &bob, &room).await?;
     alice.start_sync().await?;
     let kick = DelayedEvent::state(
@@ -205,9 +199,7 @@ async fn delayed_kick(ctx: Ctx) -> CaseResult {
 }
 
 async fn reminder(ctx: Ctx) -> CaseResult {
-    let alice = ctx.user("alice").await?;
-    let bob = ctx.user("bob").await?;
-    let room = ctx.room(&alice, &[&bob]).await?;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
     bob.start_sync().await?;
     let text = format!("{}: tea is ready ({})", bob.id(), ctx.unique("reminder"));
     let reminder = DelayedEvent::message(&room, &text).with_content(

@@ -342,7 +342,11 @@ impl FakeHomeserver {
             .mount(&server)
             .await;
         let timer = tokio::spawn(run_timer(Arc::downgrade(&state)));
-        FakeHomeserver { server, state, timer }
+        FakeHomeserver {
+            server,
+            state,
+            timer,
+        }
     }
 
     /// Base URL, e.g. `http://127.0.0.1:PORT`.
