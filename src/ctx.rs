@@ -296,6 +296,23 @@ impl Ctx {
         Ok(())
     }
 
+    /// `await_delivery` then `check_not_early`: the event arrived, and not before its delay.
+    pub async fn expect_sent_not_early(
+        &self,
+        observer: &User,
+        what: &str,
+        timer_started: Instant,
+        server_start: Option<i64>,
+        delay_ms: i64,
+        pred: impl FnMut(&Observed) -> bool,
+    ) -> Result<Observed, Stop> {
+        let seen = self
+            .await_delivery(observer, what, timer_started, delay_ms, pred)
+            .await?;
+        self.check_not_early(what, &seen, timer_started, server_start, delay_ms)?;
+        Ok(seen)
+    }
+
     /// Judges "at most the allowance late": by the server's timestamps where a lookup reported
     /// the scheduling time, and by the harness's clock (elapsed minus delay is an upper bound).
     pub fn check_within_allowance(

@@ -100,12 +100,11 @@ async fn moves_send_time(ctx: Ctx) -> CaseResult {
         );
     }
     let what = "the restarted event";
-    let seen = ctx
-        .await_delivery(&r.bob, what, r.timer_started, DELAY_MS, |o| {
-            r.event.matches(o)
-        })
-        .await?;
-    ctx.check_not_early(what, &seen, r.timer_started, new_start, DELAY_MS)
+    ctx.expect_sent_not_early(&r.bob, what, r.timer_started, new_start, DELAY_MS, |o| {
+        r.event.matches(o)
+    })
+    .await
+    .map(drop)
 }
 
 async fn heartbeat_keeps_unsent(ctx: Ctx) -> CaseResult {
@@ -128,12 +127,11 @@ async fn sent_after_heartbeat_stops(ctx: Ctx) -> CaseResult {
     r.heartbeat(BEATS / 2).await?;
     let server_start = ctx.server_scheduled_at(&r.alice, &r.delay_id).await;
     let what = "the event whose heartbeat stopped";
-    let seen = ctx
-        .await_delivery(&r.bob, what, r.timer_started, DELAY_MS, |o| {
-            r.event.matches(o)
-        })
-        .await?;
-    ctx.check_not_early(what, &seen, r.timer_started, server_start, DELAY_MS)
+    ctx.expect_sent_not_early(&r.bob, what, r.timer_started, server_start, DELAY_MS, |o| {
+        r.event.matches(o)
+    })
+    .await
+    .map(drop)
 }
 
 pub fn cases() -> Vec<Case> {

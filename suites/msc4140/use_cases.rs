@@ -45,18 +45,15 @@ async fn last_will(ctx: Ctx) -> CaseResult {
     );
     // Bob's client goes away: no more heartbeats.
     let what = "the \"hang up\" call membership";
-    let seen = ctx
-        .await_delivery(&alice, what, will.timer_started, LAST_WILL_DELAY_MS, |o| {
-            hang_up.matches(o)
-        })
-        .await?;
-    ctx.check_not_early(
+    ctx.expect_sent_not_early(
+        &alice,
         what,
-        &seen,
         will.timer_started,
         server_start,
         LAST_WILL_DELAY_MS,
-    )?;
+        |o| hang_up.matches(o),
+    )
+    .await?;
     let after = alice.get_state(&room, CALL_MEMBER, &state_key).await?;
     check!(
         after.body == json!({}),
@@ -92,22 +89,15 @@ async fn self_destructing_message(ctx: Ctx) -> CaseResult {
             && (o.content().get("redacts") == Some(&json!(message_id))
                 || o.event.get("redacts") == Some(&json!(message_id)))
     };
-    let seen = ctx
-        .await_delivery(
-            &alice,
-            what,
-            scheduled.requested_at,
-            SHORT_DELAY_MS,
-            redacts,
-        )
-        .await?;
-    ctx.check_not_early(
+    ctx.expect_sent_not_early(
+        &alice,
         what,
-        &seen,
         scheduled.requested_at,
         server_start,
         SHORT_DELAY_MS,
-    )?;
+        redacts,
+    )
+    .await?;
     let path = format!(
         "/_matrix/client/v3/rooms/{}/event/{}",
         crate::client::seg(&room),
@@ -173,22 +163,15 @@ async fn delayed_kick(ctx: Ctx) -> CaseResult {
             && o.state_key() == Some(bob.id())
             && o.content().get("membership") == Some(&json!("leave"))
     };
-    let seen = ctx
-        .await_delivery(
-            &alice,
-            what,
-            scheduled.requested_at,
-            SHORT_DELAY_MS,
-            is_kick,
-        )
-        .await?;
-    ctx.check_not_early(
+    ctx.expect_sent_not_early(
+        &alice,
         what,
-        &seen,
         scheduled.requested_at,
         server_start,
         SHORT_DELAY_MS,
-    )?;
+        is_kick,
+    )
+    .await?;
     let membership = alice.get_state(&room, "m.room.member", bob.id()).await?;
     check!(
         membership.body.get("membership") == Some(&json!("leave")),
@@ -209,21 +192,15 @@ async fn reminder(ctx: Ctx) -> CaseResult {
     let server_start = ctx.server_scheduled_at(&alice, &scheduled.delay_id).await;
     let what = "the scheduled reminder";
     let seen = ctx
-        .await_delivery(
+        .expect_sent_not_early(
             &bob,
             what,
             scheduled.requested_at,
+            server_start,
             SHORT_DELAY_MS,
             body_is(&text),
         )
         .await?;
-    ctx.check_not_early(
-        what,
-        &seen,
-        scheduled.requested_at,
-        server_start,
-        SHORT_DELAY_MS,
-    )?;
     check!(
         seen.content() == &reminder.content,
         "the reminder arrived with content {} instead of the scheduled {} (the intentional mention must be kept)",
