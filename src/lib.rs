@@ -12,6 +12,7 @@ pub mod expectations;
 pub mod outcome;
 pub mod phase;
 pub mod results;
+pub mod run;
 pub mod runner;
 pub mod spec;
 pub mod target;

@@ -1,0 +1,437 @@
+//! One run of the catalogue: start the target(s), prepare the environments, run the cases,
+//! apply expectations, write the results, and stop everything on every exit path.
+
+use crate::case::{Case, Need};
+use crate::cli::{RunArgs, SuiteName, TargetKind, UsageError};
+use crate::ctx::Env;
+use crate::expectations::Expectations;
+use crate::outcome::Outcome;
+use crate::results::{Harness, RunReport, Summary};
+use crate::runner::{self, RunOptions, Targets};
+use crate::suites;
+use crate::target::container::{self, ContainerOptions, ContainerTarget};
+use crate::target::synapse::{SynapseOptions, SynapseTarget, PINNED_VERSION};
+use crate::target::url::UrlTarget;
+use crate::target::Target;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// Expectations for the pinned Synapse, applied by default to `--target synapse` at that version.
+const BUNDLED_SYNAPSE_EXPECTATIONS: &str = include_str!("../suites/expectations/synapse.toml");
+
+/// The cases `--suite` and `--area` select (libtest-mimic applies --filter/--skip/--exact).
+fn select(args: &RunArgs) -> Result<Vec<Case>, UsageError> {
+    if args.suite == SuiteName::Msc4157 {
+        return Err(UsageError(
+            "the msc4157 (widget API) suite has no cases yet; run --suite msc4140".into(),
+        ));
+    }
+    let cases = suites::catalogue();
+    let areas: Vec<&str> = suites::AREAS.to_vec();
+    if let Some(unknown) = args.area.iter().find(|a| !areas.contains(&a.as_str())) {
+        return Err(UsageError(format!(
+            "unknown area '{unknown}'; areas are: {}",
+            areas.join(", ")
+        )));
+    }
+    Ok(cases
+        .into_iter()
+        .filter(|c| args.area.is_empty() || args.area.iter().any(|a| a == c.area()))
+        .collect())
+}
+
+fn load_expectations(args: &RunArgs) -> Result<(Expectations, Option<String>), UsageError> {
+    if let Some(path) = &args.expectations {
+        let loaded = Expectations::load(path).map_err(UsageError)?;
+        return Ok((loaded, Some(path.display().to_string())));
+    }
+    let bundled_applies = args.target == TargetKind::Synapse
+        && args.synapse_venv.is_none()
+        && args.synapse_version == PINNED_VERSION;
+    if bundled_applies && !args.no_expectations {
+        let loaded = Expectations::parse(
+            BUNDLED_SYNAPSE_EXPECTATIONS,
+            "suites/expectations/synapse.toml",
+        )
+        .map_err(UsageError)?;
+        return Ok((
+            loaded,
+            Some("suites/expectations/synapse.toml (bundled)".into()),
+        ));
+    }
+    Ok((Expectations::default(), None))
+}
+
+/// The targets running, for the interrupt handler: stopped however the process ends.
+type TargetSlot = Arc<Mutex<Vec<Arc<dyn Target>>>>;
+
+/// Set once Ctrl-C or SIGTERM arrived: the run then ends with 130 and no verdict, even if its
+/// cases finished (failing, as their server went away) before the shutdown did.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// On Ctrl-C or SIGTERM: shut the running target down and exit 130; during start-up (no target
+/// yet), tell the start-up to give up instead, so that dropping it cleans up what it made.
+fn install_interrupt_handler(
+    runtime: &tokio::runtime::Runtime,
+    slot: TargetSlot,
+    startup: Arc<Notify>,
+) {
+    runtime.spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = terminated => {},
+        }
+        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+        eprintln!("\ninterrupted: stopping the homeserver and exiting");
+        let running = slot.lock().unwrap().clone();
+        if running.is_empty() {
+            startup.notify_one();
+        } else {
+            futures::future::join_all(running.iter().map(|t| t.shutdown())).await;
+            std::process::exit(130);
+        }
+    });
+}
+
+async fn start_target(
+    args: &RunArgs,
+    http: &reqwest::Client,
+) -> Result<Arc<dyn Target>, UsageError> {
+    match args.target {
+        TargetKind::Synapse => {
+            if args.base_url.is_some() {
+                return Err(UsageError("--base-url goes with --target url".into()));
+            }
+            if args.image.is_some() {
+                return Err(UsageError("--image goes with --target container".into()));
+            }
+            Ok(Arc::new(
+                SynapseTarget::start(synapse_options(args, true, false)).await?,
+            ))
+        }
+        TargetKind::Container => {
+            if args.base_url.is_some() {
+                return Err(UsageError(
+                    "--base-url goes with --target url; --target container maps the container's \
+                     port itself"
+                        .into(),
+                ));
+            }
+            let Some(image) = &args.image else {
+                return Err(UsageError(format!(
+                    "--target container needs --image NAME[:TAG], an image that follows \
+                     Complement's contract (your homeserver's Complement image). Without a \
+                     registry, scripts/build-synapse-image builds {}:{PINNED_VERSION}.",
+                    container::BUILT_SYNAPSE_IMAGE
+                )));
+            };
+            let options = ContainerOptions {
+                image: image.clone(),
+                spawn_timeout: args.spawn_timeout,
+                registration_shared_secret: args.registration_shared_secret.clone(),
+            };
+            Ok(Arc::new(ContainerTarget::start(options).await?))
+        }
+        TargetKind::Url => {
+            if args.image.is_some() {
+                return Err(UsageError("--image goes with --target container".into()));
+            }
+            let Some(base_url) = &args.base_url else {
+                return Err(UsageError(
+                    "--target url needs --base-url URL (the homeserver's client API)".into(),
+                ));
+            };
+            let target =
+                UrlTarget::connect(http, base_url, args.registration_shared_secret.clone()).await?;
+            Ok(Arc::new(target))
+        }
+    }
+}
+
+fn synapse_options(
+    args: &RunArgs,
+    show_progress: bool,
+    default_delayed_event_limits: bool,
+) -> SynapseOptions {
+    SynapseOptions {
+        version: args.synapse_version.clone(),
+        venv: args.synapse_venv.clone(),
+        cache_dir: None,
+        spawn_timeout: args.spawn_timeout,
+        show_progress,
+        keep_data: args.keep_data,
+        default_delayed_event_limits,
+    }
+}
+
+/// Further instances of the managed Synapse for the cases to share (none for other targets).
+async fn start_more_instances(args: &RunArgs) -> Result<Vec<Arc<dyn Target>>, UsageError> {
+    if args.target != TargetKind::Synapse {
+        return Ok(Vec::new());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let instances = args.synapse_instances.unwrap_or(cores.min(4)).max(1);
+    let starts = (1..instances).map(|_| SynapseTarget::start(synapse_options(args, false, false)));
+    let started = futures::future::try_join_all(starts).await?;
+    Ok(started
+        .into_iter()
+        .map(|t| Arc::new(t) as Arc<dyn Target>)
+        .collect())
+}
+
+/// Where the cases that need a homeserver with its normal rate limits run.
+enum RateLimitedTarget {
+    /// A target of its own (the managed Synapse starts a second instance with its defaults).
+    Own(Arc<dyn Target>),
+    /// The main target (a server someone else runs, when the user asked for the area).
+    Main,
+    /// Nowhere; the reason the cases skip.
+    Unavailable(String),
+}
+
+async fn start_rate_limited(args: &RunArgs, needed: bool) -> Result<RateLimitedTarget, UsageError> {
+    if !needed {
+        return Ok(RateLimitedTarget::Unavailable("not selected".into()));
+    }
+    match args.target {
+        TargetKind::Synapse => {
+            let options = synapse_options(args, false, true);
+            Ok(RateLimitedTarget::Own(Arc::new(SynapseTarget::start(options).await?)))
+        }
+        _ if args.area.iter().any(|a| a == "rate_limits") => Ok(RateLimitedTarget::Main),
+        _ => Ok(RateLimitedTarget::Unavailable(
+            "the harness does not know this target's rate limits; run `--area rate_limits` on its own \
+             against a server with its normal limits"
+                .into(),
+        )),
+    }
+}
+
+pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
+    let cases = select(&args)?;
+    let (expectations, expectations_origin) = load_expectations(&args)?;
+    let opts = RunOptions {
+        filter: args.filter.clone(),
+        skip: args.skip.clone(),
+        exact: args.exact,
+        strict: args.strict,
+        concurrency: args.concurrency,
+        case_timeout: args.case_timeout,
+        quiet: args.quiet,
+    };
+    if args.list {
+        let env_free = runner::list_trials(cases);
+        let _listed = libtest_mimic::run(
+            &libtest_mimic::Arguments {
+                list: true,
+                ..opts_to_list_args(&opts)
+            },
+            env_free,
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(path) = &args.json {
+        check_writable(path)?;
+    }
+
+    if args.target == TargetKind::Container {
+        // Before the runtime's threads exist: it sets environment variables for testcontainers.
+        container::prepare_environment();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UsageError(format!("cannot start the async runtime: {e}")))?;
+    let slot: TargetSlot = Default::default();
+    let startup_interrupted = Arc::new(Notify::new());
+    install_interrupt_handler(&runtime, slot.clone(), startup_interrupted.clone());
+
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let clock = Instant::now();
+    let http = crate::client::http_client();
+    let needs_rate_limited = cases
+        .iter()
+        .any(|c| c.needs.contains(&Need::NormalRateLimits) && opts.selects(c.id));
+    let started = runtime.block_on(async {
+        let both = async {
+            tokio::try_join!(
+                start_target(&args, &http),
+                start_more_instances(&args),
+                start_rate_limited(&args, needs_rate_limited)
+            )
+        };
+        tokio::select! {
+            targets = both => targets.map(Some),
+            _ = startup_interrupted.notified() => Ok(None),
+        }
+    })?;
+    let Some((target, more, rate_limited)) = started else {
+        return Ok(ExitCode::from(130));
+    };
+    let mut running = vec![target.clone()];
+    running.extend(more.iter().cloned());
+    if let RateLimitedTarget::Own(own) = &rate_limited {
+        running.push(own.clone());
+    }
+    *slot.lock().unwrap() = running.clone();
+
+    let outcome = (|| -> Result<RunReport, UsageError> {
+        let forced = args.api_form.unwrap_or_default();
+        let env = Arc::new(
+            runtime
+                .block_on(Env::prepare(target.clone(), http.clone(), forced))
+                .map_err(UsageError)?,
+        );
+        let more_envs = runtime
+            .block_on(futures::future::try_join_all(
+                more.iter()
+                    .map(|t| Env::prepare(t.clone(), http.clone(), forced)),
+            ))
+            .map_err(UsageError)?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        let rate_limited_env = match &rate_limited {
+            RateLimitedTarget::Own(own) => Ok(Arc::new(
+                runtime
+                    .block_on(Env::prepare(own.clone(), http, forced))
+                    .map_err(UsageError)?,
+            )),
+            RateLimitedTarget::Main => Ok(env.clone()),
+            RateLimitedTarget::Unavailable(reason) => Err(reason.clone()),
+        };
+        let targets = Targets {
+            main: env.clone(),
+            more: more_envs,
+            rate_limited: rate_limited_env,
+        };
+        let info = target.info();
+        eprintln!(
+            "target: {} {} at {}{}{} · API form: {}{}",
+            info.name,
+            info.version.as_deref().unwrap_or(""),
+            info.base_url,
+            info.image
+                .as_deref()
+                .map(|image| format!(" (image {image})"))
+                .unwrap_or_default(),
+            if more.is_empty() {
+                String::new()
+            } else {
+                format!(" (+{} more instances)", more.len())
+            },
+            env.form,
+            expectations_origin
+                .as_deref()
+                .map(|o| format!(" · expectations: {o}"))
+                .unwrap_or_default()
+        );
+        let reports = runner::run_all(
+            runtime.handle(),
+            &targets,
+            cases,
+            Arc::new(expectations),
+            &opts,
+        );
+        Ok(RunReport {
+            schema: crate::results::SCHEMA,
+            harness: Harness::default(),
+            // Asked again after the cases: restart times are known now.
+            target: target.info(),
+            api_form: env.form,
+            features: env.features.clone(),
+            started_at,
+            duration_ms: clock.elapsed().as_millis() as u64,
+            summary: Summary::of(&reports),
+            cases: reports,
+        })
+    })();
+    runtime.block_on(futures::future::join_all(
+        running.iter().map(|t| t.shutdown()),
+    ));
+    slot.lock().unwrap().clear();
+    if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(ExitCode::from(130));
+    }
+    let report: RunReport = outcome?;
+
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report).expect("results serialise");
+        std::fs::write(path, text)
+            .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
+    }
+    let failing = report.cases.iter().filter(|r| opts.fails_run(r)).count();
+    print_summary(&report, failing, clock.elapsed());
+    Ok(if failing == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn opts_to_list_args(opts: &RunOptions) -> libtest_mimic::Arguments {
+    libtest_mimic::Arguments {
+        filter: opts.filter.clone(),
+        skip: opts.skip.clone(),
+        exact: opts.exact,
+        ..Default::default()
+    }
+}
+
+fn check_writable(path: &std::path::Path) -> Result<(), UsageError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(UsageError(format!(
+            "cannot write {}: folder {} does not exist",
+            path.display(),
+            dir.display()
+        )))
+    }
+}
+
+fn print_summary(report: &RunReport, failing: usize, wall: Duration) {
+    let s = &report.summary;
+    let mut line = format!(
+        "summary: {} pass, {} fail, {} skip, {} error, {} xfail, {} xpass in {:.1} s",
+        s.pass,
+        s.fail,
+        s.skip,
+        s.error,
+        s.xfail,
+        s.xpass,
+        wall.as_secs_f64()
+    );
+    if failing > 0 {
+        line.push_str(&format!(" — {failing} case(s) fail the run (exit 1)"));
+    }
+    println!("\n{line}");
+    let stale: Vec<&str> = report
+        .cases
+        .iter()
+        .filter(|c| c.outcome == Outcome::Xpass)
+        .map(|c| c.id.as_str())
+        .collect();
+    if !stale.is_empty() {
+        println!(
+            "unexpected passes (remove them from the expectation file): {}",
+            stale.join(", ")
+        );
+    }
+}

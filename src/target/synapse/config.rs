@@ -1,0 +1,215 @@
+//! The configuration and data files of one run.
+
+use super::*;
+
+/// Where everything of one run lives, inside its data directory.
+pub(super) struct RunFiles {
+    pub(super) dir: PathBuf,
+    pub(super) config: PathBuf,
+    pub(super) log_config: PathBuf,
+    pub(super) server_log: PathBuf,
+    /// Synapse's stdout and stderr (normally empty; start-up crashes land here).
+    pub(super) output_log: PathBuf,
+    pub(super) signing_key: PathBuf,
+}
+
+impl RunFiles {
+    pub(super) fn in_dir(dir: &Path) -> RunFiles {
+        RunFiles {
+            dir: dir.to_path_buf(),
+            config: dir.join("homeserver.yaml"),
+            log_config: dir.join("log_config.yaml"),
+            server_log: dir.join("homeserver.log"),
+            output_log: dir.join("output.log"),
+            signing_key: dir.join("signing.key"),
+        }
+    }
+
+    /// Writes the configuration, the log configuration and a signing key. Both configurations
+    /// are JSON, which YAML parsers (and so Synapse) read as YAML.
+    pub(super) fn write(
+        &self,
+        port: u16,
+        registration_secret: &str,
+        default_delayed_event_limits: bool,
+    ) -> io::Result<()> {
+        let mut config = self.homeserver_config(port, registration_secret);
+        if default_delayed_event_limits {
+            if let Some(object) = config.as_object_mut() {
+                object.remove("rc_delayed_event_mgmt");
+            }
+        }
+        fs::write(&self.config, serde_json::to_string_pretty(&config)?)?;
+        fs::write(
+            &self.log_config,
+            serde_json::to_string_pretty(&self.log_config())?,
+        )?;
+        fs::write(&self.signing_key, signing_key_line())
+    }
+
+    pub(super) fn homeserver_config(&self, port: u16, registration_secret: &str) -> Value {
+        let mut config = json!({
+            "server_name": "localhost",
+            "pid_file": self.dir.join("homeserver.pid"),
+            "listeners": [{
+                "port": port,
+                "bind_addresses": ["127.0.0.1"],
+                "type": "http",
+                "tls": false,
+                "x_forwarded": false,
+                "resources": [{"names": ["client"], "compress": false}],
+            }],
+            "database": {
+                "name": "sqlite3",
+                "args": {"database": self.dir.join("homeserver.db")},
+            },
+            "log_config": self.log_config,
+            "media_store_path": self.dir.join("media_store"),
+            "signing_key_path": self.signing_key,
+            "registration_shared_secret": registration_secret,
+            "macaroon_secret_key": random_secret(),
+            "form_secret": random_secret(),
+            "report_stats": false,
+            "trusted_key_servers": [],
+            "suppress_key_server_warning": true,
+            "enable_registration": false,
+            // Every case registers fresh users; full-strength hashing would dominate the run.
+            "bcrypt_rounds": 4,
+            "presence": {"enabled": false},
+            // Background work on every event or join that no case looks at; on a 2-core machine
+            // it competes with the catalogue for Synapse's one busy thread.
+            "user_directory": {"enabled": false},
+            "stats": {"enabled": false},
+            "push": {"enabled": false},
+            // 2026-07: "All delayed event related endpoints are available to guest accounts."
+            "allow_guest_access": true,
+            // Enables delayed events (MSC4140) and bounds their delay.
+            "max_event_delay_duration": "24h",
+            // A per-user limit the limits cases can fill quickly (Synapse's default is 100).
+            "experimental_features": {"msc4140_max_delayed_events_per_user": 20},
+        });
+        if let Some(object) = config.as_object_mut() {
+            object.extend(unlimited_rate_limits());
+        }
+        config
+    }
+
+    pub(super) fn log_config(&self) -> Value {
+        json!({
+            "version": 1,
+            "formatters": {"precise": {"format":
+                "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - %(request)s - %(message)s"}},
+            "handlers": {"file": {
+                "class": "logging.FileHandler",
+                "formatter": "precise",
+                "filename": self.server_log,
+            }},
+            "root": {"level": "INFO", "handlers": ["file"]},
+            "disable_existing_loggers": false,
+        })
+    }
+
+    /// The end of Synapse's log, and of its stdout/stderr when that says something the log
+    /// does not (start-up errors usually land in both).
+    pub(super) fn log_tail(&self, lines: usize) -> String {
+        let server_log = tail_lines(&self.server_log, lines);
+        let logged = server_log.as_deref().unwrap_or("");
+        let output = tail_lines(&self.output_log, lines)
+            .filter(|output| output.lines().any(|line| !logged.contains(line)))
+            .map(|output| format!("--- Synapse's stdout/stderr ---\n{output}"));
+        let parts: Vec<String> = [server_log, output].into_iter().flatten().collect();
+        if parts.is_empty() {
+            return "(Synapse wrote nothing to its log)".into();
+        }
+        parts.join("\n")
+    }
+}
+
+/// Rate limits no concurrent catalogue comes near. Keys a Synapse release does not know are
+/// ignored by it, so the list may name limits newer than the running version.
+pub(super) fn unlimited_rate_limits() -> serde_json::Map<String, Value> {
+    let unlimited = json!({"per_second": 10000, "burst_count": 10000});
+    let per = |kinds: &[&str]| -> Value {
+        kinds
+            .iter()
+            .map(|k| (k.to_string(), unlimited.clone()))
+            .collect()
+    };
+    [
+        ("rc_message", unlimited.clone()),
+        ("rc_registration", unlimited.clone()),
+        ("rc_login", per(&["address", "account", "failed_attempts"])),
+        ("rc_joins", per(&["local", "remote"])),
+        ("rc_joins_per_room", unlimited.clone()),
+        ("rc_invites", per(&["per_room", "per_user", "per_issuer"])),
+        ("rc_delayed_event_mgmt", unlimited.clone()),
+        ("rc_admin_redaction", unlimited.clone()),
+        ("rc_3pid_validation", unlimited.clone()),
+        ("rc_room_creation", unlimited.clone()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_string(), value))
+    .collect()
+}
+
+/// A signing key in Synapse's file format: `ed25519 <key id> <unpadded base64 seed>`.
+pub(super) fn signing_key_line() -> String {
+    let mut rng = rand::thread_rng();
+    let key_id = Alphanumeric.sample_string(&mut rng, 4);
+    let mut seed = [0u8; 32];
+    rng.fill_bytes(&mut seed);
+    format!("ed25519 a_{key_id} {}\n", base64_unpadded(&seed))
+}
+
+pub(super) fn random_secret() -> String {
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
+}
+
+pub(super) fn base64_unpadded(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// The last `lines` lines of a file, reading at most `TAIL_READ_LIMIT` bytes of it; `None`
+/// when it is missing or blank.
+pub(super) fn tail_lines(path: &Path, lines: usize) -> Option<String> {
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL_READ_LIMIT)))
+        .ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.trim_matches('\n').lines().collect();
+    let tail = all[all.len().saturating_sub(lines)..].join("\n");
+    (!tail.trim().is_empty()).then_some(tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_enables_delayed_events_with_the_test_limits() {
+        let files = RunFiles::in_dir(Path::new("/tmp/x"));
+        let config = files.homeserver_config(8008, "s3cret");
+        assert_eq!(config["max_event_delay_duration"], "24h");
+        assert_eq!(config["rc_login"]["failed_attempts"]["burst_count"], 10000);
+        assert_eq!(
+            config["experimental_features"]["msc4140_max_delayed_events_per_user"],
+            20
+        );
+        assert_eq!(config["allow_guest_access"], true);
+        assert_eq!(config["listeners"][0]["port"], 8008);
+    }
+}
