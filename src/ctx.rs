@@ -146,7 +146,8 @@ impl Ctx {
 
     /// A fresh guest account; skips the case where the server offers none.
     pub async fn guest(&self) -> Result<User, Stop> {
-        let client = users::register_guest(&self.anonymous()).await?;
+        let (client, form) = users::register_guest(&self.anonymous()).await?;
+        self.note(format!("guest account registered with {}", form.describe()));
         Ok(User {
             client,
             form: self.env.form,

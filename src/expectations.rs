@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! [[case]]
-//! id = "msc4140.errors.delay_over_maximum"
+//! id = "msc4140.errors.zero_delay"
 //! outcome = "fail"          # fail (default) or error
 //! reason = "why, with the spec sentence it diverges from"
 //! ```

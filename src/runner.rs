@@ -194,14 +194,10 @@ fn terminal_message(report: &CaseReport, opts: &RunOptions) -> String {
     if report.outcome == Outcome::Error {
         text = format!("ERROR (harness or environment, not a verdict on the server): {text}");
     }
-    let spec = &report.spec;
     text.push_str(&format!(
-        "\n  requirement: {} — {} {} § {}: \"{}\"",
+        "\n  requirement: {} — {}",
         report.level.as_str(),
-        spec.doc,
-        spec.revision,
-        spec.section,
-        spec.text
+        report.spec.describe()
     ));
     if report.outcome == Outcome::Fail && !opts.fails_run(report) {
         text.push_str(&format!(

@@ -12,6 +12,9 @@ pub enum Rev {
     Dec2025,
     /// 2026-07: dedicated PUT endpoint, authenticated management, retry semantics, capability.
     Jul2026,
+    /// 2026-09-08: the text as merged. Not available to quote: what it says is *reconstructed*
+    /// from public sources (pull requests that implement it), which the cases citing it name.
+    Merged2026,
     /// MSC4157 (widget API), 2026-01.
     Widget2026,
 }
@@ -24,8 +27,17 @@ impl Rev {
             Rev::Oct2024 => "2024-10-22",
             Rev::Dec2025 => "2025-12-15",
             Rev::Jul2026 => "2026-07-10",
+            Rev::Merged2026 => "2026-09-08",
             Rev::Widget2026 => "2026-01-21",
         }
+    }
+}
+
+impl Rev {
+    /// Whether the revision's text is unavailable and what it says is reconstructed from public
+    /// sources: its cases cite a source (`SpecRef::source`) instead of a quote.
+    pub fn is_reconstructed(self) -> bool {
+        self == Rev::Merged2026
     }
 }
 
@@ -68,13 +80,23 @@ impl Serialize for Level {
     }
 }
 
-/// Where a requirement comes from, with the sentence quoted verbatim.
+/// Where a requirement comes from, with the sentence quoted verbatim; for a reconstructed
+/// revision, `text` says what the public `source` says instead (it is not a quote).
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct SpecRef {
     pub doc: &'static str,
     pub revision: Rev,
     pub section: &'static str,
     pub text: &'static str,
+    /// The public source (a URL) a reconstructed revision's requirement comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<&'static str>,
+    /// Whether `text` is reconstructed from `source` rather than quoted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reconstructed: bool,
+    /// Where part of the behaviour has moved since (e.g. to another proposal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'static str>,
 }
 
 impl SpecRef {
@@ -84,6 +106,51 @@ impl SpecRef {
             revision,
             section,
             text,
+            source: None,
+            reconstructed: false,
+            note: None,
         }
+    }
+
+    /// A requirement of a reconstructed revision: what the public `source` says, not a quote.
+    pub const fn reconstructed(
+        revision: Rev,
+        section: &'static str,
+        text: &'static str,
+        source: &'static str,
+    ) -> SpecRef {
+        SpecRef {
+            doc: "MSC4140",
+            revision,
+            section,
+            text,
+            source: Some(source),
+            reconstructed: true,
+            note: None,
+        }
+    }
+
+    /// The same reference, noting where part of the behaviour has moved since.
+    pub const fn with_note(mut self, note: &'static str) -> SpecRef {
+        self.note = Some(note);
+        self
+    }
+
+    /// How the reference reads in a message: the quote, or what the source says.
+    pub fn describe(&self) -> String {
+        let mut text = match self.source {
+            Some(source) => format!(
+                "{} {} (reconstructed: the text is not available) § {}: per {source}: {}",
+                self.doc, self.revision, self.section, self.text
+            ),
+            None => format!(
+                "{} {} § {}: \"{}\"",
+                self.doc, self.revision, self.section, self.text
+            ),
+        };
+        if let Some(note) = self.note {
+            text.push_str(&format!(" (note: {note})"));
+        }
+        text
     }
 }

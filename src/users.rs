@@ -53,21 +53,50 @@ pub async fn register(
     logged_in_from(anon, resp, Some(&password))
 }
 
-/// Registers a guest account (open `?kind=guest`).
-pub async fn register_guest(anon: &Client) -> Result<Client, Stop> {
-    let resp = anon
+/// How a guest account was registered: the Client-Server API's `?kind=guest` query parameter,
+/// or `"kind": "guest"` in the body, which some servers want instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestForm {
+    QueryParam,
+    Body,
+}
+
+impl GuestForm {
+    pub fn describe(self) -> &'static str {
+        match self {
+            GuestForm::QueryParam => "the `kind=guest` query parameter",
+            GuestForm::Body => {
+                "`\"kind\": \"guest\"` in the body (the server refused the `kind=guest` query parameter)"
+            }
+        }
+    }
+}
+
+/// Registers a guest account: with `?kind=guest` first, then with the kind in the body.
+pub async fn register_guest(anon: &Client) -> Result<(Client, GuestForm), Stop> {
+    let by_query = anon
         .post(OPEN_REGISTER)
         .query("kind", "guest")
         .json(json!({}))
         .send()
         .await?;
-    if !resp.is_success() {
-        return Err(Stop::Skip(format!(
-            "the server does not offer guest accounts: {}",
-            resp.describe()
-        )));
+    if by_query.is_success() {
+        return Ok((logged_in_from(anon, by_query, None)?, GuestForm::QueryParam));
     }
-    logged_in_from(anon, resp, None)
+    let by_body = anon
+        .post(OPEN_REGISTER)
+        .json(json!({"kind": "guest"}))
+        .send()
+        .await?;
+    if by_body.is_success() {
+        return Ok((logged_in_from(anon, by_body, None)?, GuestForm::Body));
+    }
+    Err(Stop::Skip(format!(
+        "the server does not offer guest accounts: with ?kind=guest {}; with \"kind\": \"guest\" in \
+         the body {}",
+        by_query.describe(),
+        by_body.describe()
+    )))
 }
 
 fn logged_in_from(anon: &Client, resp: Resp, password: Option<&str>) -> Result<Client, Stop> {

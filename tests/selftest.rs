@@ -208,6 +208,11 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
         "over the maximum",
     ),
     (
+        Fault::OverMaxWrongErrcode,
+        "msc4140.errors.delay_over_maximum",
+        "M_DELAY_TOO_LARGE",
+    ),
+    (
         Fault::OverMaxAccepted,
         "msc4140.capabilities.max_delay_matches_enforcement",
         "should be refused",
@@ -744,4 +749,66 @@ fn every_case_has_a_fault_that_fails_it() {
         unknown.is_empty(),
         "self-test entries for cases that do not exist: {unknown:?}"
     );
+}
+
+/// Runs the cases whose id contains `filter` against a fake started with `options`.
+async fn run_some(options: FakeOptions, filter: &str) -> Vec<CaseReport> {
+    let target: Arc<dyn Target> = Arc::new(FakeTarget::start(options).await);
+    let env = Env::prepare(target, http_client(), FormOverride::default())
+        .await
+        .expect("the fake registers users");
+    let targets = Targets::single(Arc::new(env), Err("not in this test".into()));
+    let cases = catalogue()
+        .into_iter()
+        .filter(|c| c.id.contains(filter))
+        .collect();
+    run_concurrently(&targets, cases, CASE_TIMEOUT).await
+}
+
+/// Some servers register guests only with `"kind": "guest"` in the body: the harness falls back
+/// to it, the case runs (instead of skipping), and its notes say which form worked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_registered_through_the_body_where_the_query_parameter_is_refused() {
+    for (body_only, form) in [(false, "query parameter"), (true, "in the body")] {
+        let options = FakeOptions {
+            guest_kind_in_body_only: body_only,
+            ..FakeOptions::default()
+        };
+        let reports = run_some(options, "msc4140.auth.guests_can_use_delayed_events").await;
+        let [report] = reports.as_slice() else {
+            panic!("one guest case: {reports:?}")
+        };
+        assert_eq!(report.outcome, Outcome::Pass, "{}", describe(report));
+        assert!(
+            report.notes.iter().any(|n| n.contains(form)),
+            "the notes say the guest was registered with the {form}: {:?}",
+            report.notes
+        );
+    }
+    // And the fallback does not hide a server whose guests may not use delayed events.
+    let options = FakeOptions {
+        guest_kind_in_body_only: true,
+        ..with_faults(&[Fault::GuestsRefused])
+    };
+    let reports = run_some(options, "msc4140.auth.guests_can_use_delayed_events").await;
+    assert_eq!(
+        reports[0].outcome,
+        Outcome::Fail,
+        "{}",
+        describe(&reports[0])
+    );
+}
+
+/// The merged revision's answer to a delay over the maximum is recorded as matched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_over_maximum_matches_the_merged_revision() {
+    use delayed_events_conformance::spec::Rev;
+    let reports = run_some(FakeOptions::default(), "msc4140.errors.delay_over_maximum").await;
+    assert_eq!(
+        reports[0].outcome,
+        Outcome::Pass,
+        "{}",
+        describe(&reports[0])
+    );
+    assert_eq!(reports[0].matched_revisions, [Rev::Merged2026]);
 }

@@ -3,7 +3,7 @@
 //! ones where the texts say "standard error response"), and schedule nothing.
 
 use super::texts::{
-    BODY_ACTION, DELAY_POSITIVE, MAX_DELAY, NOT_FOUND, SPLIT_ACTION, STANDARD_ERRORS,
+    BODY_ACTION, DELAY_POSITIVE, MAX_DELAY_MERGED, NOT_FOUND, SPLIT_ACTION, STANDARD_ERRORS,
 };
 use super::LONG_DELAY_MS;
 use crate::client::new_txn_id;
@@ -69,10 +69,21 @@ async fn over_max(ctx: Ctx) -> CaseResult {
     if resp.status == 400 && (stable_form || unstable_form) {
         matched.extend([Rev::Oct2024, Rev::Dec2025]);
     }
+    // The merged text (reconstructed from Synapse PR #20156): 400 M_DELAY_TOO_LARGE, or its
+    // unstable name while the server serves the unstable prefix.
+    if resp.status == 400
+        && matches!(
+            resp.errcode(),
+            Some("M_DELAY_TOO_LARGE" | "ORG.MATRIX.MSC4140_DELAY_TOO_LARGE")
+        )
+    {
+        matched.push(Rev::Merged2026);
+    }
     check!(
         !matched.is_empty(),
-        "a delay of {delay} ms, over the maximum, should get 403 M_FORBIDDEN (2026-07) or 400 M_MAX_DELAY_EXCEEDED \
-         (2024-10, 2025-12; unstable: M_UNKNOWN with org.matrix.msc4140.errcode), but {}",
+        "a delay of {delay} ms, over the maximum, should get 400 M_DELAY_TOO_LARGE (merged 2026-09-08; unstable: \
+         ORG.MATRIX.MSC4140_DELAY_TOO_LARGE), 403 M_FORBIDDEN (2026-07) or 400 M_MAX_DELAY_EXCEEDED (2024-10, \
+         2025-12; unstable: M_UNKNOWN with org.matrix.msc4140.errcode), but {}",
         resp.describe()
     );
     ctx.matched(&matched);
@@ -225,9 +236,10 @@ pub fn cases() -> Vec<Case> {
             "msc4140.errors.delay_over_maximum",
             "A delay over the server's maximum gets the error the revision prescribes",
             Level::Must,
-            MAX_DELAY,
+            MAX_DELAY_MERGED,
             over_max,
-        ),
+        )
+        .revisions(&[Rev::Oct2024, Rev::Dec2025, Rev::Jul2026, Rev::Merged2026]),
     ];
     for (action, id, title) in [
         (

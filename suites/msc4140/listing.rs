@@ -3,8 +3,8 @@
 //! lookup without an access token.
 
 use super::texts::{
-    LISTING, LISTING_FIELDS, LISTING_ORDER, LOOKUPS_AUTHENTICATED, SINGLE_LOOKUP,
-    SINGLE_LOOKUP_OTHERS,
+    LISTING, LISTING_FIELDS, LISTING_ORDER, LISTING_SCHEDULED_ONLY, LOOKUPS_AUTHENTICATED,
+    SINGLE_LOOKUP, SINGLE_LOOKUP_OTHERS,
 };
 use super::{LONG_DELAY_MS, SHORT_DELAY_MS};
 use crate::api::DelayedInfo;
@@ -336,7 +336,7 @@ pub fn cases() -> Vec<Case> {
             "msc4140.listing.excludes_sent_and_cancelled",
             "Events sent by their timer or the send action, or cancelled, are not listed as scheduled",
             Level::Must,
-            LISTING,
+            LISTING_SCHEDULED_ONLY,
             excludes_sent_and_cancelled,
         ),
         Case::new(

@@ -25,10 +25,12 @@ pub const DELAY_POSITIVE: SpecRef = SpecRef::msc4140(
     "`delay_ms` - Required. A positive non-zero number of milliseconds the homeserver should wait before sending the event.",
 );
 
-pub const MAX_DELAY: SpecRef = SpecRef::msc4140(
-    Rev::Jul2026,
+/// The merged text (2026-09-08) is not available; Synapse's pull request that follows it is.
+pub const MAX_DELAY_MERGED: SpecRef = SpecRef::reconstructed(
+    Rev::Merged2026,
     SCHEDULING,
-    "If a requested delay exceeds this maximum, the homeserver will respond with HTTP 403 and a standard error response with an `errcode` of `M_FORBIDDEN`.",
+    "Synapse PR #20156 (merged 2026-08-27) makes a delay over the maximum get \"the HTTP code & errcode specified in the latest revision of the MSC\" (MSC4140 commit 0c7193a); Synapse 1.163.2, which includes it, answers HTTP 400 with `ORG.MATRIX.MSC4140_DELAY_TOO_LARGE`, the unstable name of `M_DELAY_TOO_LARGE`, in place of 2026-07's 403 `M_FORBIDDEN`.",
+    "https://github.com/element-hq/synapse/pull/20156",
 );
 
 pub const TXN_IDS: SpecRef = SpecRef::msc4140(
@@ -85,6 +87,9 @@ pub const SPLIT_ACTION: SpecRef = SpecRef::msc4140(
     "The `action` specifies the management action to take on the scheduled delayed event with the specified `delay_id`. The supported `action`s are the following:",
 );
 
+/// What of the listing moved to MSC4486 before the merge.
+const LISTING_MOVED: &str = "before the merge (2026-09-08), filtering and pagination of the bulk lookup (e.g. 2025-12's `?status=scheduled|finalised`, listing finalised events) moved to MSC4486, https://github.com/matrix-org/matrix-spec-proposals/pull/4486 (see Synapse PR https://github.com/element-hq/synapse/pull/20229); MSC4140 keeps the unfiltered listing of scheduled events, which is what this case checks";
+
 pub const LISTING: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,
     GETTING_2026,
@@ -102,6 +107,9 @@ pub const LISTING_ORDER: SpecRef = SpecRef::msc4140(
     GETTING_2026,
     "Delayed events are returned in chronological order of their intended send time, which is `scheduled_at` + `delay_ms`.",
 );
+
+/// The listing shows scheduled events only; finalised ones are a matter of MSC4486 now.
+pub const LISTING_SCHEDULED_ONLY: SpecRef = LISTING.with_note(LISTING_MOVED);
 
 pub const LOOKUPS_AUTHENTICATED: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,

@@ -94,6 +94,8 @@ pub enum Fault {
     AcceptNonIntegerDelay,
     /// A delay above max_delay_ms is accepted.
     OverMaxAccepted,
+    /// A delay above max_delay_ms is refused with 400 M_INVALID_PARAM: no revision's errcode.
+    OverMaxWrongErrcode,
     /// Management of an unknown delay_id answers 400 M_UNKNOWN instead of 404 M_NOT_FOUND.
     UnknownDelayIdWrongError,
     /// Body-form management with a missing, non-string or unknown action answers 200 {}.
@@ -224,6 +226,7 @@ impl Fault {
         Fault::ZeroDelayServerError,
         Fault::AcceptNonIntegerDelay,
         Fault::OverMaxAccepted,
+        Fault::OverMaxWrongErrcode,
         Fault::UnknownDelayIdWrongError,
         Fault::BodyActionUnvalidated,
         Fault::MalformedJsonAccepted,
@@ -284,6 +287,13 @@ pub struct FakeOptions {
     /// How long a homeserver restart ([`FakeHomeserver::begin_restart`]) keeps the fake down,
     /// answering 503 to everything (default 1.5 s, about what Synapse takes).
     pub restart_downtime: Duration,
+    /// Register guests only with `kind: "guest"` in the body, ignoring the `?kind=guest` query
+    /// parameter of the Client-Server API, as some servers do (default false).
+    pub guest_kind_in_body_only: bool,
+    /// Announce the server in `/versions` (MSC4383, `net.zemos.msc4383.server`) (default true).
+    pub announce_in_versions: bool,
+    /// Answer `GET /_matrix/federation/v1/version` on the client port (default true).
+    pub federation_version: bool,
 }
 
 impl Default for FakeOptions {
@@ -295,6 +305,9 @@ impl Default for FakeOptions {
             max_scheduled: 50,
             rate_limits: false,
             restart_downtime: Duration::from_millis(1500),
+            guest_kind_in_body_only: false,
+            announce_in_versions: true,
+            federation_version: true,
         }
     }
 }
@@ -328,6 +341,9 @@ const TIMER_TICK: Duration = Duration::from_millis(10);
 impl FakeHomeserver {
     /// Registration shared secret for the Synapse admin register API.
     pub const SHARED_SECRET: &'static str = "fake-shared-secret";
+    /// How the fake names itself (MSC4383 in `/versions`, and the federation version endpoint).
+    pub const NAME: &'static str = "FakeHomeserver";
+    pub const VERSION: &'static str = "0.1";
 
     pub async fn start(opts: FakeOptions) -> FakeHomeserver {
         let state = Arc::new(Mutex::new(State::new(opts)));
@@ -1661,9 +1677,19 @@ impl State {
                 Err(err(500, "M_UNKNOWN", "Internal server error"))
             }
             DelayInput::Int(0) => Err(invalid_param("The delay must be a positive integer.")),
-            DelayInput::Int(n) if n > enforced_max && !self.fault(Fault::OverMaxAccepted) => Err(
-                forbidden(format!("The delay exceeds the maximum of {max} ms.")),
-            ),
+            DelayInput::Int(n) if n > enforced_max && self.fault(Fault::OverMaxWrongErrcode) => {
+                Err(invalid_param(format!(
+                    "The delay exceeds the maximum of {max} ms."
+                )))
+            }
+            // As merged (2026-09-08): 400 M_DELAY_TOO_LARGE, under its unstable name here.
+            DelayInput::Int(n) if n > enforced_max && !self.fault(Fault::OverMaxAccepted) => {
+                Err(err(
+                    400,
+                    "ORG.MATRIX.MSC4140_DELAY_TOO_LARGE",
+                    format!("The delay exceeds the maximum of {max} ms."),
+                ))
+            }
             DelayInput::Int(n) => Ok(n.min(i64::MAX as i128) as i64),
         }
     }
@@ -2055,9 +2081,11 @@ fn route(st: &mut State, cx: &Ctx) -> Res {
     let segs: Vec<&str> = cx.segs.iter().map(String::as_str).collect();
     match (cx.method.as_str(), segs.as_slice()) {
         ("GET", ["_matrix", "client", "versions"]) => versions(st),
-        ("GET", ["_matrix", "federation", "v1", "version"]) => Ok(ok(
-            json!({"server": {"name": "FakeHomeserver", "version": "0.1"}}),
-        )),
+        ("GET", ["_matrix", "federation", "v1", "version"]) if st.opts.federation_version => {
+            Ok(ok(
+                json!({"server": {"name": FakeHomeserver::NAME, "version": FakeHomeserver::VERSION}}),
+            ))
+        }
         ("GET", ["_synapse", "admin", "v1", "register"]) => admin_nonce(st),
         ("POST", ["_synapse", "admin", "v1", "register"]) => admin_register(st, cx),
         (m, ["_matrix", "client", "v3", rest @ ..]) => route_v3(st, cx, m, rest),
@@ -2119,9 +2147,12 @@ fn versions(st: &State) -> Res {
     if !st.fault(Fault::NoVersionsFlag) {
         unstable.insert("org.matrix.msc4140".into(), json!(true));
     }
-    Ok(ok(
-        json!({"versions": ["v1.11", "v1.12"], "unstable_features": unstable}),
-    ))
+    let mut versions = json!({"versions": ["v1.11", "v1.12"], "unstable_features": unstable});
+    if st.opts.announce_in_versions {
+        versions["net.zemos.msc4383.server"] =
+            json!({"name": FakeHomeserver::NAME, "version": FakeHomeserver::VERSION});
+    }
+    Ok(ok(versions))
 }
 
 fn capabilities(st: &State, cx: &Ctx) -> Res {
@@ -2192,7 +2223,12 @@ fn admin_register(st: &mut State, cx: &Ctx) -> Res {
 
 fn register(st: &mut State, cx: &Ctx) -> Res {
     let body = cx.object_body(true)?;
-    if cx.q("kind") == Some("guest") {
+    let guest = if st.opts.guest_kind_in_body_only {
+        body.get("kind").and_then(Value::as_str) == Some("guest")
+    } else {
+        cx.q("kind") == Some("guest")
+    };
+    if guest {
         st.guest_counter += 1;
         let user_id = st.create_user(&st.guest_counter.to_string(), "", true)?;
         let session = st.create_session(&user_id);
