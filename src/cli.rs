@@ -96,6 +96,16 @@ pub(crate) struct RunArgs {
         help_heading = "Target"
     )]
     pub(crate) registration_shared_secret: Option<String>,
+    /// Target url: a command (run with `sh -c`) that restarts the homeserver keeping its data,
+    /// e.g. `docker compose restart hs`. It must not return before the old server has stopped;
+    /// the harness then waits for /versions (--spawn-timeout). With it, the cases that restart
+    /// the homeserver run instead of skipping.
+    #[arg(long, value_name = "CMD", help_heading = "Target")]
+    pub(crate) restart_command: Option<String>,
+    /// Target url: a command that kills the homeserver hard (as a crash would) and starts it
+    /// again keeping its data, for the scenarios that need a hard kill.
+    #[arg(long, value_name = "CMD", help_heading = "Target")]
+    pub(crate) kill_command: Option<String>,
     /// Force the API form instead of detecting it: comma-separated query-param|endpoint,
     /// split-path|body, unstable|stable.
     #[arg(long, value_name = "FORMS", value_parser = FormOverride::parse, help_heading = "Target")]
@@ -121,7 +131,8 @@ pub(crate) struct RunArgs {
         help_heading = "Selection"
     )]
     pub(crate) suite: SuiteName,
-    /// Failed SHOULD cases fail the run too.
+    /// Failed SHOULD cases fail the run too, and an expectation file's entries for cases that no
+    /// longer exist are an error (exit 2) instead of a warning.
     #[arg(long, help_heading = "Selection")]
     pub(crate) strict: bool,
     /// List the selected cases instead of running them (cargo-test style).
@@ -137,10 +148,15 @@ pub(crate) struct RunArgs {
     /// Write the results file (JSON, schema 1) here.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub(crate) json: Option<PathBuf>,
-    /// Known failures of this target (TOML); listed failures become xfail. Defaults to the
-    /// bundled suites/expectations/synapse.toml for the pinned Synapse.
+    /// Known outcomes of this server (TOML); listed failures become xfail. Without it, the
+    /// bundled file written for the detected server and version applies, if there is one.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub(crate) expectations: Option<PathBuf>,
+    /// Write (or update) an expectation file from this run: failed cases are listed, new ones
+    /// with reason "TODO", existing reasons kept, entries of cases that now pass removed. An
+    /// existing FILE is also the one applied to this run.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub(crate) update_expectations: Option<PathBuf>,
     /// Apply no expectation file, not even the bundled one.
     #[arg(long, conflicts_with = "expectations", help_heading = "Output")]
     pub(crate) no_expectations: bool,

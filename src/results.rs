@@ -41,6 +41,9 @@ pub struct CaseReport {
     /// For an expected outcome (xfail/xpass): why the expectation file lists it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expectation: Option<String>,
+    /// The upstream issue the expectation file links for this case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expectation_link: Option<String>,
     /// How long after its scheduled send time a delayed event was sent, where one was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lateness_ms: Option<i64>,
@@ -65,6 +68,7 @@ impl CaseReport {
             duration_ms: 0,
             message,
             expectation: None,
+            expectation_link: None,
             lateness_ms: None,
             notes: Vec::new(),
             evidence: Vec::new(),
@@ -100,6 +104,13 @@ impl Summary {
     }
 }
 
+/// Which expectation file a run applied, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExpectationsApplied {
+    pub file: String,
+    pub why: String,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
     pub schema: u32,
@@ -110,6 +121,8 @@ pub struct RunReport {
     pub features: Features,
     pub started_at: String,
     pub duration_ms: u64,
+    /// The expectation file applied, and why (none: no file applied).
+    pub expectations: Option<ExpectationsApplied>,
     pub summary: Summary,
     pub cases: Vec<CaseReport>,
 }

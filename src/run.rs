@@ -4,22 +4,21 @@
 use crate::case::{Case, Need};
 use crate::cli::{RunArgs, SuiteName, TargetKind, UsageError};
 use crate::ctx::Env;
-use crate::expectations::Expectations;
+use crate::expectations::{self, Expectations};
 use crate::outcome::Outcome;
-use crate::results::{Harness, RunReport, Summary};
+use crate::results::{ExpectationsApplied, Harness, RunReport, Summary};
 use crate::runner::{self, RunOptions, Targets};
 use crate::suites;
 use crate::target::container::{self, ContainerOptions, ContainerTarget};
+use crate::target::identity::{self, Identity};
 use crate::target::synapse::{SynapseOptions, SynapseTarget, PINNED_VERSION};
-use crate::target::url::UrlTarget;
+use crate::target::url::{UrlCommands, UrlTarget};
 use crate::target::Target;
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
-
-/// Expectations for the pinned Synapse, applied by default to `--target synapse` at that version.
-const BUNDLED_SYNAPSE_EXPECTATIONS: &str = include_str!("../suites/expectations/synapse.toml");
 
 /// The cases `--suite` and `--area` select (libtest-mimic applies --filter/--skip/--exact).
 fn select(args: &RunArgs) -> Result<Vec<Case>, UsageError> {
@@ -42,26 +41,145 @@ fn select(args: &RunArgs) -> Result<Vec<Case>, UsageError> {
         .collect())
 }
 
-fn load_expectations(args: &RunArgs) -> Result<(Expectations, Option<String>), UsageError> {
-    if let Some(path) = &args.expectations {
-        let loaded = Expectations::load(path).map_err(UsageError)?;
-        return Ok((loaded, Some(path.display().to_string())));
+/// The expectation file given on the command line (`--expectations`, or an existing
+/// `--update-expectations` file), read before anything starts so that a bad file costs nothing.
+fn given_expectations(
+    args: &RunArgs,
+) -> Result<Option<(Expectations, ExpectationsApplied)>, UsageError> {
+    let update = args.update_expectations.as_ref().filter(|p| p.exists());
+    let (path, why) =
+        match (&args.expectations, update) {
+            (Some(given), Some(update)) if !same_file(given, update) => {
+                return Err(UsageError(format!(
+                    "--update-expectations {} exists and would be updated from outcomes judged by \
+                 another file (--expectations {}): give the same file to both, or a new file \
+                 to --update-expectations",
+                    update.display(),
+                    given.display()
+                )))
+            }
+            (Some(given), _) => (given, "given with --expectations"),
+            (None, Some(_)) if args.no_expectations => return Err(UsageError(
+                "--no-expectations with an existing --update-expectations file: the file would \
+                 be updated from outcomes it did not judge; give a new file"
+                    .into(),
+            )),
+            (None, Some(update)) => (
+                update,
+                "given with --update-expectations (updated after the run)",
+            ),
+            (None, None) => return Ok(None),
+        };
+    let loaded = Expectations::load(path).map_err(UsageError)?;
+    check_stale(&loaded, &path.display().to_string(), args.strict)?;
+    Ok(Some((
+        loaded,
+        ExpectationsApplied {
+            file: path.display().to_string(),
+            why: why.into(),
+        },
+    )))
+}
+
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
-    let bundled_applies = args.target == TargetKind::Synapse
-        && args.synapse_venv.is_none()
-        && args.synapse_version == PINNED_VERSION;
-    if bundled_applies && !args.no_expectations {
-        let loaded = Expectations::parse(
-            BUNDLED_SYNAPSE_EXPECTATIONS,
-            "suites/expectations/synapse.toml",
+}
+
+/// Entries for cases that no longer exist: a warning, or with --strict an error.
+fn check_stale(file: &Expectations, origin: &str, strict: bool) -> Result<(), UsageError> {
+    let catalogue = suites::catalogue();
+    let ids: BTreeSet<&str> = catalogue.iter().map(|c| c.id).collect();
+    let stale = file.stale(&ids);
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let message = format!(
+        "{origin} lists {} case(s) that do not exist (renamed or removed; `list` shows the ids): {}",
+        stale.len(),
+        stale.join(", ")
+    );
+    if strict {
+        return Err(UsageError(format!("{message} (an error with --strict)")));
+    }
+    eprintln!("warning: {message}");
+    Ok(())
+}
+
+/// The expectations of a run: the given file, none (--no-expectations), or the bundled file
+/// written for the detected server and version. Says which and why on stderr.
+fn choose_expectations(
+    args: &RunArgs,
+    given: Option<(Expectations, ExpectationsApplied)>,
+    identity: Option<&Identity>,
+) -> Result<(Expectations, Option<ExpectationsApplied>), UsageError> {
+    let chosen = match given {
+        Some(given) => Some(given),
+        None if args.no_expectations => {
+            eprintln!("expectations: none (--no-expectations)");
+            None
+        }
+        None => match expectations::choose_bundled(
+            identity.map(|i| i.name.as_str()),
+            identity.and_then(|i| i.version.as_deref()),
         )
-        .map_err(UsageError)?;
-        return Ok((
-            loaded,
-            Some("suites/expectations/synapse.toml (bundled)".into()),
-        ));
-    }
-    Ok((Expectations::default(), None))
+        .map_err(UsageError)?
+        {
+            Ok(bundled) => {
+                check_stale(&bundled.0, &bundled.1.file, args.strict)?;
+                Some(bundled)
+            }
+            Err(why_none) => {
+                eprintln!("expectations: {why_none}");
+                None
+            }
+        },
+    };
+    Ok(match chosen {
+        Some((file, applied)) => {
+            eprintln!(
+                "expectations: {} ({} entries) — {}",
+                applied.file,
+                file.len(),
+                applied.why
+            );
+            (file, Some(applied))
+        }
+        None => (Expectations::default(), None),
+    })
+}
+
+/// `--update-expectations FILE`: the applied file updated from the run's outcomes.
+fn update_expectations(
+    path: &std::path::Path,
+    applied: &Expectations,
+    report: &RunReport,
+) -> Result<(), UsageError> {
+    let catalogue = suites::catalogue();
+    let ids: BTreeSet<&str> = catalogue.iter().map(|c| c.id).collect();
+    let server = report
+        .target
+        .server_name
+        .clone()
+        .map(|name| expectations::Server {
+            name,
+            versions: report.target.server_version.iter().cloned().collect(),
+        });
+    let (text, changes) = applied.updated(&report.cases, &ids, server);
+    std::fs::write(path, text)
+        .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
+    println!(
+        "expectations written to {}: {}",
+        path.display(),
+        if changes.is_empty() {
+            "no change".to_string()
+        } else {
+            changes.join("; ")
+        }
+    );
+    Ok(())
 }
 
 /// The targets running, for the interrupt handler: stopped however the process ends.
@@ -109,6 +227,15 @@ async fn start_target(
     args: &RunArgs,
     http: &reqwest::Client,
 ) -> Result<Arc<dyn Target>, UsageError> {
+    if args.target != TargetKind::Url
+        && (args.restart_command.is_some() || args.kill_command.is_some())
+    {
+        return Err(UsageError(
+            "--restart-command and --kill-command go with --target url (the harness restarts \
+             the servers it starts itself)"
+                .into(),
+        ));
+    }
     match args.target {
         TargetKind::Synapse => {
             if args.base_url.is_some() {
@@ -153,8 +280,18 @@ async fn start_target(
                     "--target url needs --base-url URL (the homeserver's client API)".into(),
                 ));
             };
-            let target =
-                UrlTarget::connect(http, base_url, args.registration_shared_secret.clone()).await?;
+            let commands = UrlCommands {
+                restart: args.restart_command.clone(),
+                kill: args.kill_command.clone(),
+                spawn_timeout: args.spawn_timeout,
+            };
+            let target = UrlTarget::connect_with(
+                http,
+                base_url,
+                args.registration_shared_secret.clone(),
+                commands,
+            )
+            .await?;
             Ok(Arc::new(target))
         }
     }
@@ -221,7 +358,7 @@ async fn start_rate_limited(args: &RunArgs, needed: bool) -> Result<RateLimitedT
 
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     let cases = select(&args)?;
-    let (expectations, expectations_origin) = load_expectations(&args)?;
+    let given = given_expectations(&args)?;
     let opts = RunOptions {
         filter: args.filter.clone(),
         skip: args.skip.clone(),
@@ -242,7 +379,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(path) = &args.json {
+    for path in args.json.iter().chain(&args.update_expectations) {
         check_writable(path)?;
     }
 
@@ -287,7 +424,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     }
     *slot.lock().unwrap() = running.clone();
 
-    let outcome = (|| -> Result<RunReport, UsageError> {
+    let http_for_identity = http.clone();
+    let outcome = (|| -> Result<(RunReport, Arc<Expectations>), UsageError> {
         let forced = args.api_form.unwrap_or_default();
         let env = Arc::new(
             runtime
@@ -317,9 +455,26 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
             more: more_envs,
             rate_limited: rate_limited_env,
         };
-        let info = target.info();
+        let identity = runtime.block_on(async {
+            let info = target.info();
+            identity::resolve(
+                identity::detect(&http_for_identity, &info.base_url).await,
+                &info,
+            )
+        });
+        let info = identity::apply(target.info(), identity.as_ref());
         eprintln!(
-            "target: {} {} at {}{}{} · API form: {}{}",
+            "server: {}",
+            identity
+                .as_ref()
+                .map(Identity::describe)
+                .unwrap_or_else(|| "unknown (it does not say: no MSC4383 announcement in \
+                     /versions, no /_matrix/federation/v1/version on the client port)"
+                    .into())
+        );
+        let (expectations, applied) = choose_expectations(&args, given, identity.as_ref())?;
+        eprintln!(
+            "target: {} {} at {}{}{} · API form: {}",
             info.name,
             info.version.as_deref().unwrap_or(""),
             info.base_url,
@@ -333,30 +488,31 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
                 format!(" (+{} more instances)", more.len())
             },
             env.form,
-            expectations_origin
-                .as_deref()
-                .map(|o| format!(" · expectations: {o}"))
-                .unwrap_or_default()
         );
+        let expectations = Arc::new(expectations);
         let reports = runner::run_all(
             runtime.handle(),
             &targets,
             cases,
-            Arc::new(expectations),
+            expectations.clone(),
             &opts,
         );
-        Ok(RunReport {
-            schema: crate::results::SCHEMA,
-            harness: Harness::default(),
-            // Asked again after the cases: restart times are known now.
-            target: target.info(),
-            api_form: env.form,
-            features: env.features.clone(),
-            started_at,
-            duration_ms: clock.elapsed().as_millis() as u64,
-            summary: Summary::of(&reports),
-            cases: reports,
-        })
+        Ok((
+            RunReport {
+                schema: crate::results::SCHEMA,
+                harness: Harness::default(),
+                // Asked again after the cases: restart times are known now.
+                target: identity::apply(target.info(), identity.as_ref()),
+                api_form: env.form,
+                features: env.features.clone(),
+                started_at,
+                duration_ms: clock.elapsed().as_millis() as u64,
+                expectations: applied,
+                summary: Summary::of(&reports),
+                cases: reports,
+            },
+            expectations,
+        ))
     })();
     runtime.block_on(futures::future::join_all(
         running.iter().map(|t| t.shutdown()),
@@ -365,12 +521,15 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
         return Ok(ExitCode::from(130));
     }
-    let report: RunReport = outcome?;
+    let (report, applied_expectations) = outcome?;
 
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report).expect("results serialise");
         std::fs::write(path, text)
             .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if let Some(path) = &args.update_expectations {
+        update_expectations(path, &applied_expectations, &report)?;
     }
     let failing = report.cases.iter().filter(|r| opts.fails_run(r)).count();
     print_summary(&report, failing, clock.elapsed());

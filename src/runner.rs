@@ -67,10 +67,11 @@ impl RunOptions {
         self.filter.as_deref().is_none_or(matches) && !self.skip.iter().any(|s| matches(s))
     }
 
-    /// Whether a case's outcome makes the run fail (exit status 1).
+    /// Whether a case's outcome makes the run fail (exit status 1): only outcomes the expectation
+    /// file does not expect count. An unexpected pass (`xpass`) does: the file is out of date.
     pub fn fails_run(&self, report: &CaseReport) -> bool {
         match report.outcome {
-            Outcome::Error => true,
+            Outcome::Error | Outcome::Xpass => true,
             Outcome::Fail => {
                 report.level == Level::Must || (self.strict && report.level == Level::Should)
             }
@@ -321,7 +322,22 @@ pub fn run_all(
                 ));
                 expectations.apply(&mut report);
                 let completion = match report.outcome {
-                    Outcome::Pass | Outcome::Xpass => Ok(Completion::Completed),
+                    Outcome::Pass => Ok(Completion::Completed),
+                    Outcome::Xpass => Err(Failed::from(format!(
+                        "now passes, though the expectation file expects {}: remove it from the \
+                         file ({})",
+                        expectations
+                            .get(&report.id)
+                            .map(|e| {
+                                e.expected
+                                    .iter()
+                                    .map(|o| o.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(" or ")
+                            })
+                            .unwrap_or_default(),
+                        report.expectation.clone().unwrap_or_default()
+                    ))),
                     Outcome::Skip => Ok(Completion::ignored_with(
                         report.message.clone().unwrap_or_default(),
                     )),

@@ -812,3 +812,44 @@ async fn delay_over_maximum_matches_the_merged_revision() {
     );
     assert_eq!(reports[0].matched_revisions, [Rev::Merged2026]);
 }
+
+/// Who is answering: MSC4383's announcement in `/versions` first, then the federation version
+/// endpoint, else nothing (a url target then calls the server "unknown").
+#[tokio::test]
+async fn the_server_names_itself() {
+    use delayed_events_conformance::target::identity;
+    let http = http_client();
+    for (announce, federation, expected) in [
+        (true, true, Some("msc4383")),
+        (false, true, Some("federation")),
+        (false, false, None),
+    ] {
+        let fake = FakeHomeserver::start(FakeOptions {
+            announce_in_versions: announce,
+            federation_version: federation,
+            ..FakeOptions::default()
+        })
+        .await;
+        let found = identity::detect(&http, &fake.uri()).await;
+        assert_eq!(found.as_ref().map(|i| i.source), expected, "{found:?}");
+        let target = UrlTarget::connect(&http, &fake.uri(), None).await.unwrap();
+        let info = target.info();
+        match found {
+            Some(found) => {
+                assert_eq!(found.name, FakeHomeserver::NAME);
+                assert_eq!(found.version.as_deref(), Some(FakeHomeserver::VERSION));
+                assert_eq!(info.server_name.as_deref(), Some(FakeHomeserver::NAME));
+                assert_eq!(
+                    info.server_version.as_deref(),
+                    Some(FakeHomeserver::VERSION)
+                );
+                assert_eq!(info.identity_source.as_deref(), expected);
+                assert_eq!(info.name, FakeHomeserver::NAME);
+            }
+            None => {
+                assert_eq!(info.name, "unknown");
+                assert_eq!(info.server_name, None);
+            }
+        }
+    }
+}

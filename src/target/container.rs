@@ -298,6 +298,7 @@ impl Target for ContainerTarget {
             image: Some(self.image.clone()),
             startup_ms: Some(self.startup_ms),
             restart_ms,
+            ..Default::default()
         }
     }
 
@@ -1009,12 +1010,11 @@ fn image_basename(image: &str) -> String {
     name.rsplit('/').next().unwrap_or(name).to_string()
 }
 
-/// The server's software name and version: the federation version endpoint (when the image
-/// serves it on the client port), else Synapse's admin server-version endpoint.
+/// The server's software name and version: what it says over HTTP (`identity::detect`), else
+/// Synapse's admin server-version endpoint.
 async fn identify(http: &reqwest::Client, base_url: &str) -> (Option<String>, Option<String>) {
-    let (name, version) = super::url::server_identity(http, base_url).await;
-    if name != "unknown" {
-        return (Some(name), version);
+    if let Some(found) = super::identity::detect(http, base_url).await {
+        return (Some(found.name), found.version);
     }
     let url = format!("{base_url}/_synapse/admin/v1/server_version");
     let body: Option<serde_json::Value> = match http.get(url).send().await {

@@ -2,6 +2,7 @@
 //! to start it, where it listens, how users get registered there, and whether it can restart it.
 
 pub mod container;
+pub mod identity;
 pub mod synapse;
 pub mod url;
 
@@ -25,6 +26,14 @@ pub struct TargetInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     pub base_url: String,
+    /// The server software's name and version as detected (`identity.rs`), and where from:
+    /// `msc4383` (`/versions`), `federation` (`/_matrix/federation/v1/version`) or `target`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_source: Option<String>,
     /// The container image (target container).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
@@ -56,6 +65,15 @@ pub trait Target: Send + Sync {
     fn can_restart(&self) -> Result<(), String>;
     /// Stop the server and start it again with its data kept; returns once it answers again.
     async fn restart(&self) -> Result<(), TargetError>;
+    /// `Ok(())` when `kill` works here; otherwise the reason hard-kill cases skip.
+    fn can_kill(&self) -> Result<(), String> {
+        Err("this target cannot kill the homeserver hard".into())
+    }
+    /// Kill the server hard (no clean shutdown, as a crash would) and start it again with its
+    /// data kept; returns once it answers again.
+    async fn kill(&self) -> Result<(), TargetError> {
+        Err(TargetError(self.can_kill().unwrap_err()))
+    }
     /// The last `lines` lines of the server's log, where the harness can see it.
     fn log_tail(&self, lines: usize) -> Option<String>;
     /// Stop the server and everything the target started. Idempotent; safe on every exit path.
