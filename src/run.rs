@@ -227,15 +227,6 @@ async fn start_target(
     args: &RunArgs,
     http: &reqwest::Client,
 ) -> Result<Arc<dyn Target>, UsageError> {
-    if args.target != TargetKind::Url
-        && (args.restart_command.is_some() || args.kill_command.is_some())
-    {
-        return Err(UsageError(
-            "--restart-command and --kill-command go with --target url (the harness restarts \
-             the servers it starts itself)"
-                .into(),
-        ));
-    }
     match args.target {
         TargetKind::Synapse => {
             if args.base_url.is_some() {
@@ -358,6 +349,15 @@ async fn start_rate_limited(args: &RunArgs, needed: bool) -> Result<RateLimitedT
 
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     let cases = select(&args)?;
+    if args.target != TargetKind::Url
+        && (args.restart_command.is_some() || args.kill_command.is_some())
+    {
+        return Err(UsageError(
+            "--restart-command and --kill-command go with --target url (the harness restarts \
+             the servers it starts itself)"
+                .into(),
+        ));
+    }
     let given = given_expectations(&args)?;
     let opts = RunOptions {
         filter: args.filter.clone(),

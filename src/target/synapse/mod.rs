@@ -89,6 +89,12 @@ pub struct SynapseTarget {
     startup_ms: AtomicU64,
 }
 
+/// The Python of the environment `opts` names (installing the managed one if needed), for
+/// running a Synapse outside the harness (tests of `--target url`).
+pub async fn installed_python(opts: &SynapseOptions) -> Result<PathBuf, TargetError> {
+    Ok(find_or_install(opts).await?.python)
+}
+
 impl SynapseTarget {
     /// Installs Synapse if needed, writes a fresh configuration and starts the homeserver;
     /// returns once it answers `/_matrix/client/versions`.
