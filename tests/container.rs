@@ -8,7 +8,7 @@
 //! Without them the tests fail and say so; `DEC_SKIP_CONTAINER_TESTS=1` skips them (visibly).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{LazyLock, Mutex};
 
@@ -52,10 +52,6 @@ fn text(output: &Output) -> (String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
-}
-
-fn repo_file(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
 /// A catalogue run with a results file; panics with the set-up hint when the target cannot start.
@@ -108,18 +104,11 @@ fn catalogue_against_the_container_gives_the_managed_synapses_outcomes() {
     }
     let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let expectations = repo_file("suites/expectations/synapse.toml");
+    // No --expectations: the run picks the bundled file by the server's identity on its own.
     let (container, container_run) = run_catalogue(
         dir.path(),
         "container",
-        &[
-            "--target",
-            "container",
-            "--image",
-            IMAGE_REF.as_str(),
-            "--expectations",
-            expectations.to_str().unwrap(),
-        ],
+        &["--target", "container", "--image", IMAGE_REF.as_str()],
     );
     assert_no_container_left();
     let (synapse, synapse_run) = run_catalogue(dir.path(), "synapse", &[]);
@@ -130,6 +119,12 @@ fn catalogue_against_the_container_gives_the_managed_synapses_outcomes() {
     assert_eq!(target["name"], "Synapse");
     assert_eq!(target["version"], synapse["target"]["version"]);
     assert!(target["startup_ms"].as_u64().unwrap() > 0, "{target}");
+    assert_eq!(target["server_name"], "Synapse", "{target}");
+    assert_eq!(
+        container["expectations"]["file"], "suites/expectations/synapse.toml",
+        "the bundled expectations chosen by the server's identity"
+    );
+    assert_eq!(container_run.status.code(), Some(0), "exit status 0");
 
     let (in_container, managed) = (outcomes(&container), outcomes(&synapse));
     assert_eq!(
