@@ -20,7 +20,7 @@ pub struct Identity {
 impl Identity {
     pub fn describe(&self) -> String {
         let from = match self.source {
-            "msc4383" => "/_matrix/client/versions (MSC4383)",
+            "msc4383" => "MSC4383 in /_matrix/client/versions",
             "federation" => "/_matrix/federation/v1/version",
             _ => "the target",
         };
