@@ -139,6 +139,46 @@ fn url_target_names_the_server_and_restarts_it_with_the_restart_command() {
         );
     }
     assert_eq!(output.status.code(), Some(0), "{context}");
+
+    // --kill-command: the target kills the server hard and waits until it answers again; a user
+    // registered before is still there (the data was kept).
+    runtime.block_on(async {
+        use delayed_events_conformance::client::{http_client, Client};
+        use delayed_events_conformance::target::url::{UrlCommands, UrlTarget};
+        use delayed_events_conformance::target::Target;
+        let http = http_client();
+        let commands = UrlCommands {
+            kill: Some(format!(
+                "{} kill {}",
+                script().display(),
+                external.dir.path().display()
+            )),
+            spawn_timeout: Duration::from_secs(30),
+            ..UrlCommands::default()
+        };
+        let target = UrlTarget::connect_with(&http, &base_url, Some(secret.into()), commands)
+            .await
+            .unwrap();
+        assert!(target.can_restart().is_err(), "no restart command given");
+        let anon = Client::new(http.clone(), &base_url, Default::default());
+        let user =
+            delayed_events_conformance::users::register(&anon, &target.registration(), "kill")
+                .await
+                .expect("a user registers");
+        let pid_before = std::fs::read_to_string(external.dir.path().join("pid")).unwrap();
+        target
+            .kill()
+            .await
+            .expect("the kill command kills and restarts the server");
+        let pid_after = std::fs::read_to_string(external.dir.path().join("pid")).unwrap();
+        assert_ne!(pid_before, pid_after, "a new server process");
+        let whoami = user
+            .get("/_matrix/client/v3/account/whoami")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(whoami.status, 200, "{}", whoami.describe());
+    });
 }
 
 /// The restart command is for servers the harness does not run.
