@@ -89,9 +89,14 @@ pub struct Expectations {
 impl Expectations {
     pub fn parse(text: &str, origin: &str) -> Result<Expectations, String> {
         let file: File = toml::from_str(text).map_err(|e| {
+            let renamed = if e.to_string().contains("unknown field `outcome`") {
+                " (files of earlier releases: `outcome` is now `expected`)"
+            } else {
+                ""
+            };
             format!(
                 "{origin}: {e}\nEach entry is [[case]] with id, expected (an outcome or a list of \
-                 them), reason, and optionally link; see README, \"Expectation files\"."
+                 them), reason, and optionally link{renamed}; see README, \"Expectation files\"."
             )
         })?;
         let mut entries: Vec<Entry> = Vec::new();
