@@ -1,7 +1,8 @@
 //! A small stateful fake Matrix homeserver on wiremock, for the conformance suite's self-tests.
 //!
 //! It implements the subset of the Client-Server API the MSC4140 cases use, following the
-//! 2026-07-10 revision of MSC4140 (under the unstable prefix) wherever revisions differ, and
+//! 2026-07-10 revision of MSC4140 (under the unstable prefix) wherever revisions differ (the
+//! merged text's 400 `M_DELAY_TOO_LARGE` where a delay is over the maximum), and
 //! behaves correctly unless a [`Fault`] is switched on. Each fault breaks exactly one requirement
 //! and is checked in exactly one place (search for `Fault::Name`).
 //!
