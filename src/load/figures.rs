@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Below this harness-measured lateness (p90) the two clocks cannot tell how a server stamps.
-const STAMP_JUDGEABLE_MS: f64 = 300.0;
+/// How much longer than an ordinary message's the way from a delayed event's stamp to the harness
+/// may take before the stamp is judged to be the scheduled time rather than the real send time.
+const STAMP_GAP_MS: f64 = 300.0;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Percentiles {
@@ -75,8 +76,13 @@ pub struct Figures {
     pub lateness_ms: Percentiles,
     /// `origin_server_ts` minus the due time on the wall clock: the server's own claim.
     pub server_lateness_ms: Percentiles,
-    /// Whether the server stamps a late event with its scheduled time rather than the actual
-    /// one; `None` where the events were not late enough to tell.
+    /// From `origin_server_ts` to the harness seeing the event (wall clock): for the delayed
+    /// events, and for ordinary messages sent meanwhile (the baseline of an honest stamp).
+    pub stamp_to_arrival_ms: Percentiles,
+    pub probe_stamp_to_arrival_ms: Percentiles,
+    /// Whether the server stamps a late event with its scheduled time rather than the time it
+    /// sent it: its stamps reach the harness much later than ordinary messages' do. `None` where
+    /// there is nothing to compare.
     pub stamps_scheduled_time: Option<bool>,
     /// Request durations by kind.
     pub request_ms: BTreeMap<String, Percentiles>,
@@ -112,7 +118,22 @@ impl Figures {
         };
         let mut lateness = Vec::new();
         let mut server_lateness = Vec::new();
-        for tracked in ledger.tracked.iter().filter(|t| t.refused.is_none()) {
+        let mut stamp_gap = Vec::new();
+        let mut probe_gap = Vec::new();
+        for tracked in ledger.tracked.iter().filter(|t| t.kind == Kind::Probe) {
+            if let Some(gap) = tracked
+                .arrivals
+                .first()
+                .and_then(|a| stamp_to_arrival(ledger, a))
+            {
+                probe_gap.push(gap);
+            }
+        }
+        for tracked in ledger
+            .tracked
+            .iter()
+            .filter(|t| t.refused.is_none() && t.kind != Kind::Probe)
+        {
             let Some(due) = tracked.due else { continue };
             f.scheduled += 1;
             let first = tracked.arrivals.iter().map(|a| a.0).min();
@@ -138,7 +159,7 @@ impl Figures {
                     continue;
                 }
                 Kind::SentNow => f.sent_now += 1,
-                Kind::Plain | Kind::Heartbeat => {}
+                Kind::Plain | Kind::Heartbeat | Kind::Probe => {}
             }
             let Some(first) = first else {
                 f.lost += 1;
@@ -148,20 +169,22 @@ impl Figures {
                 f.delivered_once += 1;
             }
             lateness.push(signed_ms(first, due));
-            let stamped = tracked
-                .arrivals
-                .iter()
-                .find(|a| a.0 == first)
-                .and_then(|a| a.1);
+            let arrival = tracked.arrivals.iter().find(|a| a.0 == first);
+            let stamped = arrival.and_then(|a| a.1);
             if let (Some(stamped), Some(due_wall)) = (stamped, ledger.wall_ms(due)) {
                 server_lateness.push((stamped - due_wall) as f64);
+            }
+            if let Some(gap) = arrival.and_then(|a| stamp_to_arrival(ledger, a)) {
+                stamp_gap.push(gap);
             }
         }
         f.lateness_ms = Percentiles::of(&lateness);
         f.server_lateness_ms = Percentiles::of(&server_lateness);
-        f.stamps_scheduled_time = (f.lateness_ms.p90 >= STAMP_JUDGEABLE_MS
-            && f.server_lateness_ms.count > 0)
-            .then(|| f.server_lateness_ms.p90 < f.lateness_ms.p90 / 3.0);
+        f.stamp_to_arrival_ms = Percentiles::of(&stamp_gap);
+        f.probe_stamp_to_arrival_ms = Percentiles::of(&probe_gap);
+        f.stamps_scheduled_time = (f.stamp_to_arrival_ms.count > 0
+            && f.probe_stamp_to_arrival_ms.count > 0)
+            .then(|| f.stamp_to_arrival_ms.p90 > f.probe_stamp_to_arrival_ms.p90 + STAMP_GAP_MS);
         f.request_ms = ledger
             .latency_ms
             .iter()
@@ -185,6 +208,11 @@ impl Figures {
     pub fn refused_total(&self) -> usize {
         self.refused.values().sum()
     }
+}
+
+/// From the server's stamp to the harness's `/sync` answer, on the wall clock.
+fn stamp_to_arrival(ledger: &Ledger, arrival: &(std::time::Instant, Option<i64>)) -> Option<f64> {
+    Some((ledger.wall_ms(arrival.0)? - arrival.1?) as f64)
 }
 
 /// `later - earlier` in milliseconds, negative when `later` is in fact earlier.

@@ -81,14 +81,17 @@ fn server_clock_line(f: &Figures) -> String {
     let stamps = match f.stamps_scheduled_time {
         Some(true) => "it stamps late events with their scheduled time, not the time it sent them",
         Some(false) => "it stamps events with the time it sent them",
-        None => "events were not late enough to tell how it stamps them",
+        None => "no stamps to compare",
     };
     format!(
-        "  {} events: by the server's timestamps p50 {} ms, p99 {} ms, max {} ms; {stamps}",
+        "  {} events: by the server's timestamps p50 {} ms, p99 {} ms, max {} ms; stamp to \
+         harness p90 {} ms (ordinary messages: {} ms): {stamps}",
         f.events,
         ms(f.server_lateness_ms.p50),
         ms(f.server_lateness_ms.p99),
-        ms(f.server_lateness_ms.max)
+        ms(f.server_lateness_ms.max),
+        ms(f.stamp_to_arrival_ms.p90),
+        ms(f.probe_stamp_to_arrival_ms.p90),
     )
 }
 
@@ -192,7 +195,11 @@ fn figures_table(report: &LoadReport) -> String {
             f.server_cpu_ms.map_or("unknown".into(), |s| format!("{s} ms")),
         );
     }
-    t.push_str("</tbody></table>");
+    t.push_str("</tbody></table><ul class=\"stamps\">");
+    for f in &report.runs {
+        let _ = write!(t, "<li>{}</li>", esc(server_clock_line(f).trim()));
+    }
+    t.push_str("</ul>");
     t
 }
 
@@ -205,7 +212,7 @@ figure h2{font-size:16px;margin:0 0 6px}figcaption{color:#5b6475;font-size:13px}
 table{border-collapse:collapse;margin:0 28px 18px;background:#fff;font-size:13px}\
 th,td{border:1px solid #dde1e8;padding:5px 8px;text-align:right}th{background:#eef1f5}\
 td.bad{background:#fde8e8;color:#a4161a;font-weight:600}.warn{margin:12px 28px;color:#a4161a}\
-.note{color:#5b6475}footer{color:#5b6475;font-size:12px;padding:0 28px 24px}";
+.note{color:#5b6475}.stamps{margin:0 28px 14px;color:#3a4252;font-size:13px}footer{color:#5b6475;font-size:12px;padding:0 28px 24px}";
 
 fn esc(text: &str) -> String {
     text.replace('&', "&amp;")

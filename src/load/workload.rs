@@ -74,6 +74,9 @@ pub enum Kind {
     SentNow,
     /// A call member's hang-up, restarted until the member stopped.
     Heartbeat,
+    /// An ordinary message sent while delayed events fall due: how long the server's stamp takes
+    /// to reach the harness for an event stamped when it was really sent.
+    Probe,
 }
 
 #[derive(Clone, Debug)]
@@ -147,7 +150,10 @@ impl Ledger {
 
     /// Events that should still arrive, and the latest moment one of them is due.
     fn outstanding(&self) -> (usize, Option<Instant>) {
-        let live = self.tracked.iter().filter(|t| t.refused.is_none());
+        let live = self
+            .tracked
+            .iter()
+            .filter(|t| t.refused.is_none() && t.kind != Kind::Probe);
         let latest_due = live.clone().filter_map(|t| t.due).max();
         let pending = live
             .filter(|t| t.kind != Kind::Cancelled && t.arrivals.is_empty())
@@ -243,7 +249,14 @@ pub async fn run(
     let (_, scheduled) = tokio::join!(heartbeats, schedule);
     scheduled?;
 
-    // Wait for deliveries: everything arrived and the last due time passed, or the allowance ran out.
+    // Wait for deliveries: everything arrived and the last due time passed, or the allowance ran
+    // out. Meanwhile, ordinary messages measure how stamps of really-sent events reach the harness.
+    let probing = tokio::spawn(probe(
+        members[0].user.clone(),
+        members[0].room.clone(),
+        ledger.clone(),
+        run_tag.clone(),
+    ));
     loop {
         let (pending, latest_due) = ledger.lock().unwrap().outstanding();
         let now = Instant::now();
@@ -258,6 +271,7 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    probing.abort();
     listening.store(false, Ordering::SeqCst);
     for collector in collectors {
         let _ = collector.await;
@@ -449,4 +463,29 @@ async fn heartbeat(
         }
     }
     ledger.lock().unwrap().tracked[index].stopped = Some(Instant::now());
+}
+
+/// How often the probe sends an ordinary message while delayed events fall due.
+const PROBE_EVERY: Duration = Duration::from_millis(250);
+
+/// Sends an ordinary (not delayed) message every `PROBE_EVERY` until aborted.
+async fn probe(user: User, room: String, ledger: SharedLedger, run_tag: String) {
+    for n in 0.. {
+        let marker = format!("dec-load {run_tag} probe {n}");
+        let index = ledger.lock().unwrap().track(marker.clone(), Kind::Probe);
+        let sent_at = Instant::now();
+        if let Ok(resp) = user
+            .send_event(
+                &room,
+                "m.room.message",
+                json!({"msgtype": "m.text", "body": marker}),
+            )
+            .await
+        {
+            let mut ledger = ledger.lock().unwrap();
+            ledger.request("message", sent_at, answer(&resp));
+            ledger.tracked[index].due = Some(sent_at);
+        }
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
 }
