@@ -184,7 +184,7 @@ impl Figures {
         f.probe_stamp_to_arrival_ms = Percentiles::of(&probe_gap);
         f.stamps_scheduled_time = (f.stamp_to_arrival_ms.count > 0
             && f.probe_stamp_to_arrival_ms.count > 0)
-            .then(|| f.stamp_to_arrival_ms.p90 > f.probe_stamp_to_arrival_ms.p90 + STAMP_GAP_MS);
+            .then_some(f.stamp_to_arrival_ms.p90 > f.probe_stamp_to_arrival_ms.p90 + STAMP_GAP_MS);
         f.request_ms = ledger
             .latency_ms
             .iter()
