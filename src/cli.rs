@@ -31,6 +31,8 @@ pub(crate) enum Command {
     Run(Box<RunArgs>),
     /// List every case with its id, area, level and spec reference.
     List(ListArgs),
+    /// Delivery and lateness of delayed events under load, and how they grow with it (--sweep).
+    Load(Box<LoadArgs>),
     /// Remove the containers of `--target container` runs that were killed before they could
     /// clean up (their harness no longer runs).
     Cleanup(CleanupArgs),
@@ -53,8 +55,9 @@ pub(crate) enum SuiteName {
     Msc4157,
 }
 
+/// Which homeserver to test and how to reach it: shared by `run` and `load`.
 #[derive(Args)]
-pub(crate) struct RunArgs {
+pub(crate) struct TargetArgs {
     /// Which homeserver to test.
     #[arg(long, value_enum, default_value = "synapse", help_heading = "Target")]
     pub(crate) target: TargetKind,
@@ -110,6 +113,12 @@ pub(crate) struct RunArgs {
     /// split-path|body, unstable|stable.
     #[arg(long, value_name = "FORMS", value_parser = FormOverride::parse, help_heading = "Target")]
     pub(crate) api_form: Option<FormOverride>,
+}
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) server: TargetArgs,
 
     /// Run only cases whose id contains this text.
     #[arg(long, value_name = "SUBSTR", help_heading = "Selection")]
@@ -166,6 +175,56 @@ pub(crate) struct RunArgs {
 }
 
 #[derive(Args)]
+pub(crate) struct LoadArgs {
+    #[command(flatten)]
+    pub(crate) server: TargetArgs,
+    /// Delayed events to schedule (without --sweep).
+    #[arg(long, default_value_t = 100, help_heading = "Workload")]
+    pub(crate) events: usize,
+    /// Run growing workloads one after the other, e.g. 10,100,1000 (events each).
+    #[arg(
+        long,
+        value_name = "N,N,...",
+        value_delimiter = ',',
+        help_heading = "Workload"
+    )]
+    pub(crate) sweep: Option<Vec<usize>>,
+    /// At most this many events per user (default: the server's advertised per-user limit, else 20).
+    #[arg(long, value_name = "N", help_heading = "Workload")]
+    pub(crate) events_per_user: Option<usize>,
+    /// When the first event is due, counted from the start of scheduling.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration, help_heading = "Workload")]
+    pub(crate) delay: Duration,
+    /// Spread the due times evenly over this window after --delay; 0: all due at once.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration, help_heading = "Workload")]
+    pub(crate) spread: Duration,
+    /// Call members keeping a hang-up alive by restarting it (MatrixRTC heartbeats).
+    #[arg(long, default_value_t = 0, help_heading = "Workload")]
+    pub(crate) heartbeaters: usize,
+    /// How often each call member restarts its hang-up.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration, help_heading = "Workload")]
+    pub(crate) heartbeat_every: Duration,
+    /// How long the call members keep heartbeating before they stop.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, help_heading = "Workload")]
+    pub(crate) heartbeat_for: Duration,
+    /// Share of the events cancelled or sent at once while pending (alternately), 0 to 1.
+    #[arg(long, default_value_t = 0.1, help_heading = "Workload")]
+    pub(crate) manage: f64,
+    /// Scheduling requests in flight at once.
+    #[arg(long, default_value_t = 64, help_heading = "Workload")]
+    pub(crate) in_flight: usize,
+    /// Give up on the workloads after this long, keeping the figures so far.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, help_heading = "Workload")]
+    pub(crate) max_duration: Duration,
+    /// Write the figures as JSON.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub(crate) json: Option<PathBuf>,
+    /// Write an HTML page with plots of the figures.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub(crate) html: Option<PathBuf>,
+}
+
+#[derive(Args)]
 pub(crate) struct CleanupArgs {
     /// Remove every container of this suite, also those of runs still going.
     #[arg(long)]
@@ -193,6 +252,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::List(args) => list(&args),
         Command::Run(args) => crate::run::run(*args),
+        Command::Load(args) => crate::load::load(*args),
         Command::Cleanup(args) => cleanup(&args),
     };
     match result {

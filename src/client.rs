@@ -613,6 +613,15 @@ impl Client {
         }
     }
 
+    /// One `/sync` long-poll of at most `timeout`: the timeline events that arrived in it, handed
+    /// over rather than kept (the load command's streams of many events; cases use `wait_for`).
+    pub async fn next_events(&self, timeout: Duration) -> Result<Vec<Observed>, Stop> {
+        let mut state = self.sync.lock().await;
+        let before = state.seen.len();
+        self.sync_round(&mut state, timeout).await?;
+        Ok(state.seen.drain(before..).collect())
+    }
+
     /// Every timeline event seen so far that matches `pred`, after one more short sync round so
     /// that anything already sent is included.
     pub async fn seen_matching(

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod ctx;
 pub mod expectations;
+pub mod load;
 pub mod outcome;
 pub mod phase;
 pub mod results;

@@ -2,7 +2,7 @@
 //! apply expectations, write the results, and stop everything on every exit path.
 
 use crate::case::{Case, Need};
-use crate::cli::{RunArgs, SuiteName, TargetKind, UsageError};
+use crate::cli::{RunArgs, SuiteName, TargetArgs, TargetKind, UsageError};
 use crate::ctx::Env;
 use crate::expectations::{self, Expectations};
 use crate::outcome::Outcome;
@@ -189,6 +189,23 @@ type TargetSlot = Arc<Mutex<Vec<Arc<dyn Target>>>>;
 /// cases finished (failing, as their server went away) before the shutdown did.
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn interrupt_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminated => {},
+    }
+}
+
 /// On Ctrl-C or SIGTERM: shut the running target down and exit 130; during start-up (no target
 /// yet), tell the start-up to give up instead, so that dropping it cleans up what it made.
 fn install_interrupt_handler(
@@ -197,20 +214,7 @@ fn install_interrupt_handler(
     startup: Arc<Notify>,
 ) {
     runtime.spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let terminated = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = terminated => {},
-        }
+        interrupt_signal().await;
         INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
         eprintln!("\ninterrupted: stopping the homeserver and exiting");
         let running = slot.lock().unwrap().clone();
@@ -223,8 +227,8 @@ fn install_interrupt_handler(
     });
 }
 
-async fn start_target(
-    args: &RunArgs,
+pub(crate) async fn start_target(
+    args: &TargetArgs,
     http: &reqwest::Client,
 ) -> Result<Arc<dyn Target>, UsageError> {
     match args.target {
@@ -288,8 +292,8 @@ async fn start_target(
     }
 }
 
-fn synapse_options(
-    args: &RunArgs,
+pub(crate) fn synapse_options(
+    args: &TargetArgs,
     show_progress: bool,
     default_delayed_event_limits: bool,
 ) -> SynapseOptions {
@@ -305,7 +309,7 @@ fn synapse_options(
 }
 
 /// Further instances of the managed Synapse for the cases to share (none for other targets).
-async fn start_more_instances(args: &RunArgs) -> Result<Vec<Arc<dyn Target>>, UsageError> {
+async fn start_more_instances(args: &TargetArgs) -> Result<Vec<Arc<dyn Target>>, UsageError> {
     if args.target != TargetKind::Synapse {
         return Ok(Vec::new());
     }
@@ -333,9 +337,9 @@ async fn start_rate_limited(args: &RunArgs, needed: bool) -> Result<RateLimitedT
     if !needed {
         return Ok(RateLimitedTarget::Unavailable("not selected".into()));
     }
-    match args.target {
+    match args.server.target {
         TargetKind::Synapse => {
-            let options = synapse_options(args, false, true);
+            let options = synapse_options(&args.server, false, true);
             Ok(RateLimitedTarget::Own(Arc::new(SynapseTarget::start(options).await?)))
         }
         _ if args.area.iter().any(|a| a == "rate_limits") => Ok(RateLimitedTarget::Main),
@@ -349,8 +353,8 @@ async fn start_rate_limited(args: &RunArgs, needed: bool) -> Result<RateLimitedT
 
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     let cases = select(&args)?;
-    if args.target != TargetKind::Url
-        && (args.restart_command.is_some() || args.kill_command.is_some())
+    if args.server.target != TargetKind::Url
+        && (args.server.restart_command.is_some() || args.server.kill_command.is_some())
     {
         return Err(UsageError(
             "--restart-command and --kill-command go with --target url (the harness restarts \
@@ -383,7 +387,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         check_writable(path)?;
     }
 
-    if args.target == TargetKind::Container {
+    if args.server.target == TargetKind::Container {
         // Before the runtime's threads exist: it sets environment variables for testcontainers.
         container::prepare_environment();
     }
@@ -404,8 +408,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     let started = runtime.block_on(async {
         let both = async {
             tokio::try_join!(
-                start_target(&args, &http),
-                start_more_instances(&args),
+                start_target(&args.server, &http),
+                start_more_instances(&args.server),
                 start_rate_limited(&args, needs_rate_limited)
             )
         };
@@ -426,7 +430,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
 
     let http_for_identity = http.clone();
     let outcome = (|| -> Result<(RunReport, Arc<Expectations>), UsageError> {
-        let forced = args.api_form.unwrap_or_default();
+        let forced = args.server.api_form.unwrap_or_default();
         let env = Arc::new(
             runtime
                 .block_on(Env::prepare(target.clone(), http.clone(), forced))
@@ -549,7 +553,7 @@ fn opts_to_list_args(opts: &RunOptions) -> libtest_mimic::Arguments {
     }
 }
 
-fn check_writable(path: &std::path::Path) -> Result<(), UsageError> {
+pub(crate) fn check_writable(path: &std::path::Path) -> Result<(), UsageError> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

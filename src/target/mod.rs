@@ -78,4 +78,21 @@ pub trait Target: Send + Sync {
     fn log_tail(&self, lines: usize) -> Option<String>;
     /// Stop the server and everything the target started. Idempotent; safe on every exit path.
     async fn shutdown(&self);
+    /// CPU time the server process has used so far, where the harness can see it (the load
+    /// command sets it beside its own).
+    async fn server_cpu_time(&self) -> Option<std::time::Duration> {
+        None
+    }
+}
+
+/// User plus system CPU time of a process and its threads, from `/proc/PID/stat` (Linux).
+pub fn process_cpu_time(pid: u32) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after its closing parenthesis do not.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| std::time::Duration::from_millis(ticks * 1000 / per_second as u64))
 }

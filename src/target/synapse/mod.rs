@@ -277,6 +277,11 @@ impl Target for SynapseTarget {
         Some(self.files.log_tail(lines))
     }
 
+    async fn server_cpu_time(&self) -> Option<Duration> {
+        let pid = self.server.lock().await.as_ref()?.id()?;
+        super::process_cpu_time(pid)
+    }
+
     async fn shutdown(&self) {
         if let Some(child) = self.server.lock().await.take() {
             stop(child, SHUTDOWN_GRACE).await;

@@ -1,0 +1,211 @@
+//! `load`: delivery and lateness of delayed events under load, and how they grow with it. Runs
+//! one workload, or a sweep of growing ones, against the target (only ever the managed server on
+//! loopback or the given URL), bounded in count and time. Ctrl-C prints the figures so far.
+
+mod figures;
+mod render;
+mod workload;
+
+pub use figures::{Figures, Percentiles};
+pub use workload::Workload;
+
+use crate::cli::{LoadArgs, UsageError};
+use crate::ctx::Env;
+use crate::results::Harness;
+use crate::run::{interrupt_signal, start_target};
+use crate::target::TargetInfo;
+use serde::Serialize;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The most delayed events one workload may schedule.
+pub const MAX_EVENTS: usize = 20_000;
+/// Events per user when the server advertises no per-user limit.
+const DEFAULT_EVENTS_PER_USER: usize = 20;
+
+/// What `load --json` writes.
+#[derive(Serialize)]
+pub struct LoadReport {
+    pub schema: u32,
+    pub kind: &'static str,
+    pub harness: Harness,
+    pub target: TargetInfo,
+    pub api_form: String,
+    pub started_at: String,
+    pub interrupted: bool,
+    pub runs: Vec<Figures>,
+}
+
+pub(crate) fn load(args: LoadArgs) -> Result<ExitCode, UsageError> {
+    let sizes = match &args.sweep {
+        Some(sizes) => sizes.clone(),
+        None => vec![args.events],
+    };
+    if let Some(too_many) = sizes.iter().find(|n| **n == 0 || **n > MAX_EVENTS) {
+        return Err(UsageError(format!(
+            "a workload has between 1 and {MAX_EVENTS} delayed events, not {too_many}"
+        )));
+    }
+    if !(0.0..=1.0).contains(&args.manage) {
+        return Err(UsageError("--manage is a share between 0 and 1".into()));
+    }
+    if args.heartbeaters > 0 && args.heartbeat_every.is_zero() {
+        return Err(UsageError(
+            "--heartbeat-every must be longer than zero".into(),
+        ));
+    }
+    for path in [&args.json, &args.html].into_iter().flatten() {
+        crate::run::check_writable(path)?;
+    }
+    if args.server.target == crate::cli::TargetKind::Container {
+        crate::target::container::prepare_environment();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UsageError(format!("cannot start the async runtime: {e}")))?;
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let http = crate::client::http_client();
+
+    // An interrupt during start-up drops the start, which removes what it made.
+    let target = runtime.block_on(async {
+        tokio::select! {
+            target = start_target(&args.server, &http) => target.map(Some),
+            _ = interrupt_signal() => Ok(None),
+        }
+    })?;
+    let Some(target) = target else {
+        return Ok(ExitCode::from(130));
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let profiled = runtime.block_on(async {
+        let forced = args.server.api_form.unwrap_or_default();
+        let env = Env::prepare(target.clone(), http.clone(), forced).await?;
+        let per_user = args.events_per_user.unwrap_or_else(|| {
+            env.features
+                .capability_field("max_scheduled")
+                .filter(|n| *n > 0)
+                .map_or(DEFAULT_EVENTS_PER_USER, |n| n as usize)
+        });
+        let info = target.info();
+        eprintln!(
+            "load: {} {} at {} · API form: {} · up to {per_user} events per user",
+            info.name,
+            info.version.as_deref().unwrap_or(""),
+            info.base_url,
+            env.form
+        );
+        // Ctrl-C stops the workload where it is; its figures so far are still taken.
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let watcher = tokio::spawn({
+            let (stop, interrupted) = (stop.clone(), interrupted.clone());
+            async move {
+                interrupt_signal().await;
+                eprintln!("\ninterrupted: stopping the workload");
+                interrupted.store(true, Ordering::SeqCst);
+                stop.store(true, Ordering::SeqCst);
+            }
+        });
+        let deadline = Instant::now() + args.max_duration;
+        let runs = sweep(&env, &args, &sizes, per_user, &stop, deadline).await;
+        watcher.abort();
+        let runs = runs?;
+        let interrupted = interrupted.load(Ordering::SeqCst);
+        Ok::<_, String>((env.form.to_string(), interrupted, runs))
+    });
+    stop.store(true, Ordering::SeqCst);
+    let info = target.info();
+    runtime.block_on(target.shutdown());
+    let (api_form, interrupted, runs) = profiled.map_err(UsageError)?;
+    if interrupted {
+        eprintln!("\ninterrupted: the figures gathered so far");
+    }
+    let report = LoadReport {
+        schema: 1,
+        kind: "load",
+        harness: Harness::default(),
+        target: info,
+        api_form,
+        started_at,
+        interrupted,
+        runs,
+    };
+    print!("{}", render::table(&report));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report).expect("figures serialise");
+        write(path, &text)?;
+    }
+    if let Some(path) = &args.html {
+        write(path, &render::html(&report))?;
+    }
+    Ok(if interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn write(path: &std::path::Path, text: &str) -> Result<(), UsageError> {
+    std::fs::write(path, text)
+        .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Runs the workloads one after the other, until done, stopped or past the deadline.
+async fn sweep(
+    env: &Env,
+    args: &LoadArgs,
+    sizes: &[usize],
+    per_user: usize,
+    stop: &Arc<AtomicBool>,
+    deadline: Instant,
+) -> Result<Vec<Figures>, String> {
+    let mut runs = Vec::new();
+    for &events in sizes {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            eprintln!("load: --max-duration reached; the larger workloads did not run");
+            break;
+        }
+        let workload = Workload {
+            events,
+            events_per_user: per_user,
+            delay: args.delay,
+            spread: args.spread,
+            heartbeaters: args.heartbeaters,
+            heartbeat_every: args.heartbeat_every,
+            heartbeat_for: args.heartbeat_for,
+            manage_fraction: args.manage,
+            in_flight: args.in_flight,
+        };
+        eprintln!(
+            "load: {events} delayed events across {} users, {} call members ...",
+            workload.users(),
+            workload.heartbeaters
+        );
+        let ledger = Arc::new(Mutex::new(workload::Ledger::default()));
+        let clock = Instant::now();
+        let harness_cpu = figures::harness_cpu_time();
+        let server_cpu = env.target.server_cpu_time().await;
+        workload::run(env, &workload, ledger.clone(), stop.clone(), deadline)
+            .await
+            .map_err(|e| format!("the workload of {events} events broke: {}", e.message()))?;
+        let server_cpu = match (env.target.server_cpu_time().await, server_cpu) {
+            (Some(now), Some(before)) => Some(now.saturating_sub(before)),
+            _ => None,
+        };
+        let harness_cpu = figures::harness_cpu_time().saturating_sub(harness_cpu);
+        let ledger = ledger.lock().unwrap();
+        runs.push(Figures::of(
+            &workload,
+            &ledger,
+            clock.elapsed(),
+            harness_cpu,
+            server_cpu,
+        ));
+    }
+    Ok(runs)
+}
