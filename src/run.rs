@@ -6,7 +6,7 @@ use crate::cli::{RunArgs, SuiteName, TargetKind, UsageError};
 use crate::ctx::Env;
 use crate::expectations::Expectations;
 use crate::outcome::Outcome;
-use crate::results::{Harness, RunReport, Summary};
+use crate::results::{AppliedExpectations, Harness, RunReport, Summary};
 use crate::runner::{self, RunOptions, Targets};
 use crate::suites;
 use crate::target::container::{self, ContainerOptions, ContainerTarget};
@@ -42,10 +42,16 @@ fn select(args: &RunArgs) -> Result<Vec<Case>, UsageError> {
         .collect())
 }
 
-fn load_expectations(args: &RunArgs) -> Result<(Expectations, Option<String>), UsageError> {
+fn load_expectations(
+    args: &RunArgs,
+) -> Result<(Expectations, Option<AppliedExpectations>), UsageError> {
     if let Some(path) = &args.expectations {
         let loaded = Expectations::load(path).map_err(UsageError)?;
-        return Ok((loaded, Some(path.display().to_string())));
+        let applied = AppliedExpectations {
+            file: path.display().to_string(),
+            why: "given with --expectations".into(),
+        };
+        return Ok((loaded, Some(applied)));
     }
     let bundled_applies = args.target == TargetKind::Synapse
         && args.synapse_venv.is_none()
@@ -56,10 +62,11 @@ fn load_expectations(args: &RunArgs) -> Result<(Expectations, Option<String>), U
             "suites/expectations/synapse.toml",
         )
         .map_err(UsageError)?;
-        return Ok((
-            loaded,
-            Some("suites/expectations/synapse.toml (bundled)".into()),
-        ));
+        let applied = AppliedExpectations {
+            file: "suites/expectations/synapse.toml".into(),
+            why: format!("bundled, for the managed Synapse at the pinned {PINNED_VERSION}"),
+        };
+        return Ok((loaded, Some(applied)));
     }
     Ok((Expectations::default(), None))
 }
@@ -242,7 +249,10 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(path) = &args.json {
+    for path in [&args.json, &args.junit, &args.markdown, &args.html]
+        .into_iter()
+        .flatten()
+    {
         check_writable(path)?;
     }
 
@@ -334,8 +344,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
             },
             env.form,
             expectations_origin
-                .as_deref()
-                .map(|o| format!(" · expectations: {o}"))
+                .as_ref()
+                .map(|o| format!(" · expectations: {} ({})", o.file, o.why))
                 .unwrap_or_default()
         );
         let reports = runner::run_all(
@@ -352,6 +362,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
             target: target.info(),
             api_form: env.form,
             features: env.features.clone(),
+            expectations: expectations_origin.clone(),
             started_at,
             duration_ms: clock.elapsed().as_millis() as u64,
             summary: Summary::of(&reports),
@@ -367,11 +378,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     }
     let report: RunReport = outcome?;
 
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report).expect("results serialise");
-        std::fs::write(path, text)
-            .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
-    }
+    write_reports(&args, &report)?;
     let failing = report.cases.iter().filter(|r| opts.fails_run(r)).count();
     print_summary(&report, failing, clock.elapsed());
     Ok(if failing == 0 {
@@ -379,6 +386,46 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The reports asked for, the job summary and annotations in GitHub Actions: all from the
+/// results model, as `report` would render a saved file.
+fn write_reports(args: &RunArgs, report: &RunReport) -> Result<(), UsageError> {
+    let write = |path: &std::path::Path, text: String| {
+        std::fs::write(path, text)
+            .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))
+    };
+    if let Some(path) = &args.json {
+        write(
+            path,
+            serde_json::to_string_pretty(report).expect("results serialise"),
+        )?;
+    }
+    if let Some(path) = &args.junit {
+        write(path, crate::report::junit::render(report))?;
+    }
+    if let Some(path) = &args.html {
+        write(path, crate::report::html::render(report))?;
+    }
+    let markdown = crate::report::markdown::render(report);
+    if let Some(path) = &args.markdown {
+        write(path, markdown.clone())?;
+    }
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
+        use std::io::Write;
+        let appended = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&summary)
+            .and_then(|mut f| f.write_all(markdown.as_bytes()));
+        if let Err(e) = appended {
+            eprintln!("warning: cannot append the job summary to GITHUB_STEP_SUMMARY: {e}");
+        }
+    }
+    if std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| !v.is_empty()) {
+        print!("{}", crate::report::github::render(report));
+    }
+    Ok(())
 }
 
 fn opts_to_list_args(opts: &RunOptions) -> libtest_mimic::Arguments {

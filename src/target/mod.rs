@@ -6,7 +6,7 @@ pub mod synapse;
 pub mod url;
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How the harness may create users on the target.
 #[derive(Clone, Debug)]
@@ -18,7 +18,8 @@ pub enum Registration {
 }
 
 /// What the results file says about the target (never any secret).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TargetInfo {
     pub kind: String,
     pub name: String,
@@ -34,6 +35,14 @@ pub struct TargetInfo {
     /// How long the last restart took (stop, start, answering again), if the run restarted it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_ms: Option<u64>,
+    /// The server's own name for itself (e.g. from `/_matrix/federation/v1/version`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    /// Where `server_name` and `server_version` came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_source: Option<String>,
 }
 
 /// A startup or restart failure: shown to the user as-is, with exit status 2.
