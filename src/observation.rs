@@ -22,6 +22,12 @@ const SET_UP: [&str; 6] = [
     "/sync",
 ];
 
+/// A request every case makes to set itself up (registration, rooms, `/sync`), judged by none.
+pub fn is_set_up(path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or("");
+    SET_UP.iter().any(|p| path.contains(p))
+}
+
 /// Keys whose string values are random per run and may appear in paths.
 const ID_KEYS: [&str; 4] = ["delay_id", "event_id", "room_id", "next_batch"];
 

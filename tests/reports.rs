@@ -182,10 +182,11 @@ fn diff_of_two_real_runs() {
         "diff-1.157.1-to-1.163.2",
         diff::render(&older, &pinned, &entries)
     );
-    let entries = diff::compare(&pinned, &fixture(EVERY_OUTCOME));
+    let every = fixture(EVERY_OUTCOME);
+    let entries = diff::compare(&pinned, &every);
     snapshot!(
         "diff-to-every-outcome",
-        diff::render(&pinned, &fixture(EVERY_OUTCOME), &entries)
+        diff::render(&pinned, &every, &entries)
     );
 }
 

@@ -217,8 +217,8 @@ fn what(entry: &Entry) -> String {
             }
             parts.join("; ")
         }
-        (None, Some(h)) => format!("new case: {}", h.title),
-        (Some(b), None) => format!("no longer in the catalogue: {}", b.title),
+        (None, Some(h)) => format!("not in the base run: {}", h.title),
+        (Some(b), None) => format!("not in the head run: {}", b.title),
         (None, None) => String::new(),
     }
 }

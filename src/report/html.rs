@@ -21,7 +21,7 @@ header { background:#24292f; color:#fff; padding:20px 32px; }
 header h1 { margin:0 0 10px; font-size:22px; font-weight:600; }
 header dl { display:grid; grid-template-columns:repeat(auto-fill,minmax(220px,1fr)); gap:4px 24px; margin:0; }
 header dt { font-size:11px; text-transform:uppercase; letter-spacing:.05em; color:#8c959f; }
-header dd { margin:0 0 6px; font-family:ui-monospace,SFMono-Regular,Menlo,monospace; font-size:13px; word-break:break-all; }
+header dd { margin:0 0 6px; font-family:ui-monospace,SFMono-Regular,Menlo,monospace; font-size:13px; overflow-wrap:anywhere; }
 main { padding:16px 32px 48px; max-width:1500px; }
 .summary { display:flex; flex-wrap:wrap; gap:8px; align-items:center; margin:8px 0 16px; }
 .chip { border:1px solid var(--line); background:var(--card); border-radius:16px; padding:3px 12px; cursor:pointer; font-size:13px; user-select:none; }
@@ -34,7 +34,7 @@ main { padding:16px 32px 48px; max-width:1500px; }
 section.area { margin-top:22px; }
 section.area > h2 { font-size:17px; margin:0 0 8px; display:flex; gap:12px; align-items:baseline; }
 section.area > h2 small { font-weight:400; color:var(--muted); font-size:13px; }
-.case { background:var(--card); border:1px solid var(--line); border-left:4px solid var(--skip); border-radius:6px; margin:6px 0; padding:8px 12px; display:grid; grid-template-columns:86px 62px minmax(0,1fr) 150px; gap:4px 14px; }
+.case { background:var(--card); border:1px solid var(--line); border-left:4px solid var(--skip); border-radius:6px; margin:6px 0; padding:8px 12px; display:grid; grid-template-columns:70px 62px minmax(0,1fr) 230px; gap:4px 14px; }
 .case.pass { border-left-color:var(--pass); } .case.fail { border-left-color:var(--fail); }
 .case.xfail { border-left-color:var(--xfail); } .case.xpass { border-left-color:var(--xpass); }
 .case.error { border-left-color:var(--error); }
@@ -67,7 +67,8 @@ pub const SCRIPT: &str = r#"
 (function () {
   const off = new Set();
   const area = document.getElementById('f-area'), level = document.getElementById('f-level'),
-        text = document.getElementById('f-text'), count = document.getElementById('f-count');
+        text = document.getElementById('f-text'), count = document.getElementById('f-count'),
+        differing = document.getElementById('f-diff');
   function apply() {
     let shown = 0;
     document.querySelectorAll('[data-outcome]').forEach(function (row) {
@@ -75,7 +76,8 @@ pub const SCRIPT: &str = r#"
       const ok = outcomes.some(function (o) { return !off.has(o); })
         && (!area.value || row.dataset.area === area.value)
         && (!level.value || row.dataset.level === level.value)
-        && (!text.value || row.dataset.id.indexOf(text.value.trim()) >= 0);
+        && (!text.value || row.dataset.id.indexOf(text.value.trim()) >= 0)
+        && (!differing || !differing.checked || row.classList.contains('differs'));
       row.classList.toggle('hidden', !ok);
       if (ok) shown++;
     });
@@ -92,7 +94,7 @@ pub const SCRIPT: &str = r#"
       apply();
     });
   });
-  [area, level].forEach(function (e) { e.addEventListener('change', apply); });
+  [area, level, differing].forEach(function (e) { if (e) e.addEventListener('change', apply); });
   text.addEventListener('input', apply);
   apply();
 })();
@@ -212,9 +214,10 @@ pub fn render(run: &RunReport) -> String {
     for (area, cases) in &groups {
         let _ = writeln!(
             body,
-            "<section class=\"area\" data-section><h2>{}<small>{} cases · conformance {}</small></h2>",
+            "<section class=\"area\" data-section><h2>{}<small>{} case{} · conformance {}</small></h2>",
             esc(area),
             cases.len(),
+            if cases.len() == 1 { "" } else { "s" },
             percent(conformance(cases.iter().copied()))
         );
         for case in cases {

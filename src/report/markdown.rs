@@ -143,13 +143,14 @@ fn unexpected(out: &mut String, run: &RunReport) {
     }
 }
 
-/// The last request of the evidence that is not a `/sync` summary, cut to a readable length.
+/// The last request of the evidence that is not set-up (registration, rooms, `/sync`), cut to a
+/// readable length.
 fn decisive_request(case: &CaseReport) -> Option<String> {
     let exchange = case
         .evidence
         .iter()
         .rev()
-        .find(|e| !e.path.contains("/sync"))?;
+        .find(|e| !crate::observation::is_set_up(&e.path))?;
     let mut line = format!("{} {}", exchange.method, exchange.path);
     if let Some(body) = &exchange.request {
         let _ = write!(line, " {body}");

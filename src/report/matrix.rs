@@ -120,7 +120,19 @@ pub fn render_html(runs: &[RunReport]) -> String {
             .collect::<Vec<_>>()
             .join(" · ")
     );
-    let mut body = html::header(&title, &[("implementations", runs.len().to_string())]);
+    let suites: BTreeSet<String> = runs
+        .iter()
+        .map(|r| format!("{} {}", r.harness.name, r.harness.version))
+        .collect();
+    let dates: Vec<&str> = runs.iter().map(|r| r.started_at.as_str()).collect();
+    let mut body = html::header(
+        &title,
+        &[
+            ("implementations", runs.len().to_string()),
+            ("suite", suites.into_iter().collect::<Vec<_>>().join(", ")),
+            ("runs", dates.join(", ")),
+        ],
+    );
     body.push_str("<main>\n");
     // Summary: one row per implementation.
     body.push_str(
@@ -270,12 +282,14 @@ fn cell_html(cell: Option<&CaseReport>) -> String {
     )
 }
 
-/// Matrix-only style and the "only differing rows" switch.
+/// Matrix-only style (the "only differing rows" switch is part of the shared filters).
 const MATRIX_EXTRA: &str = r#"<style>
 table.grid { border-collapse:separate; border-spacing:0; background:#fff; border:1px solid var(--line); border-radius:8px; margin:12px 0 20px; width:100%; }
 table.grid th, table.grid td { border-bottom:1px solid var(--line); padding:6px 10px; text-align:left; vertical-align:top; }
 table.matrix thead th { position:sticky; top:52px; background:#f6f8fa; z-index:1; }
-table.matrix td.cell { width:26%; }
+table.matrix { table-layout:fixed; }
+table.matrix th:first-child { width:30%; }
+table.matrix td { overflow-wrap:anywhere; }
 table.matrix tr.differs td.casecell { box-shadow: inset 3px 0 0 #bf8700; }
 tr.area-row th { background:#eaeef2; font-size:13px; }
 td.fp { font-size:12px; }
@@ -287,15 +301,7 @@ td.cell .msg { font-size:12px; margin:4px 0; white-space:pre-wrap; }
 td.cell pre { max-height:240px; font-size:11px; }
 td.casecell details { font-size:12px; }
 .only-diff { display:block; margin:8px 2px; font-size:13px; }
-</style>
-<script>
-(function () {
-  const box = document.getElementById('f-diff');
-  box.addEventListener('change', function () {
-    document.querySelectorAll('tr.same').forEach(function (r) { r.style.display = box.checked ? 'none' : ''; });
-  });
-})();
-</script>"#;
+</style>"#;
 
 pub fn render_markdown(runs: &[RunReport]) -> String {
     let mut out = String::from("## Delayed events conformance matrix\n\n");
