@@ -6,7 +6,7 @@
 //! hand-made run with every outcome (`every-outcome.json`).
 
 use delayed_events_conformance::outcome::Outcome;
-use delayed_events_conformance::report::{diff, html, junit, markdown, matrix};
+use delayed_events_conformance::report::{diff, github, html, junit, markdown, matrix};
 use delayed_events_conformance::results::RunReport;
 use quick_junit::{NonSuccessKind, Report, TestCaseStatus};
 use std::path::PathBuf;
@@ -135,6 +135,37 @@ fn junit_parses_back_with_every_case() {
             }
         }
     }
+}
+
+#[test]
+fn junit_report() {
+    snapshot!(
+        "junit-every-outcome",
+        junit::render(&fixture(EVERY_OUTCOME))
+    );
+}
+
+#[test]
+fn github_annotations() {
+    let text = github::render(&fixture(EVERY_OUTCOME));
+    snapshot!("github-every-outcome", text);
+    // One annotation per unexpected failure (fail, error, xpass), titled with the case id.
+    let titles: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("::error title="))
+        .map(|l| l.split("::").next().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "msc4140.cancellation.cancelled_event_is_never_sent",
+            "msc4140.timing.message_sent_within_allowance",
+            "msc4140.send_now.sends_immediately",
+            "msc4140.restart.moves_send_time",
+        ]
+    );
+    assert!(text
+        .contains("::group::server log before msc4140.cancellation.cancelled_event_is_never_sent"));
 }
 
 #[test]
