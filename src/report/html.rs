@@ -55,7 +55,8 @@ blockquote a { color:#0969da; font-size:12px; text-decoration:none; white-space:
 details { grid-column:3 / 5; font-size:12px; }
 summary { cursor:pointer; color:#0969da; }
 pre { background:#f6f8fa; border:1px solid var(--line); border-radius:6px; padding:8px; overflow:auto; max-height:420px; font-size:12px; margin:6px 0; white-space:pre-wrap; word-break:break-word; }
-.ex { margin:6px 0; } .ex .line { font-family:ui-monospace,Menlo,monospace; font-weight:600; }
+.ex { margin:10px 0; } .io { display:grid; grid-template-columns:1fr 1fr; gap:10px; }
+.cap { font-size:11px; text-transform:uppercase; letter-spacing:.04em; color:var(--muted); margin-top:4px; } .ex .line { font-family:ui-monospace,Menlo,monospace; font-weight:600; }
 .st { display:inline-block; min-width:34px; border-radius:4px; padding:0 4px; color:#fff; background:var(--pass); text-align:center; }
 .st.c4, .st.c5 { background:var(--fail); }
 .hidden { display:none !important; }
@@ -309,6 +310,13 @@ fn evidence_html(case: &CaseReport) -> String {
     for note in &case.notes {
         let _ = writeln!(out, "<div>note: {}</div>", esc(note));
     }
+    if !case.observation.is_empty() {
+        let _ = writeln!(
+            out,
+            "<div class=\"cap\">answers, normalised (what diff and the matrix compare)</div><pre>{}</pre>",
+            esc(&case.observation.join("\n"))
+        );
+    }
     for e in &case.evidence {
         let _ = write!(
             out,
@@ -318,10 +326,24 @@ fn evidence_html(case: &CaseReport) -> String {
             esc(&e.method),
             esc(&e.path)
         );
-        if let Some(request) = &e.request {
-            let _ = write!(out, "<pre>{}</pre>", esc(&pretty(request)));
+        match &e.request {
+            Some(request) => {
+                let _ = writeln!(
+                    out,
+                    "<div class=\"io\"><div><div class=\"cap\">request</div><pre>{}</pre></div>\
+                     <div><div class=\"cap\">answer</div><pre>{}</pre></div></div></div>",
+                    esc(&pretty(request)),
+                    esc(&pretty(&e.body))
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "<div class=\"cap\">answer</div><pre>{}</pre></div>",
+                    esc(&pretty(&e.body))
+                );
+            }
         }
-        let _ = writeln!(out, "<pre>{}</pre></div>", esc(&pretty(&e.body)));
     }
     if let Some(tail) = &case.server_log_tail {
         let _ = writeln!(
