@@ -5,7 +5,7 @@
 
 use crate::client::{new_txn_id, seg, Client, Resp};
 use crate::outcome::Stop;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ pub const STABLE_CAPABILITY: &str = "m.delayed_events";
 pub const UNSTABLE_UNSIGNED_KEY: &str = "org.matrix.msc4140.delay_id";
 
 /// How events are scheduled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScheduleForm {
     /// `?org.matrix.msc4140.delay=` (or `?delay=`) on `/send` and `/state` (2024-10, 2025-12).
@@ -27,7 +27,7 @@ pub enum ScheduleForm {
 }
 
 /// How scheduled events are managed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ManageForm {
     /// `POST .../delayed_events/{delay_id}/{action}` (2025-12, 2026-07).
@@ -36,7 +36,7 @@ pub enum ManageForm {
     Body,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Prefix {
     Unstable,
@@ -44,7 +44,7 @@ pub enum Prefix {
 }
 
 /// The complete choice of API form for a run, recorded in the results.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiForm {
     pub schedule: ScheduleForm,
     pub manage: ManageForm,
@@ -142,7 +142,8 @@ impl ApiForm {
 }
 
 /// What the server offers, found by `detect` before any case runs.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Features {
     /// `unstable_features["org.matrix.msc4140"]` in `/versions`.
     pub versions_flag: Option<bool>,

@@ -3,6 +3,7 @@
 
 use crate::api::FormOverride;
 use crate::case::Case;
+use crate::results::RunReport;
 use crate::suites;
 use crate::target::container;
 use crate::target::synapse::PINNED_VERSION;
@@ -33,6 +34,12 @@ pub(crate) enum Command {
     List(ListArgs),
     /// Delivery and lateness of delayed events under load, and how they grow with it (--sweep).
     Load(Box<LoadArgs>),
+    /// Render saved results files: one run's report, or the implementations × cases matrix of
+    /// several (Markdown on stdout unless --html or --markdown is given).
+    Report(ReportArgs),
+    /// Compare two results files: fixed, broken, changed, added and removed cases, as Markdown
+    /// on stdout. Exit status 1 when a case broke (the regression gate), else 0.
+    Diff(DiffArgs),
     /// Remove the containers of `--target container` runs that were killed before they could
     /// clean up (their harness no longer runs).
     Cleanup(CleanupArgs),
@@ -157,6 +164,16 @@ pub(crate) struct RunArgs {
     /// Write the results file (JSON, schema 1) here.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub(crate) json: Option<PathBuf>,
+    /// Write JUnit XML here (one test suite per area), for CI test reporters.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub(crate) junit: Option<PathBuf>,
+    /// Write the Markdown report here (for a pull-request comment or job summary). In GitHub
+    /// Actions it is appended to the job summary (GITHUB_STEP_SUMMARY) anyway.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub(crate) markdown: Option<PathBuf>,
+    /// Write the HTML report here: one self-contained file.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub(crate) html: Option<PathBuf>,
     /// Known outcomes of this server (TOML); listed failures become xfail. Without it, the
     /// bundled file written for the detected server and version applies, if there is one.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
@@ -225,6 +242,29 @@ pub(crate) struct LoadArgs {
 }
 
 #[derive(Args)]
+pub(crate) struct ReportArgs {
+    /// Results files written by `run --json`; one gives that run's report, several the matrix.
+    #[arg(value_name = "RESULTS.json", required = true)]
+    pub(crate) results: Vec<PathBuf>,
+    /// Write HTML here.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) html: Option<PathBuf>,
+    /// Write Markdown here.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) markdown: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct DiffArgs {
+    /// The results file of the base (e.g. the main branch).
+    #[arg(value_name = "BASE.json")]
+    pub(crate) base: PathBuf,
+    /// The results file of the change under review.
+    #[arg(value_name = "HEAD.json")]
+    pub(crate) head: PathBuf,
+}
+
+#[derive(Args)]
 pub(crate) struct CleanupArgs {
     /// Remove every container of this suite, also those of runs still going.
     #[arg(long)]
@@ -253,6 +293,8 @@ pub fn main() -> ExitCode {
         Command::List(args) => list(&args),
         Command::Run(args) => crate::run::run(*args),
         Command::Load(args) => crate::load::load(*args),
+        Command::Report(args) => report(&args),
+        Command::Diff(args) => diff(&args),
         Command::Cleanup(args) => cleanup(&args),
     };
     match result {
@@ -293,6 +335,52 @@ pub fn case_listing(case: &Case) -> serde_json::Value {
     serde_json::json!({
         "id": case.id, "title": case.title, "area": case.area(), "level": case.level,
         "spec": case.spec, "revisions": case.revisions,
+    })
+}
+
+/// `report`: one saved run's report, or the matrix of several.
+fn report(args: &ReportArgs) -> Result<ExitCode, UsageError> {
+    use crate::report::{html, markdown, matrix};
+    let runs = args
+        .results
+        .iter()
+        .map(|p| RunReport::load(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(UsageError)?;
+    let (html_text, markdown_text) = match runs.as_slice() {
+        [one] => (html::render(one), markdown::render(one)),
+        several => (
+            matrix::render_html(several),
+            matrix::render_markdown(several),
+        ),
+    };
+    let write = |path: &PathBuf, text: &str| {
+        std::fs::write(path, text)
+            .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))
+    };
+    if let Some(path) = &args.html {
+        write(path, &html_text)?;
+    }
+    if let Some(path) = &args.markdown {
+        write(path, &markdown_text)?;
+    }
+    if args.html.is_none() && args.markdown.is_none() {
+        print!("{markdown_text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `diff`: the regression gate; exit 1 when a case broke.
+fn diff(args: &DiffArgs) -> Result<ExitCode, UsageError> {
+    use crate::report::diff;
+    let base = RunReport::load(&args.base).map_err(UsageError)?;
+    let head = RunReport::load(&args.head).map_err(UsageError)?;
+    let entries = diff::compare(&base, &head);
+    print!("{}", diff::render(&base, &head, &entries));
+    Ok(if diff::any_broken(&entries) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 

@@ -6,7 +6,7 @@ use crate::outcome::Stop;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,7 +45,7 @@ const SECRET_KEYS: [&str; 5] = [
 const MAX_EVIDENCE_BODY: usize = 4000;
 
 /// One request and its answer, as shown in results.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Exchange {
     pub method: String,
     pub path: String,

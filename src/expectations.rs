@@ -21,7 +21,7 @@
 //! - any other outcome the file does not expect stays as it is and counts as without a file.
 
 use crate::outcome::Outcome;
-use crate::results::{CaseReport, ExpectationsApplied};
+use crate::results::{AppliedExpectations, CaseReport};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -315,7 +315,7 @@ fn render(header: &str, server: Option<&Server>, entries: &[Entry]) -> String {
 pub fn choose_bundled(
     name: Option<&str>,
     version: Option<&str>,
-) -> Result<Result<(Expectations, ExpectationsApplied), String>, String> {
+) -> Result<Result<(Expectations, AppliedExpectations), String>, String> {
     let Some(name) = name else {
         return Ok(Err(
             "no bundled expectation file applied: the server's name is unknown".into(),
@@ -334,7 +334,7 @@ pub fn choose_bundled(
             );
             return Ok(Ok((
                 loaded,
-                ExpectationsApplied {
+                AppliedExpectations {
                     file: file.to_string(),
                     why,
                 },

@@ -1,9 +1,9 @@
 //! What a case can conclude, and the early exits a case body takes to conclude it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The verdict on one case, before and after applying an expectation file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Pass,

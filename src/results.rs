@@ -1,57 +1,130 @@
-//! The results file (JSON, schema 1): the contract every report is built from.
+//! The results file (JSON, schema 1): the contract every report is built from. It loads back
+//! into the same model (owned types), so saved runs can be rendered and compared later.
 
 use crate::api::{ApiForm, Features};
 use crate::case::Case;
 use crate::client::Exchange;
+use crate::observation;
 use crate::outcome::Outcome;
-use crate::spec::{Level, Rev, SpecRef};
+use crate::spec::{Level, SpecRef};
 use crate::target::TargetInfo;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::Path;
 
 pub const SCHEMA: u32 = 1;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Harness {
-    pub name: &'static str,
-    pub version: &'static str,
+    pub name: String,
+    pub version: String,
 }
 
 impl Default for Harness {
     fn default() -> Self {
         Harness {
-            name: env!("CARGO_PKG_NAME"),
-            version: env!("CARGO_PKG_VERSION"),
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
         }
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// The requirement a case enforces, as recorded in results (an owned `SpecRef`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SpecRecord {
+    pub doc: String,
+    pub revision: String,
+    pub section: String,
+    pub text: String,
+    /// A public URL for the text, where no quotable text is kept (a reconstructed revision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The revision was reconstructed (e.g. a merged text), not taken from a published file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reconstructed: bool,
+    /// Where part of the behaviour has moved since (e.g. to another proposal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl SpecRecord {
+    /// How the reference reads in a message: the quote, or what the source says.
+    pub fn describe(&self) -> String {
+        let mut text = match &self.source {
+            Some(source) => format!(
+                "{} {} (reconstructed: the text is not available) § {}: per {source}: {}",
+                self.doc, self.revision, self.section, self.text
+            ),
+            None => format!(
+                "{} {} § {}: \"{}\"",
+                self.doc, self.revision, self.section, self.text
+            ),
+        };
+        if let Some(note) = &self.note {
+            text.push_str(&format!(" (note: {note})"));
+        }
+        text
+    }
+}
+
+impl From<&SpecRef> for SpecRecord {
+    fn from(spec: &SpecRef) -> SpecRecord {
+        SpecRecord {
+            doc: spec.doc.into(),
+            revision: spec.revision.as_str().into(),
+            section: spec.section.into(),
+            text: spec.text.into(),
+            source: spec.source.map(str::to_string),
+            reconstructed: spec.reconstructed,
+            note: spec.note.map(str::to_string),
+        }
+    }
+}
+
+/// Which expectation file a run applied, and why that one.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AppliedExpectations {
+    pub file: String,
+    pub why: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CaseReport {
     pub id: String,
     pub title: String,
     pub area: String,
     pub level: Level,
-    pub spec: SpecRef,
+    pub spec: SpecRecord,
     pub outcome: Outcome,
-    pub matched_revisions: Vec<Rev>,
+    /// The revisions whose behaviour the case accepts (one for a requirement all agree on).
+    #[serde(default)]
+    pub revisions: Vec<String>,
+    /// Which of those the server's behaviour matched (a passing case).
+    #[serde(default)]
+    pub matched_revisions: Vec<String>,
+    #[serde(default)]
     pub duration_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// For an expected outcome (xfail/xpass): why the expectation file lists it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expectation: Option<String>,
     /// The upstream issue the expectation file links for this case.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expectation_link: Option<String>,
     /// How long after its scheduled send time a delayed event was sent, where one was.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lateness_ms: Option<i64>,
     /// Measurements the case reports whatever its outcome.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// What the server answered, normalised (no ids, tokens or times) so that runs compare:
+    /// one line per distinct answer, see `observation.rs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observation: Vec<String>,
+    #[serde(default)]
     pub evidence: Vec<Exchange>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_log_tail: Option<String>,
 }
 
@@ -62,8 +135,13 @@ impl CaseReport {
             title: case.title.into(),
             area: case.area().into(),
             level: case.level,
-            spec: case.spec,
+            spec: SpecRecord::from(&case.spec),
             outcome,
+            revisions: case
+                .revisions
+                .iter()
+                .map(|r| r.as_str().to_string())
+                .collect(),
             matched_revisions: Vec::new(),
             duration_ms: 0,
             message,
@@ -71,13 +149,29 @@ impl CaseReport {
             expectation_link: None,
             lateness_ms: None,
             notes: Vec::new(),
+            observation: Vec::new(),
             evidence: Vec::new(),
             server_log_tail: None,
         }
     }
+
+    /// Sets the evidence and the observation derived from it.
+    pub fn set_evidence(&mut self, evidence: Vec<Exchange>) {
+        self.observation = observation::observe(&evidence);
+        self.evidence = evidence;
+    }
+
+    /// A failure nobody expected: what CI annotations and the Markdown report single out.
+    pub fn is_unexpected_failure(&self) -> bool {
+        matches!(
+            self.outcome,
+            Outcome::Fail | Outcome::Error | Outcome::Xpass
+        )
+    }
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Summary {
     pub pass: usize,
     pub fail: usize,
@@ -91,38 +185,44 @@ impl Summary {
     pub fn of(cases: &[CaseReport]) -> Summary {
         let mut s = Summary::default();
         for case in cases {
-            *match case.outcome {
-                Outcome::Pass => &mut s.pass,
-                Outcome::Fail => &mut s.fail,
-                Outcome::Skip => &mut s.skip,
-                Outcome::Error => &mut s.error,
-                Outcome::Xfail => &mut s.xfail,
-                Outcome::Xpass => &mut s.xpass,
-            } += 1;
+            *s.count_mut(case.outcome) += 1;
         }
         s
     }
+
+    fn count_mut(&mut self, outcome: Outcome) -> &mut usize {
+        match outcome {
+            Outcome::Pass => &mut self.pass,
+            Outcome::Fail => &mut self.fail,
+            Outcome::Skip => &mut self.skip,
+            Outcome::Error => &mut self.error,
+            Outcome::Xfail => &mut self.xfail,
+            Outcome::Xpass => &mut self.xpass,
+        }
+    }
+
+    pub fn count(&self, outcome: Outcome) -> usize {
+        let mut copy = self.clone();
+        *copy.count_mut(outcome)
+    }
 }
 
-/// Which expectation file a run applied, and why.
-#[derive(Clone, Debug, Serialize)]
-pub struct ExpectationsApplied {
-    pub file: String,
-    pub why: String,
-}
-
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunReport {
     pub schema: u32,
     pub harness: Harness,
     pub target: TargetInfo,
     pub api_form: ApiForm,
     /// What detection found the server offers (beyond the brief's contract; informative).
+    #[serde(default)]
     pub features: Features,
+    /// The expectation file applied, and why that one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expectations: Option<AppliedExpectations>,
     pub started_at: String,
+    #[serde(default)]
     pub duration_ms: u64,
-    /// The expectation file applied, and why (none: no file applied).
-    pub expectations: Option<ExpectationsApplied>,
+    #[serde(default)]
     pub summary: Summary,
     pub cases: Vec<CaseReport>,
 }
@@ -134,5 +234,42 @@ impl RunReport {
             .iter()
             .map(|c| (c.id.clone(), c.outcome))
             .collect()
+    }
+
+    /// Reads a saved results file; the message says what is wrong and with which file.
+    pub fn load(path: &Path) -> Result<RunReport, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read results file {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<RunReport, String> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| format!("not a results file (invalid JSON: {e})"))?;
+        match value.get("schema").and_then(serde_json::Value::as_u64) {
+            Some(s) if s == u64::from(SCHEMA) => {}
+            Some(s) => {
+                return Err(format!(
+                    "results schema {s}, but this harness reads schema {SCHEMA}; render it with \
+                     the harness version that wrote it"
+                ))
+            }
+            None => {
+                return Err(
+                    "not a results file (no \"schema\"; write one with `run --json FILE`)".into(),
+                )
+            }
+        }
+        serde_json::from_value(value).map_err(|e| format!("not a valid results file: {e}"))
+    }
+
+    /// A short name for the implementation: server name and version.
+    pub fn implementation(&self) -> String {
+        let t = &self.target;
+        let name = t.server_name.as_deref().unwrap_or(&t.name);
+        match t.server_version.as_deref().or(t.version.as_deref()) {
+            Some(v) if !v.is_empty() => format!("{name} {v}"),
+            _ => name.to_string(),
+        }
     }
 }

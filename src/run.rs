@@ -6,7 +6,7 @@ use crate::cli::{RunArgs, SuiteName, TargetArgs, TargetKind, UsageError};
 use crate::ctx::Env;
 use crate::expectations::{self, Expectations};
 use crate::outcome::Outcome;
-use crate::results::{ExpectationsApplied, Harness, RunReport, Summary};
+use crate::results::{AppliedExpectations, Harness, RunReport, Summary};
 use crate::runner::{self, RunOptions, Targets};
 use crate::suites;
 use crate::target::container::{self, ContainerOptions, ContainerTarget};
@@ -45,7 +45,7 @@ fn select(args: &RunArgs) -> Result<Vec<Case>, UsageError> {
 /// `--update-expectations` file), read before anything starts so that a bad file costs nothing.
 fn given_expectations(
     args: &RunArgs,
-) -> Result<Option<(Expectations, ExpectationsApplied)>, UsageError> {
+) -> Result<Option<(Expectations, AppliedExpectations)>, UsageError> {
     let update = args.update_expectations.as_ref().filter(|p| p.exists());
     let (path, why) =
         match (&args.expectations, update) {
@@ -74,7 +74,7 @@ fn given_expectations(
     check_stale(&loaded, &path.display().to_string(), args.strict)?;
     Ok(Some((
         loaded,
-        ExpectationsApplied {
+        AppliedExpectations {
             file: path.display().to_string(),
             why: why.into(),
         },
@@ -112,9 +112,9 @@ fn check_stale(file: &Expectations, origin: &str, strict: bool) -> Result<(), Us
 /// written for the detected server and version. Says which and why on stderr.
 fn choose_expectations(
     args: &RunArgs,
-    given: Option<(Expectations, ExpectationsApplied)>,
+    given: Option<(Expectations, AppliedExpectations)>,
     identity: Option<&Identity>,
-) -> Result<(Expectations, Option<ExpectationsApplied>), UsageError> {
+) -> Result<(Expectations, Option<AppliedExpectations>), UsageError> {
     let chosen = match given {
         Some(given) => Some(given),
         None if args.no_expectations => {
@@ -383,7 +383,16 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    for path in args.json.iter().chain(&args.update_expectations) {
+    for path in [
+        &args.json,
+        &args.junit,
+        &args.markdown,
+        &args.html,
+        &args.update_expectations,
+    ]
+    .into_iter()
+    .flatten()
+    {
         check_writable(path)?;
     }
 
@@ -527,11 +536,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     }
     let (report, applied_expectations) = outcome?;
 
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report).expect("results serialise");
-        std::fs::write(path, text)
-            .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
-    }
+    write_reports(&args, &report)?;
     if let Some(path) = &args.update_expectations {
         update_expectations(path, &applied_expectations, &report)?;
     }
@@ -542,6 +547,46 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The reports asked for, the job summary and annotations in GitHub Actions: all from the
+/// results model, as `report` would render a saved file.
+fn write_reports(args: &RunArgs, report: &RunReport) -> Result<(), UsageError> {
+    let write = |path: &std::path::Path, text: String| {
+        std::fs::write(path, text)
+            .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))
+    };
+    if let Some(path) = &args.json {
+        write(
+            path,
+            serde_json::to_string_pretty(report).expect("results serialise"),
+        )?;
+    }
+    if let Some(path) = &args.junit {
+        write(path, crate::report::junit::render(report))?;
+    }
+    if let Some(path) = &args.html {
+        write(path, crate::report::html::render(report))?;
+    }
+    let markdown = crate::report::markdown::render(report);
+    if let Some(path) = &args.markdown {
+        write(path, markdown.clone())?;
+    }
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
+        use std::io::Write;
+        let appended = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&summary)
+            .and_then(|mut f| f.write_all(markdown.as_bytes()));
+        if let Err(e) = appended {
+            eprintln!("warning: cannot append the job summary to GITHUB_STEP_SUMMARY: {e}");
+        }
+    }
+    if std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| !v.is_empty()) {
+        print!("{}", crate::report::github::render(report));
+    }
+    Ok(())
 }
 
 fn opts_to_list_args(opts: &RunOptions) -> libtest_mimic::Arguments {

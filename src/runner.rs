@@ -12,6 +12,7 @@ use crate::results::CaseReport;
 use crate::spec::Level;
 use futures::FutureExt;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use std::io::IsTerminal;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -171,9 +172,10 @@ pub async fn run_case(env: Arc<Env>, case: &Case, default_timeout: Duration) -> 
     report.duration_ms = started.elapsed().as_millis() as u64;
     report.lateness_ms = record.lateness_ms;
     report.notes = record.notes;
-    report.evidence = ctx.evidence().snapshot();
+    report.set_evidence(ctx.evidence().snapshot());
     if outcome == Outcome::Pass {
-        report.matched_revisions = record.matched.unwrap_or_else(|| case.revisions.to_vec());
+        let matched = record.matched.unwrap_or_else(|| case.revisions.to_vec());
+        report.matched_revisions = matched.iter().map(|r| r.as_str().to_string()).collect();
     }
     if matches!(outcome, Outcome::Fail | Outcome::Error) {
         report.server_log_tail = env.target.log_tail(LOG_TAIL_LINES);
@@ -288,7 +290,8 @@ pub async fn run_concurrently(
     futures::future::join_all(runs).await
 }
 
-/// Runs the selected cases as libtest-mimic trials and answers their reports in catalogue order.
+/// Runs the selected cases and answers their reports in catalogue order: with the progress
+/// display on a terminal, else as libtest-mimic trials (plain lines, as `cargo test` prints).
 pub fn run_all(
     runtime: &tokio::runtime::Handle,
     targets: &Targets,
@@ -301,6 +304,60 @@ pub fn run_all(
         targets,
         cases.into_iter().filter(|c| opts.selects(c.id)).collect(),
     );
+    let mut reports = if !opts.quiet && std::io::stdout().is_terminal() {
+        run_with_progress(runtime, targets, plan, &expectations, opts)
+    } else {
+        run_as_trials(runtime, targets, plan, expectations, opts)
+    };
+    reports.sort_by_key(|r| order.iter().position(|id| *id == r.id));
+    reports
+}
+
+/// Runs a plan with the interactive progress display, `concurrency` cases at a time. Cases start
+/// in plan order, so restart-phase cases never hold a slot a first-phase case waits for.
+fn run_with_progress(
+    runtime: &tokio::runtime::Handle,
+    targets: &Targets,
+    plan: Plan,
+    expectations: &Expectations,
+    opts: &RunOptions,
+) -> Vec<CaseReport> {
+    use futures::StreamExt;
+    let progress = crate::progress::Progress::new(plan.cases.len());
+    let runs = plan.cases.iter().enumerate().map(|(index, case)| {
+        let (progress, gate) = (&progress, &plan.gate);
+        async move {
+            progress.started(case.id);
+            let mut report = run_planned(
+                targets,
+                (case, index),
+                index >= plan.restart_phase_from,
+                gate,
+                opts.case_timeout,
+            )
+            .await;
+            expectations.apply(&mut report);
+            progress.finished(&report, || terminal_message(&report, opts));
+            report
+        }
+    });
+    let reports = runtime.block_on(
+        futures::stream::iter(runs)
+            .buffer_unordered(opts.concurrency.max(1))
+            .collect::<Vec<_>>(),
+    );
+    progress.finish();
+    reports
+}
+
+/// Runs a plan as libtest-mimic trials.
+fn run_as_trials(
+    runtime: &tokio::runtime::Handle,
+    targets: &Targets,
+    plan: Plan,
+    expectations: Arc<Expectations>,
+    opts: &RunOptions,
+) -> Vec<CaseReport> {
     let reports: Arc<Mutex<Vec<CaseReport>>> = Default::default();
     let trials = plan
         .cases
@@ -357,8 +414,7 @@ pub fn run_all(
         .collect();
     // The exit status comes from our own outcomes (levels, --strict, expectations), not libtest's.
     let _conclusion = libtest_mimic::run(&opts.libtest_arguments(), trials);
-    let mut reports = std::mem::take(&mut *reports.lock().unwrap());
-    reports.sort_by_key(|r| order.iter().position(|id| *id == r.id));
+    let reports = std::mem::take(&mut *reports.lock().unwrap());
     reports
 }
 

@@ -1,7 +1,7 @@
 //! The shared vocabulary of requirements: revisions of the MSC, requirement levels, and the
 //! reference (document, revision, section, quoted sentence) that every case enforces.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// One dated revision of MSC4140 (or MSC4157) as kept in `../shared/spec/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -72,6 +72,27 @@ impl Level {
             Level::Info => "INFO",
         }
     }
+
+    pub const ALL: [Level; 4] = [Level::Must, Level::Should, Level::May, Level::Info];
+
+    pub fn parse(text: &str) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Level, D::Error> {
+        let text = String::deserialize(d)?;
+        Level::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown level '{text}' (MUST, SHOULD, MAY, INFO)"))
+        })
+    }
 }
 
 impl Serialize for Level {
@@ -134,23 +155,5 @@ impl SpecRef {
     pub const fn with_note(mut self, note: &'static str) -> SpecRef {
         self.note = Some(note);
         self
-    }
-
-    /// How the reference reads in a message: the quote, or what the source says.
-    pub fn describe(&self) -> String {
-        let mut text = match self.source {
-            Some(source) => format!(
-                "{} {} (reconstructed: the text is not available) § {}: per {source}: {}",
-                self.doc, self.revision, self.section, self.text
-            ),
-            None => format!(
-                "{} {} § {}: \"{}\"",
-                self.doc, self.revision, self.section, self.text
-            ),
-        };
-        if let Some(note) = self.note {
-            text.push_str(&format!(" (note: {note})"));
-        }
-        text
     }
 }

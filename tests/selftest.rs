@@ -810,7 +810,7 @@ async fn delay_over_maximum_matches_the_merged_revision() {
         "{}",
         describe(&reports[0])
     );
-    assert_eq!(reports[0].matched_revisions, [Rev::Merged2026]);
+    assert_eq!(reports[0].matched_revisions, [Rev::Merged2026.as_str()]);
 }
 
 /// Who is answering: MSC4383's announcement in `/versions` first, then the federation version

@@ -7,7 +7,7 @@ pub mod synapse;
 pub mod url;
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How the harness may create users on the target.
 #[derive(Clone, Debug)]
@@ -19,7 +19,8 @@ pub enum Registration {
 }
 
 /// What the results file says about the target (never any secret).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TargetInfo {
     pub kind: String,
     pub name: String,

@@ -1,0 +1,248 @@
+//! A case's normalised observation: what the server answered, free of anything that changes from
+//! run to run (room, user, event and delay ids, transaction ids, tokens, timestamps), so that two
+//! runs compare. Derived from the evidence by the harness, never written by a case.
+//!
+//! One line per distinct answer, in the order first seen:
+//! `POST /_matrix/client/unstable/org.matrix.msc4140/delayed_events/{delay_id}/cancel → 404 M_NOT_FOUND {errcode, error}`.
+//! Set-up requests (registration, room creation, joins) and `/sync` summaries are left out:
+//! they are the same in every run and say nothing about delayed events.
+
+use crate::client::Exchange;
+use percent_encoding::percent_decode_str;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+
+/// Paths of set-up requests, which every case makes and no case judges.
+const SET_UP: [&str; 6] = [
+    "/register",
+    "/login",
+    "/createRoom",
+    "/join",
+    "/invite",
+    "/sync",
+];
+
+/// A request every case makes to set itself up (registration, rooms, `/sync`), judged by none.
+pub fn is_set_up(path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or("");
+    SET_UP.iter().any(|p| path.contains(p))
+}
+
+/// Keys whose string values are random per run and may appear in paths.
+const ID_KEYS: [&str; 4] = ["delay_id", "event_id", "room_id", "next_batch"];
+
+pub fn observe(evidence: &[Exchange]) -> Vec<String> {
+    let mut random = HashMap::new();
+    for exchange in evidence {
+        collect_ids(&exchange.body, &mut random);
+    }
+    let mut seen = HashSet::new();
+    evidence
+        .iter()
+        .filter(|e| {
+            !SET_UP
+                .iter()
+                .any(|p| e.path.split('?').next().unwrap_or("").contains(p))
+        })
+        .map(|e| {
+            format!(
+                "{} {} → {}{} {}",
+                e.method,
+                normalise_path(&e.path, &random),
+                e.status,
+                e.body
+                    .get("errcode")
+                    .and_then(Value::as_str)
+                    .map(|c| format!(" {c}"))
+                    .unwrap_or_default(),
+                shape(&e.body, 0)
+            )
+        })
+        .filter(|line| seen.insert(line.clone()))
+        .collect()
+}
+
+/// Random ids found in answers, each with the key it came under.
+type RandomIds = HashMap<String, &'static str>;
+
+fn collect_ids(value: &Value, out: &mut RandomIds) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                let id_key = ID_KEYS.iter().find(|k| **k == key.as_str());
+                match (inner, id_key) {
+                    (Value::String(s), Some(k)) => {
+                        out.insert(s.clone(), k);
+                    }
+                    _ => collect_ids(inner, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_ids(i, out)),
+        _ => {}
+    }
+}
+
+/// The path with each run-specific segment (and query value) replaced by a placeholder.
+fn normalise_path(path: &str, random: &RandomIds) -> String {
+    let (path, query) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path, None),
+    };
+    let mut out: Vec<String> = path
+        .split('/')
+        .map(|segment| placeholder(segment, random).unwrap_or_else(|| segment.to_string()))
+        .collect::<Vec<_>>();
+    let mut text = out.join("/");
+    if let Some(query) = query {
+        out = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, value)) => match placeholder(value, random) {
+                    Some(p) => format!("{key}={p}"),
+                    None => pair.to_string(),
+                },
+                None => pair.to_string(),
+            })
+            .collect();
+        text.push('?');
+        text.push_str(&out.join("&"));
+    }
+    text
+}
+
+fn placeholder(segment: &str, random: &RandomIds) -> Option<String> {
+    let decoded = percent_decode_str(segment).decode_utf8_lossy();
+    if is_txn_id(&decoded) {
+        return Some("{txn_id}".into());
+    }
+    if let Some(key) = random.get(decoded.as_ref()) {
+        return Some(format!("{{{key}}}"));
+    }
+    let replaced = replace_matrix_ids(&decoded);
+    (replaced != decoded).then_some(replaced)
+}
+
+/// Replaces Matrix identifiers (`@user:server`, `!room:server`, `$event`, `#alias:server`)
+/// anywhere in a text, e.g. in a state key `key-@alice_x7f:localhost`.
+fn replace_matrix_ids(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    let mut previous: Option<char> = None;
+    while let Some(c) = chars.next() {
+        let name = match c {
+            '@' => "user_id",
+            '!' => "room_id",
+            '$' => "event_id",
+            '#' => "alias",
+            _ => "",
+        };
+        let starts_id = !name.is_empty()
+            && previous.is_none_or(|p| !p.is_alphanumeric())
+            && chars
+                .peek()
+                .is_some_and(|n| n.is_alphanumeric() || *n == '_');
+        if starts_id {
+            // The localpart (or opaque event id), then an optional `:server`.
+            while chars
+                .peek()
+                .is_some_and(|n| !matches!(n, '/' | '?' | '&' | '"' | ' '))
+            {
+                chars.next();
+            }
+            out.push_str(&format!("{{{name}}}"));
+            previous = Some('}');
+        } else {
+            out.push(c);
+            previous = Some(c);
+        }
+    }
+    out
+}
+
+/// The harness's own transaction ids (`client::new_txn_id`).
+fn is_txn_id(text: &str) -> bool {
+    text.len() == 19 && text.starts_with("dec") && text[3..].chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// The structure of a JSON body: keys (sorted) and nested shapes, no values.
+fn shape(value: &Value, depth: usize) -> String {
+    match value {
+        Value::Object(map) if depth < 3 => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| match &map[k] {
+                    inner @ Value::Object(m) if !m.is_empty() => {
+                        format!("{k}: {}", shape(inner, depth + 1))
+                    }
+                    inner @ Value::Array(_) => format!("{k}: {}", shape(inner, depth + 1)),
+                    _ => k.clone(),
+                })
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        }
+        Value::Object(_) => "{…}".into(),
+        Value::Array(items) => match items.first() {
+            None => "[]".into(),
+            Some(first) => format!("[{}…]", shape(first, depth + 1)),
+        },
+        Value::String(_) => "text".into(),
+        Value::Null => "null".into(),
+        _ => "value".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn exchange(method: &str, path: &str, status: u16, body: Value) -> Exchange {
+        Exchange {
+            method: method.into(),
+            path: path.into(),
+            request: None,
+            status,
+            body,
+        }
+    }
+
+    #[test]
+    fn ids_tokens_and_repeats_do_not_show() {
+        let run = |room: &str, delay: &str, txn: &str| {
+            observe(&[
+                exchange("POST", "/_matrix/client/v3/createRoom", 200, json!({"room_id": room})),
+                exchange(
+                    "PUT",
+                    &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}?org.matrix.msc4140.delay=1000"),
+                    200,
+                    json!({"delay_id": delay}),
+                ),
+                exchange("POST", &format!("/x/delayed_events/{delay}/cancel"), 404,
+                    json!({"errcode": "M_NOT_FOUND", "error": "no such delay"})),
+                exchange("POST", &format!("/x/delayed_events/{delay}/cancel"), 404,
+                    json!({"errcode": "M_NOT_FOUND", "error": "no such delay"})),
+            ])
+        };
+        let first = run("%21abc%3Ahs", "syd_aaaa", "dec0123456789abcdef");
+        assert_eq!(
+            replace_matrix_ids("key-@dec_alice_x7f:localhost"),
+            "key-{user_id}"
+        );
+        assert_eq!(
+            replace_matrix_ids("org.example.dec.timing"),
+            "org.example.dec.timing"
+        );
+        let second = run("%21xyz%3Ahs", "syd_bbbb", "decfedcba9876543210");
+        assert_eq!(first, second);
+        assert_eq!(
+            first,
+            vec![
+                "PUT /_matrix/client/v3/rooms/{room_id}/send/m.room.message/{txn_id}?org.matrix.msc4140.delay=1000 → 200 {delay_id}",
+                "POST /x/delayed_events/{delay_id}/cancel → 404 M_NOT_FOUND {errcode, error}",
+            ]
+        );
+    }
+}

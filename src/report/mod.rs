@@ -1,0 +1,207 @@
+//! Reports rendered from the results model (`results.rs`) and nothing else, so that saved runs
+//! render the same as live ones: JUnit, Markdown, HTML, the implementations × cases matrix, the
+//! diff of two runs, and GitHub Actions annotations.
+
+pub mod diff;
+pub mod github;
+pub mod html;
+pub mod junit;
+pub mod markdown;
+pub mod matrix;
+
+use crate::outcome::Outcome;
+use crate::results::{CaseReport, SpecRecord};
+use crate::spec::Level;
+
+/// Outcomes in the order reports list them.
+pub const OUTCOMES: [Outcome; 6] = [
+    Outcome::Pass,
+    Outcome::Fail,
+    Outcome::Xfail,
+    Outcome::Xpass,
+    Outcome::Skip,
+    Outcome::Error,
+];
+
+/// The public text of each revision: (document, revision date prefix, commit, file).
+const REVISION_SOURCES: [(&str, &str, &str, &str); 4] = [
+    (
+        "MSC4140",
+        "2024-10",
+        "d1a37f06f",
+        "proposals/4140-delayed-events-futures.md",
+    ),
+    (
+        "MSC4140",
+        "2025-12",
+        "3ee73abe5",
+        "proposals/4140-delayed-events-futures.md",
+    ),
+    (
+        "MSC4140",
+        "2026-07",
+        "cd878d2",
+        "proposals/4140-delayed-events-futures.md",
+    ),
+    (
+        "MSC4157",
+        "2026-01",
+        "6a719a8",
+        "proposals/4157-delayed-events-widget-api.md",
+    ),
+];
+
+const PROPOSALS: &str = "https://github.com/matrix-org/matrix-spec-proposals";
+
+/// Where a reader finds the quoted sentence: the proposal file at the revision's commit, at the
+/// section's anchor; a revision's own `source` where it has one; else the pull request.
+pub fn spec_link(spec: &SpecRecord) -> String {
+    if let Some(source) = &spec.source {
+        return source.clone();
+    }
+    let known = REVISION_SOURCES
+        .iter()
+        .find(|(doc, rev, _, _)| *doc == spec.doc && spec.revision.starts_with(rev));
+    match known {
+        Some((_, _, commit, file)) => {
+            format!("{PROPOSALS}/blob/{commit}/{file}#{}", anchor(&spec.section))
+        }
+        None => {
+            let number: String = spec.doc.chars().filter(char::is_ascii_digit).collect();
+            format!("{PROPOSALS}/pull/{number}")
+        }
+    }
+}
+
+/// GitHub's anchor for a Markdown heading.
+fn anchor(heading: &str) -> String {
+    heading
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// "MSC4140 2026-07-10 § Managing delayed events", with "(reconstructed)" where it applies.
+pub fn spec_label(spec: &SpecRecord) -> String {
+    format!(
+        "{} {}{} § {}",
+        spec.doc,
+        spec.revision,
+        if spec.reconstructed {
+            " (reconstructed)"
+        } else {
+            ""
+        },
+        spec.section
+    )
+}
+
+/// Cases grouped by area, areas in catalogue order (unknown areas after, as first seen).
+pub fn by_area<'a>(
+    cases: impl IntoIterator<Item = &'a CaseReport>,
+) -> Vec<(String, Vec<&'a CaseReport>)> {
+    let mut groups: Vec<(String, Vec<&CaseReport>)> = Vec::new();
+    for case in cases {
+        match groups.iter_mut().find(|(area, _)| *area == case.area) {
+            Some((_, members)) => members.push(case),
+            None => groups.push((case.area.clone(), vec![case])),
+        }
+    }
+    let rank = |area: &str| {
+        crate::suites::AREAS
+            .iter()
+            .position(|a| *a == area)
+            .unwrap_or(usize::MAX)
+    };
+    groups.sort_by_key(|(area, _)| rank(area));
+    groups
+}
+
+/// The levels in the order reports list them.
+pub fn levels() -> [Level; 4] {
+    Level::ALL
+}
+
+/// Milliseconds as people read them: "850 ms", "1.2 s".
+pub fn duration(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
+/// Passed, as a share of the cases that gave a verdict (pass, fail, xfail, xpass).
+pub fn conformance<'a>(cases: impl IntoIterator<Item = &'a CaseReport>) -> Option<(usize, usize)> {
+    let (mut passed, mut judged) = (0, 0);
+    for case in cases {
+        match case.outcome {
+            Outcome::Pass | Outcome::Xpass => {
+                passed += 1;
+                judged += 1;
+            }
+            Outcome::Fail | Outcome::Xfail => judged += 1,
+            Outcome::Skip | Outcome::Error => {}
+        }
+    }
+    (judged > 0).then_some((passed, judged))
+}
+
+/// "92% (23/25)" or "–" where nothing was judged.
+pub fn percent(share: Option<(usize, usize)>) -> String {
+    match share {
+        Some((passed, judged)) => format!(
+            "{}% ({passed}/{judged})",
+            (passed as f64 * 100.0 / judged as f64).round()
+        ),
+        None => "–".into(),
+    }
+}
+
+/// The text and attribute escape HTML needs.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text that sits inside a Markdown table cell on one line.
+pub fn table_cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// At most `max` characters, with an ellipsis where it was cut.
+pub fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_follow_github() {
+        assert_eq!(
+            anchor("`delay_id` in `unsigned` event data"),
+            "delay_id-in-unsigned-event-data"
+        );
+        assert_eq!(
+            anchor("MSC4140: Cancellable delayed events"),
+            "msc4140-cancellable-delayed-events"
+        );
+    }
+}

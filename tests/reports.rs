@@ -1,0 +1,282 @@
+//! Every renderer on fixed results files (tests/fixtures/): JUnit parses back with every case;
+//! Markdown, HTML, the matrix and the diff are snapshotted (snapshots/, `cargo insta review`);
+//! `diff` exit statuses through the real binary.
+//!
+//! Fixtures: two real runs (the pinned Synapse and 1.157.1, saved with `run --json`) and a small
+//! hand-made run with every outcome (`every-outcome.json`).
+
+use delayed_events_conformance::outcome::Outcome;
+use delayed_events_conformance::report::{diff, github, html, junit, markdown, matrix};
+use delayed_events_conformance::results::RunReport;
+use quick_junit::{NonSuccessKind, Report, TestCaseStatus};
+use std::path::PathBuf;
+use std::process::Command;
+
+const PINNED: &str = "synapse-1.163.2.json";
+const OLDER: &str = "synapse-1.157.1.json";
+const EVERY_OUTCOME: &str = "every-outcome.json";
+
+fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn fixture(name: &str) -> RunReport {
+    RunReport::load(&fixture_path(name)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+macro_rules! snapshot {
+    ($name:expr, $text:expr) => {
+        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!($name, $text);
+        })
+    };
+}
+
+#[test]
+fn results_files_load_back_into_the_model_unchanged() {
+    for name in [PINNED, OLDER, EVERY_OUTCOME] {
+        let text = std::fs::read_to_string(fixture_path(name)).unwrap();
+        let loaded = RunReport::parse(&text).unwrap();
+        let written: serde_json::Value = serde_json::to_value(&loaded).unwrap();
+        let original: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(written, original, "{name} does not survive load + save");
+    }
+}
+
+#[test]
+fn unreadable_results_say_what_is_wrong() {
+    let err = RunReport::parse("{\"schema\": 7, \"cases\": []}").unwrap_err();
+    assert!(err.contains("schema 7"), "{err}");
+    let err = RunReport::parse("[1, 2]").unwrap_err();
+    assert!(err.contains("run --json"), "{err}");
+}
+
+#[test]
+fn no_report_shows_a_secret() {
+    for name in [PINNED, OLDER, EVERY_OUTCOME] {
+        let run = fixture(name);
+        for text in [
+            std::fs::read_to_string(fixture_path(name)).unwrap(),
+            junit::render(&run),
+            markdown::render(&run),
+            html::render(&run),
+        ] {
+            // Synapse access tokens start with syt_; the fixtures' registration used a secret
+            // that never appears, and passwords and tokens are redacted in evidence.
+            assert!(!text.contains("syt_"), "{name}: an access token leaked");
+            assert!(
+                !text.contains("Bearer "),
+                "{name}: an Authorization header leaked"
+            );
+            for key in ["access_token", "password", "mac"] {
+                let pattern = format!("\"{key}\": \"");
+                for (at, _) in text.match_indices(&pattern) {
+                    let value = &text[at + pattern.len()..];
+                    assert!(
+                        value.starts_with("<redacted>") || value.starts_with("&lt;redacted&gt;"),
+                        "{name}: {key} not redacted"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn junit_parses_back_with_every_case() {
+    for name in [PINNED, OLDER, EVERY_OUTCOME] {
+        let run = fixture(name);
+        let xml = junit::render(&run);
+        let parsed = Report::deserialize_from_str(&xml).expect("JUnit parses back");
+        let cases: Vec<_> = parsed
+            .test_suites
+            .iter()
+            .flat_map(|s| s.test_cases.iter().map(move |c| (s, c)))
+            .collect();
+        assert_eq!(cases.len(), run.cases.len(), "{name}: every case");
+        for report in &run.cases {
+            let (suite, case) = cases
+                .iter()
+                .find(|(_, c)| c.name.as_str() == report.id)
+                .unwrap_or_else(|| panic!("{name}: {} missing", report.id));
+            assert_eq!(suite.name.as_str(), report.area);
+            assert_eq!(case.classname.as_ref().unwrap().as_str(), report.area);
+            let level = case.properties.iter().find(|p| p.name.as_str() == "level");
+            assert_eq!(level.unwrap().value.as_str(), report.level.as_str());
+            match (&case.status, report.outcome) {
+                (TestCaseStatus::Success { .. }, Outcome::Pass) => {}
+                (TestCaseStatus::Skipped { message, .. }, Outcome::Xfail) => {
+                    assert!(message
+                        .as_ref()
+                        .unwrap()
+                        .as_str()
+                        .starts_with("expected failure: "))
+                }
+                (TestCaseStatus::Skipped { .. }, Outcome::Skip) => {}
+                (TestCaseStatus::NonSuccess { kind, message, .. }, outcome) => {
+                    let text = message.as_ref().unwrap().as_str();
+                    match outcome {
+                        Outcome::Xpass => {
+                            assert!(text.starts_with("now passes: remove it from the expectations"))
+                        }
+                        Outcome::Fail => assert_eq!(*kind, NonSuccessKind::Failure),
+                        Outcome::Error => assert_eq!(*kind, NonSuccessKind::Error),
+                        other => panic!("{}: {other:?} reported as a failure", report.id),
+                    }
+                    assert!(
+                        case.system_out.is_some(),
+                        "{}: evidence in system-out",
+                        report.id
+                    );
+                }
+                (status, outcome) => panic!("{}: {outcome:?} reported as {status:?}", report.id),
+            }
+        }
+    }
+}
+
+#[test]
+fn junit_report() {
+    snapshot!(
+        "junit-every-outcome",
+        junit::render(&fixture(EVERY_OUTCOME))
+    );
+}
+
+#[test]
+fn github_annotations() {
+    let text = github::render(&fixture(EVERY_OUTCOME));
+    snapshot!("github-every-outcome", text);
+    // One annotation per unexpected failure (fail, error, xpass), titled with the case id.
+    let titles: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("::error title="))
+        .map(|l| l.split("::").next().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "msc4140.cancellation.cancelled_event_is_never_sent",
+            "msc4140.timing.message_sent_within_allowance",
+            "msc4140.send_now.sends_immediately",
+            "msc4140.restart.moves_send_time",
+        ]
+    );
+    assert!(text
+        .contains("::group::server log before msc4140.cancellation.cancelled_event_is_never_sent"));
+}
+
+#[test]
+fn markdown_reports() {
+    snapshot!(
+        "markdown-every-outcome",
+        markdown::render(&fixture(EVERY_OUTCOME))
+    );
+    snapshot!(
+        "markdown-synapse-1.163.2",
+        markdown::render(&fixture(PINNED))
+    );
+    snapshot!(
+        "markdown-synapse-1.157.1",
+        markdown::render(&fixture(OLDER))
+    );
+}
+
+#[test]
+fn html_report_is_self_contained() {
+    for name in [PINNED, OLDER, EVERY_OUTCOME] {
+        let page = html::render(&fixture(name));
+        for fetch in ["src=", "<link", "@import", "url("] {
+            assert!(
+                !page.contains(fetch),
+                "{name}: the page fetches something ({fetch})"
+            );
+        }
+    }
+    snapshot!("html-every-outcome", html::render(&fixture(EVERY_OUTCOME)));
+}
+
+#[test]
+fn matrix_of_two_real_runs() {
+    let runs = [fixture(PINNED), fixture(OLDER)];
+    snapshot!("matrix-markdown", matrix::render_markdown(&runs));
+    snapshot!("matrix-html", matrix::render_html(&runs));
+}
+
+#[test]
+fn diff_of_two_real_runs() {
+    let (older, pinned) = (fixture(OLDER), fixture(PINNED));
+    let entries = diff::compare(&older, &pinned);
+    snapshot!(
+        "diff-1.157.1-to-1.163.2",
+        diff::render(&older, &pinned, &entries)
+    );
+    let every = fixture(EVERY_OUTCOME);
+    let entries = diff::compare(&pinned, &every);
+    snapshot!(
+        "diff-to-every-outcome",
+        diff::render(&pinned, &every, &entries)
+    );
+}
+
+fn diff_status(base: &str, head: &str) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_delayed-events-conformance"))
+        .arg("diff")
+        .arg(base)
+        .arg(head)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn diff_exits_1_when_a_case_broke_and_0_otherwise() {
+    let pinned = fixture_path(PINNED);
+    let pinned = pinned.to_str().unwrap();
+    let (code, out, _) = diff_status(pinned, pinned);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Nothing broke"), "{out}");
+
+    // every-outcome.json has cases that pass in the pinned run and fail there.
+    let broken = fixture_path(EVERY_OUTCOME);
+    let (code, out, _) = diff_status(pinned, broken.to_str().unwrap());
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("### Broken"), "{out}");
+
+    // The other way round, the same cases are fixed: nothing broke.
+    let (code, out, _) = diff_status(broken.to_str().unwrap(), pinned);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("### Fixed"), "{out}");
+
+    let (code, _, err) = diff_status(pinned, "/nonexistent/head.json");
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("cannot read results file /nonexistent/head.json"),
+        "{err}"
+    );
+    let not_results = fixture_path("../fixtures");
+    let (code, _, err) = diff_status(pinned, not_results.to_str().unwrap());
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn report_renders_saved_runs() {
+    let output = Command::new(env!("CARGO_BIN_EXE_delayed-events-conformance"))
+        .args(["report"])
+        .arg(fixture_path(PINNED))
+        .arg(fixture_path(OLDER))
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.starts_with("## Delayed events conformance matrix"),
+        "{text}"
+    );
+}
