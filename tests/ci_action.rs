@@ -97,7 +97,15 @@ const FAILING_CASE: &str = "msc4140.cancellation.cancelled_event_is_never_sent";
 #[test]
 fn a_passing_run_passes_with_its_reports_summary_and_outputs() {
     let job = Job::new();
-    let run = job.run(&[], &[IMAGE, ("DEC_ARGS", "--strict --area timing")]);
+    // The action passes every input, so a secret left out arrives empty.
+    let run = job.run(
+        &[],
+        &[
+            IMAGE,
+            ("DEC_ARGS", "--strict --area timing"),
+            ("DEC_REGISTRATION_SHARED_SECRET", ""),
+        ],
+    );
     assert_eq!(run.status, 0, "{}", run.log());
     assert_eq!(run.output("gate"), "passed");
     assert_eq!(run.output("exit-code"), "0");
@@ -124,7 +132,7 @@ fn a_passing_run_passes_with_its_reports_summary_and_outputs() {
     assert!(
         invocation
             .contains("--target container --image ghcr.io/example/myserver-complement:latest")
-            && invocation.ends_with("--strict --area timing\n"),
+            && invocation.ends_with("--strict --area timing (without a secret)\n"),
         "the harness got: {invocation}"
     );
 }
@@ -153,6 +161,7 @@ fn a_failing_run_fails_the_job() {
     let invocation = std::fs::read_to_string(job.path("stand-in.log")).unwrap();
     assert!(
         invocation.contains("--target url --base-url http://localhost:8008")
+            && invocation.contains("(with a secret)")
             && !invocation.contains("s3cret"),
         "the harness got: {invocation}"
     );
