@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// One dated revision of MSC4140 (or MSC4157) as kept in `../shared/spec/`.
+/// One dated revision of MSC4140 (or MSC4157); docs/revisions.md links the text of each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Rev {
     /// 2024-10: query-parameter scheduling, body-form management, state-overwrite rule.

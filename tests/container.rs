@@ -7,6 +7,9 @@
 //!     eval "$(scripts/setup-container-engine)" && scripts/build-synapse-image
 //! Without them the tests fail and say so; `DEC_SKIP_CONTAINER_TESTS=1` skips them (visibly).
 
+#[path = "support/container_skip.rs"]
+mod container_skip;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -28,16 +31,7 @@ static IMAGE_REF: LazyLock<String> =
 static ENGINE: Mutex<()> = Mutex::new(());
 
 fn skipped(test: &str) -> bool {
-    let skip = std::env::var("DEC_SKIP_CONTAINER_TESTS").is_ok_and(|v| v == "1");
-    if skip {
-        // Straight to stderr: libtest captures eprintln! of passing tests, and a skip must show.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {test}: DEC_SKIP_CONTAINER_TESTS=1 (the container target is untested)"
-        );
-    }
-    skip
+    container_skip::skipped(test, "the container target")
 }
 
 fn harness(args: &[&str]) -> Output {

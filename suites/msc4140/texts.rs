@@ -1,5 +1,5 @@
-//! The sentences of MSC4140 the cases enforce, quoted from `../shared/spec/` (links and line
-//! breaks removed). Shared here because several cases enforce the same sentence.
+//! The sentences of MSC4140 the cases enforce, quoted from the texts docs/revisions.md links
+//! (links and line breaks removed). Shared here because several cases enforce the same sentence.
 
 use crate::spec::{Rev, SpecRef};
 
