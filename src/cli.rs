@@ -96,6 +96,14 @@ pub(crate) struct RunArgs {
         help_heading = "Target"
     )]
     pub(crate) registration_shared_secret: Option<String>,
+    /// The widget driver under test (--suite msc4157): rust-sdk, widget-api (the adapters in
+    /// adapters/), or the command that starts your own driver (README, "Testing a widget driver").
+    #[arg(
+        long,
+        value_name = "rust-sdk|widget-api|COMMAND",
+        help_heading = "Target"
+    )]
+    pub(crate) driver: Option<String>,
     /// Force the API form instead of detecting it: comma-separated query-param|endpoint,
     /// split-path|body, unstable|stable.
     #[arg(long, value_name = "FORMS", value_parser = FormOverride::parse, help_heading = "Target")]
@@ -189,7 +197,8 @@ pub fn main() -> ExitCode {
 }
 
 fn list(args: &ListArgs) -> Result<ExitCode, UsageError> {
-    let cases = suites::catalogue();
+    let mut cases = suites::catalogue();
+    cases.extend(suites::widget_catalogue());
     if args.json {
         let rows: Vec<serde_json::Value> = cases.iter().map(case_listing).collect();
         println!(

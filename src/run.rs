@@ -23,13 +23,20 @@ const BUNDLED_SYNAPSE_EXPECTATIONS: &str = include_str!("../suites/expectations/
 
 /// The cases `--suite` and `--area` select (libtest-mimic applies --filter/--skip/--exact).
 fn select(args: &RunArgs) -> Result<Vec<Case>, UsageError> {
-    if args.suite == SuiteName::Msc4157 {
-        return Err(UsageError(
-            "the msc4157 (widget API) suite has no cases yet; run --suite msc4140".into(),
-        ));
-    }
-    let cases = suites::catalogue();
-    let areas: Vec<&str> = suites::AREAS.to_vec();
+    let (cases, areas): (Vec<Case>, Vec<&str>) = match args.suite {
+        SuiteName::Msc4140 if args.driver.is_some() => {
+            return Err(UsageError(
+                "--driver goes with --suite msc4157 (the widget-driver suite)".into(),
+            ))
+        }
+        SuiteName::Msc4140 => (suites::catalogue(), suites::AREAS.to_vec()),
+        SuiteName::Msc4157 if args.driver.is_none() => return Err(UsageError(
+            "--suite msc4157 tests a widget driver: give --driver rust-sdk, --driver widget-api, \
+                 or --driver 'COMMAND ARGS' for your own (README, \"Testing a widget driver\")"
+                .into(),
+        )),
+        SuiteName::Msc4157 => (suites::widget_catalogue(), suites::msc4157::AREAS.to_vec()),
+    };
     if let Some(unknown) = args.area.iter().find(|a| !areas.contains(&a.as_str())) {
         return Err(UsageError(format!(
             "unknown area '{unknown}'; areas are: {}",
@@ -221,6 +228,13 @@ async fn start_rate_limited(args: &RunArgs, needed: bool) -> Result<RateLimitedT
 
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     let cases = select(&args)?;
+    let driver = args
+        .driver
+        .as_deref()
+        .map(crate::widget::DriverSpec::parse)
+        .transpose()
+        .map_err(UsageError)?
+        .map(Arc::new);
     let (expectations, expectations_origin) = load_expectations(&args)?;
     let opts = RunOptions {
         filter: args.filter.clone(),
@@ -289,11 +303,24 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
 
     let outcome = (|| -> Result<RunReport, UsageError> {
         let forced = args.api_form.unwrap_or_default();
-        let env = Arc::new(
+        let with_driver = |mut env: Env| {
+            env.driver = driver.clone();
+            Arc::new(env)
+        };
+        let env = with_driver(
             runtime
                 .block_on(Env::prepare(target.clone(), http.clone(), forced))
                 .map_err(UsageError)?,
         );
+        // The driver must start before any case runs: one that cannot is a usage problem.
+        let driver_info = match &driver {
+            Some(spec) => Some(
+                runtime
+                    .block_on(crate::widget::probe(&env, spec))
+                    .map_err(UsageError)?,
+            ),
+            None => None,
+        };
         let more_envs = runtime
             .block_on(futures::future::try_join_all(
                 more.iter()
@@ -301,7 +328,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
             ))
             .map_err(UsageError)?
             .into_iter()
-            .map(Arc::new)
+            .map(with_driver)
             .collect();
         let rate_limited_env = match &rate_limited {
             RateLimitedTarget::Own(own) => Ok(Arc::new(
@@ -318,6 +345,9 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
             rate_limited: rate_limited_env,
         };
         let info = target.info();
+        if let Some(d) = &driver_info {
+            eprintln!("widget driver: {} ({} {})", d.driver, d.name, d.version);
+        }
         eprintln!(
             "target: {} {} at {}{}{} · API form: {}{}",
             info.name,
@@ -349,7 +379,10 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
             schema: crate::results::SCHEMA,
             harness: Harness::default(),
             // Asked again after the cases: restart times are known now.
-            target: target.info(),
+            target: crate::target::TargetInfo {
+                driver: driver_info,
+                ..target.info()
+            },
             api_form: env.form,
             features: env.features.clone(),
             started_at,

@@ -298,6 +298,7 @@ impl Target for ContainerTarget {
             image: Some(self.image.clone()),
             startup_ms: Some(self.startup_ms),
             restart_ms,
+            ..Default::default()
         }
     }
 
