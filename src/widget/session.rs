@@ -261,12 +261,13 @@ impl Widget {
         })
     }
 
-    /// The `send_event` data for `event`, with `delay` (ms) where given.
+    /// The `send_event` data for `event` (in the driver's room), with `delay` (ms) where given.
     pub fn send_event_data(event: &DelayedEvent, delay: Option<i64>) -> Value {
+        // No room_id: the room the widget is in, as Element Call sends (an explicit room_id needs
+        // a timeline capability for that room in MSC2762).
         let mut data = json!({
             "type": event.event_type,
             "content": event.content,
-            "room_id": event.room_id,
         });
         if let Some(key) = &event.state_key {
             data["state_key"] = json!(key);

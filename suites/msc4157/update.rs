@@ -11,7 +11,7 @@ use crate::prelude::*;
 use crate::widget::{caps, Approval, Reply};
 
 /// How far into a delay the cases restart it.
-const RESTART_AFTER: Duration = Duration::from_millis(500);
+const RESTART_AFTER: Duration = Duration::from_millis(400);
 
 fn note_reply_body(ctx: &Ctx, reply: &Reply) {
     if reply.response.as_ref().is_some_and(|r| r != &json!({})) {
@@ -62,9 +62,10 @@ async fn restart(ctx: Ctx) -> CaseResult {
     let (event, scheduled) = widget_schedules(&ctx, &widget, "restarted", SHORT_DELAY_MS).await?;
     tokio::time::sleep(RESTART_AFTER).await;
     let reply = widget.update(&scheduled.delay_id, "restart").await?;
+    // First: a restart that came too late is refused rightly (the event was sent).
+    ctx.done_before_due("the restart", scheduled.requested_at, SHORT_DELAY_MS)?;
     reply.expect_success("restart through the widget was refused")?;
     note_reply_body(&ctx, &reply);
-    ctx.done_before_due("the restart", scheduled.requested_at, SHORT_DELAY_MS)?;
     ctx.expect_sent_not_early(
         &bob,
         "the event restarted through the widget",
@@ -138,7 +139,6 @@ async fn refresh_or_restart(ctx: Ctx) -> CaseResult {
     let (event, scheduled) = widget_schedules(&ctx, &widget, "refreshed", SHORT_DELAY_MS).await?;
     tokio::time::sleep(RESTART_AFTER).await;
     let reply = widget.update(&scheduled.delay_id, "refresh").await?;
-    ctx.done_before_due("the refresh", scheduled.requested_at, SHORT_DELAY_MS)?;
     if reply.is_error() {
         let how = match reply.matrix_errcode() {
             Some(errcode) => format!("forwarded to the homeserver, which refused it ({errcode})"),
@@ -149,6 +149,7 @@ async fn refresh_or_restart(ctx: Ctx) -> CaseResult {
     }
     // Accepted: then it must have done what the MSC means by it, restart the timer.
     ctx.note("`refresh` accepted as a restart");
+    ctx.done_before_due("the refresh", scheduled.requested_at, SHORT_DELAY_MS)?;
     ctx.expect_sent_not_early(
         &bob,
         "the event `refresh`ed through the widget (accepted, so a restart)",
