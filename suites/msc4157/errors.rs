@@ -24,7 +24,7 @@ async fn missing_delay_id(ctx: Ctx) -> CaseResult {
 
 async fn unknown_delay_id(ctx: Ctx) -> CaseResult {
     let (widget, _bob, _room) = alice_widget_and_bob(&ctx).await?;
-    let reply = widget.update("syt_no_such_delay_id", "cancel").await?;
+    let reply = widget.update("no_such_delay_id", "cancel").await?;
     expect_error_reply(&reply, "cancel of a delay_id that does not exist")
 }
 

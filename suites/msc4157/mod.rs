@@ -18,6 +18,9 @@ pub const AREAS: [&str; 5] = ["capabilities", "send", "update", "errors", "use_c
 
 /// The delay of events a case waits for: short, with room for a driver process in between.
 pub const SHORT_DELAY_MS: i64 = 1500;
+/// The delay of events that a case restarts through the widget: room for a loaded machine's
+/// round trip through the driver before the event is due.
+pub const RESTARTED_DELAY_MS: i64 = 3000;
 /// The delay of events a case never waits for.
 pub const LONG_DELAY_MS: i64 = 600_000;
 /// The state event type the cases send (a custom one: no power-level surprises).

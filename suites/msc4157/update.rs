@@ -5,7 +5,7 @@
 use super::texts::{UNSTABLE_NAMES, UPDATE_ACTIONS, UPDATE_CAPABILITY, UPDATE_RESPONSE};
 use super::{
     alice_widget_and_bob, all_caps, expect_error_reply, expect_still_scheduled, widget_schedules,
-    LONG_DELAY_MS, SHORT_DELAY_MS,
+    LONG_DELAY_MS, RESTARTED_DELAY_MS, SHORT_DELAY_MS,
 };
 use crate::prelude::*;
 use crate::widget::{caps, Approval, Reply};
@@ -59,11 +59,12 @@ async fn send(ctx: Ctx) -> CaseResult {
 
 async fn restart(ctx: Ctx) -> CaseResult {
     let (widget, bob, _room) = alice_widget_and_bob(&ctx).await?;
-    let (event, scheduled) = widget_schedules(&ctx, &widget, "restarted", SHORT_DELAY_MS).await?;
+    let (event, scheduled) =
+        widget_schedules(&ctx, &widget, "restarted", RESTARTED_DELAY_MS).await?;
     tokio::time::sleep(RESTART_AFTER).await;
     let reply = widget.update(&scheduled.delay_id, "restart").await?;
     // First: a restart that came too late is refused rightly (the event was sent).
-    ctx.done_before_due("the restart", scheduled.requested_at, SHORT_DELAY_MS)?;
+    ctx.done_before_due("the restart", scheduled.requested_at, RESTARTED_DELAY_MS)?;
     reply.expect_success("restart through the widget was refused")?;
     note_reply_body(&ctx, &reply);
     ctx.expect_sent_not_early(
@@ -71,7 +72,7 @@ async fn restart(ctx: Ctx) -> CaseResult {
         "the event restarted through the widget",
         reply.requested_at,
         None,
-        SHORT_DELAY_MS,
+        RESTARTED_DELAY_MS,
         |o| event.matches(o),
     )
     .await?;
@@ -136,7 +137,8 @@ async fn stable_action_name(ctx: Ctx) -> CaseResult {
 
 async fn refresh_or_restart(ctx: Ctx) -> CaseResult {
     let (widget, bob, _room) = alice_widget_and_bob(&ctx).await?;
-    let (event, scheduled) = widget_schedules(&ctx, &widget, "refreshed", SHORT_DELAY_MS).await?;
+    let (event, scheduled) =
+        widget_schedules(&ctx, &widget, "refreshed", RESTARTED_DELAY_MS).await?;
     tokio::time::sleep(RESTART_AFTER).await;
     let reply = widget.update(&scheduled.delay_id, "refresh").await?;
     if reply.is_error() {
@@ -149,13 +151,13 @@ async fn refresh_or_restart(ctx: Ctx) -> CaseResult {
     }
     // Accepted: then it must have done what the MSC means by it, restart the timer.
     ctx.note("`refresh` accepted as a restart");
-    ctx.done_before_due("the refresh", scheduled.requested_at, SHORT_DELAY_MS)?;
+    ctx.done_before_due("the refresh", scheduled.requested_at, RESTARTED_DELAY_MS)?;
     ctx.expect_sent_not_early(
         &bob,
         "the event `refresh`ed through the widget (accepted, so a restart)",
         reply.requested_at,
         None,
-        SHORT_DELAY_MS,
+        RESTARTED_DELAY_MS,
         |o| event.matches(o),
     )
     .await?;

@@ -2,7 +2,7 @@
 //! restarts is not sent while they go on, and is sent once they stop.
 
 use super::texts::HEARTBEAT;
-use super::SHORT_DELAY_MS;
+use super::RESTARTED_DELAY_MS;
 use crate::prelude::*;
 
 const CALL_MEMBER: &str = "org.matrix.msc3401.call.member";
@@ -17,13 +17,17 @@ async fn matrixrtc_hangup(ctx: Ctx) -> CaseResult {
     let widget = ctx.widget_with(&alice, &room, &asked).await?;
     let state_key = format!("_{}_{}", alice.id(), ctx.unique("device").replace(' ', "_"));
     let hangup = DelayedEvent::state(&room, CALL_MEMBER, &state_key, json!({}));
-    let (reply, delay_id) = widget.schedule(&hangup, SHORT_DELAY_MS).await?;
+    let (reply, delay_id) = widget.schedule(&hangup, RESTARTED_DELAY_MS).await?;
     let mut timer_started = reply.requested_at;
     for beat in 1..=HEARTBEATS {
         tokio::time::sleep(HEARTBEAT_EVERY).await;
         let restart = widget.update(&delay_id, "restart").await?;
         // A heartbeat that came too late is refused rightly (the event was sent).
-        ctx.done_before_due(&format!("heartbeat {beat}"), timer_started, SHORT_DELAY_MS)?;
+        ctx.done_before_due(
+            &format!("heartbeat {beat}"),
+            timer_started,
+            RESTARTED_DELAY_MS,
+        )?;
         restart.expect_success(&format!(
             "heartbeat {beat} (restart through the widget) was refused"
         ))?;
@@ -34,7 +38,7 @@ async fn matrixrtc_hangup(ctx: Ctx) -> CaseResult {
         "the hang-up membership kept alive by heartbeats",
         timer_started,
         None,
-        SHORT_DELAY_MS,
+        RESTARTED_DELAY_MS,
         |o| hangup.matches(o),
     )
     .await?;
