@@ -409,3 +409,46 @@ async fn a_driver_that_cannot_start_exits_2_with_its_output() {
         "the driver's own words: {stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drivers_die_with_a_killed_harness() {
+    let fake = support::fake_homeserver::FakeHomeserver::start(FakeOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("orphan-stand-in");
+    std::fs::copy(STAND_IN, &program).unwrap();
+    let mut harness = binary()
+        .args(["run", "--quiet", "--suite", "msc4157", "--target", "url"])
+        .args(["--base-url", &fake.uri(), "--registration-shared-secret"])
+        .arg(support::fake_homeserver::FakeHomeserver::SHARED_SECRET)
+        .args([
+            "--driver",
+            &format!("{} --fault never-reply", program.display()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the cases' drivers run (each then waits for a reply that never comes).
+    let started = std::time::Instant::now();
+    while processes_of(&program).len() < 2 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !processes_of(&program).is_empty(),
+        "the drivers never started"
+    );
+    harness.kill().unwrap(); // SIGKILL: no destructor runs
+    harness.wait().unwrap();
+    let mut left = processes_of(&program);
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = processes_of(&program);
+    }
+    assert!(
+        left.is_empty(),
+        "drivers outlived the killed harness: {left:?}"
+    );
+}

@@ -7,6 +7,7 @@
 //! widget-API message. Lines on stdin are widget-API messages from the widget (the harness).
 
 use crate::outcome::Stop;
+use crate::target::synapse::process;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;
@@ -146,7 +147,13 @@ impl Bridge {
             .kill_on_drop(true)
             // Its own process group, so that drop kills whatever it started too.
             .process_group(0);
-        let mut child = command.spawn().map_err(|e| {
+        // Killed by the kernel if the harness dies outright (an interrupt exits without drops).
+        let harness = std::process::id() as libc::pid_t;
+        // SAFETY: the closure only makes async-signal-safe system calls.
+        unsafe {
+            command.pre_exec(move || process::die_with_parent(harness));
+        }
+        let mut child = process::spawn_from_launcher(command).await.map_err(|e| {
             Stop::Error(format!(
                 "could not start the widget driver `{program}`: {e}"
             ))

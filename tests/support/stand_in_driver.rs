@@ -62,7 +62,7 @@ enum Fault {
     StableActionNoop,
     /// Performs fromWidget requests before the capability handshake.
     ActBeforeHandshake,
-    /// Never answers any fromWidget request.
+    /// Never answers any fromWidget request, and hangs on when its input closes.
     NeverReply,
     /// Exits right after its hello.
     ExitAfterHello,
@@ -360,6 +360,12 @@ async fn main() {
                 }
             }
             _ => eprintln!("stand-in: ignoring {message}"),
+        }
+    }
+    if fault == Fault::NeverReply {
+        // A hung driver: only killing it ends it.
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(60));
         }
     }
 }
