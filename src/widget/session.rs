@@ -4,7 +4,7 @@
 
 use super::bridge::{Bridge, BridgeSession};
 use crate::api::{DelayedEvent, Scheduled, User};
-use crate::client::Resp;
+use crate::client::{Evidence, Exchange, Resp};
 use crate::ctx::Ctx;
 use crate::outcome::Stop;
 use serde_json::{json, Value};
@@ -126,6 +126,7 @@ pub struct Widget {
     pub room_id: String,
     /// What the driver said it approved in `notify_capabilities` (empty before the handshake).
     pub approved: Vec<String>,
+    evidence: Evidence,
 }
 
 impl Ctx {
@@ -166,6 +167,7 @@ impl Ctx {
             user: user.clone(),
             room_id: room_id.to_string(),
             approved: Vec::new(),
+            evidence: self.evidence().clone(),
         })
     }
 
@@ -219,6 +221,13 @@ impl Widget {
                 }
                 Some("notify_capabilities") => {
                     self.bridge.reply(&request, json!({})).await?;
+                    self.evidence.push(Exchange {
+                        method: "toWidget".into(),
+                        path: "notify_capabilities".into(),
+                        request: Some(request["data"].clone()),
+                        status: 0,
+                        body: json!({}),
+                    });
                     let approved = request["data"]["approved"]
                         .as_array()
                         .map(|list| {
@@ -252,7 +261,19 @@ impl Widget {
     /// A request where no reply is an answer too (`Reply::response` is `None`).
     pub async fn request_or_silence(&self, action: &str, data: Value) -> Result<Reply, Stop> {
         let requested_at = Instant::now();
-        let response = self.bridge.request(action, data, REPLY_WAIT).await?;
+        let response = self
+            .bridge
+            .request(action, data.clone(), REPLY_WAIT)
+            .await?;
+        // In the case's evidence beside its HTTP exchanges: method `fromWidget`, the action as
+        // path, status 0 (not HTTP), the reply (null: none came) as body.
+        self.evidence.push(Exchange {
+            method: "fromWidget".into(),
+            path: action.to_string(),
+            request: Some(data),
+            status: 0,
+            body: response.clone().unwrap_or(Value::Null),
+        });
         Ok(Reply {
             action: action.to_string(),
             requested_at,

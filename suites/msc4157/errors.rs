@@ -11,7 +11,12 @@ async fn unknown_action(ctx: Ctx) -> CaseResult {
     let (widget, _bob, _room) = alice_widget_and_bob(&ctx).await?;
     let (_event, scheduled) = widget_schedules(&ctx, &widget, "target", LONG_DELAY_MS).await?;
     let reply = widget.update(&scheduled.delay_id, "explode").await?;
-    expect_error_reply(&reply, "an update with the unknown action \"explode\"")
+    expect_error_reply(&reply, "an update with the unknown action \"explode\"")?;
+    ctx.note(match reply.matrix_errcode() {
+        Some(errcode) => format!("forwarded to the homeserver, which refused it ({errcode})"),
+        None => "refused by the driver".into(),
+    });
+    Ok(())
 }
 
 async fn missing_delay_id(ctx: Ctx) -> CaseResult {
