@@ -150,6 +150,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ),
     (
         "drop-matrix-error",
+        "msc4157.errors.limit_error_carried",
+        "does not carry the Matrix error",
+    ),
+    (
+        "drop-matrix-error",
         "msc4157.errors.homeserver_error_carried",
         "does not carry the Matrix error",
     ),

@@ -56,6 +56,50 @@ async fn homeserver_error_carried(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+/// The largest advertised per-user limit the case fills up (a request each).
+const MAX_FILLABLE: i64 = 500;
+
+async fn limit_error_carried(ctx: Ctx) -> CaseResult {
+    let Some(limit) = ctx.features().capability_field("max_scheduled") else {
+        skip!("the homeserver does not advertise max_scheduled, so the harness cannot know where its limit is")
+    };
+    if limit > MAX_FILLABLE {
+        skip!("the advertised limit of {limit} scheduled events is more than this case fills up ({MAX_FILLABLE})");
+    }
+    let (widget, _bob, room) = alice_widget_and_bob(&ctx).await?;
+    // The quota filled by the harness's own client, as the same user; one more through the widget.
+    for n in 0..limit {
+        let filler = DelayedEvent::message(&room, &format!("filler {n}"));
+        widget.user.schedule_ok(&filler, LONG_DELAY_MS).await?;
+    }
+    let event = DelayedEvent::message(&room, &ctx.unique("one too many"));
+    let data = Widget::send_event_data(&event, Some(LONG_DELAY_MS));
+    // Silence is a verdict here: a driver that retries the refusal (429) never answers in time.
+    let reply = widget.request_or_silence("send_event", data).await?;
+    if reply.response.is_none() {
+        fail!(
+            "over the per-user limit, the driver did not reply at all ({}): the homeserver's refusal \
+             (429 with Retry-After) did not come back to the widget",
+            reply.describe()
+        );
+    }
+    if reply.is_success() {
+        skip!(
+            "the homeserver accepted a delayed event over its advertised limit of {limit}, so there is no \
+             error to carry (msc4140.limits cases judge that)"
+        );
+    }
+    let Some(errcode) = reply.matrix_errcode() else {
+        fail!(
+            "the homeserver refused a delayed event over the per-user limit, but the driver's error reply \
+             does not carry the Matrix error (error.matrix_api_error.response.errcode): {}",
+            reply.describe()
+        );
+    };
+    ctx.note(format!("the Matrix error carried: {errcode}"));
+    Ok(())
+}
+
 async fn before_handshake(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
@@ -116,6 +160,13 @@ pub fn cases() -> Vec<Case> {
             Level::Should,
             UPDATE_RESPONSE,
             homeserver_error_carried,
+        ),
+        Case::new(
+            "msc4157.errors.limit_error_carried",
+            "A homeserver refusal (the per-user limit) comes back carrying the Matrix error",
+            Level::Should,
+            UPDATE_RESPONSE,
+            limit_error_carried,
         ),
         Case::new(
             "msc4157.errors.before_handshake",

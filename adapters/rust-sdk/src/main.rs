@@ -32,8 +32,8 @@ impl CapabilitiesProvider for Approver {
         let Some(approved) = &self.approved else {
             return requested;
         };
-        let asked: Vec<String> = serde_json::from_value(serde_json::to_value(&requested).unwrap())
-            .unwrap_or_default();
+        let asked: Vec<String> =
+            serde_json::from_value(serde_json::to_value(&requested).unwrap()).unwrap_or_default();
         let granted: Vec<&String> = asked.iter().filter(|c| approved.contains(c)).collect();
         serde_json::from_value(serde_json::json!(granted)).unwrap_or_default()
     }
@@ -41,15 +41,20 @@ impl CapabilitiesProvider for Approver {
 
 async fn run() -> Result<(), String> {
     let homeserver = var("BRIDGE_HOMESERVER_URL")?;
-    let user_id: OwnedUserId = var("BRIDGE_USER_ID")?.try_into().map_err(|e| format!("BRIDGE_USER_ID: {e}"))?;
+    let user_id: OwnedUserId = var("BRIDGE_USER_ID")?
+        .try_into()
+        .map_err(|e| format!("BRIDGE_USER_ID: {e}"))?;
     let device_id: OwnedDeviceId = var("BRIDGE_DEVICE_ID")?.into();
-    let room_id: OwnedRoomId = var("BRIDGE_ROOM_ID")?.try_into().map_err(|e| format!("BRIDGE_ROOM_ID: {e}"))?;
+    let room_id: OwnedRoomId = var("BRIDGE_ROOM_ID")?
+        .try_into()
+        .map_err(|e| format!("BRIDGE_ROOM_ID: {e}"))?;
     let widget_id = var("BRIDGE_WIDGET_ID")?;
     let approved = match env::var("BRIDGE_APPROVED_CAPABILITIES") {
-        Ok(list) if list != "*" => Some(
-            serde_json::from_str::<Vec<String>>(&list)
-                .map_err(|e| format!("BRIDGE_APPROVED_CAPABILITIES is not a JSON list of strings: {e}"))?,
-        ),
+        Ok(list) if list != "*" => {
+            Some(serde_json::from_str::<Vec<String>>(&list).map_err(|e| {
+                format!("BRIDGE_APPROVED_CAPABILITIES is not a JSON list of strings: {e}")
+            })?)
+        }
         _ => None,
     };
 
@@ -60,9 +65,15 @@ async fn run() -> Result<(), String> {
         .map_err(|e| format!("building the client: {e}"))?;
     let session = MatrixSession {
         meta: SessionMeta { user_id, device_id },
-        tokens: SessionTokens { access_token: var("BRIDGE_ACCESS_TOKEN")?, refresh_token: None },
+        tokens: SessionTokens {
+            access_token: var("BRIDGE_ACCESS_TOKEN")?,
+            refresh_token: None,
+        },
     };
-    client.restore_session(session).await.map_err(|e| format!("restoring the session: {e}"))?;
+    client
+        .restore_session(session)
+        .await
+        .map_err(|e| format!("restoring the session: {e}"))?;
     // One sync so that the client knows the room it drives the widget in.
     client
         .sync_once(SyncSettings::default())
@@ -78,7 +89,10 @@ async fn run() -> Result<(), String> {
 
     let mut stdout = tokio::io::stdout();
     let hello = serde_json::json!({"bridge": {"name": "matrix-rust-sdk", "version": SDK_VERSION}});
-    stdout.write_all(format!("{hello}\n").as_bytes()).await.map_err(|e| e.to_string())?;
+    stdout
+        .write_all(format!("{hello}\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
     stdout.flush().await.map_err(|e| e.to_string())?;
 
     let to_widget = {
@@ -86,7 +100,8 @@ async fn run() -> Result<(), String> {
         tokio::spawn(async move {
             while let Some(message) = handle.recv().await {
                 let line = format!("{}\n", message.replace('\n', " "));
-                if stdout.write_all(line.as_bytes()).await.is_err() || stdout.flush().await.is_err() {
+                if stdout.write_all(line.as_bytes()).await.is_err() || stdout.flush().await.is_err()
+                {
                     break;
                 }
             }
