@@ -42,15 +42,18 @@ pub fn rust_sdk_cache_target() -> Option<PathBuf> {
     Some(dirs::cache_dir()?.join("delayed-events-conformance/rust-sdk-adapter"))
 }
 
-/// The rust-sdk adapter binary: built in the checkout (`cargo build` in adapters/rust-sdk), or
-/// by scripts/build-adapters into the cache.
+/// The rust-sdk adapter binary: built by scripts/build-adapters into the cache, or in the
+/// checkout (`cargo build` in adapters/rust-sdk); the newer where both exist.
 pub fn rust_sdk_binary() -> PathBuf {
     let in_checkout = adapters_dir().join("rust-sdk/target/debug/widget-bridge-rust-sdk");
     let in_cache = rust_sdk_cache_target().map(|t| t.join("debug/widget-bridge-rust-sdk"));
-    match in_cache {
-        Some(cached) if !in_checkout.is_file() && cached.is_file() => cached,
-        _ => in_checkout,
-    }
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    [Some(in_checkout.clone()), in_cache]
+        .into_iter()
+        .flatten()
+        .filter(|p| p.is_file())
+        .max_by_key(|p| modified(p))
+        .unwrap_or(in_checkout)
 }
 
 pub fn widget_api_dir() -> PathBuf {
