@@ -54,7 +54,9 @@ fn load_expectations(args: &RunArgs) -> Result<(Expectations, Option<String>), U
         let loaded = Expectations::load(path).map_err(UsageError)?;
         return Ok((loaded, Some(path.display().to_string())));
     }
-    let bundled_applies = args.target == TargetKind::Synapse
+    // The bundled file is Synapse's, for the homeserver suite (widget drivers: --expectations).
+    let bundled_applies = args.suite == SuiteName::Msc4140
+        && args.target == TargetKind::Synapse
         && args.synapse_venv.is_none()
         && args.synapse_version == PINNED_VERSION;
     if bundled_applies && !args.no_expectations {
