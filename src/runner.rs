@@ -181,7 +181,7 @@ pub async fn run_case(env: Arc<Env>, case: &Case, default_timeout: Duration) -> 
             let message = report.message.get_or_insert_with(String::new);
             message.push_str(&format!(
                 "\n  widget driver log (last lines):\n{}",
-                log.tail()
+                log.indented_tail()
             ));
         }
     }

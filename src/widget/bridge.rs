@@ -88,6 +88,11 @@ impl DriverLog {
         self.0.lock().unwrap().secrets.push(secret.to_string());
     }
 
+    /// The tail as it goes into a failure message: indented, or "(nothing)".
+    pub fn indented_tail(&self) -> String {
+        indent(&self.tail())
+    }
+
     pub fn tail(&self) -> String {
         self.0
             .lock()
@@ -214,7 +219,7 @@ impl Bridge {
     pub fn error(&self, message: String) -> Stop {
         Stop::Error(format!(
             "{message}\n  widget driver log (last lines):\n{}",
-            indent(&self.log.tail())
+            self.log.indented_tail()
         ))
     }
 
