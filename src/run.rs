@@ -30,7 +30,7 @@ fn select(args: &RunArgs) -> Result<Vec<Case>, UsageError> {
             ))
         }
         SuiteName::Msc4140 => (suites::catalogue(), suites::AREAS.to_vec()),
-        SuiteName::Msc4157 if args.driver.is_none() => return Err(UsageError(
+        SuiteName::Msc4157 if args.driver.is_none() && !args.list => return Err(UsageError(
             "--suite msc4157 tests a widget driver: give --driver rust-sdk, --driver widget-api, \
                  or --driver 'COMMAND ARGS' for your own (README, \"Testing a widget driver\")"
                 .into(),
