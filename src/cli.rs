@@ -126,6 +126,14 @@ pub(crate) struct TargetArgs {
 pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) server: TargetArgs,
+    /// The widget driver under test (--suite msc4157): rust-sdk, widget-api (the adapters in
+    /// adapters/), or the command that starts your own driver (README, "Testing a widget driver").
+    #[arg(
+        long,
+        value_name = "rust-sdk|widget-api|COMMAND",
+        help_heading = "Target"
+    )]
+    pub(crate) driver: Option<String>,
 
     /// Run only cases whose id contains this text.
     #[arg(long, value_name = "SUBSTR", help_heading = "Selection")]
@@ -307,7 +315,8 @@ pub fn main() -> ExitCode {
 }
 
 fn list(args: &ListArgs) -> Result<ExitCode, UsageError> {
-    let cases = suites::catalogue();
+    let mut cases = suites::catalogue();
+    cases.extend(suites::widget_catalogue());
     if args.json {
         let rows: Vec<serde_json::Value> = cases.iter().map(case_listing).collect();
         println!(

@@ -369,6 +369,11 @@ impl Client {
         self.call(Method::PUT, path)
     }
 
+    /// The access token, for handing to a widget driver (never printed).
+    pub fn access_token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     pub fn evidence(&self) -> &Evidence {
         &self.evidence
     }

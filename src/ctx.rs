@@ -34,6 +34,8 @@ pub struct Env {
     pub features: Features,
     /// Shares homeserver restarts between the cases of the restart phase.
     pub restarts: Arc<Restarts>,
+    /// The widget driver under test (suite msc4157), set by the run after `prepare`.
+    pub driver: Option<Arc<crate::widget::DriverSpec>>,
 }
 
 impl Env {
@@ -72,6 +74,7 @@ impl Env {
             form,
             features,
             restarts,
+            driver: None,
         })
     }
 }
@@ -83,6 +86,8 @@ pub struct Record {
     pub lateness_ms: Option<i64>,
     /// Measurements worth reporting whatever the outcome (say, a delay_id's entropy).
     pub notes: Vec<String>,
+    /// The log of the widget driver the case started, attached to failures.
+    pub driver_log: Option<crate::widget::DriverLog>,
 }
 
 #[derive(Clone)]
@@ -122,6 +127,25 @@ impl Ctx {
 
     pub fn target(&self) -> &Arc<dyn Target> {
         &self.env.target
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.env.base_url
+    }
+
+    /// The widget driver under test, if the run has one.
+    pub fn driver(&self) -> Option<&crate::widget::DriverSpec> {
+        self.env.driver.as_deref()
+    }
+
+    /// The log the case's widget driver writes to (one per case, shared by its drivers).
+    pub fn driver_log(&self) -> crate::widget::DriverLog {
+        self.record
+            .lock()
+            .unwrap()
+            .driver_log
+            .get_or_insert_with(Default::default)
+            .clone()
     }
 
     /// A client with no access token, recording into this case's evidence.

@@ -27,10 +27,20 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// The bundled files, compiled in: chosen by the server's detected identity.
-pub const BUNDLED: &[(&str, &str)] = &[(
-    "suites/expectations/synapse.toml",
-    include_str!("../suites/expectations/synapse.toml"),
-)];
+pub const BUNDLED: &[(&str, &str)] = &[
+    (
+        "suites/expectations/synapse.toml",
+        include_str!("../suites/expectations/synapse.toml"),
+    ),
+    (
+        "suites/expectations/rust-sdk.toml",
+        include_str!("../suites/expectations/rust-sdk.toml"),
+    ),
+    (
+        "suites/expectations/widget-api.toml",
+        include_str!("../suites/expectations/widget-api.toml"),
+    ),
+];
 
 /// What a new entry written by `--update-expectations` says until someone explains it.
 pub const TODO_REASON: &str = "TODO";
@@ -370,7 +380,7 @@ mod tests {
                 .clone()
                 .expect("a bundled file says which server it is for");
             assert!(!server.versions.is_empty(), "{file}: names its versions");
-            let catalogue = crate::suites::catalogue();
+            let catalogue = crate::suites::all_cases();
             let ids: BTreeSet<&str> = catalogue.iter().map(|c| c.id).collect();
             assert_eq!(
                 loaded.stale(&ids),

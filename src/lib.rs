@@ -21,6 +21,7 @@ pub mod runner;
 pub mod spec;
 pub mod target;
 pub mod users;
+pub mod widget;
 
 #[path = "../suites/mod.rs"]
 pub mod suites;

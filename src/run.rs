@@ -22,13 +22,20 @@ use tokio::sync::Notify;
 
 /// The cases `--suite` and `--area` select (libtest-mimic applies --filter/--skip/--exact).
 fn select(args: &RunArgs) -> Result<Vec<Case>, UsageError> {
-    if args.suite == SuiteName::Msc4157 {
-        return Err(UsageError(
-            "the msc4157 (widget API) suite has no cases yet; run --suite msc4140".into(),
-        ));
-    }
-    let cases = suites::catalogue();
-    let areas: Vec<&str> = suites::AREAS.to_vec();
+    let (cases, areas): (Vec<Case>, Vec<&str>) = match args.suite {
+        SuiteName::Msc4140 if args.driver.is_some() => {
+            return Err(UsageError(
+                "--driver goes with --suite msc4157 (the widget-driver suite)".into(),
+            ))
+        }
+        SuiteName::Msc4140 => (suites::catalogue(), suites::AREAS.to_vec()),
+        SuiteName::Msc4157 if args.driver.is_none() && !args.list => return Err(UsageError(
+            "--suite msc4157 tests a widget driver: give --driver rust-sdk, --driver widget-api, \
+                 or --driver 'COMMAND ARGS' for your own (README, \"Testing a widget driver\")"
+                .into(),
+        )),
+        SuiteName::Msc4157 => (suites::widget_catalogue(), suites::msc4157::AREAS.to_vec()),
+    };
     if let Some(unknown) = args.area.iter().find(|a| !areas.contains(&a.as_str())) {
         return Err(UsageError(format!(
             "unknown area '{unknown}'; areas are: {}",
@@ -90,7 +97,7 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 
 /// Entries for cases that no longer exist: a warning, or with --strict an error.
 fn check_stale(file: &Expectations, origin: &str, strict: bool) -> Result<(), UsageError> {
-    let catalogue = suites::catalogue();
+    let catalogue = suites::all_cases();
     let ids: BTreeSet<&str> = catalogue.iter().map(|c| c.id).collect();
     let stale = file.stale(&ids);
     if stale.is_empty() {
@@ -109,7 +116,7 @@ fn check_stale(file: &Expectations, origin: &str, strict: bool) -> Result<(), Us
 }
 
 /// The expectations of a run: the given file, none (--no-expectations), or the bundled file
-/// written for the detected server and version. Says which and why on stderr.
+/// written for the detected server (or widget driver) and version. Says which and why on stderr.
 fn choose_expectations(
     args: &RunArgs,
     given: Option<(Expectations, AppliedExpectations)>,
@@ -157,16 +164,23 @@ fn update_expectations(
     applied: &Expectations,
     report: &RunReport,
 ) -> Result<(), UsageError> {
-    let catalogue = suites::catalogue();
+    let catalogue = suites::all_cases();
     let ids: BTreeSet<&str> = catalogue.iter().map(|c| c.id).collect();
-    let server = report
-        .target
-        .server_name
-        .clone()
-        .map(|name| expectations::Server {
-            name,
-            versions: report.target.server_version.iter().cloned().collect(),
-        });
+    // Written for what was tested: the widget driver where there is one, else the server.
+    let server = match &report.target.driver {
+        Some(driver) => Some(expectations::Server {
+            name: driver.name.clone(),
+            versions: vec![driver.version.clone()],
+        }),
+        None => report
+            .target
+            .server_name
+            .clone()
+            .map(|name| expectations::Server {
+                name,
+                versions: report.target.server_version.iter().cloned().collect(),
+            }),
+    };
     let (text, changes) = applied.updated(&report.cases, &ids, server);
     std::fs::write(path, text)
         .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
@@ -362,6 +376,13 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
                 .into(),
         ));
     }
+    let driver = args
+        .driver
+        .as_deref()
+        .map(crate::widget::DriverSpec::parse)
+        .transpose()
+        .map_err(UsageError)?
+        .map(Arc::new);
     let given = given_expectations(&args)?;
     let opts = RunOptions {
         filter: args.filter.clone(),
@@ -440,11 +461,24 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     let http_for_identity = http.clone();
     let outcome = (|| -> Result<(RunReport, Arc<Expectations>), UsageError> {
         let forced = args.server.api_form.unwrap_or_default();
-        let env = Arc::new(
+        let with_driver = |mut env: Env| {
+            env.driver = driver.clone();
+            Arc::new(env)
+        };
+        let env = with_driver(
             runtime
                 .block_on(Env::prepare(target.clone(), http.clone(), forced))
                 .map_err(UsageError)?,
         );
+        // The driver must start before any case runs: one that cannot is a usage problem.
+        let driver_info = match &driver {
+            Some(spec) => Some(
+                runtime
+                    .block_on(crate::widget::probe(&env, spec))
+                    .map_err(UsageError)?,
+            ),
+            None => None,
+        };
         let more_envs = runtime
             .block_on(futures::future::try_join_all(
                 more.iter()
@@ -452,7 +486,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
             ))
             .map_err(UsageError)?
             .into_iter()
-            .map(Arc::new)
+            .map(with_driver)
             .collect();
         let rate_limited_env = match &rate_limited {
             RateLimitedTarget::Own(own) => Ok(Arc::new(
@@ -476,6 +510,9 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
             )
         });
         let info = identity::apply(target.info(), identity.as_ref());
+        if let Some(d) = &driver_info {
+            eprintln!("widget driver: {} ({} {})", d.driver, d.name, d.version);
+        }
         eprintln!(
             "server: {}",
             identity
@@ -485,7 +522,14 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
                      /versions, no /_matrix/federation/v1/version on the client port)"
                     .into())
         );
-        let (expectations, applied) = choose_expectations(&args, given, identity.as_ref())?;
+        // A widget-driver run's known outcomes are the driver's, not the homeserver's.
+        let driver_identity = driver_info.as_ref().map(|d| Identity {
+            name: d.name.clone(),
+            version: Some(d.version.clone()),
+            source: "driver",
+        });
+        let (expectations, applied) =
+            choose_expectations(&args, given, driver_identity.as_ref().or(identity.as_ref()))?;
         eprintln!(
             "target: {} {} at {}{}{} · API form: {}",
             info.name,
@@ -515,7 +559,10 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
                 schema: crate::results::SCHEMA,
                 harness: Harness::default(),
                 // Asked again after the cases: restart times are known now.
-                target: identity::apply(target.info(), identity.as_ref()),
+                target: crate::target::TargetInfo {
+                    driver: driver_info,
+                    ..identity::apply(target.info(), identity.as_ref())
+                },
                 api_form: env.form,
                 features: env.features.clone(),
                 started_at,

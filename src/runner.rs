@@ -179,6 +179,14 @@ pub async fn run_case(env: Arc<Env>, case: &Case, default_timeout: Duration) -> 
     }
     if matches!(outcome, Outcome::Fail | Outcome::Error) {
         report.server_log_tail = env.target.log_tail(LOG_TAIL_LINES);
+        if let Some(log) = record.driver_log.filter(|_| outcome == Outcome::Fail) {
+            // Errors from the bridge carry the driver's log already.
+            let message = report.message.get_or_insert_with(String::new);
+            message.push_str(&format!(
+                "\n  widget driver log (last lines):\n{}",
+                log.indented_tail()
+            ));
+        }
     }
     report
 }

@@ -1,6 +1,8 @@
-//! The catalogue: every case, one file per area under `msc4140/`.
+//! The catalogue: every case, one file per area under `msc4140/` (homeservers) and `msc4157/`
+//! (widget drivers).
 
 pub mod msc4140;
+pub mod msc4157;
 
 use crate::case::Case;
 
@@ -25,7 +27,19 @@ pub const AREAS: [&str; 17] = [
     "use_cases",
 ];
 
-/// Every case of every suite, in a stable order.
+/// Every case of the homeserver suite (MSC4140), in a stable order.
 pub fn catalogue() -> Vec<Case> {
     msc4140::cases()
+}
+
+/// Every case of the widget-driver suite (MSC4157), in a stable order.
+pub fn widget_catalogue() -> Vec<Case> {
+    msc4157::cases()
+}
+
+/// Every case of both suites: the ids an expectation file may name.
+pub fn all_cases() -> Vec<Case> {
+    let mut cases = catalogue();
+    cases.extend(widget_catalogue());
+    cases
 }

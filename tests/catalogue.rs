@@ -7,7 +7,7 @@
 
 use delayed_events_conformance::cli::case_listing;
 use delayed_events_conformance::spec::Rev;
-use delayed_events_conformance::suites::{catalogue, AREAS};
+use delayed_events_conformance::suites::{catalogue, msc4157, widget_catalogue, AREAS};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -34,7 +34,12 @@ fn spec_dir() -> Option<PathBuf> {
 
 /// The spec text with Markdown links reduced to their text and whitespace folded, as quoted.
 fn normalised_spec(dir: &Path, revision: Rev) -> String {
-    let prefix = format!("msc4140-{}", revision.as_str());
+    let doc = if revision == Rev::Widget2026 {
+        "msc4157"
+    } else {
+        "msc4140"
+    };
+    let prefix = format!("{doc}-{}", revision.as_str());
     let file = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
         .filter_map(Result::ok)
@@ -107,6 +112,24 @@ fn ids_are_unique_and_well_formed() {
 }
 
 #[test]
+fn widget_ids_are_unique_and_well_formed() {
+    let mut seen = HashSet::new();
+    for case in widget_catalogue() {
+        assert!(seen.insert(case.id), "duplicate case id {}", case.id);
+        let parts: Vec<&str> = case.id.split('.').collect();
+        assert_eq!(parts.len(), 3, "{}: ids are msc4157.<area>.<name>", case.id);
+        assert_eq!(parts[0], "msc4157", "{}", case.id);
+        assert!(
+            msc4157::AREAS.contains(&parts[1]),
+            "{}: unknown area",
+            case.id
+        );
+        assert_eq!(case.spec.doc, "MSC4157", "{}", case.id);
+        assert_eq!(case.spec.revision, Rev::Widget2026, "{}", case.id);
+    }
+}
+
+#[test]
 fn every_quote_is_in_the_cited_text() {
     let Some(dir) = spec_dir() else {
         // Straight to stderr: libtest captures eprintln! of passing tests, and a skip must show.
@@ -119,7 +142,7 @@ fn every_quote_is_in_the_cited_text() {
         );
         return;
     };
-    for case in catalogue() {
+    for case in catalogue().into_iter().chain(widget_catalogue()) {
         // A reconstructed revision's text is not available: its cases cite a public source.
         if case.spec.revision.is_reconstructed() {
             let source = case.spec.source.unwrap_or_default();
@@ -146,8 +169,9 @@ fn every_quote_is_in_the_cited_text() {
         {
             assert!(
                 spec.contains(&piece),
-                "{}: quoted text not found in MSC4140 {}:\n  {piece}",
+                "{}: quoted text not found in {} {}:\n  {piece}",
                 case.id,
+                case.spec.doc,
                 case.spec.revision
             );
         }

@@ -13,7 +13,7 @@ const MSC4383_KEY: &str = "net.zemos.msc4383.server";
 pub struct Identity {
     pub name: String,
     pub version: Option<String>,
-    /// `msc4383`, `federation` or `target`.
+    /// `msc4383`, `federation`, `target`, or `driver` (a widget driver's hello line).
     pub source: &'static str,
 }
 
@@ -22,6 +22,7 @@ impl Identity {
         let from = match self.source {
             "msc4383" => "MSC4383 in /_matrix/client/versions",
             "federation" => "/_matrix/federation/v1/version",
+            "driver" => "the widget driver's hello",
             _ => "the target",
         };
         format!(

@@ -44,6 +44,9 @@ pub struct TargetInfo {
     /// How long the last restart took (stop, start, answering again), if the run restarted it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_ms: Option<u64>,
+    /// The widget driver under test (suite msc4157), in front of this homeserver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<crate::widget::DriverInfo>,
 }
 
 /// A startup or restart failure: shown to the user as-is, with exit status 2.

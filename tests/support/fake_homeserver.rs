@@ -398,6 +398,11 @@ impl FakeHomeserver {
         }
     }
 
+    /// Every delayed-event request so far (recording mode), oldest first.
+    pub fn delayed_requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.state).recorded.clone()
+    }
+
     /// The last `lines` lines of what the fake did (requests, sends, restarts), oldest first.
     pub fn log_tail(&self, lines: usize) -> String {
         let st = lock(&self.state);
@@ -822,6 +827,8 @@ struct State {
     buckets: HashMap<String, Bucket>,
     /// What the fake did, oldest first (requests, sends, restarts); at most [`LOG_LINES`].
     log: VecDeque<String>,
+    /// Every delayed-event request, as evidence of the API forms a client uses (recording mode).
+    recorded: Vec<RecordedRequest>,
 }
 
 /// A token bucket of the management rate limit.
@@ -895,6 +902,7 @@ impl State {
             restarts: 0,
             buckets: HashMap::new(),
             log: VecDeque::new(),
+            recorded: Vec::new(),
         }
     }
 
@@ -2060,7 +2068,60 @@ impl Respond for Router {
         });
         let reply = reply.unwrap_or_else(|e| e);
         st.log(format!("{} {} -> {}", cx.method, cx.path, reply.status));
+        if let Some(recorded) = RecordedRequest::of(&cx, reply.status) {
+            st.recorded.push(recorded);
+        }
         reply.into_template()
+    }
+}
+
+/// One delayed-event request as the fake saw it (recording mode): what a client under test sent.
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    /// The `org.matrix.msc4140.delay` query parameter, where given.
+    pub delay: Option<String>,
+    /// `schedule: query-param`, `schedule: endpoint`, `manage: split-path <action>`,
+    /// `manage: body <action>`, `list`, `lookup`, or `other`.
+    pub form: String,
+    pub status: u16,
+}
+
+impl RecordedRequest {
+    fn of(cx: &Ctx, status: u16) -> Option<RecordedRequest> {
+        let delay = cx.q(DELAY_PARAM).map(str::to_string);
+        if delay.is_none() && !cx.path.contains("delayed_event") {
+            return None;
+        }
+        let segs: Vec<&str> = cx.segs.iter().map(String::as_str).collect();
+        let after = |name: &str| segs.iter().position(|s| *s == name).map(|i| &segs[i + 1..]);
+        let body_action = || {
+            serde_json::from_slice::<Value>(&cx.body)
+                .ok()
+                .and_then(|b| b.get("action").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| "(no action)".into())
+        };
+        let form = match (
+            cx.method.as_str(),
+            after("delayed_events"),
+            after("delayed_event"),
+        ) {
+            _ if delay.is_some() => "schedule: query-param".to_string(),
+            ("PUT", _, Some(_)) => "schedule: endpoint".into(),
+            ("POST", Some([_, action]), _) => format!("manage: split-path {action}"),
+            ("POST", Some([_]), _) => format!("manage: body {}", body_action()),
+            ("GET", Some([]), _) => "list".into(),
+            ("GET", Some([_]), _) => "lookup".into(),
+            _ => "other".into(),
+        };
+        Some(RecordedRequest {
+            method: cx.method.clone(),
+            path: cx.path.clone(),
+            delay,
+            form,
+            status,
+        })
     }
 }
 

@@ -19,7 +19,8 @@ use tokio::process::{Child, Command};
 
 mod config;
 mod install;
-mod process;
+/// Also used to start widget drivers (`widget::bridge`): children that die with the harness.
+pub(crate) mod process;
 
 use config::*;
 use install::*;

@@ -30,7 +30,7 @@ type LaunchJob = Box<dyn FnOnce() + Send>;
 /// Spawns `command` from one thread that lives as long as the harness. The kernel sends the
 /// parent-death signal when the *thread* that forked the child ends, and callers' threads end
 /// early: libtest workers leave when the queue of cases runs dry, while other cases still run.
-pub(super) async fn spawn_from_launcher(mut command: Command) -> io::Result<Child> {
+pub(crate) async fn spawn_from_launcher(mut command: Command) -> io::Result<Child> {
     static LAUNCHER: OnceLock<mpsc::Sender<LaunchJob>> = OnceLock::new();
     let launcher = LAUNCHER.get_or_init(|| {
         let (sender, jobs) = mpsc::channel::<LaunchJob>();
@@ -53,7 +53,7 @@ pub(super) async fn spawn_from_launcher(mut command: Command) -> io::Result<Chil
 
 /// Runs in the forked child: if the harness is killed outright, the kernel kills Synapse too.
 #[cfg(target_os = "linux")]
-pub(super) fn die_with_parent(harness: libc::pid_t) -> io::Result<()> {
+pub(crate) fn die_with_parent(harness: libc::pid_t) -> io::Result<()> {
     // SAFETY: plain system calls without pointers.
     unsafe {
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
@@ -68,7 +68,7 @@ pub(super) fn die_with_parent(harness: libc::pid_t) -> io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(super) fn die_with_parent(_harness: libc::pid_t) -> io::Result<()> {
+pub(crate) fn die_with_parent(_harness: libc::pid_t) -> io::Result<()> {
     Ok(())
 }
 

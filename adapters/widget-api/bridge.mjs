@@ -1,0 +1,152 @@
+// Bridge-contract adapter (see the suite's README, "Testing a widget driver") around
+// matrix-widget-api's ClientWidgetApi, the widget driver of Element Web and Element Call's hosts.
+//
+// Under test: ClientWidgetApi (matrix-widget-api), which parses the widget's requests, checks
+// capabilities and calls the WidgetDriver; and matrix-js-sdk's delayed-event methods, which make
+// the homeserver requests. Glue (this file): a stand-in iframe and window that carry postMessage
+// traffic over stdin/stdout, and a WidgetDriver whose delayed-event methods make the same js-sdk
+// calls as Element Web's StopGapWidgetDriver.
+
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { format } from "node:util";
+import widgetApi from "matrix-widget-api";
+import { createClient, MatrixError } from "matrix-js-sdk";
+
+const { ClientWidgetApi, Widget, WidgetDriver } = widgetApi;
+
+// stdout carries the widget API only: every library log goes to stderr.
+for (const level of ["log", "info", "debug", "warn", "error", "trace"]) {
+    console[level] = (...args) => process.stderr.write(`[${level}] ${format(...args)}\n`);
+}
+
+function env(name) {
+    const value = process.env[name];
+    if (!value) {
+        process.stderr.write(`widget-bridge-widget-api: ${name} is not set (the harness passes it)\n`);
+        process.exit(2);
+    }
+    return value;
+}
+
+function packageVersion(name) {
+    const url = new URL(`./node_modules/${name}/package.json`, import.meta.url);
+    return JSON.parse(readFileSync(url, "utf8")).version;
+}
+
+function writeLine(message) {
+    process.stdout.write(`${JSON.stringify(message)}\n`);
+}
+
+const roomId = env("BRIDGE_ROOM_ID");
+const approvedList = env("BRIDGE_APPROVED_CAPABILITIES");
+const approved = approvedList === "*" ? null : new Set(JSON.parse(approvedList));
+
+const client = createClient({
+    baseUrl: env("BRIDGE_HOMESERVER_URL"),
+    accessToken: env("BRIDGE_ACCESS_TOKEN"),
+    userId: env("BRIDGE_USER_ID"),
+    deviceId: env("BRIDGE_DEVICE_ID"),
+});
+
+/** The delayed-event parts of Element Web's StopGapWidgetDriver, on matrix-js-sdk. */
+class ElementLikeDriver extends WidgetDriver {
+    async validateCapabilities(requested) {
+        return new Set([...requested].filter((cap) => approved === null || approved.has(cap)));
+    }
+
+    async sendEvent(eventType, content, stateKey = null, targetRoomId = null) {
+        const room = targetRoomId || roomId;
+        const r =
+            stateKey !== null
+                ? await client.sendStateEvent(room, eventType, content, stateKey)
+                : await client.sendEvent(room, eventType, content);
+        return { roomId: room, eventId: r.event_id };
+    }
+
+    async sendDelayedEvent(delay, eventType, content, stateKey = null, targetRoomId = null) {
+        const room = targetRoomId || roomId;
+        const delayOpts = { delay };
+        const r =
+            stateKey !== null
+                ? await client._unstable_sendDelayedStateEvent(room, delayOpts, eventType, content, stateKey)
+                : await client._unstable_sendDelayedEvent(room, delayOpts, null, eventType, content);
+        return { roomId: room, delayId: r.delay_id };
+    }
+
+    async cancelScheduledDelayedEvent(delayId) {
+        await client._unstable_cancelScheduledDelayedEvent(delayId);
+    }
+
+    async restartScheduledDelayedEvent(delayId) {
+        await client._unstable_restartScheduledDelayedEvent(delayId);
+    }
+
+    async sendScheduledDelayedEvent(delayId) {
+        await client._unstable_sendScheduledDelayedEvent(delayId);
+    }
+
+    processError(error) {
+        return error instanceof MatrixError ? { matrix_api_error: error.asWidgetApiErrorData() } : undefined;
+    }
+}
+
+// The stand-in window: ClientWidgetApi listens for "message" events on the global object.
+const messageListeners = new Set();
+globalThis.addEventListener = (type, listener) => {
+    if (type === "message") messageListeners.add(listener);
+};
+globalThis.removeEventListener = (type, listener) => {
+    if (type === "message") messageListeners.delete(listener);
+};
+
+const widget = new Widget({
+    id: env("BRIDGE_WIDGET_ID"),
+    creatorUserId: env("BRIDGE_USER_ID"),
+    type: "m.custom",
+    url: "https://widget.invalid/",
+    waitForIframeLoad: true,
+});
+
+// The stand-in iframe: what the driver posts to the widget goes to stdout.
+const loadListeners = [];
+const iframe = {
+    contentWindow: { postMessage: (message) => writeLine(message) },
+    addEventListener: (type, listener) => {
+        if (type === "load") loadListeners.push(listener);
+    },
+};
+
+try {
+    await client.whoami();
+} catch (error) {
+    process.stderr.write(`widget-bridge-widget-api: the access token does not work: ${error}\n`);
+    process.exit(2);
+}
+
+const api = new ClientWidgetApi(widget, iframe, new ElementLikeDriver());
+api.setViewedRoomId(roomId);
+
+writeLine({
+    bridge: {
+        name: "matrix-widget-api",
+        version: `${packageVersion("matrix-widget-api")} (matrix-js-sdk ${packageVersion("matrix-js-sdk")})`,
+    },
+});
+
+const lines = createInterface({ input: process.stdin });
+lines.on("line", (line) => {
+    if (!line.trim()) return;
+    let data;
+    try {
+        data = JSON.parse(line);
+    } catch (error) {
+        process.stderr.write(`widget-bridge-widget-api: ignoring a line that is not JSON: ${line}\n`);
+        return;
+    }
+    for (const listener of messageListeners) listener({ data, origin: widget.origin });
+});
+lines.on("close", () => process.exit(0));
+
+// The iframe "loaded": ClientWidgetApi starts the capability handshake.
+for (const listener of loadListeners) listener({});

@@ -1,0 +1,376 @@
+//! A small widget driver written for the msc4157 self-tests: it speaks the bridge contract,
+//! behaves as MSC4157 says by default, and breaks one requirement when `--fault NAME` names a
+//! fault. It talks MSC4140 to the homeserver through the suite's own client (query parameter to
+//! schedule, split paths to manage), so it works against the fake homeserver and Synapse alike.
+//!
+//! Not a product: the binary exists for `tests/widget_selftest.rs` only.
+
+use delayed_events_conformance::api::{ApiForm, Delay, DelayedEvent, User};
+use delayed_events_conformance::client::{http_client, Client, Evidence, Resp};
+use serde_json::{json, Value};
+use std::io::{BufRead, Write};
+use std::sync::mpsc;
+
+const SEND_DELAYED: [&str; 2] = [
+    "org.matrix.msc4157.send.delayed_event",
+    "m.send.delayed_event",
+];
+const UPDATE: [&str; 2] = [
+    "org.matrix.msc4157.update_delayed_event",
+    "m.update_delayed_event",
+];
+const UPDATE_ACTIONS: [&str; 2] = [
+    "org.matrix.msc4157.update_delayed_event",
+    "update_delayed_event",
+];
+
+/// One switch per broken requirement (`--fault NAME`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fault {
+    None,
+    /// A delayed send's reply carries an event_id too.
+    EventIdInReply,
+    /// Schedules with half the delay asked for: the event is sent early.
+    HalveDelay,
+    /// Leaves the update capability out of what it approves (and so refuses updates).
+    DropsUpdateCapability,
+    /// Sends delayed without the delayed-send capability.
+    SkipDelayedCapabilityCheck,
+    /// Sends an event type it was given no capability for.
+    SkipEventTypeCheck,
+    /// Updates without the update capability.
+    SkipUpdateCapabilityCheck,
+    /// `restart` is forwarded as `cancel`.
+    RestartAsCancel,
+    /// `restart` answers success without reaching the homeserver.
+    RestartNoop,
+    /// `cancel` answers success without reaching the homeserver.
+    CancelNoop,
+    /// `send` answers success without reaching the homeserver.
+    SendNoop,
+    /// Any update action other than cancel/restart/send answers success, doing nothing.
+    UnknownActionAccepted,
+    /// An update without a delay_id answers success.
+    MissingDelayIdAccepted,
+    /// Homeserver errors on updates are swallowed: the reply is success.
+    SwallowUpdateErrors,
+    /// Error replies lack `matrix_api_error`.
+    DropMatrixError,
+    /// The stable send capability is approved but a send under it is refused.
+    StableCapabilityNotHonoured,
+    /// The stable update action answers success without reaching the homeserver.
+    StableActionNoop,
+    /// Performs fromWidget requests before the capability handshake.
+    ActBeforeHandshake,
+    /// Never answers any fromWidget request, and hangs on when its input closes.
+    NeverReply,
+    /// Exits right after its hello.
+    ExitAfterHello,
+    /// Prints a line that is not JSON after its hello.
+    Garbage,
+}
+
+/// `--fault NAME` on the command line.
+fn fault() -> Fault {
+    let args: Vec<String> = std::env::args().collect();
+    let name = args
+        .iter()
+        .position(|a| a == "--fault")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_default();
+    match name.as_str() {
+        "" => Fault::None,
+        "event-id-in-reply" => Fault::EventIdInReply,
+        "halve-delay" => Fault::HalveDelay,
+        "drops-update-capability" => Fault::DropsUpdateCapability,
+        "skip-delayed-capability-check" => Fault::SkipDelayedCapabilityCheck,
+        "skip-event-type-check" => Fault::SkipEventTypeCheck,
+        "skip-update-capability-check" => Fault::SkipUpdateCapabilityCheck,
+        "restart-as-cancel" => Fault::RestartAsCancel,
+        "restart-noop" => Fault::RestartNoop,
+        "cancel-noop" => Fault::CancelNoop,
+        "send-noop" => Fault::SendNoop,
+        "unknown-action-accepted" => Fault::UnknownActionAccepted,
+        "missing-delay-id-accepted" => Fault::MissingDelayIdAccepted,
+        "swallow-update-errors" => Fault::SwallowUpdateErrors,
+        "drop-matrix-error" => Fault::DropMatrixError,
+        "stable-capability-not-honoured" => Fault::StableCapabilityNotHonoured,
+        "stable-action-noop" => Fault::StableActionNoop,
+        "act-before-handshake" => Fault::ActBeforeHandshake,
+        "never-reply" => Fault::NeverReply,
+        "exit-after-hello" => Fault::ExitAfterHello,
+        "garbage" => Fault::Garbage,
+        other => {
+            eprintln!("stand-in: unknown fault {other}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        eprintln!("stand-in: {name} is not set");
+        std::process::exit(2);
+    })
+}
+
+fn print(message: &Value) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{message}").and_then(|()| out.flush()).ok();
+}
+
+fn error_reply(message: &str) -> Value {
+    json!({"error": {"message": message}})
+}
+
+struct Driver {
+    fault: Fault,
+    user: User,
+    room_id: String,
+    widget_id: String,
+    approved: Option<Vec<String>>,
+}
+
+impl Driver {
+    fn has(&self, cap: &str) -> bool {
+        match &self.approved {
+            // Before the handshake nothing is allowed, unless the fault says otherwise.
+            None => self.fault == Fault::ActBeforeHandshake,
+            Some(approved) => approved.iter().any(|c| c == cap),
+        }
+    }
+
+    fn has_any(&self, caps: &[&str]) -> bool {
+        caps.iter().any(|c| self.has(c))
+    }
+
+    fn homeserver_error(&self, resp: &Resp) -> Value {
+        let mut error = json!({"message": format!("the homeserver refused: {}", resp.describe())});
+        if self.fault != Fault::DropMatrixError {
+            error["matrix_api_error"] = json!({"http_status": resp.status, "response": resp.body});
+        }
+        json!({ "error": error })
+    }
+
+    async fn send_event(&self, data: &Value) -> Value {
+        let event_type = data["type"].as_str().unwrap_or_default();
+        let state_key = data.get("state_key").and_then(Value::as_str);
+        let delay = data.get("delay").and_then(Value::as_i64);
+        let type_cap = match state_key {
+            Some(_) => format!("org.matrix.msc2762.send.state_event:{event_type}"),
+            None => format!("org.matrix.msc2762.send.event:{event_type}"),
+        };
+        if !self.has(&type_cap) && self.fault != Fault::SkipEventTypeCheck {
+            return error_reply(&format!("Missing capability {type_cap}"));
+        }
+        let delayed_allowed = if self.fault == Fault::StableCapabilityNotHonoured {
+            self.has(SEND_DELAYED[0])
+        } else {
+            self.has_any(&SEND_DELAYED)
+        };
+        if delay.is_some() && !delayed_allowed && self.fault != Fault::SkipDelayedCapabilityCheck {
+            return error_reply("Missing capability for delayed events");
+        }
+        let event = DelayedEvent {
+            room_id: data["room_id"]
+                .as_str()
+                .unwrap_or(&self.room_id)
+                .to_string(),
+            event_type: event_type.to_string(),
+            state_key: state_key.map(str::to_string),
+            content: data["content"].clone(),
+        };
+        let room_id = event.room_id.clone();
+        match delay {
+            Some(delay) => {
+                let delay = if self.fault == Fault::HalveDelay {
+                    delay / 2
+                } else {
+                    delay
+                };
+                let resp = match self.user.schedule(&event, Delay::Ms(delay)).await {
+                    Ok(resp) => resp,
+                    Err(stop) => return error_reply(stop.message()),
+                };
+                if !resp.is_success() {
+                    return self.homeserver_error(&resp);
+                }
+                let mut reply = json!({"room_id": room_id, "delay_id": resp.body["delay_id"]});
+                if self.fault == Fault::EventIdInReply {
+                    reply["event_id"] = json!("$stand-in-event");
+                }
+                reply
+            }
+            None => {
+                let resp = match &event.state_key {
+                    Some(key) => {
+                        self.user
+                            .put_state(&room_id, event_type, key, event.content.clone())
+                            .await
+                    }
+                    None => {
+                        self.user
+                            .send_event(&room_id, event_type, event.content.clone())
+                            .await
+                    }
+                };
+                let resp = match resp {
+                    Ok(resp) => resp,
+                    Err(stop) => return error_reply(stop.message()),
+                };
+                if !resp.is_success() {
+                    return self.homeserver_error(&resp);
+                }
+                json!({"room_id": room_id, "event_id": resp.body["event_id"]})
+            }
+        }
+    }
+
+    async fn update(&self, name: &str, data: &Value) -> Value {
+        if !self.has_any(&UPDATE) && self.fault != Fault::SkipUpdateCapabilityCheck {
+            return error_reply("Missing capability to update delayed events");
+        }
+        if name == UPDATE_ACTIONS[1] && self.fault == Fault::StableActionNoop {
+            return json!({});
+        }
+        let Some(delay_id) = data.get("delay_id").and_then(Value::as_str) else {
+            if self.fault == Fault::MissingDelayIdAccepted {
+                return json!({});
+            }
+            return error_reply("delay_id is missing");
+        };
+        let action = data
+            .get("action")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let forwarded = match (action, self.fault) {
+            ("restart", Fault::RestartAsCancel) => "cancel",
+            ("restart", Fault::RestartNoop)
+            | ("cancel", Fault::CancelNoop)
+            | ("send", Fault::SendNoop) => return json!({}),
+            ("cancel" | "restart" | "send", _) => action,
+            (_, Fault::UnknownActionAccepted) => return json!({}),
+            _ => return error_reply(&format!("unknown update action {action:?}")),
+        };
+        match self.user.manage_split_raw(delay_id, forwarded).await {
+            Ok(resp) if resp.is_success() => json!({}),
+            Ok(_) if self.fault == Fault::SwallowUpdateErrors => json!({}),
+            Ok(resp) => self.homeserver_error(&resp),
+            Err(stop) => error_reply(stop.message()),
+        }
+    }
+
+    async fn handle(&self, message: &Value, negotiated: bool) -> Option<Value> {
+        if self.fault == Fault::NeverReply {
+            return None;
+        }
+        let action = message["action"].as_str().unwrap_or_default();
+        if !negotiated && self.fault != Fault::ActBeforeHandshake {
+            return Some(error_reply("capabilities have not been negotiated yet"));
+        }
+        let data = &message["data"];
+        Some(match action {
+            "send_event" => self.send_event(data).await,
+            a if UPDATE_ACTIONS.contains(&a) => self.update(a, data).await,
+            "supported_api_versions" => json!({"supported_versions": ["0.0.2"]}),
+            other => error_reply(&format!("unknown action {other}")),
+        })
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let fault = fault();
+    let widget_id = var("BRIDGE_WIDGET_ID");
+    let client = Client::new(
+        http_client(),
+        &var("BRIDGE_HOMESERVER_URL"),
+        Evidence::default(),
+    )
+    .logged_in(&var("BRIDGE_USER_ID"), &var("BRIDGE_ACCESS_TOKEN"), None);
+    let approve_all = var("BRIDGE_APPROVED_CAPABILITIES") == "*";
+    let approvable: Vec<String> = if approve_all {
+        Vec::new()
+    } else {
+        serde_json::from_str(&var("BRIDGE_APPROVED_CAPABILITIES")).expect("a JSON list")
+    };
+    let mut driver = Driver {
+        fault,
+        user: User {
+            client,
+            form: ApiForm::default(),
+        },
+        room_id: var("BRIDGE_ROOM_ID"),
+        widget_id: widget_id.clone(),
+        approved: None,
+    };
+    print(&json!({"bridge": {"name": "stand-in", "version": "0.1.0"}}));
+    match fault {
+        Fault::ExitAfterHello => {
+            eprintln!("stand-in: exiting on purpose");
+            std::process::exit(3);
+        }
+        Fault::Garbage => print_raw("this is not JSON"),
+        _ => {}
+    }
+    // Stdin lines arrive on a thread (blocking reads), handled here one by one.
+    let (tx, rx) = mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    print(
+        &json!({"api": "toWidget", "widgetId": widget_id, "requestId": "stand-in-caps",
+                  "action": "capabilities", "data": {}}),
+    );
+    eprintln!("stand-in: asked for capabilities (fault {fault:?})");
+    // Blocking on the channel is fine: one request at a time, nothing else runs meanwhile.
+    while let Ok(message) = rx.recv() {
+        let api = message["api"].as_str().unwrap_or_default();
+        match (api, message.get("response")) {
+            ("toWidget", Some(response)) if message["action"] == "capabilities" => {
+                let asked: Vec<String> =
+                    serde_json::from_value(response["capabilities"].clone()).unwrap_or_default();
+                let approved: Vec<String> = asked
+                    .iter()
+                    .filter(|c| approve_all || approvable.contains(c))
+                    .filter(|c| {
+                        fault != Fault::DropsUpdateCapability || !UPDATE.contains(&c.as_str())
+                    })
+                    .cloned()
+                    .collect();
+                print(&json!({"api": "toWidget", "widgetId": driver.widget_id,
+                              "requestId": "stand-in-notify", "action": "notify_capabilities",
+                              "data": {"requested": asked, "approved": approved}}));
+                driver.approved = Some(approved);
+            }
+            ("toWidget", Some(_)) => {}
+            ("fromWidget", None) => {
+                let negotiated = driver.approved.is_some();
+                if let Some(response) = driver.handle(&message, negotiated).await {
+                    let mut reply = message.clone();
+                    reply["response"] = response;
+                    print(&reply);
+                }
+            }
+            _ => eprintln!("stand-in: ignoring {message}"),
+        }
+    }
+    if fault == Fault::NeverReply {
+        // A hung driver: only killing it ends it.
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        }
+    }
+}
+
+fn print_raw(line: &str) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").and_then(|()| out.flush()).ok();
+}

@@ -1,0 +1,416 @@
+//! The bridge to a widget driver process: start it with the session in its environment, read
+//! its stdout one JSON object per line, match replies to requests in both directions, keep the
+//! tail of its stderr (its log), and kill its whole process group when dropped.
+//!
+//! The contract (README, "Testing a widget driver"): the first stdout line is a hello,
+//! `{"bridge": {"name": ..., "version": ...}}`, once the driver is ready; every later line is a
+//! widget-API message. Lines on stdin are widget-API messages from the widget (the harness).
+
+use crate::outcome::Stop;
+use crate::target::synapse::process;
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{mpsc, oneshot};
+
+/// Lines of the driver's stderr kept for failure messages.
+const LOG_TAIL_LINES: usize = 30;
+
+/// What the harness gives a driver process (as environment variables, see `BridgeSession::env`).
+#[derive(Clone, Debug)]
+pub struct BridgeSession {
+    pub homeserver_url: String,
+    pub user_id: String,
+    pub access_token: String,
+    pub device_id: String,
+    pub room_id: String,
+    pub widget_id: String,
+    /// The capabilities the user approves: `None` approves everything the widget asks for.
+    pub approved: Option<Vec<String>>,
+}
+
+impl BridgeSession {
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("BRIDGE_HOMESERVER_URL", self.homeserver_url.clone()),
+            ("BRIDGE_USER_ID", self.user_id.clone()),
+            ("BRIDGE_ACCESS_TOKEN", self.access_token.clone()),
+            ("BRIDGE_DEVICE_ID", self.device_id.clone()),
+            ("BRIDGE_ROOM_ID", self.room_id.clone()),
+            ("BRIDGE_WIDGET_ID", self.widget_id.clone()),
+            (
+                "BRIDGE_APPROVED_CAPABILITIES",
+                match &self.approved {
+                    None => "*".to_string(),
+                    Some(list) => json!(list).to_string(),
+                },
+            ),
+        ]
+    }
+}
+
+/// What the driver said about itself in its hello line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DriverIdentity {
+    pub name: String,
+    pub version: String,
+}
+
+/// The driver's log (stderr) and anything it printed on stdout that was not a widget-API
+/// message, newest last; shared with the case record so failures carry it.
+#[derive(Clone, Default, Debug)]
+pub struct DriverLog(Arc<Mutex<LogLines>>);
+
+#[derive(Default, Debug)]
+struct LogLines {
+    lines: VecDeque<String>,
+    /// Access tokens handed to the driver: blanked out of every line kept.
+    secrets: Vec<String>,
+}
+
+impl DriverLog {
+    fn push(&self, mut line: String) {
+        let mut log = self.0.lock().unwrap();
+        for secret in log.secrets.iter().filter(|s| !s.is_empty()) {
+            line = line.replace(secret.as_str(), "<redacted>");
+        }
+        if log.lines.len() == LOG_TAIL_LINES {
+            log.lines.pop_front();
+        }
+        log.lines.push_back(line);
+    }
+
+    fn redact(&self, secret: &str) {
+        self.0.lock().unwrap().secrets.push(secret.to_string());
+    }
+
+    /// The tail as it goes into a failure message: indented, or "(nothing)".
+    pub fn indented_tail(&self) -> String {
+        indent(&self.tail())
+    }
+
+    pub fn tail(&self) -> String {
+        self.0
+            .lock()
+            .unwrap()
+            .lines
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Why the driver can no longer be talked to (it exited, or wrote something that is not JSON).
+#[derive(Clone, Default)]
+struct Broken(Arc<Mutex<Option<String>>>);
+
+impl Broken {
+    fn set(&self, why: String) {
+        self.0.lock().unwrap().get_or_insert(why);
+    }
+    fn get(&self) -> Option<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>;
+
+/// A running driver process.
+pub struct Bridge {
+    child: Child,
+    stdin: tokio::sync::Mutex<ChildStdin>,
+    pending: Pending,
+    requests: tokio::sync::Mutex<mpsc::UnboundedReceiver<Value>>,
+    log: DriverLog,
+    broken: Broken,
+    pub identity: DriverIdentity,
+    widget_id: String,
+}
+
+impl Bridge {
+    /// Starts `program args` with the session in its environment and waits for its hello.
+    pub async fn start(
+        program: &str,
+        args: &[String],
+        session: &BridgeSession,
+        log: DriverLog,
+        start_timeout: Duration,
+    ) -> Result<Bridge, Stop> {
+        log.redact(&session.access_token);
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .envs(session.env())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            // Its own process group, so that drop kills whatever it started too.
+            .process_group(0);
+        // Killed by the kernel if the harness dies outright (an interrupt exits without drops).
+        let harness = std::process::id() as libc::pid_t;
+        // SAFETY: the closure only makes async-signal-safe system calls.
+        unsafe {
+            command.pre_exec(move || process::die_with_parent(harness));
+        }
+        let mut child = process::spawn_from_launcher(command).await.map_err(|e| {
+            Stop::Error(format!(
+                "could not start the widget driver `{program}`: {e}"
+            ))
+        })?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+
+        let log_for_stderr = log.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                log_for_stderr.push(line);
+            }
+        });
+
+        let pending: Pending = Default::default();
+        let broken = Broken::default();
+        let (hello_tx, hello_rx) = oneshot::channel();
+        let (request_tx, request_rx) = mpsc::unbounded_channel();
+        tokio::spawn(read_stdout(
+            stdout,
+            hello_tx,
+            request_tx,
+            pending.clone(),
+            broken.clone(),
+            log.clone(),
+        ));
+
+        let mut bridge = Bridge {
+            child,
+            stdin: tokio::sync::Mutex::new(stdin),
+            pending,
+            requests: tokio::sync::Mutex::new(request_rx),
+            log,
+            broken,
+            identity: DriverIdentity::default(),
+            widget_id: session.widget_id.clone(),
+        };
+        bridge.identity = match tokio::time::timeout(start_timeout, hello_rx).await {
+            Ok(Ok(identity)) => identity,
+            Ok(Err(_)) => return Err(bridge.broken_stop("while starting")),
+            Err(_) => {
+                return Err(bridge.error(format!(
+                    "the widget driver did not say it was ready (its hello line) within {} s",
+                    start_timeout.as_secs()
+                )))
+            }
+        };
+        Ok(bridge)
+    }
+
+    pub fn log(&self) -> &DriverLog {
+        &self.log
+    }
+
+    /// An `error` outcome carrying the driver's log tail.
+    pub fn error(&self, message: String) -> Stop {
+        Stop::Error(format!(
+            "{message}\n  widget driver log (last lines):\n{}",
+            self.log.indented_tail()
+        ))
+    }
+
+    fn broken_stop(&self, when: &str) -> Stop {
+        let why = self
+            .broken
+            .get()
+            .unwrap_or_else(|| "the widget driver stopped".into());
+        self.error(format!("{why} ({when})"))
+    }
+
+    async fn write_line(&self, message: &Value) -> Result<(), Stop> {
+        if self.broken.get().is_some() {
+            return Err(self.broken_stop("before the harness could write to it"));
+        }
+        let mut stdin = self.stdin.lock().await;
+        let line = format!("{message}\n");
+        let written = async {
+            stdin.write_all(line.as_bytes()).await?;
+            stdin.flush().await
+        };
+        written.await.map_err(|e| {
+            self.broken
+                .set(format!("the widget driver closed its input ({e})"));
+            self.broken_stop("writing to it")
+        })
+    }
+
+    /// Sends a fromWidget request and waits up to `wait` for its reply (the `response` field);
+    /// `Ok(None)` when no reply came in time.
+    pub async fn request(
+        &self,
+        action: &str,
+        data: Value,
+        wait: Duration,
+    ) -> Result<Option<Value>, Stop> {
+        let request_id = format!("harness-{}", crate::client::new_txn_id());
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap().insert(request_id.clone(), tx);
+        let message = json!({
+            "api": "fromWidget",
+            "widgetId": self.widget_id,
+            "requestId": request_id,
+            "action": action,
+            "data": data,
+        });
+        self.write_line(&message).await?;
+        let reply = tokio::time::timeout(wait, rx).await;
+        self.pending.lock().unwrap().remove(&request_id);
+        match reply {
+            Ok(Ok(response)) => Ok(Some(response)),
+            Ok(Err(_)) => Err(self.broken_stop(&format!("waiting for the reply to `{action}`"))),
+            Err(_) if self.broken.get().is_some() => {
+                Err(self.broken_stop(&format!("waiting for the reply to `{action}`")))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The next toWidget request the driver sent (waiting up to `wait`); `Ok(None)` if none came.
+    pub async fn next_request(&self, wait: Duration) -> Result<Option<Value>, Stop> {
+        let mut requests = self.requests.lock().await;
+        match tokio::time::timeout(wait, requests.recv()).await {
+            Ok(Some(request)) => Ok(Some(request)),
+            Ok(None) => Err(self.broken_stop("waiting for its next request")),
+            Err(_) if self.broken.get().is_some() => {
+                Err(self.broken_stop("waiting for its next request"))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Answers a toWidget request: the same envelope with `response` added.
+    pub async fn reply(&self, request: &Value, response: Value) -> Result<(), Stop> {
+        let mut message = request.clone();
+        message["response"] = response;
+        self.write_line(&message).await
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // The whole group: a driver that is a shell script or a Node launcher leaves none behind.
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
+            }
+        }
+        let _ = self.child.start_kill();
+    }
+}
+
+fn indent(text: &str) -> String {
+    if text.is_empty() {
+        return "    (nothing)".into();
+    }
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads the driver's stdout: the hello, then widget-API messages, routed by direction.
+async fn read_stdout(
+    stdout: tokio::process::ChildStdout,
+    hello_tx: oneshot::Sender<DriverIdentity>,
+    requests: mpsc::UnboundedSender<Value>,
+    pending: Pending,
+    broken: Broken,
+    log: DriverLog,
+) {
+    let mut hello_tx = Some(hello_tx);
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = match lines.next_line().await {
+            Ok(Some(line)) => line,
+            Ok(None) => {
+                broken.set("the widget driver exited (its stdout closed)".into());
+                break;
+            }
+            Err(e) => {
+                broken.set(format!("could not read the widget driver's stdout: {e}"));
+                break;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let message: Value = match serde_json::from_str(&line) {
+            Ok(value @ Value::Object(_)) => value,
+            _ => {
+                log.push(format!("[stdout] {line}"));
+                broken.set(format!(
+                    "the widget driver printed something that is not a JSON object on stdout: {}",
+                    shorten(&line)
+                ));
+                break;
+            }
+        };
+        if let Some(tx) = hello_tx.take() {
+            let Some(hello) = message.get("bridge") else {
+                broken.set(format!(
+                    "the widget driver's first line is not its hello ({{\"bridge\": {{\"name\", \"version\"}}}}): {}",
+                    shorten(&line)
+                ));
+                break;
+            };
+            let field = |k: &str| {
+                hello
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string()
+            };
+            let _ = tx.send(DriverIdentity {
+                name: field("name"),
+                version: field("version"),
+            });
+            continue;
+        }
+        let api = message.get("api").and_then(Value::as_str);
+        let request_id = message
+            .get("requestId")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        match (api, message.get("response"), request_id) {
+            (Some("fromWidget"), Some(response), Some(id)) => {
+                if let Some(tx) = pending.lock().unwrap().remove(&id) {
+                    let _ = tx.send(response.clone());
+                } else {
+                    log.push(format!("[stdout, reply to no pending request] {line}"));
+                }
+            }
+            (Some("toWidget"), None, Some(_)) => {
+                let _ = requests.send(message);
+            }
+            _ => log.push(format!("[stdout, not a widget-API message] {line}")),
+        }
+    }
+    // Whoever waits learns it at once: no reply can come any more.
+    pending.lock().unwrap().clear();
+}
+
+fn shorten(line: &str) -> String {
+    const MAX: usize = 200;
+    if line.len() <= MAX {
+        return line.to_string();
+    }
+    let mut end = MAX;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &line[..end])
+}

@@ -1,0 +1,160 @@
+//! capabilities: the delayed-event capabilities are negotiated under their unstable names (and
+//! the stable ones where the driver knows them), and a delayed send needs both of its two.
+
+use super::texts::{SEND_CAPABILITY, TWO_CAPABILITIES, UNSTABLE_NAMES};
+use super::{all_caps, expect_error_reply, SHORT_DELAY_MS, STATE_TYPE};
+use crate::prelude::*;
+use crate::widget::{caps, Approval};
+
+async fn unstable_names_approved(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    let mut widget = ctx.widget(&alice, &room, Approval::All).await?;
+    let approved = widget.handshake(&all_caps()).await?;
+    for cap in [caps::SEND_DELAYED_UNSTABLE, caps::UPDATE_DELAYED_UNSTABLE] {
+        check!(
+            approved.iter().any(|c| c == cap),
+            "the widget asked for {cap} and the user approved everything, but notify_capabilities \
+             approved only {approved:?}"
+        );
+    }
+    Ok(())
+}
+
+async fn stable_names(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    let mut widget = ctx.widget(&alice, &room, Approval::All).await?;
+    let asked = vec![
+        caps::SEND_DELAYED_STABLE.to_string(),
+        caps::UPDATE_DELAYED_STABLE.to_string(),
+        caps::send_event("m.room.message"),
+    ];
+    let approved = widget.handshake(&asked).await?;
+    let send_stable = approved.iter().any(|c| c == caps::SEND_DELAYED_STABLE);
+    let update_stable = approved.iter().any(|c| c == caps::UPDATE_DELAYED_STABLE);
+    ctx.note(format!(
+        "stable capability names approved: {} {}",
+        if send_stable {
+            "m.send.delayed_event"
+        } else {
+            "(not m.send.delayed_event)"
+        },
+        if update_stable {
+            "m.update_delayed_event"
+        } else {
+            "(not m.update_delayed_event)"
+        },
+    ));
+    if send_stable {
+        // Approving a capability and then refusing what it allows is a defect whatever the names.
+        let event = DelayedEvent::message(&room, &ctx.unique("stable capability"));
+        let reply = widget
+            .send_event(&event, Some(super::LONG_DELAY_MS))
+            .await?;
+        check!(
+            reply.is_success(),
+            "the driver approved m.send.delayed_event but refused a delayed send_event under it: {}",
+            reply.describe()
+        );
+    }
+    Ok(())
+}
+
+/// The driver gets only `approved`; a delayed send of `event` must be refused and leave nothing
+/// scheduled or sent.
+async fn refused_without(
+    ctx: &Ctx,
+    approved: Vec<String>,
+    missing: &str,
+    state: bool,
+) -> CaseResult {
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
+    bob.start_sync().await?;
+    let mut widget = ctx.widget(&alice, &room, Approval::Only(approved)).await?;
+    widget.handshake(&all_caps()).await?;
+    let event = if state {
+        DelayedEvent::state(
+            &room,
+            STATE_TYPE,
+            &ctx.unique("key"),
+            json!({"refused": true}),
+        )
+    } else {
+        DelayedEvent::message(&room, &ctx.unique("refused"))
+    };
+    let reply = widget.send_event(&event, Some(SHORT_DELAY_MS)).await?;
+    expect_error_reply(
+        &reply,
+        &format!("a delayed send_event without the capability {missing}"),
+    )?;
+    let scheduled: Vec<_> = alice
+        .list()
+        .await?
+        .into_iter()
+        .filter(|info| info.raw.get("content") == Some(&event.content))
+        .collect();
+    check!(
+        scheduled.is_empty(),
+        "the driver refused the delayed send_event (no {missing}) but scheduled it on the homeserver \
+         anyway: {:?}",
+        scheduled.iter().map(|i| i.delay_id()).collect::<Vec<_>>()
+    );
+    let sent = bob.seen_matching(|o| event.matches(o)).await?;
+    check!(
+        sent.is_empty(),
+        "the driver refused the delayed send_event (no {missing}) but the event was sent at once"
+    );
+    Ok(())
+}
+
+async fn delayed_send_needs_capability(ctx: Ctx) -> CaseResult {
+    let approved = vec![
+        caps::send_event("m.room.message"),
+        caps::send_state(STATE_TYPE),
+        caps::UPDATE_DELAYED_UNSTABLE.to_string(),
+    ];
+    refused_without(&ctx, approved, caps::SEND_DELAYED_UNSTABLE, false).await
+}
+
+async fn delayed_send_needs_event_type_capability(ctx: Ctx) -> CaseResult {
+    let approved = vec![
+        caps::SEND_DELAYED_UNSTABLE.to_string(),
+        caps::UPDATE_DELAYED_UNSTABLE.to_string(),
+        caps::send_event("m.room.message"),
+    ];
+    refused_without(&ctx, approved, &caps::send_state(STATE_TYPE), true).await
+}
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new(
+            "msc4157.capabilities.unstable_names_approved",
+            "Both delayed-event capabilities are negotiated under their unstable names",
+            Level::Must,
+            UNSTABLE_NAMES,
+            unstable_names_approved,
+        ),
+        Case::new(
+            "msc4157.capabilities.stable_names",
+            "Which stable capability names the driver approves (and honours what it approves)",
+            Level::Info,
+            SEND_CAPABILITY,
+            stable_names,
+        ),
+        Case::new(
+            "msc4157.capabilities.delayed_send_needs_capability",
+            "Without the delayed-send capability a delayed send is refused and nothing is scheduled",
+            Level::Must,
+            TWO_CAPABILITIES,
+            delayed_send_needs_capability,
+        ),
+        Case::new(
+            "msc4157.capabilities.delayed_send_needs_event_type_capability",
+            "Without the event type's send capability a delayed send is refused and nothing is scheduled",
+            Level::Must,
+            TWO_CAPABILITIES,
+            delayed_send_needs_event_type_capability,
+        ),
+    ]
+}

@@ -1,0 +1,88 @@
+//! MSC4157 (delayed events in the widget API): the harness plays the widget against the driver
+//! under test (`--driver`), and judges both the driver's replies and what happened on the
+//! homeserver. One module per area.
+
+mod capabilities;
+mod errors;
+mod send;
+mod texts;
+mod update;
+mod use_cases;
+
+use crate::case::Case;
+use crate::prelude::*;
+use crate::widget::{caps, Widget};
+
+/// The areas of the MSC4157 suite, in report order.
+pub const AREAS: [&str; 5] = ["capabilities", "send", "update", "errors", "use_cases"];
+
+/// The delay of events a case waits for: short, with room for a driver process in between.
+pub const SHORT_DELAY_MS: i64 = 1500;
+/// The delay of events that a case restarts through the widget: room for a loaded machine's
+/// round trip through the driver before the event is due.
+pub const RESTARTED_DELAY_MS: i64 = 3000;
+/// The delay of events a case never waits for.
+pub const LONG_DELAY_MS: i64 = 600_000;
+/// The state event type the cases send (a custom one: no power-level surprises).
+pub const STATE_TYPE: &str = "org.example.conformance.widget";
+
+pub fn cases() -> Vec<Case> {
+    let areas: [fn() -> Vec<Case>; 5] = [
+        capabilities::cases,
+        send::cases,
+        update::cases,
+        errors::cases,
+        use_cases::cases,
+    ];
+    areas
+        .iter()
+        .flat_map(|area| area())
+        .map(|case| case.revisions(&[Rev::Widget2026]))
+        .collect()
+}
+
+/// Everything a widget that sends and manages delayed messages and `STATE_TYPE` state asks for.
+pub fn all_caps() -> Vec<String> {
+    caps::delayed(&["m.room.message"], &[STATE_TYPE])
+}
+
+/// Alice, whose driver runs in a fresh room with every capability approved; bob, who watches the
+/// room over /sync.
+pub async fn alice_widget_and_bob(ctx: &Ctx) -> Result<(Widget, User, String), Stop> {
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
+    bob.start_sync().await?;
+    let widget = ctx.widget_with(&alice, &room, &all_caps()).await?;
+    Ok((widget, bob, room))
+}
+
+/// Schedules a delayed message through the widget; the reply must carry a delay_id.
+pub async fn widget_schedules(
+    ctx: &Ctx,
+    widget: &Widget,
+    what: &str,
+    delay_ms: i64,
+) -> Result<(DelayedEvent, Scheduled), Stop> {
+    let event = DelayedEvent::message(&widget.room_id, &ctx.unique(what));
+    let (reply, delay_id) = widget.schedule(&event, delay_ms).await?;
+    Ok((event, Widget::scheduled(&reply, &delay_id, delay_ms)))
+}
+
+/// Fails unless the reply is an error reply (`what` says what was asked).
+pub fn expect_error_reply(reply: &crate::widget::Reply, what: &str) -> Result<(), Stop> {
+    check!(
+        reply.is_error(),
+        "{what}: expected a widget error response, but {}",
+        reply.describe()
+    );
+    Ok(())
+}
+
+/// Fails if `delay_id` is no longer scheduled on the homeserver (the listing lacks it).
+pub async fn expect_still_scheduled(user: &User, delay_id: &str, after: &str) -> Result<(), Stop> {
+    check!(
+        user.listed(delay_id).await?.is_some(),
+        "after {after}, the delayed event {delay_id} is no longer scheduled on the homeserver (not in \
+         the listing): the driver changed it anyway"
+    );
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! update: cancel, restart and send through the widget take effect on the homeserver; without
+//! the update capability each is refused and the event stays untouched; the stable action name
+//! and the MSC's `refresh` (where the implementations say `restart`) are reported.
+
+use super::texts::{UNSTABLE_NAMES, UPDATE_ACTIONS, UPDATE_CAPABILITY, UPDATE_RESPONSE};
+use super::{
+    alice_widget_and_bob, all_caps, expect_error_reply, expect_still_scheduled, widget_schedules,
+    LONG_DELAY_MS, RESTARTED_DELAY_MS, SHORT_DELAY_MS,
+};
+use crate::prelude::*;
+use crate::widget::{caps, Approval, Reply};
+
+/// How far into a delay the cases restart it.
+const RESTART_AFTER: Duration = Duration::from_millis(400);
+
+fn note_reply_body(ctx: &Ctx, reply: &Reply) {
+    if reply.response.as_ref().is_some_and(|r| r != &json!({})) {
+        ctx.note(format!(
+            "the success reply is not empty: {}",
+            reply.response.as_ref().unwrap()
+        ));
+    }
+}
+
+async fn cancel(ctx: Ctx) -> CaseResult {
+    let (widget, bob, room) = alice_widget_and_bob(&ctx).await?;
+    let (event, scheduled) = widget_schedules(&ctx, &widget, "cancelled", SHORT_DELAY_MS).await?;
+    let reply = widget.update(&scheduled.delay_id, "cancel").await?;
+    reply.expect_success("cancel through the widget was refused")?;
+    note_reply_body(&ctx, &reply);
+    ctx.expect_never_sent(
+        &bob,
+        &widget.user,
+        &room,
+        "the event cancelled through the widget",
+        &scheduled,
+        |o| event.matches(o),
+    )
+    .await
+}
+
+async fn send(ctx: Ctx) -> CaseResult {
+    let (widget, bob, _room) = alice_widget_and_bob(&ctx).await?;
+    let (event, scheduled) = widget_schedules(&ctx, &widget, "sent now", LONG_DELAY_MS).await?;
+    let reply = widget.update(&scheduled.delay_id, "send").await?;
+    reply.expect_success("send through the widget was refused")?;
+    note_reply_body(&ctx, &reply);
+    // Sent now: due at once, so the wait is the allowance a server may add.
+    ctx.await_delivery(
+        &bob,
+        "the event sent through the widget's send action",
+        reply.requested_at,
+        0,
+        |o| event.matches(o),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn restart(ctx: Ctx) -> CaseResult {
+    let (widget, bob, _room) = alice_widget_and_bob(&ctx).await?;
+    let (event, scheduled) =
+        widget_schedules(&ctx, &widget, "restarted", RESTARTED_DELAY_MS).await?;
+    tokio::time::sleep(RESTART_AFTER).await;
+    let reply = widget.update(&scheduled.delay_id, "restart").await?;
+    // First: a restart that came too late is refused rightly (the event was sent).
+    ctx.done_before_due("the restart", scheduled.requested_at, RESTARTED_DELAY_MS)?;
+    reply.expect_success("restart through the widget was refused")?;
+    note_reply_body(&ctx, &reply);
+    ctx.expect_sent_not_early(
+        &bob,
+        "the event restarted through the widget",
+        reply.requested_at,
+        None,
+        RESTARTED_DELAY_MS,
+        |o| event.matches(o),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn needs_capability(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    alice.start_sync().await?;
+    let approved: Vec<String> = all_caps()
+        .into_iter()
+        .filter(|c| c != caps::UPDATE_DELAYED_UNSTABLE && c != caps::UPDATE_DELAYED_STABLE)
+        .collect();
+    let mut widget = ctx.widget(&alice, &room, Approval::Only(approved)).await?;
+    widget.handshake(&all_caps()).await?;
+    let (event, scheduled) = widget_schedules(&ctx, &widget, "untouchable", LONG_DELAY_MS).await?;
+    for action in ["cancel", "restart", "send"] {
+        let reply = widget.update(&scheduled.delay_id, action).await?;
+        expect_error_reply(&reply, &format!("`{action}` without the update capability"))?;
+        expect_still_scheduled(
+            &alice,
+            &scheduled.delay_id,
+            &format!("a refused `{action}`"),
+        )
+        .await?;
+    }
+    let sent = alice.seen_matching(|o| event.matches(o)).await?;
+    check!(
+        sent.is_empty(),
+        "the driver refused `send` (no update capability) but the event was sent"
+    );
+    Ok(())
+}
+
+async fn stable_action_name(ctx: Ctx) -> CaseResult {
+    let (widget, _bob, _room) = alice_widget_and_bob(&ctx).await?;
+    let (_event, scheduled) = widget_schedules(&ctx, &widget, "stable name", LONG_DELAY_MS).await?;
+    let data = json!({"delay_id": scheduled.delay_id, "action": "cancel"});
+    let reply = widget.update_as(caps::UPDATE_ACTION_STABLE, data).await?;
+    if !reply.is_success() {
+        ctx.note(format!(
+            "the stable action name `update_delayed_event` is not offered: {}",
+            reply.describe()
+        ));
+        return expect_still_scheduled(
+            &widget.user,
+            &scheduled.delay_id,
+            "a refused stable-name cancel",
+        )
+        .await;
+    }
+    ctx.note("the stable action name `update_delayed_event` is accepted");
+    check!(
+        widget.user.listed(&scheduled.delay_id).await?.is_none(),
+        "`update_delayed_event` (stable name) with action cancel answered success, but the event {} is \
+         still scheduled on the homeserver",
+        scheduled.delay_id
+    );
+    Ok(())
+}
+
+async fn refresh_or_restart(ctx: Ctx) -> CaseResult {
+    let (widget, bob, _room) = alice_widget_and_bob(&ctx).await?;
+    let (event, scheduled) =
+        widget_schedules(&ctx, &widget, "refreshed", RESTARTED_DELAY_MS).await?;
+    tokio::time::sleep(RESTART_AFTER).await;
+    let reply = widget.update(&scheduled.delay_id, "refresh").await?;
+    if reply.is_error() {
+        let how = match reply.matrix_errcode() {
+            Some(errcode) => format!("forwarded to the homeserver, which refused it ({errcode})"),
+            None => "refused by the driver".into(),
+        };
+        ctx.note(format!("`refresh`: {how}"));
+        return Ok(());
+    }
+    // Accepted: then it must have done what the MSC means by it, restart the timer.
+    ctx.note("`refresh` accepted as a restart");
+    ctx.done_before_due("the refresh", scheduled.requested_at, RESTARTED_DELAY_MS)?;
+    ctx.expect_sent_not_early(
+        &bob,
+        "the event `refresh`ed through the widget (accepted, so a restart)",
+        reply.requested_at,
+        None,
+        RESTARTED_DELAY_MS,
+        |o| event.matches(o),
+    )
+    .await?;
+    Ok(())
+}
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new(
+            "msc4157.update.cancel",
+            "cancel through the widget: success reply, and the event is never sent",
+            Level::Must,
+            UPDATE_RESPONSE,
+            cancel,
+        ),
+        Case::new(
+            "msc4157.update.send",
+            "send through the widget: success reply, and the event is sent now",
+            Level::Must,
+            UPDATE_RESPONSE,
+            send,
+        ),
+        Case::new(
+            "msc4157.update.restart",
+            "restart through the widget: success reply, and the event is sent a full delay later",
+            Level::Must,
+            UPDATE_RESPONSE,
+            restart,
+        ),
+        Case::new(
+            "msc4157.update.needs_capability",
+            "Without the update capability cancel, restart and send are refused and the event is untouched",
+            Level::Must,
+            UPDATE_CAPABILITY,
+            needs_capability,
+        ),
+        Case::new(
+            "msc4157.update.stable_action_name",
+            "Whether the stable action name update_delayed_event is offered (and works when accepted)",
+            Level::Info,
+            UNSTABLE_NAMES,
+            stable_action_name,
+        ),
+        Case::new(
+            "msc4157.update.refresh_or_restart",
+            "What the driver does with `refresh`, the MSC's name for restart",
+            Level::Info,
+            UPDATE_ACTIONS,
+            refresh_or_restart,
+        ),
+    ]
+}

@@ -1,0 +1,56 @@
+//! use_cases: MatrixRTC through the widget: a delayed "hang up" membership kept alive by
+//! restarts is not sent while they go on, and is sent once they stop.
+
+use super::texts::HEARTBEAT;
+use super::RESTARTED_DELAY_MS;
+use crate::prelude::*;
+
+const CALL_MEMBER: &str = "org.matrix.msc3401.call.member";
+/// Restarts at this interval keep the delay from running out.
+const HEARTBEAT_EVERY: Duration = Duration::from_millis(400);
+const HEARTBEATS: usize = 4;
+
+async fn matrixrtc_hangup(ctx: Ctx) -> CaseResult {
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
+    bob.start_sync().await?;
+    let asked = crate::widget::caps::delayed(&[], &[CALL_MEMBER]);
+    let widget = ctx.widget_with(&alice, &room, &asked).await?;
+    let state_key = format!("_{}_{}", alice.id(), ctx.unique("device").replace(' ', "_"));
+    let hangup = DelayedEvent::state(&room, CALL_MEMBER, &state_key, json!({}));
+    let (reply, delay_id) = widget.schedule(&hangup, RESTARTED_DELAY_MS).await?;
+    let mut timer_started = reply.requested_at;
+    for beat in 1..=HEARTBEATS {
+        tokio::time::sleep(HEARTBEAT_EVERY).await;
+        let restart = widget.update(&delay_id, "restart").await?;
+        // A heartbeat that came too late is refused rightly (the event was sent).
+        ctx.done_before_due(
+            &format!("heartbeat {beat}"),
+            timer_started,
+            RESTARTED_DELAY_MS,
+        )?;
+        restart.expect_success(&format!(
+            "heartbeat {beat} (restart through the widget) was refused"
+        ))?;
+        timer_started = restart.requested_at;
+    }
+    ctx.expect_sent_not_early(
+        &bob,
+        "the hang-up membership kept alive by heartbeats",
+        timer_started,
+        None,
+        RESTARTED_DELAY_MS,
+        |o| hangup.matches(o),
+    )
+    .await?;
+    Ok(())
+}
+
+pub fn cases() -> Vec<Case> {
+    vec![Case::new(
+        "msc4157.use_cases.matrixrtc_hangup",
+        "A delayed hang-up membership is kept alive by restarts and sent once they stop",
+        Level::Must,
+        HEARTBEAT,
+        matrixrtc_hangup,
+    )]
+}

@@ -1,0 +1,459 @@
+//! Self-tests of the msc4157 (widget driver) suite: a stand-in driver (tests/support/
+//! src/bin/widget_stand_in.rs) in front of the fake homeserver. With no fault every case passes; each
+//! fault fails exactly the cases listed for it, naming the requirement. A driver that hangs, dies
+//! or prints garbage ends its cases in `error`, and no driver process outlives its case.
+
+mod support;
+
+use delayed_events_conformance::api::FormOverride;
+use delayed_events_conformance::client::http_client;
+use delayed_events_conformance::ctx::Env;
+use delayed_events_conformance::outcome::Outcome;
+use delayed_events_conformance::results::CaseReport;
+use delayed_events_conformance::runner::{run_concurrently, Targets};
+use delayed_events_conformance::suites::widget_catalogue;
+use delayed_events_conformance::target::Target;
+use delayed_events_conformance::widget::DriverSpec;
+use futures::StreamExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+use support::fake_homeserver::FakeOptions;
+use support::fake_target::FakeTarget;
+
+const STAND_IN: &str = env!("CARGO_BIN_EXE_widget-stand-in");
+
+/// Which cases each stand-in fault must fail, and a phrase the failure message must contain.
+const EXPECTED: &[(&str, &str, &str)] = &[
+    (
+        "event-id-in-reply",
+        "msc4157.send.delayed_message",
+        "carries an event_id",
+    ),
+    (
+        "event-id-in-reply",
+        "msc4157.send.delayed_state",
+        "carries an event_id",
+    ),
+    (
+        "halve-delay",
+        "msc4157.send.delayed_message",
+        "sent before its delay",
+    ),
+    (
+        "halve-delay",
+        "msc4157.send.delayed_state",
+        "sent before its delay",
+    ),
+    (
+        "halve-delay",
+        "msc4157.update.restart",
+        "sent before its delay",
+    ),
+    (
+        "halve-delay",
+        "msc4157.use_cases.matrixrtc_hangup",
+        "sent before its delay",
+    ),
+    (
+        "skip-delayed-capability-check",
+        "msc4157.capabilities.delayed_send_needs_capability",
+        "without the capability",
+    ),
+    (
+        "skip-event-type-check",
+        "msc4157.capabilities.delayed_send_needs_event_type_capability",
+        "without the capability",
+    ),
+    (
+        "skip-update-capability-check",
+        "msc4157.update.needs_capability",
+        "without the update capability",
+    ),
+    (
+        "drops-update-capability",
+        "msc4157.capabilities.unstable_names_approved",
+        "approved only",
+    ),
+    (
+        "drops-update-capability",
+        "msc4157.update.cancel",
+        "was refused",
+    ),
+    (
+        "drops-update-capability",
+        "msc4157.update.send",
+        "was refused",
+    ),
+    (
+        "drops-update-capability",
+        "msc4157.update.restart",
+        "was refused",
+    ),
+    (
+        "drops-update-capability",
+        "msc4157.use_cases.matrixrtc_hangup",
+        "was refused",
+    ),
+    ("cancel-noop", "msc4157.update.cancel", "was sent anyway"),
+    (
+        "cancel-noop",
+        "msc4157.update.stable_action_name",
+        "still scheduled",
+    ),
+    (
+        "cancel-noop",
+        "msc4157.errors.unknown_delay_id",
+        "does not exist",
+    ),
+    ("send-noop", "msc4157.update.send", "was never sent"),
+    (
+        "restart-noop",
+        "msc4157.update.restart",
+        "sent before its delay",
+    ),
+    (
+        "restart-noop",
+        "msc4157.use_cases.matrixrtc_hangup",
+        "sent before its delay",
+    ),
+    (
+        "restart-as-cancel",
+        "msc4157.update.restart",
+        "was never sent",
+    ),
+    (
+        "restart-as-cancel",
+        "msc4157.use_cases.matrixrtc_hangup",
+        "was never sent",
+    ),
+    (
+        "unknown-action-accepted",
+        "msc4157.errors.unknown_action",
+        "unknown action",
+    ),
+    (
+        "unknown-action-accepted",
+        "msc4157.update.refresh_or_restart",
+        "sent before its delay",
+    ),
+    (
+        "missing-delay-id-accepted",
+        "msc4157.errors.missing_delay_id",
+        "without a delay_id",
+    ),
+    (
+        "swallow-update-errors",
+        "msc4157.errors.unknown_delay_id",
+        "does not exist",
+    ),
+    (
+        "drop-matrix-error",
+        "msc4157.errors.limit_error_carried",
+        "does not carry the Matrix error",
+    ),
+    (
+        "drop-matrix-error",
+        "msc4157.errors.homeserver_error_carried",
+        "does not carry the Matrix error",
+    ),
+    (
+        "stable-capability-not-honoured",
+        "msc4157.capabilities.stable_names",
+        "refused a delayed send_event under it",
+    ),
+    (
+        "stable-action-noop",
+        "msc4157.update.stable_action_name",
+        "still scheduled",
+    ),
+    (
+        "act-before-handshake",
+        "msc4157.errors.before_handshake",
+        "before any capability was negotiated",
+    ),
+];
+
+const CASE_TIMEOUT: Duration = Duration::from_secs(60);
+const PARALLEL_FAULT_RUNS: usize = 2;
+
+fn stand_in(program: &str, fault: Option<&str>) -> DriverSpec {
+    DriverSpec {
+        label: format!("stand-in {}", fault.unwrap_or("")),
+        program: program.into(),
+        args: fault
+            .map(|f| vec!["--fault".to_string(), f.to_string()])
+            .unwrap_or_default(),
+    }
+}
+
+/// Every msc4157 case, the stand-in (with `fault`) in front of a correct fake homeserver.
+async fn run_widget_catalogue(fault: Option<&str>, only: Option<&str>) -> Vec<CaseReport> {
+    run_with(STAND_IN, fault, only).await
+}
+
+async fn run_with(program: &str, fault: Option<&str>, only: Option<&str>) -> Vec<CaseReport> {
+    let fake = FakeTarget::start(FakeOptions {
+        dedicated_endpoint: false,
+        ..FakeOptions::default()
+    })
+    .await;
+    let target: Arc<dyn Target> = Arc::new(fake);
+    let mut env = Env::prepare(target, http_client(), FormOverride::default())
+        .await
+        .expect("the fake registers users");
+    env.driver = Some(Arc::new(stand_in(program, fault)));
+    let targets = Targets::single(Arc::new(env), Err("not in this test".into()));
+    let cases = widget_catalogue()
+        .into_iter()
+        .filter(|c| only.is_none_or(|id| c.id == id))
+        .collect();
+    run_concurrently(&targets, cases, CASE_TIMEOUT).await
+}
+
+fn describe(report: &CaseReport) -> String {
+    format!(
+        "{} → {:?}: {}",
+        report.id,
+        report.outcome,
+        report.message.as_deref().unwrap_or("")
+    )
+}
+
+/// Processes running `program` right now (live ones: a zombie has no exe link).
+fn processes_of(program: &std::path::Path) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| std::fs::read_link(e.path().join("exe")).is_ok_and(|exe| exe == program))
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catalogue_passes_against_a_correct_stand_in() {
+    let reports = run_widget_catalogue(None, None).await;
+    let bad: Vec<String> = reports
+        .iter()
+        .filter(|r| r.outcome != Outcome::Pass)
+        .map(describe)
+        .collect();
+    assert!(bad.is_empty(), "every case must pass:\n{}", bad.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_fault_fails_exactly_the_cases_it_concerns() {
+    let mut expected: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
+    for (fault, case, phrase) in EXPECTED {
+        expected.entry(*fault).or_default().insert(case, phrase);
+    }
+    let runs: Vec<(&str, Vec<CaseReport>)> = futures::stream::iter(expected.keys().copied())
+        .map(|fault| async move { (fault, run_widget_catalogue(Some(fault), None).await) })
+        .buffer_unordered(PARALLEL_FAULT_RUNS)
+        .collect()
+        .await;
+    let mut problems = Vec::new();
+    for (fault, reports) in runs {
+        let wanted = &expected[fault];
+        for report in &reports {
+            match (wanted.get(report.id.as_str()), report.outcome) {
+                (Some(phrase), Outcome::Fail) => {
+                    let message = report.message.as_deref().unwrap_or("");
+                    if !message.contains(phrase) {
+                        problems.push(format!(
+                            "{fault}: {} failed without naming '{phrase}': {message}",
+                            report.id
+                        ));
+                    }
+                }
+                (Some(_), _) => problems.push(format!("{fault} should fail {}", describe(report))),
+                (None, Outcome::Pass) => {}
+                (None, _) => {
+                    problems.push(format!("{fault} should leave {} passing", describe(report)))
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn every_case_has_a_fault_that_fails_it() {
+    let covered: BTreeSet<&str> = EXPECTED.iter().map(|(_, case, _)| *case).collect();
+    let ids: BTreeSet<&str> = widget_catalogue().iter().map(|c| c.id).collect();
+    let uncovered: Vec<&&str> = ids.difference(&covered).collect();
+    assert!(
+        uncovered.is_empty(),
+        "cases without a self-test fault: {uncovered:?}"
+    );
+    let unknown: Vec<&&str> = covered.difference(&ids).collect();
+    assert!(
+        unknown.is_empty(),
+        "entries for cases that do not exist: {unknown:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broken_driver_ends_the_case_in_error_and_leaves_nothing_running() {
+    let broken = [
+        ("never-reply", "did not reply to `send_event`"),
+        ("exit-after-hello", "exited"),
+        ("garbage", "not a JSON object"),
+    ];
+    // A copy of its own, so that other tests' stand-ins do not count.
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("broken-stand-in");
+    std::fs::copy(STAND_IN, &program).unwrap();
+    let program_text = program.display().to_string();
+    for (fault, phrase) in broken {
+        let only = Some("msc4157.send.delayed_message");
+        let reports = run_with(&program_text, Some(fault), only).await;
+        let report = &reports[0];
+        let message = report.message.as_deref().unwrap_or("");
+        assert_eq!(
+            report.outcome,
+            Outcome::Error,
+            "{fault}: {}",
+            describe(report)
+        );
+        assert!(
+            message.contains(phrase),
+            "{fault}: no '{phrase}' in: {message}"
+        );
+        assert!(
+            message.contains("widget driver log"),
+            "{fault}: the driver's log tail is attached: {message}"
+        );
+    }
+    // Killed on drop; give the kernel a moment to take them down.
+    let mut left = processes_of(&program);
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        left = processes_of(&program);
+    }
+    assert!(
+        left.is_empty(),
+        "stand-in driver processes outlived their cases: {left:?}"
+    );
+}
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_delayed-events-conformance"))
+}
+
+#[test]
+fn bad_driver_options_exit_2_with_what_to_do() {
+    let runs: [(&[&str], &str); 3] = [
+        (&["run", "--suite", "msc4157"], "give --driver"),
+        (
+            &["run", "--driver", "rust-sdk"],
+            "--driver goes with --suite msc4157",
+        ),
+        (
+            &[
+                "run",
+                "--suite",
+                "msc4157",
+                "--driver",
+                "/no/such/driver --flag",
+            ],
+            "no program '/no/such/driver' found",
+        ),
+    ];
+    for (args, phrase) in runs {
+        let out = binary().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(phrase),
+            "{args:?}: no '{phrase}' in {stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_that_cannot_start_exits_2_with_its_output() {
+    let fake = support::fake_homeserver::FakeHomeserver::start(FakeOptions::default()).await;
+    let uri = fake.uri();
+    let out = tokio::task::spawn_blocking(move || {
+        binary()
+            .args([
+                "run",
+                "--suite",
+                "msc4157",
+                "--target",
+                "url",
+                "--base-url",
+                &uri,
+            ])
+            .args([
+                "--registration-shared-secret",
+                support::fake_homeserver::FakeHomeserver::SHARED_SECRET,
+            ])
+            .args(["--driver", &format!("{STAND_IN} --fault no-such-fault")])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("could not start"), "{stderr}");
+    assert!(
+        stderr.contains("unknown fault no-such-fault"),
+        "the driver's own words: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drivers_die_with_a_killed_harness() {
+    let fake = support::fake_homeserver::FakeHomeserver::start(FakeOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("orphan-stand-in");
+    std::fs::copy(STAND_IN, &program).unwrap();
+    let mut harness = binary()
+        .args(["run", "--quiet", "--suite", "msc4157", "--target", "url"])
+        .args(["--base-url", &fake.uri(), "--registration-shared-secret"])
+        .arg(support::fake_homeserver::FakeHomeserver::SHARED_SECRET)
+        .args([
+            "--driver",
+            &format!("{} --fault never-reply", program.display()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the cases' drivers run (each then waits for a reply that never comes).
+    let started = std::time::Instant::now();
+    while processes_of(&program).len() < 2 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !processes_of(&program).is_empty(),
+        "the drivers never started"
+    );
+    harness.kill().unwrap(); // SIGKILL: no destructor runs
+    harness.wait().unwrap();
+    let mut left = processes_of(&program);
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = processes_of(&program);
+    }
+    assert!(
+        left.is_empty(),
+        "drivers outlived the killed harness: {left:?}"
+    );
+}
