@@ -34,11 +34,22 @@ async fn schedules_once(ctx: Ctx) -> CaseResult {
     let first = alice
         .schedule_ok_with_txn(&event, SHORT_DELAY_MS, &txn)
         .await?;
-    alice
+    let retry = alice
         .schedule_ok_with_txn(&event, SHORT_DELAY_MS, &txn)
         .await?;
+    // First the event itself (a server may send up to the allowance late, after a control event
+    // due just after it), then any second copy: one the retry scheduled would be due by the
+    // retry's answer plus the delay, which is when the control falls due.
+    ctx.await_delivery(
+        &bob,
+        "the delayed event",
+        first.requested_at,
+        SHORT_DELAY_MS,
+        |o| event.matches(o),
+    )
+    .await?;
     let copies = ctx
-        .copies_once_due(&bob, &alice, &room, &first, |o| event.matches(o))
+        .copies_once_due(&bob, &alice, &room, &retry, |o| event.matches(o))
         .await?;
     check!(
         copies.len() == 1,
