@@ -337,7 +337,7 @@ pub fn choose_bundled(
         if loaded.written_for(name, version) {
             let server = loaded.server.clone().unwrap_or_default();
             let why = format!(
-                "bundled, written for {} {}; the server is {name} {}",
+                "bundled, written for {} {}; this is {name} {}",
                 server.name,
                 server.versions.join(", "),
                 version.unwrap_or("(version unknown)")
