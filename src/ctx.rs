@@ -200,9 +200,19 @@ impl Ctx {
 
     /// Restarts the homeserver (shared with the round's other cases); returns once it is back.
     pub async fn restart_now(&self, round: Round) -> Result<(), Stop> {
-        round.restart().await.map_err(|e| {
+        round.restart(false).await.map_err(|e| {
             Stop::Error(format!(
                 "the homeserver did not come back after a restart: {e}"
+            ))
+        })
+    }
+
+    /// Kills the homeserver hard (SIGKILL, an engine kill) and starts it again with its data;
+    /// the whole round is then a kill. Cases calling this need `Need::Kill` as well.
+    pub async fn kill_now(&self, round: Round) -> Result<(), Stop> {
+        round.restart(true).await.map_err(|e| {
+            Stop::Error(format!(
+                "the homeserver did not come back after a hard kill: {e}"
             ))
         })
     }

@@ -393,6 +393,21 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
         "never sent",
     ),
     (
+        Fault::OverdueNotSent,
+        "msc4140.persistence.exactly_once_across_restart_and_kill",
+        "never sent",
+    ),
+    (
+        Fault::ResendsSentAfterRestart,
+        "msc4140.persistence.exactly_once_across_restart_and_kill",
+        "sent before the clean restart was delivered 2 times",
+    ),
+    (
+        Fault::OverdueTwiceAfterKill,
+        "msc4140.persistence.exactly_once_across_restart_and_kill",
+        "due while the homeserver was killed was delivered 2 times",
+    ),
+    (
         Fault::LimitNotEnforced,
         "msc4140.limits.over_limit_is_refused",
         "not enforced",
@@ -491,6 +506,16 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
         Fault::SendEarly,
         "msc4140.persistence.scheduled_event_survives_restart",
         "sent before its delay",
+    ),
+    (
+        Fault::SendEarly,
+        "msc4140.persistence.exactly_once_across_restart_and_kill",
+        "sent before its delay",
+    ),
+    (
+        Fault::LosesEventsOnRestart,
+        "msc4140.persistence.exactly_once_across_restart_and_kill",
+        "never sent",
     ),
     (
         Fault::SendEarly,
@@ -853,3 +878,4 @@ async fn the_server_names_itself() {
         }
     }
 }
+

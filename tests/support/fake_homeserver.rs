@@ -155,6 +155,12 @@ pub enum Fault {
     OverdueNotSent,
     /// After a restart the listing answers `[]`, though events stay scheduled and are sent.
     ListingEmptyAfterRestart,
+    /// Coming back from a restart, the server sends again every delayed event it had sent
+    /// before (the record of having sent them was lost).
+    ResendsSentAfterRestart,
+    /// After a hard kill (`FakeTarget::kill`), the events that fell due while it was down are
+    /// each sent twice.
+    OverdueTwiceAfterKill,
 
     // --- rate limits (only with `FakeOptions::rate_limits`) -------------------------------------
     /// Management actions (both forms) are never rate-limited.
@@ -379,6 +385,16 @@ impl FakeHomeserver {
         let mut st = lock(&self.state);
         let downtime = st.opts.restart_downtime;
         st.go_down(downtime);
+        downtime
+    }
+
+    /// Starts a hard kill: the same downtime as a restart, but the kill faults apply when the
+    /// fake comes back.
+    pub fn begin_kill(&self) -> Duration {
+        let mut st = lock(&self.state);
+        let downtime = st.opts.restart_downtime;
+        st.go_down(downtime);
+        st.killed = true;
         downtime
     }
 
@@ -818,6 +834,8 @@ struct State {
     down_until: Option<u64>,
     /// Homeserver restarts so far.
     restarts: u64,
+    /// The current downtime is a hard kill, not a clean restart.
+    killed: bool,
     /// Rate-limit buckets, by user id (or [`ANONYMOUS`]).
     buckets: HashMap<String, Bucket>,
     /// What the fake did, oldest first (requests, sends, restarts); at most [`LOG_LINES`].
@@ -893,6 +911,7 @@ impl State {
             delayed_counter: 0,
             down_until: None,
             restarts: 0,
+            killed: false,
             buckets: HashMap::new(),
             log: VecDeque::new(),
         }
@@ -1999,6 +2018,16 @@ impl State {
     /// due time, stamped with the moment the server came back.
     fn come_back(&mut self) {
         self.down_until = None;
+        let killed = std::mem::take(&mut self.killed);
+        if self.fault(Fault::ResendsSentAfterRestart) {
+            let sent: Vec<usize> = (0..self.delayed.len())
+                .filter(|&i| matches!(self.delayed[i].outcome, Outcome::Sent { .. }))
+                .collect();
+            for idx in sent {
+                let state_key = self.delayed[idx].state_key.clone();
+                let _ = self.emit_delayed(idx, self.now, state_key, Phase::Timer);
+            }
+        }
         let mut overdue = self.due_now();
         if self.fault(Fault::OverdueOutOfOrder) {
             overdue.reverse();
@@ -2014,6 +2043,10 @@ impl State {
         ));
         for idx in overdue {
             self.fire(idx, self.now);
+            if killed && self.fault(Fault::OverdueTwiceAfterKill) {
+                let state_key = self.delayed[idx].state_key.clone();
+                let _ = self.emit_delayed(idx, self.now, state_key, Phase::Timer);
+            }
         }
     }
 

@@ -260,17 +260,16 @@ impl Target for SynapseTarget {
     }
 
     async fn restart(&self) -> Result<(), TargetError> {
-        let mut server = self.server.lock().await;
-        let Some(child) = server.take() else {
-            return Err(TargetError(
-                "Synapse is not running (it was shut down or failed to restart before); \
-                 start a new run."
-                    .into(),
-            ));
-        };
-        stop(child, RESTART_GRACE).await;
-        *server = Some(self.launch().await?);
+        self.cycle(RESTART_GRACE).await
+    }
+
+    fn can_kill(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    /// SIGKILL to Synapse's process group (no grace: a crash), then a start on the same data.
+    async fn kill(&self) -> Result<(), TargetError> {
+        self.cycle(Duration::ZERO).await
     }
 
     fn log_tail(&self, lines: usize) -> Option<String> {
@@ -287,6 +286,24 @@ impl Target for SynapseTarget {
             stop(child, SHUTDOWN_GRACE).await;
         }
         self.release_data_dir();
+    }
+}
+
+impl SynapseTarget {
+    /// Stops the homeserver (SIGTERM, SIGKILL after `grace`; at once for a zero grace) and
+    /// starts it again with its data kept.
+    async fn cycle(&self, grace: Duration) -> Result<(), TargetError> {
+        let mut server = self.server.lock().await;
+        let Some(child) = server.take() else {
+            return Err(TargetError(
+                "Synapse is not running (it was shut down or failed to restart before); \
+                 start a new run."
+                    .into(),
+            ));
+        };
+        stop(child, grace).await;
+        *server = Some(self.launch().await?);
+        Ok(())
     }
 }
 
