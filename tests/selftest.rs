@@ -358,6 +358,11 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
         "still listed as scheduled",
     ),
     (
+        Fault::StateOverwriteLate,
+        "msc4140.state_overwrite.other_users_state_cancels",
+        "late cancellation",
+    ),
+    (
         Fault::StateOverwriteBySelfCancels,
         "msc4140.state_overwrite.own_state_does_not_cancel",
         "cancelled their delayed state event",
@@ -878,4 +883,3 @@ async fn the_server_names_itself() {
         }
     }
 }
-

@@ -39,6 +39,9 @@ const SYNC_POLL: Duration = Duration::from_millis(200);
 const LATE_BY_MS: u64 = 40_000;
 /// How much earlier than due [`Fault::SendEarly`] sends.
 const SEND_EARLY_BY_MS: u64 = 200;
+/// [`Fault::StateOverwriteLate`]: how long after a newer state event its overwrite takes effect
+/// (longer than the delay of `state_overwrite.other_users_state_cancels`).
+const OVERWRITE_LAG_MS: u64 = 3500;
 /// Lines kept in the fake's own log ([`FakeHomeserver::log_tail`]).
 const LOG_LINES: usize = 200;
 /// The management rate limit, as Synapse's default `rc_delayed_event_mgmt`: burst and refill.
@@ -182,6 +185,9 @@ pub enum Fault {
     StateOverwriteTooBroad,
     /// A state overwrite cancels the delayed event (never sent), but it stays in the listing.
     StateOverwriteCancelsButListed,
+    /// The 2024-10 overwrite rule applies, but only [`OVERWRITE_LAG_MS`] after the newer state
+    /// event was accepted (as a server that processes state changes in the background, behind).
+    StateOverwriteLate,
 
     // --- permissions at send time ----------------------------------------------------------------
     /// A `send` action refused for lack of permission finalises the event (failed) instead of
@@ -267,6 +273,9 @@ impl Fault {
         Fault::DeactivatedStillSends,
         Fault::StateOverwriteTooBroad,
         Fault::StateOverwriteCancelsButListed,
+        Fault::StateOverwriteLate,
+        Fault::ResendsSentAfterRestart,
+        Fault::OverdueTwiceAfterKill,
         Fault::SendActionFailureFinalises,
         Fault::LeftMemberStillSends,
         Fault::LimitNotFreedByCancel,
@@ -836,6 +845,8 @@ struct State {
     restarts: u64,
     /// The current downtime is a hard kill, not a clean restart.
     killed: bool,
+    /// [`Fault::StateOverwriteLate`]: events whose overwrite takes effect later, and when.
+    late_overwrites: Vec<(u64, usize)>,
     /// Rate-limit buckets, by user id (or [`ANONYMOUS`]).
     buckets: HashMap<String, Bucket>,
     /// What the fake did, oldest first (requests, sends, restarts); at most [`LOG_LINES`].
@@ -912,6 +923,7 @@ impl State {
             down_until: None,
             restarts: 0,
             killed: false,
+            late_overwrites: Vec::new(),
             buckets: HashMap::new(),
             log: VecDeque::new(),
         }
@@ -1386,14 +1398,12 @@ impl State {
         if let Some(sk) = &state_key {
             room.state.insert((ev_type.to_string(), sk.clone()), idx);
         }
-        let new = Overwrite {
-            room_id,
-            ev_type,
-            state_key: state_key.as_deref(),
-            sender,
-            delay_id: delay_id.as_deref(),
-        };
-        self.cancel_overwritten(&new);
+        if self.fault(Fault::StateOverwriteLate) {
+            self.late_overwrites
+                .push((self.now + OVERWRITE_LAG_MS, idx));
+        } else {
+            self.overwrite_by(idx);
+        }
         let ignored = delay_id.is_some() && self.fault(Fault::DelayedRedactionIgnored);
         if ev_type == "m.room.redaction" && !ignored {
             self.apply_redaction(idx);
@@ -1447,6 +1457,26 @@ impl State {
         };
         ev.content = Value::Object(kept);
         ev.redacted_by = Some(redaction);
+    }
+
+    /// The event at `idx` cancels what it overwrites.
+    fn overwrite_by(&mut self, idx: usize) {
+        let ev = &self.events[idx];
+        let (room_id, ev_type, state_key, sender, delay_id) = (
+            ev.room_id.clone(),
+            ev.ev_type.clone(),
+            ev.state_key.clone(),
+            ev.sender.clone(),
+            ev.delay_id.clone(),
+        );
+        let new = Overwrite {
+            room_id: &room_id,
+            ev_type: &ev_type,
+            state_key: state_key.as_deref(),
+            sender: &sender,
+            delay_id: delay_id.as_deref(),
+        };
+        self.cancel_overwritten(&new);
     }
 
     /// A newer event cancels the pending delayed events it overwrites: those of other users for
@@ -1595,6 +1625,14 @@ impl State {
 
     /// Sends every delayed event whose time has come, in order of due time.
     fn tick(&mut self) {
+        let now = self.now;
+        let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.late_overwrites)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.late_overwrites = later;
+        for (_, idx) in ready {
+            self.overwrite_by(idx);
+        }
         for idx in self.due_now() {
             let ts = self.timer_timestamp(&self.delayed[idx]);
             self.fire(idx, ts);
