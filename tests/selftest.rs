@@ -358,6 +358,56 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
         "still listed as scheduled",
     ),
     (
+        Fault::BurstDropsExcess,
+        "msc4140.timing.burst_up_to_user_limit",
+        "never sent",
+    ),
+    (
+        Fault::BurstDropsExcess,
+        "msc4140.timing.many_users_due_together",
+        "never sent",
+    ),
+    (
+        Fault::ActionOnFinalisedCancelsOthers,
+        "msc4140.cancellation.retried_actions_leave_others_alone",
+        "no longer listed",
+    ),
+    (
+        Fault::RestartRearmsWholeRoom,
+        "msc4140.use_cases.call_of_many",
+        "never sent",
+    ),
+    (
+        Fault::SendEarly,
+        "msc4140.timing.burst_up_to_user_limit",
+        "sent before its delay",
+    ),
+    (
+        Fault::SendEarly,
+        "msc4140.timing.many_users_due_together",
+        "sent before its delay",
+    ),
+    (
+        Fault::SendEarly,
+        "msc4140.cancellation.retried_actions_leave_others_alone",
+        "sent before its delay",
+    ),
+    (
+        Fault::SendEarly,
+        "msc4140.use_cases.call_of_many",
+        "sent before its delay",
+    ),
+    (
+        Fault::LateTimestamp,
+        "msc4140.cancellation.retried_actions_leave_others_alone",
+        "may add at most",
+    ),
+    (
+        Fault::RestartNoop,
+        "msc4140.use_cases.call_of_many",
+        "before its delay",
+    ),
+    (
         Fault::StateOverwriteLate,
         "msc4140.state_overwrite.other_users_state_cancels",
         "late cancellation",

@@ -42,6 +42,9 @@ const SEND_EARLY_BY_MS: u64 = 200;
 /// [`Fault::StateOverwriteLate`]: how long after a newer state event its overwrite takes effect
 /// (longer than the delay of `state_overwrite.other_users_state_cancels`).
 const OVERWRITE_LAG_MS: u64 = 3500;
+/// [`Fault::BurstDropsExcess`]: how many timer sends of one room a window holds.
+const BURST_CAPACITY: usize = 8;
+const BURST_WINDOW_MS: u64 = 200;
 /// Lines kept in the fake's own log ([`FakeHomeserver::log_tail`]).
 const LOG_LINES: usize = 200;
 /// The management rate limit, as Synapse's default `rc_delayed_event_mgmt`: burst and refill.
@@ -196,6 +199,16 @@ pub enum Fault {
     /// Delayed events of a user who left or was kicked from the room are sent anyway.
     LeftMemberStillSends,
 
+    // --- field scenarios ---------------------------------------------------------------------------
+    /// The timer sends at most [`BURST_CAPACITY`] events of one room within [`BURST_WINDOW_MS`];
+    /// the rest of a burst is forgotten (never sent, still listed).
+    BurstDropsExcess,
+    /// Any management action on a finalised (sent or cancelled) event also cancels every other
+    /// scheduled event of its owner.
+    ActionOnFinalisedCancelsOthers,
+    /// A `restart` re-arms every scheduled delayed event in the room, whoever owns it.
+    RestartRearmsWholeRoom,
+
     // --- per-user limit --------------------------------------------------------------------------
     /// Cancelled delayed events still count against the per-user limit.
     LimitNotFreedByCancel,
@@ -276,6 +289,9 @@ impl Fault {
         Fault::StateOverwriteLate,
         Fault::ResendsSentAfterRestart,
         Fault::OverdueTwiceAfterKill,
+        Fault::BurstDropsExcess,
+        Fault::ActionOnFinalisedCancelsOthers,
+        Fault::RestartRearmsWholeRoom,
         Fault::SendActionFailureFinalises,
         Fault::LeftMemberStillSends,
         Fault::LimitNotFreedByCancel,
@@ -845,6 +861,8 @@ struct State {
     restarts: u64,
     /// The current downtime is a hard kill, not a clean restart.
     killed: bool,
+    /// [`Fault::BurstDropsExcess`]: the timer's recent sends (time, room).
+    recent_timer_sends: VecDeque<(u64, String)>,
     /// [`Fault::StateOverwriteLate`]: events whose overwrite takes effect later, and when.
     late_overwrites: Vec<(u64, usize)>,
     /// Rate-limit buckets, by user id (or [`ANONYMOUS`]).
@@ -924,6 +942,7 @@ impl State {
             restarts: 0,
             killed: false,
             late_overwrites: Vec::new(),
+            recent_timer_sends: VecDeque::new(),
             buckets: HashMap::new(),
             log: VecDeque::new(),
         }
@@ -1643,6 +1662,12 @@ impl State {
     fn fire(&mut self, idx: usize, ts: u64) {
         let d = &self.delayed[idx];
         let state_key = d.state_key.clone();
+        let scheduled = matches!(d.outcome, Outcome::Scheduled);
+        if scheduled && self.burst_full(idx) {
+            self.delayed_mut(idx).stalled = true;
+            return;
+        }
+        let d = &self.delayed[idx];
         match d.outcome {
             Outcome::Scheduled => {
                 let result = self.emit_delayed(idx, ts, state_key, Phase::Timer);
@@ -1654,6 +1679,28 @@ impl State {
             }
             _ => {} // finalised meanwhile, e.g. by a state overwrite from an earlier one
         }
+    }
+
+    /// [`Fault::BurstDropsExcess`]: whether the timer already sent its fill into this event's
+    /// room within the window (and if not, counts this send).
+    fn burst_full(&mut self, idx: usize) -> bool {
+        if !self.fault(Fault::BurstDropsExcess) {
+            return false;
+        }
+        let now = self.now;
+        self.recent_timer_sends
+            .retain(|(at, _)| at + BURST_WINDOW_MS > now);
+        let room = self.delayed[idx].room_id.clone();
+        let in_room = self
+            .recent_timer_sends
+            .iter()
+            .filter(|(_, r)| *r == room)
+            .count();
+        if in_room >= BURST_CAPACITY {
+            return true;
+        }
+        self.recent_timer_sends.push_back((now, room));
+        false
     }
 
     /// Puts a delayed event into its room now, if its owner may send it.
@@ -1909,6 +1956,20 @@ impl State {
             return Err(not_found("No such delayed event."));
         }
         let outcome = self.delayed[idx].outcome.clone();
+        if !matches!(outcome, Outcome::Scheduled)
+            && self.fault(Fault::ActionOnFinalisedCancelsOthers)
+        {
+            let owner = self.delayed[idx].owner.clone();
+            let others: Vec<usize> = (0..self.delayed.len())
+                .filter(|&i| {
+                    self.delayed[i].owner == owner
+                        && matches!(self.delayed[i].outcome, Outcome::Scheduled)
+                })
+                .collect();
+            for other in others {
+                self.finalise(other, Outcome::Cancelled);
+            }
+        }
         match (outcome, action) {
             (Outcome::Scheduled, Action::Send) => self.send_action(idx),
             (Outcome::Scheduled, Action::Cancel) => {
@@ -1921,6 +1982,14 @@ impl State {
                 if !self.fault(Fault::RestartNoop) {
                     let now = self.now;
                     self.delayed_mut(idx).scheduled_at = now;
+                }
+                if self.fault(Fault::RestartRearmsWholeRoom) {
+                    let (now, room) = (self.now, self.delayed[idx].room_id.clone());
+                    for d in self.delayed.iter_mut() {
+                        if d.room_id == room && matches!(d.outcome, Outcome::Scheduled) {
+                            d.scheduled_at = now;
+                        }
+                    }
                 }
                 Ok(ok(json!({})))
             }
