@@ -408,6 +408,11 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
         "before its delay",
     ),
     (
+        Fault::MgmtRateLimitPerAddress,
+        "msc4140.rate_limits.heartbeats_behind_one_address",
+        "were refused",
+    ),
+    (
         Fault::StateOverwriteLate,
         "msc4140.state_overwrite.other_users_state_cancels",
         "late cancellation",

@@ -2,7 +2,7 @@
 //! normal limits: the managed Synapse starts a second instance for them; elsewhere they run only
 //! when asked for (`--area rate_limits`).
 
-use super::texts::{LOOKUP_RATE_LIMIT, MANAGEMENT_RATE_LIMIT};
+use super::texts::{HEARTBEAT, LOOKUP_RATE_LIMIT, MANAGEMENT_RATE_LIMIT};
 use super::LONG_DELAY_MS;
 use crate::prelude::*;
 use futures::future::join_all;
@@ -48,6 +48,54 @@ async fn lookups(ctx: Ctx) -> CaseResult {
     first_limited(&ctx, "listings of delayed events", answers).await
 }
 
+/// Call members heartbeating from one client address, each at a calm, client-like pace.
+const HEARTBEATERS: usize = 6;
+const HEARTBEAT_DELAY_MS: i64 = 3000;
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+const HEARTBEATS_EACH: usize = 3;
+
+/// Several users heartbeat their own delayed events from the same client address (the harness's),
+/// each with a few restarts a second apart, well within any per-user management limit. A server
+/// that limits per address instead of per user refuses some, which drops calls in practice.
+async fn heartbeats_behind_one_address(ctx: Ctx) -> CaseResult {
+    let mut members = Vec::new();
+    for n in 0..HEARTBEATERS {
+        let member = ctx.user(&format!("member{n}")).await?;
+        let room = ctx.room(&member, &[]).await?;
+        let event = DelayedEvent::message(&room, &ctx.unique(&format!("member {n} hangs up")));
+        let id = member
+            .schedule_ok(&event, HEARTBEAT_DELAY_MS)
+            .await?
+            .delay_id;
+        members.push((member, id));
+    }
+    let mut refused = Vec::new();
+    for beat in 0..HEARTBEATS_EACH {
+        tokio::time::sleep(HEARTBEAT_EVERY).await;
+        let answers = join_all(members.iter().map(|(m, id)| m.manage(id, Action::Restart))).await;
+        for (n, answer) in answers.into_iter().enumerate() {
+            let answer = answer?;
+            if !answer.is_success() {
+                refused.push(format!(
+                    "member {n}, beat {}: {}",
+                    beat + 1,
+                    answer.describe()
+                ));
+            }
+        }
+    }
+    for (member, id) in &members {
+        member.manage(id, Action::Cancel).await?;
+    }
+    check!(
+        refused.is_empty(),
+        "{HEARTBEATERS} users restarting their own delayed events from one address, each only \
+         {HEARTBEATS_EACH} times a second apart, were refused: {}",
+        refused.join("; ")
+    );
+    Ok(())
+}
+
 pub fn cases() -> Vec<Case> {
     vec![
         Case::new(
@@ -66,5 +114,14 @@ pub fn cases() -> Vec<Case> {
             lookups,
         )
         .needs(&[Need::NormalRateLimits]),
+        Case::new(
+            "msc4140.rate_limits.heartbeats_behind_one_address",
+            "Several users heartbeating from one address, each within its own limit, are not refused",
+            Level::Must,
+            HEARTBEAT,
+            heartbeats_behind_one_address,
+        )
+        .needs(&[Need::NormalRateLimits])
+        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
     ]
 }

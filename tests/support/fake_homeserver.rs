@@ -208,6 +208,9 @@ pub enum Fault {
     ActionOnFinalisedCancelsOthers,
     /// A `restart` re-arms every scheduled delayed event in the room, whoever owns it.
     RestartRearmsWholeRoom,
+    /// The management rate limit (with `FakeOptions::rate_limits`) counts every user's actions
+    /// in one bucket, as a limit per client address would for users behind one address.
+    MgmtRateLimitPerAddress,
 
     // --- per-user limit --------------------------------------------------------------------------
     /// Cancelled delayed events still count against the per-user limit.
@@ -292,6 +295,7 @@ impl Fault {
         Fault::BurstDropsExcess,
         Fault::ActionOnFinalisedCancelsOthers,
         Fault::RestartRearmsWholeRoom,
+        Fault::MgmtRateLimitPerAddress,
         Fault::SendActionFailureFinalises,
         Fault::LeftMemberStillSends,
         Fault::LimitNotFreedByCancel,
@@ -1009,10 +1013,13 @@ impl State {
         if !self.opts.rate_limits || exempt {
             return Ok(());
         }
-        let key = self
-            .session(cx)
-            .map(|s| s.user_id)
-            .unwrap_or_else(|_| ANONYMOUS.to_string());
+        let key = match self.session(cx) {
+            _ if kind == Limited::Management && self.fault(Fault::MgmtRateLimitPerAddress) => {
+                "the one client address".to_string()
+            }
+            Ok(session) => session.user_id,
+            Err(_) => ANONYMOUS.to_string(),
+        };
         let now = self.now;
         let bucket = self.buckets.entry(key).or_insert(Bucket {
             tokens: RATE_BURST,
