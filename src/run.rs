@@ -305,6 +305,7 @@ pub(crate) fn synapse_options(
         show_progress,
         keep_data: args.keep_data,
         default_delayed_event_limits,
+        config_fragment: args.synapse_config.clone().map(|c| c.0),
     }
 }
 
@@ -359,6 +360,13 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         return Err(UsageError(
             "--restart-command and --kill-command go with --target url (the harness restarts \
              the servers it starts itself)"
+                .into(),
+        ));
+    }
+    if args.server.target != TargetKind::Synapse && args.server.synapse_config.is_some() {
+        return Err(UsageError(
+            "--synapse-config goes with --target synapse (the managed Synapse); configure other \
+             servers where they run"
                 .into(),
         ));
     }

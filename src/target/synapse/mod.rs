@@ -56,6 +56,8 @@ pub struct SynapseOptions {
     /// Keep Synapse's own limits for delayed-event management (`rc_delayed_event_mgmt`) instead
     /// of lifting them: for the rate_limits cases, which need a server with its normal limits.
     pub default_delayed_event_limits: bool,
+    /// A configuration fragment (`--synapse-config`) deep-merged over what the harness writes.
+    pub config_fragment: Option<Value>,
 }
 
 impl Default for SynapseOptions {
@@ -68,6 +70,7 @@ impl Default for SynapseOptions {
             show_progress: true,
             keep_data: false,
             default_delayed_event_limits: false,
+            config_fragment: None,
         }
     }
 }
@@ -118,6 +121,7 @@ impl SynapseTarget {
                 port,
                 &registration_secret,
                 opts.default_delayed_event_limits,
+                opts.config_fragment.as_ref(),
             )
             .map_err(|e| {
                 TargetError(format!(
