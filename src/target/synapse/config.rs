@@ -199,25 +199,6 @@ pub(super) fn tail_lines(path: &Path, lines: usize) -> Option<String> {
     (!tail.trim().is_empty()).then_some(tail)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_enables_delayed_events_with_the_test_limits() {
-        let files = RunFiles::in_dir(Path::new("/tmp/x"));
-        let config = files.homeserver_config(8008, "s3cret");
-        assert_eq!(config["max_event_delay_duration"], "24h");
-        assert_eq!(config["rc_login"]["failed_attempts"]["burst_count"], 10000);
-        assert_eq!(
-            config["experimental_features"]["msc4140_max_delayed_events_per_user"],
-            20
-        );
-        assert_eq!(config["allow_guest_access"], true);
-        assert_eq!(config["listeners"][0]["port"], 8008);
-    }
-}
-
 /// Merges the user's `--synapse-config` fragment into the configuration: mappings merge key by
 /// key, any other value replaces what was there, and `null` removes the key (so a fragment can
 /// switch off what the harness sets, such as `max_event_delay_duration`).
@@ -244,8 +225,21 @@ pub(super) fn deep_merge(config: &mut Value, fragment: &Value) {
 
 #[cfg(test)]
 mod tests {
-    use super::deep_merge;
-    use serde_json::json;
+    use super::*;
+
+    #[test]
+    fn config_enables_delayed_events_with_the_test_limits() {
+        let files = RunFiles::in_dir(Path::new("/tmp/x"));
+        let config = files.homeserver_config(8008, "s3cret");
+        assert_eq!(config["max_event_delay_duration"], "24h");
+        assert_eq!(config["rc_login"]["failed_attempts"]["burst_count"], 10000);
+        assert_eq!(
+            config["experimental_features"]["msc4140_max_delayed_events_per_user"],
+            20
+        );
+        assert_eq!(config["allow_guest_access"], true);
+        assert_eq!(config["listeners"][0]["port"], 8008);
+    }
 
     #[test]
     fn fragments_merge_deeply_and_null_removes() {
