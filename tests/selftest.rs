@@ -413,6 +413,16 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
         "were refused",
     ),
     (
+        Fault::RestartNoop,
+        "msc4140.rate_limits.heartbeats_behind_one_address",
+        "heartbeat (restart) of a scheduled event failed",
+    ),
+    (
+        Fault::StateOverwriteTooBroad,
+        "msc4140.timing.many_users_due_together",
+        "never sent",
+    ),
+    (
         Fault::StateOverwriteLate,
         "msc4140.state_overwrite.other_users_state_cancels",
         "late cancellation",
@@ -646,6 +656,10 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
 
 /// Cases a fault legitimately makes inapplicable (it removes what they need).
 const EXPECTED_SKIPS: &[(Fault, &str)] = &[
+    (
+        Fault::CapabilityMissing,
+        "msc4140.timing.burst_up_to_user_limit",
+    ),
     (
         Fault::CapabilityMissing,
         "msc4140.capabilities.max_delay_matches_enforcement",
