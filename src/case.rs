@@ -14,6 +14,9 @@ use std::time::Duration;
 pub enum Need {
     /// The target can restart the homeserver.
     Restart,
+    /// The target can kill the homeserver hard and start it again (with `Restart`: such cases
+    /// run in the restart phase).
+    Kill,
     /// `GET .../delayed_events/{delay_id}` is offered.
     SingleLookup,
     /// Management in the body form (`{"action": ...}`) is offered.

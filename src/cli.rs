@@ -79,6 +79,10 @@ pub(crate) struct TargetArgs {
     /// defaults to the number of cores, at most 4. Restart cases all use the first.
     #[arg(long, value_name = "N", help_heading = "Target")]
     pub(crate) synapse_instances: Option<usize>,
+    /// A YAML fragment merged into the managed Synapse's configuration (target synapse):
+    /// mappings merge key by key, other values replace, `null` removes a key.
+    #[arg(long, value_name = "FILE", value_parser = read_synapse_config, help_heading = "Target")]
+    pub(crate) synapse_config: Option<SynapseConfig>,
     /// Keep the Synapse data directory (config, database, log) after the run and print its path.
     #[arg(long, help_heading = "Target")]
     pub(crate) keep_data: bool,
@@ -288,6 +292,31 @@ pub(crate) struct ListArgs {
 
 /// A problem that stops the run before any verdict: message for the user, exit status 2.
 pub(crate) struct UsageError(pub(crate) String);
+
+/// The parsed `--synapse-config` fragment: a YAML mapping.
+#[derive(Clone, Debug)]
+pub(crate) struct SynapseConfig(pub(crate) serde_json::Value);
+
+/// Reads and checks `--synapse-config FILE`; clap reports an error (exit status 2).
+fn read_synapse_config(path: &str) -> Result<SynapseConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {path}: {e}. Give the path of a YAML file."))?;
+    let value: serde_json::Value = serde_yaml::from_str(&text).map_err(|e| {
+        format!("{path} is not valid YAML ({e}). Fix it: it holds Synapse configuration keys, as homeserver.yaml does.")
+    })?;
+    if !value.is_object() {
+        return Err(format!(
+            "{path} must be a YAML mapping of Synapse configuration keys (like `max_event_delay_duration: null`), \
+             not a {}",
+            match value {
+                serde_json::Value::Null => "empty document",
+                serde_json::Value::Array(_) => "list",
+                _ => "single value",
+            }
+        ));
+    }
+    Ok(SynapseConfig(value))
+}
 
 impl From<TargetError> for UsageError {
     fn from(e: TargetError) -> Self {

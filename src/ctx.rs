@@ -22,6 +22,9 @@ const WAIT_SLACK: Duration = Duration::from_secs(3);
 /// How long after the event under test a control event is due.
 const CONTROL_MARGIN_MS: i64 = 200;
 
+/// After a marker arrived, how long a late duplicate gets to show up as well.
+const DUPLICATE_GRACE: Duration = Duration::from_millis(500);
+
 /// Grace after a control event arrived before concluding another event was never sent.
 const NEVER_SENT_GRACE: Duration = Duration::from_millis(300);
 
@@ -224,9 +227,19 @@ impl Ctx {
 
     /// Restarts the homeserver (shared with the round's other cases); returns once it is back.
     pub async fn restart_now(&self, round: Round) -> Result<(), Stop> {
-        round.restart().await.map_err(|e| {
+        round.restart(false).await.map_err(|e| {
             Stop::Error(format!(
                 "the homeserver did not come back after a restart: {e}"
+            ))
+        })
+    }
+
+    /// Kills the homeserver hard (SIGKILL, an engine kill) and starts it again with its data;
+    /// the whole round is then a kill. Cases calling this need `Need::Kill` as well.
+    pub async fn kill_now(&self, round: Round) -> Result<(), Stop> {
+        round.restart(true).await.map_err(|e| {
+            Stop::Error(format!(
+                "the homeserver did not come back after a hard kill: {e}"
             ))
         })
     }
@@ -394,6 +407,52 @@ impl Ctx {
         let lookup = user.lookup(delay_id, true).await.ok()?;
         let info = crate::api::DelayedInfo { raw: lookup.body };
         info.scheduled_at().filter(|_| lookup.status == 200)
+    }
+
+    /// Exactly once: after the events have arrived, `sender` sends a plain message into `room`
+    /// (no delayed-events request, so nothing is nudged) and, once `observer` has it plus a grace,
+    /// each of `events` must have reached `observer` exactly once.
+    pub async fn expect_each_once(
+        &self,
+        sender: &User,
+        observer: &User,
+        room: &str,
+        events: &[(&str, &crate::api::DelayedEvent)],
+    ) -> Result<(), Stop> {
+        let marker = self.unique("plain marker");
+        let sent_at = Instant::now();
+        sender
+            .send_event(
+                room,
+                "m.room.message",
+                json!({"msgtype": "m.text", "body": marker}),
+            )
+            .await?
+            .setup_ok("send a plain message")?;
+        let marker_seen = observer
+            .wait_for(sent_at + Duration::from_secs(10), |o| {
+                o.content()["body"] == marker.as_str()
+            })
+            .await?;
+        if marker_seen.is_none() {
+            return Err(Stop::Error(
+                "a plain message did not arrive within 10 s, so copies cannot be counted".into(),
+            ));
+        }
+        tokio::time::sleep(DUPLICATE_GRACE).await;
+        let mut wrong = Vec::new();
+        for (what, event) in events {
+            let copies = observer.seen_matching(|o| event.matches(o)).await?.len();
+            if copies != 1 {
+                wrong.push(format!("{what} was delivered {copies} times"));
+            }
+        }
+        check!(
+            wrong.is_empty(),
+            "each delayed event must be sent exactly once: {}",
+            wrong.join("; ")
+        );
+        Ok(())
     }
 
     /// Every copy of the `scheduled` event (recognised by `pred`) that `observer` has seen once

@@ -49,6 +49,9 @@ struct RoundState {
     gathered: usize,
     prepared: usize,
     restarting: bool,
+    /// A participant of the round being gathered asked for a hard kill instead of a clean
+    /// restart: the whole round then kills.
+    kill: bool,
     /// The outcome of the last finished round.
     last: Option<(u64, Result<(), String>)>,
 }
@@ -123,14 +126,19 @@ impl Restarts {
 }
 
 impl Round {
-    /// Restarts the homeserver once every participant of the round is prepared; answers when it
-    /// is back (or why it did not come back).
-    pub async fn restart(self) -> Result<(), String> {
+    /// Restarts the homeserver (cleanly, or with a hard kill if `kill` or another participant
+    /// asked for one) once every participant of the round is prepared; answers when it is back
+    /// (or why it did not come back).
+    pub async fn restart(self, kill: bool) -> Result<(), String> {
         let started = Instant::now();
         let restarts = &self.restarts;
-        restarts.state.lock().unwrap().prepared += 1;
+        {
+            let mut state = restarts.state.lock().unwrap();
+            state.prepared += 1;
+            state.kill |= kill;
+        }
         loop {
-            let lead = {
+            let lead: Option<bool> = {
                 let mut state = restarts.state.lock().unwrap();
                 if let Some((round, result)) = &state.last {
                     if *round == self.round {
@@ -143,13 +151,17 @@ impl Round {
                     && (ready || started.elapsed() > ROUND_WINDOW)
                 {
                     state.restarting = true;
-                    true
+                    Some(std::mem::take(&mut state.kill))
                 } else {
-                    false
+                    None
                 }
             };
-            if lead {
-                let result = restarts.target.restart().await.map_err(|e| e.0);
+            if let Some(kill) = lead {
+                let result = match kill {
+                    true => restarts.target.kill().await,
+                    false => restarts.target.restart().await,
+                };
+                let result = result.map_err(|e| e.0);
                 let mut state = restarts.state.lock().unwrap();
                 state.last = Some((self.round, result.clone()));
                 state.round += 1;

@@ -319,6 +319,7 @@ pub(crate) fn synapse_options(
         show_progress,
         keep_data: args.keep_data,
         default_delayed_event_limits,
+        config_fragment: args.synapse_config.clone().map(|c| c.0),
     }
 }
 
@@ -383,6 +384,13 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         .transpose()
         .map_err(UsageError)?
         .map(Arc::new);
+    if args.server.target != TargetKind::Synapse && args.server.synapse_config.is_some() {
+        return Err(UsageError(
+            "--synapse-config goes with --target synapse (the managed Synapse); configure other \
+             servers where they run"
+                .into(),
+        ));
+    }
     let given = given_expectations(&args)?;
     let opts = RunOptions {
         filter: args.filter.clone(),

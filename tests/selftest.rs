@@ -358,6 +358,76 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
         "still listed as scheduled",
     ),
     (
+        Fault::BurstDropsExcess,
+        "msc4140.timing.burst_up_to_user_limit",
+        "never sent",
+    ),
+    (
+        Fault::BurstDropsExcess,
+        "msc4140.timing.many_users_due_together",
+        "never sent",
+    ),
+    (
+        Fault::ActionOnFinalisedCancelsOthers,
+        "msc4140.cancellation.retried_actions_leave_others_alone",
+        "no longer listed",
+    ),
+    (
+        Fault::RestartRearmsWholeRoom,
+        "msc4140.use_cases.call_of_many",
+        "never sent",
+    ),
+    (
+        Fault::SendEarly,
+        "msc4140.timing.burst_up_to_user_limit",
+        "sent before its delay",
+    ),
+    (
+        Fault::SendEarly,
+        "msc4140.timing.many_users_due_together",
+        "sent before its delay",
+    ),
+    (
+        Fault::SendEarly,
+        "msc4140.cancellation.retried_actions_leave_others_alone",
+        "sent before its delay",
+    ),
+    (
+        Fault::SendEarly,
+        "msc4140.use_cases.call_of_many",
+        "sent before its delay",
+    ),
+    (
+        Fault::LateTimestamp,
+        "msc4140.cancellation.retried_actions_leave_others_alone",
+        "may add at most",
+    ),
+    (
+        Fault::RestartNoop,
+        "msc4140.use_cases.call_of_many",
+        "before its delay",
+    ),
+    (
+        Fault::MgmtRateLimitPerAddress,
+        "msc4140.rate_limits.heartbeats_behind_one_address",
+        "were refused",
+    ),
+    (
+        Fault::RestartNoop,
+        "msc4140.rate_limits.heartbeats_behind_one_address",
+        "heartbeat (restart) of a scheduled event failed",
+    ),
+    (
+        Fault::StateOverwriteTooBroad,
+        "msc4140.timing.many_users_due_together",
+        "never sent",
+    ),
+    (
+        Fault::StateOverwriteLate,
+        "msc4140.state_overwrite.other_users_state_cancels",
+        "late cancellation",
+    ),
+    (
         Fault::StateOverwriteBySelfCancels,
         "msc4140.state_overwrite.own_state_does_not_cancel",
         "cancelled their delayed state event",
@@ -391,6 +461,21 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
         Fault::OverdueNotSent,
         "msc4140.persistence.overdue_events_sent_in_order",
         "never sent",
+    ),
+    (
+        Fault::OverdueNotSent,
+        "msc4140.persistence.exactly_once_across_restart_and_kill",
+        "never sent",
+    ),
+    (
+        Fault::ResendsSentAfterRestart,
+        "msc4140.persistence.exactly_once_across_restart_and_kill",
+        "sent before the clean restart was delivered 2 times",
+    ),
+    (
+        Fault::OverdueTwiceAfterKill,
+        "msc4140.persistence.exactly_once_across_restart_and_kill",
+        "due while the homeserver was killed was delivered 2 times",
     ),
     (
         Fault::LimitNotEnforced,
@@ -494,6 +579,16 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
     ),
     (
         Fault::SendEarly,
+        "msc4140.persistence.exactly_once_across_restart_and_kill",
+        "sent before its delay",
+    ),
+    (
+        Fault::LosesEventsOnRestart,
+        "msc4140.persistence.exactly_once_across_restart_and_kill",
+        "never sent",
+    ),
+    (
+        Fault::SendEarly,
         "msc4140.use_cases.matrixrtc_last_will",
         "before its delay",
     ),
@@ -561,6 +656,10 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
 
 /// Cases a fault legitimately makes inapplicable (it removes what they need).
 const EXPECTED_SKIPS: &[(Fault, &str)] = &[
+    (
+        Fault::CapabilityMissing,
+        "msc4140.timing.burst_up_to_user_limit",
+    ),
     (
         Fault::CapabilityMissing,
         "msc4140.capabilities.max_delay_matches_enforcement",

@@ -230,6 +230,22 @@ impl ContainerTarget {
         }
     }
 
+    /// After an engine kill: waits (bounded) until the engine reports the container stopped, so
+    /// the start that follows does not find it still running.
+    async fn wait_until_exited(&self) -> Result<(), String> {
+        let deadline = Instant::now() + ENGINE_TIMEOUT;
+        while self.engine.exited(&self.container_id).await.is_none() {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the engine still reports it running {} s after the kill",
+                    ENGINE_TIMEOUT.as_secs()
+                ));
+            }
+            tokio::time::sleep(READY_POLL_INTERVAL).await;
+        }
+        Ok(())
+    }
+
     async fn answers(&self, url: &str) -> bool {
         let request = self.http.get(url).timeout(Duration::from_secs(2)).send();
         matches!(request.await, Ok(r) if r.status().is_success())
@@ -311,42 +327,16 @@ impl Target for ContainerTarget {
     }
 
     async fn restart(&self) -> Result<(), TargetError> {
-        let held = self.container.lock().await;
-        let Some(container) = held
-            .0
-            .as_ref()
-            .filter(|_| !self.shut_down.load(Ordering::SeqCst))
-        else {
-            return Err(TargetError(
-                "the container is gone (the run is shutting down); start a new run.".into(),
-            ));
-        };
-        let began = Instant::now();
-        let restarted = async {
-            container
-                .stop_with_timeout(Some(STOP_GRACE_SECONDS))
-                .await
-                .map_err(|e| format!("stopping it failed: {e}"))?;
-            container
-                .start()
-                .await
-                .map_err(|e| format!("starting it again failed: {e}"))?;
-            self.log.follow(&self.engine.docker, &self.container_id);
-            self.wait_until_ready().await
-        };
-        match restarted.await {
-            Ok(()) => {
-                let ms = (began.elapsed().as_millis() as u64).max(1);
-                self.restart_ms.store(ms, Ordering::Relaxed);
-                Ok(())
-            }
-            // The container stays until shutdown, so its log can still be read.
-            Err(reason) => Err(TargetError(format!(
-                "restarting the container of {} failed: {reason}. Last lines of its log:\n{}",
-                self.image,
-                self.log.tail(FAILURE_LOG_LINES)
-            ))),
-        }
+        self.cycle(false).await
+    }
+
+    fn can_kill(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// An engine kill (SIGKILL to the container's processes, no stop grace), then a start.
+    async fn kill(&self) -> Result<(), TargetError> {
+        self.cycle(true).await
     }
 
     fn log_tail(&self, lines: usize) -> Option<String> {
@@ -368,6 +358,62 @@ impl Target for ContainerTarget {
             if let Some(container) = held.0.take() {
                 std::mem::forget(container); // removed above; see `Held`
             }
+        }
+    }
+}
+
+impl ContainerTarget {
+    /// Stops the container (cleanly, or with an engine kill) and starts it again, data kept.
+    async fn cycle(&self, kill: bool) -> Result<(), TargetError> {
+        let held = self.container.lock().await;
+        let Some(container) = held
+            .0
+            .as_ref()
+            .filter(|_| !self.shut_down.load(Ordering::SeqCst))
+        else {
+            return Err(TargetError(
+                "the container is gone (the run is shutting down); start a new run.".into(),
+            ));
+        };
+        let began = Instant::now();
+        let restarted = async {
+            if kill {
+                self.engine
+                    .docker
+                    .kill_container(&self.container_id, None)
+                    .await
+                    .map_err(|e| format!("killing it failed: {e}"))?;
+                self.wait_until_exited().await?;
+            } else {
+                container
+                    .stop_with_timeout(Some(STOP_GRACE_SECONDS))
+                    .await
+                    .map_err(|e| format!("stopping it failed: {e}"))?;
+            }
+            container
+                .start()
+                .await
+                .map_err(|e| format!("starting it again failed: {e}"))?;
+            self.log.follow(&self.engine.docker, &self.container_id);
+            self.wait_until_ready().await
+        };
+        match restarted.await {
+            Ok(()) => {
+                let ms = (began.elapsed().as_millis() as u64).max(1);
+                self.restart_ms.store(ms, Ordering::Relaxed);
+                Ok(())
+            }
+            // The container stays until shutdown, so its log can still be read.
+            Err(reason) => Err(TargetError(format!(
+                "{} the container of {} failed: {reason}. Last lines of its log:\n{}",
+                if kill {
+                    "killing and restarting"
+                } else {
+                    "restarting"
+                },
+                self.image,
+                self.log.tail(FAILURE_LOG_LINES)
+            ))),
         }
     }
 }

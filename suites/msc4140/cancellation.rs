@@ -138,6 +138,81 @@ async fn actions_on_sent(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+/// Alice's other events in the retried-actions case: due after the retries are done.
+const OTHERS_DELAY_MS: i64 = 3000;
+
+/// A client retrying (or contradicting) actions on finalised events must not upset the user's
+/// other timers: alice's other events stay scheduled and are sent on time, not early and not
+/// late. What each retried action answered is noted (`actions_on_sent_event` and
+/// `actions_on_cancelled_event` judge those answers).
+async fn retried_actions_leave_others_alone(ctx: Ctx) -> CaseResult {
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
+    bob.start_sync().await?;
+    let mut others = Vec::new();
+    for n in 0..2 {
+        let event = DelayedEvent::message(&room, &ctx.unique(&format!("other {n}")));
+        let scheduled = alice.schedule_ok(&event, OTHERS_DELAY_MS).await?;
+        let server_start = ctx.server_scheduled_at(&alice, &scheduled.delay_id).await;
+        others.push((scheduled, server_start, event));
+    }
+    let sent = DelayedEvent::message(&room, &ctx.unique("sent now"));
+    let sent_id = alice.schedule_ok(&sent, LONG_DELAY_MS).await?.delay_id;
+    let cancelled_id = alice
+        .schedule_ok(
+            &DelayedEvent::message(&room, &ctx.unique("cancelled")),
+            LONG_DELAY_MS,
+        )
+        .await?
+        .delay_id;
+    alice.manage_ok(&sent_id, Action::Send).await?;
+    alice.manage_ok(&cancelled_id, Action::Cancel).await?;
+    let mut answers = Vec::new();
+    for (id, finalised) in [(&sent_id, "sent"), (&cancelled_id, "cancelled")] {
+        for action in [Action::Send, Action::Cancel, Action::Restart] {
+            let resp = alice.manage(id, action).await?;
+            check!(
+                resp.status < 500,
+                "retrying {action:?} on a {finalised} delayed event broke the server: {}",
+                resp.describe()
+            );
+            answers.push(format!("{action:?} on {finalised} → {}", resp.status));
+        }
+    }
+    ctx.note(format!("retried actions answered: {}", answers.join(", ")));
+    for (scheduled, _, _) in &others {
+        ctx.changed_in_time("the retried actions", scheduled)?;
+    }
+    for (scheduled, _, _) in &others {
+        check!(
+            alice.listed(&scheduled.delay_id).await?.is_some(),
+            "after retried actions on other, finalised delayed events, the user's still scheduled event {} is \
+             no longer listed",
+            scheduled.delay_id
+        );
+    }
+    let what = "a delayed event of a user who retried actions on other, finalised ones";
+    for (scheduled, server_start, event) in &others {
+        let seen = ctx
+            .expect_sent_not_early(
+                &bob,
+                what,
+                scheduled.requested_at,
+                *server_start,
+                OTHERS_DELAY_MS,
+                |o| event.matches(o),
+            )
+            .await?;
+        ctx.check_within_allowance(
+            what,
+            &seen,
+            scheduled.requested_at,
+            *server_start,
+            OTHERS_DELAY_MS,
+        )?;
+    }
+    Ok(())
+}
+
 pub fn cases() -> Vec<Case> {
     vec![
         Case::new(
@@ -170,5 +245,13 @@ pub fn cases() -> Vec<Case> {
             actions_on_sent,
         )
         .revisions(&[Rev::Dec2025, Rev::Jul2026]),
+        Case::new(
+            "msc4140.cancellation.retried_actions_leave_others_alone",
+            "Retried or conflicting actions on finalised events leave the user's other events scheduled and on time",
+            Level::Must,
+            RETRY,
+            retried_actions_leave_others_alone,
+        )
+        .revisions(&[Rev::Jul2026]),
     ]
 }

@@ -2,7 +2,7 @@
 //! it was down are sent as soon as it is back, in order; listing and management still work.
 //! These cases run in the restart phase and share restarts.
 
-use super::texts::{OVERDUE_IN_ORDER, PERSIST};
+use super::texts::{OVERDUE_IN_ORDER, PERSIST, RESTART_SCANS_SCHEDULED};
 use super::LONG_DELAY_MS;
 use crate::prelude::*;
 
@@ -11,6 +11,15 @@ const ACROSS_RESTART_MS: i64 = 4000;
 
 /// Due while the homeserver is down (stopping takes well under this; starting, over a second).
 const OVERDUE_DELAYS_MS: [i64; 3] = [800, 500, 650];
+
+/// Sent before the restart (or kill): short, so it is out before the round gathers.
+const SENT_BEFORE_MS: i64 = 300;
+
+/// Due while the homeserver is down after a hard kill (starting again takes over a second).
+const DUE_WHILE_KILLED_MS: [i64; 3] = [300, 450, 600];
+
+/// After the last expected copy arrived, how long a duplicate gets to show up as well.
+const DUPLICATE_GRACE: Duration = Duration::from_millis(500);
 
 /// Given two users in a room, alice schedules, bob watches.
 async fn pair(ctx: &Ctx) -> Result<(User, User, String), Stop> {
@@ -118,6 +127,101 @@ async fn listing_and_management(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+/// Alice schedules a short delayed message; bob sees it arrive (sent before what follows).
+async fn sent_now(
+    ctx: &Ctx,
+    alice: &User,
+    bob: &User,
+    room: &str,
+    name: &str,
+) -> Result<DelayedEvent, Stop> {
+    let event = DelayedEvent::message(room, &ctx.unique(name));
+    let scheduled = alice.schedule_ok(&event, SENT_BEFORE_MS).await?;
+    ctx.expect_sent_not_early(
+        bob,
+        name,
+        scheduled.requested_at,
+        None,
+        SENT_BEFORE_MS,
+        |o| event.matches(o),
+    )
+    .await?;
+    Ok(event)
+}
+
+/// An event sent before a clean restart is not sent again after it; then the homeserver is
+/// killed outright while events are due, and after it comes back each is sent exactly once
+/// (and the event sent just before the kill not again). After each restart the case waits only
+/// over `/sync` (and a plain message), never touching the delayed-events API: a server whose
+/// start-up needs such a request to send what is due must not be rescued by the case itself.
+async fn exactly_once_across_restart_and_kill(ctx: Ctx) -> CaseResult {
+    let (alice, bob, room) = pair(&ctx).await?;
+    let before_restart = sent_now(&ctx, &alice, &bob, &room, "sent before the restart").await?;
+
+    // A clean restart, with a control due while the server is down: start-up sends it, and by
+    // then it would have sent the earlier event again too.
+    let round = ctx.restart_round().await;
+    let control = DelayedEvent::message(&room, &ctx.unique("control due during the restart"));
+    alice.schedule_ok(&control, SENT_BEFORE_MS).await?;
+    ctx.restart_now(round).await?;
+    let back = Instant::now();
+    ctx.await_delivery(
+        &bob,
+        "a control event due while the homeserver restarted",
+        back,
+        0,
+        |o| control.matches(o),
+    )
+    .await?;
+    tokio::time::sleep(DUPLICATE_GRACE).await;
+    let copies = bob
+        .seen_matching(|o| before_restart.matches(o))
+        .await?
+        .len();
+    check!(
+        copies == 1,
+        "a delayed event must be sent exactly once across restarts: the event sent before the clean restart was \
+         delivered {copies} times"
+    );
+
+    // A hard kill while events are due.
+    let round = ctx.restart_round().await;
+    let before_kill = sent_now(&ctx, &alice, &bob, &room, "sent before the kill").await?;
+    let mut due = Vec::new();
+    for delay in DUE_WHILE_KILLED_MS {
+        let event =
+            DelayedEvent::message(&room, &ctx.unique(&format!("due {delay} ms into the kill")));
+        let scheduled = alice.schedule_ok(&event, delay).await?;
+        due.push((scheduled, event));
+    }
+    ctx.kill_now(round).await?;
+    let back = Instant::now();
+    let what = "an event that fell due while the homeserver was killed";
+    for (scheduled, event) in &due {
+        // Not early by the harness's clock, and not later than coming back plus the allowance.
+        let seen = ctx
+            .await_delivery(&bob, what, back, 0, |o| event.matches(o))
+            .await?;
+        ctx.check_not_early(
+            what,
+            &seen,
+            scheduled.requested_at,
+            None,
+            scheduled.delay_ms,
+        )?;
+    }
+    // Counted after a plain message: once it is in, the start-up pass is long done.
+    let mut expected = vec![
+        ("the event sent before the clean restart", &before_restart),
+        ("the event sent just before the kill", &before_kill),
+    ];
+    expected.extend(
+        due.iter()
+            .map(|(_, e)| ("an event due while the homeserver was killed", e)),
+    );
+    ctx.expect_each_once(&alice, &bob, &room, &expected).await
+}
+
 pub fn cases() -> Vec<Case> {
     vec![
         Case::new(
@@ -146,6 +250,15 @@ pub fn cases() -> Vec<Case> {
             listing_and_management,
         )
         .needs(&[Need::Restart])
+        .revisions(&[Rev::Jul2026]),
+        Case::new(
+            "msc4140.persistence.exactly_once_across_restart_and_kill",
+            "An event sent before a restart is not sent again; events due during a hard kill are each sent exactly once",
+            Level::Must,
+            RESTART_SCANS_SCHEDULED,
+            exactly_once_across_restart_and_kill,
+        )
+        .needs(&[Need::Restart, Need::Kill])
         .revisions(&[Rev::Jul2026]),
     ]
 }

@@ -2,7 +2,7 @@
 //! normal limits: the managed Synapse starts a second instance for them; elsewhere they run only
 //! when asked for (`--area rate_limits`).
 
-use super::texts::{LOOKUP_RATE_LIMIT, MANAGEMENT_RATE_LIMIT};
+use super::texts::{HEARTBEAT, LOOKUP_RATE_LIMIT, MANAGEMENT_RATE_LIMIT};
 use super::LONG_DELAY_MS;
 use crate::prelude::*;
 use futures::future::join_all;
@@ -48,6 +48,67 @@ async fn lookups(ctx: Ctx) -> CaseResult {
     first_limited(&ctx, "listings of delayed events", answers).await
 }
 
+/// Call members heartbeating from one client address, each at a calm, client-like pace.
+const HEARTBEATERS: usize = 6;
+const HEARTBEAT_DELAY_MS: i64 = 3000;
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+const HEARTBEATS_EACH: usize = 3;
+
+/// Several users heartbeat their own delayed events from the same client address (the harness's),
+/// each with a few restarts a second apart, well within any per-user management limit. A server
+/// that limits per address instead of per user refuses some, which drops calls in practice.
+async fn heartbeats_behind_one_address(ctx: Ctx) -> CaseResult {
+    let mut members = Vec::new();
+    for n in 0..HEARTBEATERS {
+        let member = ctx.user(&format!("member{n}")).await?;
+        let room = ctx.room(&member, &[]).await?;
+        members.push((member, room));
+    }
+    let mut timers = Vec::new();
+    for (n, (member, room)) in members.iter().enumerate() {
+        let event = DelayedEvent::message(room, &ctx.unique(&format!("member {n} hangs up")));
+        timers.push(member.schedule_ok(&event, HEARTBEAT_DELAY_MS).await?);
+    }
+    let mut refused = Vec::new();
+    for beat in 0..HEARTBEATS_EACH {
+        tokio::time::sleep(HEARTBEAT_EVERY).await;
+        let restarts = members.iter().zip(&timers).map(|((m, _), t)| async move {
+            let requested = Instant::now();
+            (m.manage(&t.delay_id, Action::Restart).await, requested)
+        });
+        let answers = join_all(restarts).await;
+        for (n, (answer, requested)) in answers.into_iter().enumerate() {
+            let answer = answer?;
+            if answer.status == 429 {
+                refused.push(format!(
+                    "member {n}, beat {}: {}",
+                    beat + 1,
+                    answer.describe()
+                ));
+            } else if !answer.is_success() {
+                // Not a refusal for the rate: the timer ran out before the harness got there.
+                ctx.done_before_due("the restart", timers[n].requested_at, HEARTBEAT_DELAY_MS)?;
+                fail!(
+                    "a heartbeat (restart) of a scheduled event failed: {}",
+                    answer.describe()
+                );
+            } else {
+                timers[n].requested_at = requested;
+            }
+        }
+    }
+    for ((member, _), timer) in members.iter().zip(&timers) {
+        member.manage(&timer.delay_id, Action::Cancel).await?;
+    }
+    check!(
+        refused.is_empty(),
+        "{HEARTBEATERS} users restarting their own delayed events from one address, each only \
+         {HEARTBEATS_EACH} times a second apart, were refused: {}",
+        refused.join("; ")
+    );
+    Ok(())
+}
+
 pub fn cases() -> Vec<Case> {
     vec![
         Case::new(
@@ -66,5 +127,14 @@ pub fn cases() -> Vec<Case> {
             lookups,
         )
         .needs(&[Need::NormalRateLimits]),
+        Case::new(
+            "msc4140.rate_limits.heartbeats_behind_one_address",
+            "Several users heartbeating from one address, each within its own limit, are not refused",
+            Level::Must,
+            HEARTBEAT,
+            heartbeats_behind_one_address,
+        )
+        .needs(&[Need::NormalRateLimits])
+        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
     ]
 }

@@ -24,8 +24,40 @@ fn own_key(ctx: &Ctx) -> String {
     ctx.unique("key").replace(' ', "-")
 }
 
+/// Long enough for a loaded server to process the newer state before the delayed one is due.
+const OVERWRITE_DELAY_MS: i64 = 2500;
+
+/// After the delayed event was due, how long the canary may still take to be cancelled: a server
+/// that does so applies the overwrite rule, late.
+const LATE_BOUND: Duration = Duration::from_secs(3);
+
+const CANARY_TYPE: &str = "org.example.dec.canary";
+
+/// Whether `user`'s canary `delay_id` has left the listing (cancelled by the overwrite), polling
+/// until `until`.
+async fn canary_gone(user: &User, delay_id: &str, until: Instant) -> Result<bool, Stop> {
+    loop {
+        if user.listed(delay_id).await?.is_none() {
+            return Ok(true);
+        }
+        if Instant::now() >= until {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether the server cancels bob's delayed state event when alice sets the same entry must not
+/// depend on how fast it processes alice's state. Servers process state changes in order, and
+/// possibly in the background: alice overwrites a canary (another delayed state event of bob's)
+/// right after; once the canary is cancelled, the server has demonstrably processed alice's
+/// state. The verdict waits for that (or for the event's time), so a slow server is judged by
+/// its rule, and a rule applied only after the event went out is reported as that.
 async fn other_users_state(ctx: Ctx) -> CaseResult {
     let (alice, bob, room) = shared_room(&ctx).await?;
+    alice
+        .update_power_levels(&room, |levels| levels["events"][CANARY_TYPE] = json!(0))
+        .await?;
     let key = own_key(&ctx);
     let delayed = DelayedEvent::state(
         &room,
@@ -33,17 +65,43 @@ async fn other_users_state(ctx: Ctx) -> CaseResult {
         &key,
         json!({"by": "bob, delayed", "n": ctx.unique("n")}),
     );
-    let scheduled = bob.schedule_ok(&delayed, SHORT_DELAY_MS).await?;
+    let canary = DelayedEvent::state(&room, CANARY_TYPE, &key, json!({"n": ctx.unique("canary")}));
+    let scheduled = bob.schedule_ok(&delayed, OVERWRITE_DELAY_MS).await?;
+    let canary_id = bob
+        .schedule_ok(&canary, super::LONG_DELAY_MS)
+        .await?
+        .delay_id;
     alice
         .put_state(&room, SHARED_TYPE, &key, json!({"by": "alice, now"}))
         .await?
         .setup_ok("set the same state")?;
+    ctx.changed_in_time("alice's newer state event", &scheduled)?;
+    alice
+        .put_state(&room, CANARY_TYPE, &key, json!({"by": "alice, after"}))
+        .await?
+        .setup_ok("overwrite the canary")?;
+    let due = scheduled.requested_at + Duration::from_millis(OVERWRITE_DELAY_MS as u64);
+    let processed_in_time = canary_gone(&bob, &canary_id, due).await?;
     let copies = ctx
         .copies_once_due(&alice, &alice, &room, &scheduled, |o| delayed.matches(o))
         .await?;
     let still_listed = bob.listed(&scheduled.delay_id).await?.is_some();
+    let rule_applied =
+        processed_in_time || canary_gone(&bob, &canary_id, Instant::now() + LATE_BOUND).await?;
+    if !rule_applied {
+        bob.manage(&canary_id, Action::Cancel).await?;
+    }
     match (copies.len(), still_listed) {
         (0, false) => ctx.matched(&[Rev::Oct2024]),
+        (1, false) if processed_in_time => fail!(
+            "another user's newer state event cancelled a canary delayed state event before the event under test \
+             was due, but the event under test (same rule, same sender) was sent anyway"
+        ),
+        (1, false) if rule_applied => fail!(
+            "late cancellation: the server applies the rule that another user's newer state cancels a delayed state \
+             event (a canary was cancelled), but processed the newer state only after the {OVERWRITE_DELAY_MS} ms \
+             delay had run out, though it had accepted it before; so the delayed state event was sent anyway"
+        ),
         (1, false) => ctx.matched(&[Rev::Dec2025, Rev::Jul2026]),
         (0, true) => fail!(
             "after another user's newer state event, the delayed state event was neither sent at its time nor \

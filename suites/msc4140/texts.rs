@@ -211,6 +211,13 @@ pub const OVERDUE_IN_ORDER: SpecRef = SpecRef::msc4140(
     "Moreover, when a homeserver restarts, it MUST scan for all scheduled delayed events whose send time has already passed (i.e. delayed events that were scheduled to be sent while the homeserver was offline), and send those delayed events as soon as possible, in chronological order of their scheduled send times.",
 );
 
+/// Only *scheduled* events are sent at start-up: one already sent is finalised, and is not again.
+pub const RESTART_SCANS_SCHEDULED: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    SCHEDULING,
+    "Moreover, when a homeserver restarts, it MUST scan for all scheduled delayed events whose send time has already passed (i.e. delayed events that were scheduled to be sent while the homeserver was offline), and send those delayed events as soon as possible",
+);
+
 pub const LIMIT_REFUSED: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,
     SCHEDULING,

@@ -75,6 +75,88 @@ async fn within_allowance(ctx: Ctx, kind: Kind) -> CaseResult {
     )
 }
 
+/// The largest advertised per-user limit a burst case fills (a request each).
+const MAX_BURST: i64 = 100;
+
+/// The burst is due this long after the first scheduling request, plus time per request.
+const BURST_LEAD_MS: i64 = 1000;
+const BURST_PER_REQUEST_MS: i64 = 40;
+
+/// Users and events each of the many-users burst.
+const BURST_USERS: usize = 5;
+const BURST_EVENTS_EACH: usize = 4;
+
+/// Each sender schedules `each` messages into `room`, all aimed at one moment: every delay is that
+/// moment minus the harness clock just before its request. Then every event must arrive, none
+/// before its own delay (by the harness's clock), and each exactly once.
+async fn burst(ctx: &Ctx, senders: &[User], each: usize, watcher: &User, room: &str) -> CaseResult {
+    let started = Instant::now();
+    let count = (senders.len() * each) as i64;
+    let due_at =
+        started + Duration::from_millis((BURST_LEAD_MS + BURST_PER_REQUEST_MS * count) as u64);
+    let mut events = Vec::new();
+    for (s, sender) in senders.iter().enumerate() {
+        for n in 0..each {
+            let event = DelayedEvent::message(room, &ctx.unique(&format!("burst {s}.{n}")));
+            let delay = due_at.saturating_duration_since(Instant::now()).as_millis() as i64;
+            if delay < 100 {
+                return Err(Stop::Error(format!(
+                    "the harness fell behind: scheduling the burst took longer than the {} ms it allowed",
+                    BURST_LEAD_MS + BURST_PER_REQUEST_MS * count
+                )));
+            }
+            events.push((sender.schedule_ok(&event, delay).await?, event));
+        }
+    }
+    let what = "an event of a burst all due at one moment";
+    for (scheduled, event) in &events {
+        let seen = ctx
+            .await_delivery(
+                watcher,
+                what,
+                scheduled.requested_at,
+                scheduled.delay_ms,
+                |o| event.matches(o),
+            )
+            .await?;
+        ctx.check_not_early(
+            what,
+            &seen,
+            scheduled.requested_at,
+            None,
+            scheduled.delay_ms,
+        )?;
+    }
+    let named: Vec<(&str, &DelayedEvent)> = events.iter().map(|(_, e)| (what, e)).collect();
+    ctx.expect_each_once(&senders[0], watcher, room, &named)
+        .await
+}
+
+/// One user's events up to the per-user limit the server advertises, all due at once.
+async fn burst_up_to_user_limit(ctx: Ctx) -> CaseResult {
+    let Some(limit) = ctx.features().capability_field("max_scheduled") else {
+        skip!("the server does not advertise max_scheduled, so the harness cannot know how many events one user may have")
+    };
+    let count = limit.min(MAX_BURST) as usize;
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
+    bob.start_sync().await?;
+    burst(&ctx, &[alice], count, &bob, &room).await
+}
+
+/// Several users' events in one room, all due at once.
+async fn many_users_due_together(ctx: Ctx) -> CaseResult {
+    let watcher = ctx.user("watcher").await?;
+    let mut senders = Vec::new();
+    for n in 0..BURST_USERS {
+        senders.push(ctx.user(&format!("member{n}")).await?);
+    }
+    let room = ctx
+        .room(&watcher, &senders.iter().collect::<Vec<_>>())
+        .await?;
+    watcher.start_sync().await?;
+    burst(&ctx, &senders, BURST_EVENTS_EACH, &watcher, &room).await
+}
+
 pub fn cases() -> Vec<Case> {
     vec![
         Case::new(
@@ -107,5 +189,20 @@ pub fn cases() -> Vec<Case> {
             |ctx| within_allowance(ctx, Kind::State),
         )
         .revisions(&[Rev::Dec2025, Rev::Jul2026]),
+        Case::new(
+            "msc4140.timing.burst_up_to_user_limit",
+            "A user's events up to the advertised limit, all due at one moment, are each sent once and none early",
+            Level::Must,
+            NOT_BEFORE,
+            burst_up_to_user_limit,
+        )
+        .needs(&[Need::Capability]),
+        Case::new(
+            "msc4140.timing.many_users_due_together",
+            "Many users' events due at one moment in one room are each sent once and none early",
+            Level::Must,
+            NOT_BEFORE,
+            many_users_due_together,
+        ),
     ]
 }

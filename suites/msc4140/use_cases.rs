@@ -2,7 +2,7 @@
 //! message, a delayed kick, a scheduled reminder.
 
 use super::restart::Restartable;
-use super::texts::{LAST_WILL, REMINDERS, SELF_DESTRUCT};
+use super::texts::{HEARTBEAT, LAST_WILL, REMINDERS, SELF_DESTRUCT};
 use super::SHORT_DELAY_MS;
 use crate::prelude::*;
 
@@ -210,6 +210,77 @@ async fn reminder(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+/// Members of the call of many, each with a hang-up kept alive by heartbeats.
+const CALL_MEMBERS: usize = 3;
+const CALL_DELAY_MS: i64 = 1000;
+const CALL_BEAT: Duration = Duration::from_millis(CALL_DELAY_MS as u64 / 5);
+
+/// Several members of one room keep their "hang up" alive; one stops. Only that member's hang-up
+/// lands, one delay after their last restart (not earlier, not later than allowed), while the
+/// others' restarts go on; the others' hang-ups stay unsent. A server that lets one member's
+/// restart re-arm another's timer keeps the stopped member in the call forever.
+async fn call_of_many(ctx: Ctx) -> CaseResult {
+    let watcher = ctx.user("watcher").await?;
+    let mut members = Vec::new();
+    for n in 0..CALL_MEMBERS {
+        members.push(ctx.user(&format!("member{n}")).await?);
+    }
+    let room = ctx
+        .room(&watcher, &members.iter().collect::<Vec<_>>())
+        .await?;
+    watcher.start_sync().await?;
+    let mut wills = Vec::new();
+    for (n, member) in members.iter().enumerate() {
+        let hang_up = DelayedEvent::message(&room, &ctx.unique(&format!("member {n} hangs up")));
+        let scheduled = member.schedule_ok(&hang_up, CALL_DELAY_MS).await?;
+        wills.push(Restartable::new(
+            member.clone(),
+            watcher.clone(),
+            hang_up,
+            scheduled,
+        ));
+    }
+    for _ in 0..3 {
+        tokio::time::sleep(CALL_BEAT).await;
+        for will in wills.iter_mut() {
+            will.restart().await?;
+        }
+    }
+    // The last member's client goes away; the others keep beating until its hang-up lands.
+    let stopped = wills.pop().expect("several members");
+    let deadline = Ctx::delivery_deadline(stopped.timer_started, CALL_DELAY_MS);
+    let seen = loop {
+        if let Some(seen) = watcher
+            .wait_for(Instant::now() + CALL_BEAT, |o| stopped.event.matches(o))
+            .await?
+        {
+            break seen;
+        }
+        if Instant::now() >= deadline {
+            fail!(
+                "the hang-up of the member who stopped was never sent while the other members kept restarting \
+                 their own: not seen within its {CALL_DELAY_MS} ms delay plus the allowance"
+            );
+        }
+        for will in wills.iter_mut() {
+            will.restart().await?;
+        }
+    };
+    let what = "the hang-up of the member who stopped";
+    ctx.check_not_early(what, &seen, stopped.timer_started, None, CALL_DELAY_MS)?;
+    ctx.check_within_allowance(what, &seen, stopped.timer_started, None, CALL_DELAY_MS)?;
+    for will in &wills {
+        ctx.done_before_due("the last heartbeat", will.timer_started, CALL_DELAY_MS)?;
+        let landed = watcher.seen_matching(|o| will.event.matches(o)).await?;
+        check!(
+            landed.is_empty(),
+            "one member's hang-up landed while they kept restarting it (another member had stopped)"
+        );
+        will.alice.manage(&will.delay_id, Action::Cancel).await?;
+    }
+    Ok(())
+}
+
 pub fn cases() -> Vec<Case> {
     vec![
         Case::new(
@@ -240,5 +311,13 @@ pub fn cases() -> Vec<Case> {
             REMINDERS,
             reminder,
         ),
+        Case::new(
+            "msc4140.use_cases.call_of_many",
+            "In a call of many, only the hang-up of the member who stopped heartbeating lands, on time",
+            Level::Must,
+            HEARTBEAT,
+            call_of_many,
+        )
+        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
     ]
 }

@@ -39,6 +39,12 @@ const SYNC_POLL: Duration = Duration::from_millis(200);
 const LATE_BY_MS: u64 = 40_000;
 /// How much earlier than due [`Fault::SendEarly`] sends.
 const SEND_EARLY_BY_MS: u64 = 200;
+/// [`Fault::StateOverwriteLate`]: how long after a newer state event its overwrite takes effect
+/// (longer than the delay of `state_overwrite.other_users_state_cancels`).
+const OVERWRITE_LAG_MS: u64 = 3500;
+/// [`Fault::BurstDropsExcess`]: how many timer sends of one room a window holds.
+const BURST_CAPACITY: usize = 8;
+const BURST_WINDOW_MS: u64 = 200;
 /// Lines kept in the fake's own log ([`FakeHomeserver::log_tail`]).
 const LOG_LINES: usize = 200;
 /// The management rate limit, as Synapse's default `rc_delayed_event_mgmt`: burst and refill.
@@ -155,6 +161,12 @@ pub enum Fault {
     OverdueNotSent,
     /// After a restart the listing answers `[]`, though events stay scheduled and are sent.
     ListingEmptyAfterRestart,
+    /// Coming back from a restart, the server sends again every delayed event it had sent
+    /// before (the record of having sent them was lost).
+    ResendsSentAfterRestart,
+    /// After a hard kill (`FakeTarget::kill`), the events that fell due while it was down are
+    /// each sent twice.
+    OverdueTwiceAfterKill,
 
     // --- rate limits (only with `FakeOptions::rate_limits`) -------------------------------------
     /// Management actions (both forms) are never rate-limited.
@@ -176,6 +188,9 @@ pub enum Fault {
     StateOverwriteTooBroad,
     /// A state overwrite cancels the delayed event (never sent), but it stays in the listing.
     StateOverwriteCancelsButListed,
+    /// The 2024-10 overwrite rule applies, but only [`OVERWRITE_LAG_MS`] after the newer state
+    /// event was accepted (as a server that processes state changes in the background, behind).
+    StateOverwriteLate,
 
     // --- permissions at send time ----------------------------------------------------------------
     /// A `send` action refused for lack of permission finalises the event (failed) instead of
@@ -183,6 +198,19 @@ pub enum Fault {
     SendActionFailureFinalises,
     /// Delayed events of a user who left or was kicked from the room are sent anyway.
     LeftMemberStillSends,
+
+    // --- field scenarios ---------------------------------------------------------------------------
+    /// The timer sends at most [`BURST_CAPACITY`] events of one room within [`BURST_WINDOW_MS`];
+    /// the rest of a burst is forgotten (never sent, still listed).
+    BurstDropsExcess,
+    /// Any management action on a finalised (sent or cancelled) event also cancels every other
+    /// scheduled event of its owner.
+    ActionOnFinalisedCancelsOthers,
+    /// A `restart` re-arms every scheduled delayed event in the room, whoever owns it.
+    RestartRearmsWholeRoom,
+    /// The management rate limit (with `FakeOptions::rate_limits`) counts every user's actions
+    /// in one bucket, as a limit per client address would for users behind one address.
+    MgmtRateLimitPerAddress,
 
     // --- per-user limit --------------------------------------------------------------------------
     /// Cancelled delayed events still count against the per-user limit.
@@ -261,6 +289,13 @@ impl Fault {
         Fault::DeactivatedStillSends,
         Fault::StateOverwriteTooBroad,
         Fault::StateOverwriteCancelsButListed,
+        Fault::StateOverwriteLate,
+        Fault::ResendsSentAfterRestart,
+        Fault::OverdueTwiceAfterKill,
+        Fault::BurstDropsExcess,
+        Fault::ActionOnFinalisedCancelsOthers,
+        Fault::RestartRearmsWholeRoom,
+        Fault::MgmtRateLimitPerAddress,
         Fault::SendActionFailureFinalises,
         Fault::LeftMemberStillSends,
         Fault::LimitNotFreedByCancel,
@@ -379,6 +414,16 @@ impl FakeHomeserver {
         let mut st = lock(&self.state);
         let downtime = st.opts.restart_downtime;
         st.go_down(downtime);
+        downtime
+    }
+
+    /// Starts a hard kill: the same downtime as a restart, but the kill faults apply when the
+    /// fake comes back.
+    pub fn begin_kill(&self) -> Duration {
+        let mut st = lock(&self.state);
+        let downtime = st.opts.restart_downtime;
+        st.go_down(downtime);
+        st.killed = true;
         downtime
     }
 
@@ -823,6 +868,12 @@ struct State {
     down_until: Option<u64>,
     /// Homeserver restarts so far.
     restarts: u64,
+    /// The current downtime is a hard kill, not a clean restart.
+    killed: bool,
+    /// [`Fault::BurstDropsExcess`]: the timer's recent sends (time, room).
+    recent_timer_sends: VecDeque<(u64, String)>,
+    /// [`Fault::StateOverwriteLate`]: events whose overwrite takes effect later, and when.
+    late_overwrites: Vec<(u64, usize)>,
     /// Rate-limit buckets, by user id (or [`ANONYMOUS`]).
     buckets: HashMap<String, Bucket>,
     /// What the fake did, oldest first (requests, sends, restarts); at most [`LOG_LINES`].
@@ -900,6 +951,9 @@ impl State {
             delayed_counter: 0,
             down_until: None,
             restarts: 0,
+            killed: false,
+            late_overwrites: Vec::new(),
+            recent_timer_sends: VecDeque::new(),
             buckets: HashMap::new(),
             log: VecDeque::new(),
             recorded: Vec::new(),
@@ -967,10 +1021,13 @@ impl State {
         if !self.opts.rate_limits || exempt {
             return Ok(());
         }
-        let key = self
-            .session(cx)
-            .map(|s| s.user_id)
-            .unwrap_or_else(|_| ANONYMOUS.to_string());
+        let key = match self.session(cx) {
+            _ if kind == Limited::Management && self.fault(Fault::MgmtRateLimitPerAddress) => {
+                "the one client address".to_string()
+            }
+            Ok(session) => session.user_id,
+            Err(_) => ANONYMOUS.to_string(),
+        };
         let now = self.now;
         let bucket = self.buckets.entry(key).or_insert(Bucket {
             tokens: RATE_BURST,
@@ -1375,14 +1432,12 @@ impl State {
         if let Some(sk) = &state_key {
             room.state.insert((ev_type.to_string(), sk.clone()), idx);
         }
-        let new = Overwrite {
-            room_id,
-            ev_type,
-            state_key: state_key.as_deref(),
-            sender,
-            delay_id: delay_id.as_deref(),
-        };
-        self.cancel_overwritten(&new);
+        if self.fault(Fault::StateOverwriteLate) {
+            self.late_overwrites
+                .push((self.now + OVERWRITE_LAG_MS, idx));
+        } else {
+            self.overwrite_by(idx);
+        }
         let ignored = delay_id.is_some() && self.fault(Fault::DelayedRedactionIgnored);
         if ev_type == "m.room.redaction" && !ignored {
             self.apply_redaction(idx);
@@ -1436,6 +1491,26 @@ impl State {
         };
         ev.content = Value::Object(kept);
         ev.redacted_by = Some(redaction);
+    }
+
+    /// The event at `idx` cancels what it overwrites.
+    fn overwrite_by(&mut self, idx: usize) {
+        let ev = &self.events[idx];
+        let (room_id, ev_type, state_key, sender, delay_id) = (
+            ev.room_id.clone(),
+            ev.ev_type.clone(),
+            ev.state_key.clone(),
+            ev.sender.clone(),
+            ev.delay_id.clone(),
+        );
+        let new = Overwrite {
+            room_id: &room_id,
+            ev_type: &ev_type,
+            state_key: state_key.as_deref(),
+            sender: &sender,
+            delay_id: delay_id.as_deref(),
+        };
+        self.cancel_overwritten(&new);
     }
 
     /// A newer event cancels the pending delayed events it overwrites: those of other users for
@@ -1584,6 +1659,14 @@ impl State {
 
     /// Sends every delayed event whose time has come, in order of due time.
     fn tick(&mut self) {
+        let now = self.now;
+        let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.late_overwrites)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.late_overwrites = later;
+        for (_, idx) in ready {
+            self.overwrite_by(idx);
+        }
         for idx in self.due_now() {
             let ts = self.timer_timestamp(&self.delayed[idx]);
             self.fire(idx, ts);
@@ -1594,6 +1677,12 @@ impl State {
     fn fire(&mut self, idx: usize, ts: u64) {
         let d = &self.delayed[idx];
         let state_key = d.state_key.clone();
+        let scheduled = matches!(d.outcome, Outcome::Scheduled);
+        if scheduled && self.burst_full(idx) {
+            self.delayed_mut(idx).stalled = true;
+            return;
+        }
+        let d = &self.delayed[idx];
         match d.outcome {
             Outcome::Scheduled => {
                 let result = self.emit_delayed(idx, ts, state_key, Phase::Timer);
@@ -1605,6 +1694,28 @@ impl State {
             }
             _ => {} // finalised meanwhile, e.g. by a state overwrite from an earlier one
         }
+    }
+
+    /// [`Fault::BurstDropsExcess`]: whether the timer already sent its fill into this event's
+    /// room within the window (and if not, counts this send).
+    fn burst_full(&mut self, idx: usize) -> bool {
+        if !self.fault(Fault::BurstDropsExcess) {
+            return false;
+        }
+        let now = self.now;
+        self.recent_timer_sends
+            .retain(|(at, _)| at + BURST_WINDOW_MS > now);
+        let room = self.delayed[idx].room_id.clone();
+        let in_room = self
+            .recent_timer_sends
+            .iter()
+            .filter(|(_, r)| *r == room)
+            .count();
+        if in_room >= BURST_CAPACITY {
+            return true;
+        }
+        self.recent_timer_sends.push_back((now, room));
+        false
     }
 
     /// Puts a delayed event into its room now, if its owner may send it.
@@ -1860,6 +1971,20 @@ impl State {
             return Err(not_found("No such delayed event."));
         }
         let outcome = self.delayed[idx].outcome.clone();
+        if !matches!(outcome, Outcome::Scheduled)
+            && self.fault(Fault::ActionOnFinalisedCancelsOthers)
+        {
+            let owner = self.delayed[idx].owner.clone();
+            let others: Vec<usize> = (0..self.delayed.len())
+                .filter(|&i| {
+                    self.delayed[i].owner == owner
+                        && matches!(self.delayed[i].outcome, Outcome::Scheduled)
+                })
+                .collect();
+            for other in others {
+                self.finalise(other, Outcome::Cancelled);
+            }
+        }
         match (outcome, action) {
             (Outcome::Scheduled, Action::Send) => self.send_action(idx),
             (Outcome::Scheduled, Action::Cancel) => {
@@ -1872,6 +1997,14 @@ impl State {
                 if !self.fault(Fault::RestartNoop) {
                     let now = self.now;
                     self.delayed_mut(idx).scheduled_at = now;
+                }
+                if self.fault(Fault::RestartRearmsWholeRoom) {
+                    let (now, room) = (self.now, self.delayed[idx].room_id.clone());
+                    for d in self.delayed.iter_mut() {
+                        if d.room_id == room && matches!(d.outcome, Outcome::Scheduled) {
+                            d.scheduled_at = now;
+                        }
+                    }
                 }
                 Ok(ok(json!({})))
             }
@@ -2007,6 +2140,16 @@ impl State {
     /// due time, stamped with the moment the server came back.
     fn come_back(&mut self) {
         self.down_until = None;
+        let killed = std::mem::take(&mut self.killed);
+        if self.fault(Fault::ResendsSentAfterRestart) {
+            let sent: Vec<usize> = (0..self.delayed.len())
+                .filter(|&i| matches!(self.delayed[i].outcome, Outcome::Sent { .. }))
+                .collect();
+            for idx in sent {
+                let state_key = self.delayed[idx].state_key.clone();
+                let _ = self.emit_delayed(idx, self.now, state_key, Phase::Timer);
+            }
+        }
         let mut overdue = self.due_now();
         if self.fault(Fault::OverdueOutOfOrder) {
             overdue.reverse();
@@ -2022,6 +2165,10 @@ impl State {
         ));
         for idx in overdue {
             self.fire(idx, self.now);
+            if killed && self.fault(Fault::OverdueTwiceAfterKill) {
+                let state_key = self.delayed[idx].state_key.clone();
+                let _ = self.emit_delayed(idx, self.now, state_key, Phase::Timer);
+            }
         }
     }
 

@@ -63,6 +63,20 @@ impl Target for FakeTarget {
         Ok(())
     }
 
+    fn can_kill(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// As a restart, with the kill faults applying when the fake comes back.
+    async fn kill(&self) -> Result<(), TargetError> {
+        let mut wait = Some(self.fake.begin_kill());
+        while let Some(left) = wait {
+            tokio::time::sleep(left).await;
+            wait = self.fake.finish_restart();
+        }
+        Ok(())
+    }
+
     fn log_tail(&self, lines: usize) -> Option<String> {
         Some(self.fake.log_tail(lines))
     }

@@ -32,12 +32,16 @@ impl RunFiles {
         port: u16,
         registration_secret: &str,
         default_delayed_event_limits: bool,
+        fragment: Option<&Value>,
     ) -> io::Result<()> {
         let mut config = self.homeserver_config(port, registration_secret);
         if default_delayed_event_limits {
             if let Some(object) = config.as_object_mut() {
                 object.remove("rc_delayed_event_mgmt");
             }
+        }
+        if let Some(fragment) = fragment {
+            deep_merge(&mut config, fragment);
         }
         fs::write(&self.config, serde_json::to_string_pretty(&config)?)?;
         fs::write(
@@ -195,6 +199,30 @@ pub(super) fn tail_lines(path: &Path, lines: usize) -> Option<String> {
     (!tail.trim().is_empty()).then_some(tail)
 }
 
+/// Merges the user's `--synapse-config` fragment into the configuration: mappings merge key by
+/// key, any other value replaces what was there, and `null` removes the key (so a fragment can
+/// switch off what the harness sets, such as `max_event_delay_duration`).
+pub(super) fn deep_merge(config: &mut Value, fragment: &Value) {
+    match (config, fragment) {
+        (Value::Object(into), Value::Object(from)) => {
+            for (key, value) in from {
+                match (into.get_mut(key), value) {
+                    (_, Value::Null) => {
+                        into.remove(key);
+                    }
+                    (Some(existing), _) if existing.is_object() && value.is_object() => {
+                        deep_merge(existing, value)
+                    }
+                    _ => {
+                        into.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (config, fragment) => *config = fragment.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +239,15 @@ mod tests {
         );
         assert_eq!(config["allow_guest_access"], true);
         assert_eq!(config["listeners"][0]["port"], 8008);
+    }
+
+    #[test]
+    fn fragments_merge_deeply_and_null_removes() {
+        let mut config = json!({"a": {"b": 1, "c": 2}, "d": 3, "e": [1]});
+        deep_merge(
+            &mut config,
+            &json!({"a": {"c": 20, "x": 1}, "d": null, "e": [2]}),
+        );
+        assert_eq!(config, json!({"a": {"b": 1, "c": 20, "x": 1}, "e": [2]}));
     }
 }

@@ -57,6 +57,8 @@ pub struct SynapseOptions {
     /// Keep Synapse's own limits for delayed-event management (`rc_delayed_event_mgmt`) instead
     /// of lifting them: for the rate_limits cases, which need a server with its normal limits.
     pub default_delayed_event_limits: bool,
+    /// A configuration fragment (`--synapse-config`) deep-merged over what the harness writes.
+    pub config_fragment: Option<Value>,
 }
 
 impl Default for SynapseOptions {
@@ -69,6 +71,7 @@ impl Default for SynapseOptions {
             show_progress: true,
             keep_data: false,
             default_delayed_event_limits: false,
+            config_fragment: None,
         }
     }
 }
@@ -119,6 +122,7 @@ impl SynapseTarget {
                 port,
                 &registration_secret,
                 opts.default_delayed_event_limits,
+                opts.config_fragment.as_ref(),
             )
             .map_err(|e| {
                 TargetError(format!(
@@ -261,17 +265,16 @@ impl Target for SynapseTarget {
     }
 
     async fn restart(&self) -> Result<(), TargetError> {
-        let mut server = self.server.lock().await;
-        let Some(child) = server.take() else {
-            return Err(TargetError(
-                "Synapse is not running (it was shut down or failed to restart before); \
-                 start a new run."
-                    .into(),
-            ));
-        };
-        stop(child, RESTART_GRACE).await;
-        *server = Some(self.launch().await?);
+        self.cycle(RESTART_GRACE).await
+    }
+
+    fn can_kill(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    /// SIGKILL to Synapse's process group (no grace: a crash), then a start on the same data.
+    async fn kill(&self) -> Result<(), TargetError> {
+        self.cycle(Duration::ZERO).await
     }
 
     fn log_tail(&self, lines: usize) -> Option<String> {
@@ -288,6 +291,24 @@ impl Target for SynapseTarget {
             stop(child, SHUTDOWN_GRACE).await;
         }
         self.release_data_dir();
+    }
+}
+
+impl SynapseTarget {
+    /// Stops the homeserver (SIGTERM, SIGKILL after `grace`; at once for a zero grace) and
+    /// starts it again with its data kept.
+    async fn cycle(&self, grace: Duration) -> Result<(), TargetError> {
+        let mut server = self.server.lock().await;
+        let Some(child) = server.take() else {
+            return Err(TargetError(
+                "Synapse is not running (it was shut down or failed to restart before); \
+                 start a new run."
+                    .into(),
+            ));
+        };
+        stop(child, grace).await;
+        *server = Some(self.launch().await?);
+        Ok(())
     }
 }
 

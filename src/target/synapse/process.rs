@@ -79,11 +79,14 @@ pub(super) fn signal_group(leader: u32, signal: libc::c_int) {
     }
 }
 
-/// SIGTERM to the whole group, SIGKILL after `grace`, and reap.
+/// SIGTERM to the whole group, SIGKILL after `grace` (at once, without SIGTERM, for a zero
+/// grace: a crash), and reap.
 pub(super) async fn stop(mut child: Child, grace: Duration) {
     let Some(pid) = child.id() else { return }; // already reaped
-    signal_group(pid, libc::SIGTERM);
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+    if !grace.is_zero() {
+        signal_group(pid, libc::SIGTERM);
+    }
+    if grace.is_zero() || tokio::time::timeout(grace, child.wait()).await.is_err() {
         signal_group(pid, libc::SIGKILL);
         let _ = child.wait().await;
     }
