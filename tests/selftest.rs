@@ -423,6 +423,11 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
         "never sent",
     ),
     (
+        Fault::StateOverwriteTooBroad,
+        "msc4140.use_cases.call_of_many",
+        "restarting a scheduled event that has not been sent was refused",
+    ),
+    (
         Fault::StateOverwriteLate,
         "msc4140.state_overwrite.other_users_state_cancels",
         "late cancellation",

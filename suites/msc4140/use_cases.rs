@@ -266,6 +266,10 @@ async fn call_of_many(ctx: Ctx) -> CaseResult {
             will.restart().await?;
         }
     };
+    // The others are still in the call: their hang-ups stay scheduled, so they can beat again.
+    for will in wills.iter_mut() {
+        will.restart().await?;
+    }
     let what = "the hang-up of the member who stopped";
     ctx.check_not_early(what, &seen, stopped.timer_started, None, CALL_DELAY_MS)?;
     ctx.check_within_allowance(what, &seen, stopped.timer_started, None, CALL_DELAY_MS)?;
