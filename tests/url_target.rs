@@ -88,9 +88,16 @@ fn url_target_names_the_server_and_restarts_it_with_the_restart_command() {
         script().display(),
         external.dir.path().display()
     );
+    // The hard-kill scenarios of the persistence area go through the kill command.
+    let kill = format!(
+        "{} kill {}",
+        script().display(),
+        external.dir.path().display()
+    );
     let output = Command::new(env!("CARGO_BIN_EXE_delayed-events-conformance"))
         .args(["run", "--target", "url", "--base-url", &base_url])
-        .args(["--restart-command", &restart, "--area", "persistence"])
+        .args(["--restart-command", &restart, "--kill-command", &kill])
+        .args(["--area", "persistence"])
         .arg("--json")
         .arg(&results)
         .env("DEC_REGISTRATION_SHARED_SECRET", secret)
