@@ -139,6 +139,30 @@ impl Ledger {
         }
     }
 
+    /// Records the answer to the scheduling request of event `index`: due one delay after the
+    /// request left, or refused. Whether it was accepted.
+    fn scheduled(
+        &mut self,
+        index: usize,
+        requested_at: Instant,
+        delay: Duration,
+        outcome: Result<u16, String>,
+    ) -> bool {
+        self.request("schedule", requested_at, outcome.clone());
+        let tracked = &mut self.tracked[index];
+        match outcome {
+            Ok(_) => {
+                tracked.not_before = Some(requested_at + delay);
+                tracked.due = Some(requested_at + delay);
+                true
+            }
+            Err(refusal) => {
+                tracked.refused = Some(refusal);
+                false
+            }
+        }
+    }
+
     fn arrived(&mut self, seen: &Observed) {
         let marker = seen.content().get("body").and_then(|b| b.as_str());
         if let Some(&index) = marker.and_then(|m| self.by_marker.get(m)) {
@@ -362,19 +386,10 @@ async fn schedule_one(
         .user
         .schedule(&event, Delay::Ms(delay.as_millis() as i64))
         .await?;
-    let outcome = answer(&resp);
-    {
-        let mut ledger = ledger.lock().unwrap();
-        ledger.request("schedule", requested_at, outcome.clone());
-        let tracked = &mut ledger.tracked[index];
-        match &outcome {
-            Ok(_) => {
-                tracked.not_before = Some(requested_at + delay);
-                tracked.due = Some(requested_at + delay);
-            }
-            Err(refusal) => tracked.refused = Some(refusal.clone()),
-        }
-    }
+    ledger
+        .lock()
+        .unwrap()
+        .scheduled(index, requested_at, delay, answer(&resp));
     let (Some(action), Some(delay_id)) = (action, resp.str_field("delay_id")) else {
         return Ok(());
     };
@@ -421,21 +436,12 @@ async fn heartbeat(
         ledger.lock().unwrap().tracked[index].refused = Some("no answer".into());
         return;
     };
-    let outcome = answer(&resp);
-    {
-        let mut ledger = ledger.lock().unwrap();
-        ledger.request("schedule", requested_at, outcome.clone());
-        let tracked = &mut ledger.tracked[index];
-        match outcome {
-            Ok(_) => {
-                tracked.not_before = Some(requested_at + delay);
-                tracked.due = Some(requested_at + delay);
-            }
-            Err(refusal) => {
-                tracked.refused = Some(refusal);
-                return;
-            }
-        }
+    let accepted = ledger
+        .lock()
+        .unwrap()
+        .scheduled(index, requested_at, delay, answer(&resp));
+    if !accepted {
+        return;
     }
     let Some(delay_id) = resp.str_field("delay_id").map(str::to_string) else {
         return;

@@ -110,22 +110,15 @@ async fn burst(ctx: &Ctx, senders: &[User], each: usize, watcher: &User, room: &
     }
     let what = "an event of a burst all due at one moment";
     for (scheduled, event) in &events {
-        let seen = ctx
-            .await_delivery(
-                watcher,
-                what,
-                scheduled.requested_at,
-                scheduled.delay_ms,
-                |o| event.matches(o),
-            )
-            .await?;
-        ctx.check_not_early(
+        ctx.expect_sent_not_early(
+            watcher,
             what,
-            &seen,
             scheduled.requested_at,
             None,
             scheduled.delay_ms,
-        )?;
+            |o| event.matches(o),
+        )
+        .await?;
     }
     let named: Vec<(&str, &DelayedEvent)> = events.iter().map(|(_, e)| (what, e)).collect();
     ctx.expect_each_once(&senders[0], watcher, room, &named)
