@@ -157,9 +157,32 @@ pub struct Features {
     pub single_lookup: bool,
     /// The capability's name and value, stable name preferred.
     pub capability: Option<(String, Value)>,
+    /// How the server answered the scheduling probe when it offered no form of scheduling (the
+    /// evidence behind "not implemented").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduling_refused: Option<String>,
 }
 
 impl Features {
+    /// Why the server does not offer delayed events at all (no form of scheduling works), or
+    /// `None` when it does. Every case that needs the feature skips with this reason.
+    pub fn not_offered(&self) -> Option<String> {
+        if self.schedule_query_param || self.schedule_endpoint {
+            return None;
+        }
+        let flag = match self.versions_flag {
+            Some(true) => "true",
+            Some(false) => "false",
+            None => "absent",
+        };
+        Some(format!(
+            "the server schedules no delayed event in any form ({}; /versions flag {UNSTABLE_FEATURE}: {flag})",
+            self.scheduling_refused
+                .as_deref()
+                .unwrap_or("no answer recorded")
+        ))
+    }
+
     pub fn capability_field(&self, field: &str) -> Option<i64> {
         self.capability
             .as_ref()
@@ -656,6 +679,9 @@ pub async fn detect(prober: &Client, room_id: &str) -> Result<Features, Stop> {
         };
         let resp = user.schedule(&probe_event, Delay::Ms(3_600_000)).await?;
         let offered = resp.status == 200 && resp.str_field("delay_id").is_some();
+        if !offered && schedule == ScheduleForm::QueryParam {
+            features.scheduling_refused = Some(describe_refusal(&resp));
+        }
         if let (true, Some(delay_id)) = (offered, resp.str_field("delay_id")) {
             user.manage(delay_id, Action::Cancel).await?;
         }
@@ -665,6 +691,22 @@ pub async fn detect(prober: &Client, room_id: &str) -> Result<Features, Stop> {
         }
     }
     Ok(features)
+}
+
+/// The scheduling probe's answer in a few words: status and errcode, or that the server sent the
+/// event at once (it ignored the delay).
+fn describe_refusal(resp: &Resp) -> String {
+    if resp.str_field("event_id").is_some() {
+        return format!(
+            "scheduling answered {} with an event_id and no delay_id: the delay was ignored and the event sent at once",
+            resp.status
+        );
+    }
+    format!(
+        "scheduling answered {} {}",
+        resp.status,
+        resp.errcode().unwrap_or("without an errcode")
+    )
 }
 
 /// A route exists unless the server says it does not know it (`M_UNRECOGNIZED`, 404 without an

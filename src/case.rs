@@ -42,6 +42,9 @@ pub struct Case {
     /// case where they disagree reports the one the server matched).
     pub revisions: &'static [Rev],
     pub needs: &'static [Need],
+    /// Runs even where the server offers no delayed events (every other case then skips with
+    /// the reason): the cases about how such a server must behave.
+    pub runs_without_feature: bool,
     /// Longer than the run's per-case timeout for cases whose scenario takes longer.
     pub timeout: Option<Duration>,
     pub run: CaseFn,
@@ -66,6 +69,7 @@ impl Case {
             spec,
             revisions: &Rev::ALL_MSC4140,
             needs: &[],
+            runs_without_feature: false,
             timeout: None,
             run: Arc::new(move |ctx| Box::pin(run(ctx))),
         }
@@ -73,6 +77,11 @@ impl Case {
 
     pub fn needs(mut self, needs: &'static [Need]) -> Case {
         self.needs = needs;
+        self
+    }
+
+    pub fn runs_without_feature(mut self) -> Case {
+        self.runs_without_feature = true;
         self
     }
 

@@ -216,6 +216,10 @@ pub struct RunReport {
     /// What detection found the server offers (beyond the brief's contract; informative).
     #[serde(default)]
     pub features: Features,
+    /// Set when the server offers no delayed events at all: why (what detection saw). Every case
+    /// that needs the feature skipped, and the run says "not implemented".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_implemented: Option<String>,
     /// The expectation file applied, and why that one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expectations: Option<AppliedExpectations>,

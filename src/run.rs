@@ -552,7 +552,10 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
             } else {
                 format!(" (+{} more instances)", more.len())
             },
-            env.form,
+            match env.features.not_offered() {
+                Some(_) => "none (delayed events not offered)".to_string(),
+                None => env.form.to_string(),
+            },
         );
         let expectations = Arc::new(expectations);
         let reports = runner::run_all(
@@ -573,6 +576,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
                 },
                 api_form: env.form,
                 features: env.features.clone(),
+                not_implemented: env.features.not_offered(),
                 started_at,
                 duration_ms: clock.elapsed().as_millis() as u64,
                 expectations: applied,
@@ -597,7 +601,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     }
     let failing = report.cases.iter().filter(|r| opts.fails_run(r)).count();
     print_summary(&report, failing, clock.elapsed());
-    Ok(if failing == 0 {
+    // A server without the feature proves nothing by skipping: its run fails.
+    Ok(if failing == 0 && report.not_implemented.is_none() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -683,6 +688,12 @@ fn print_summary(report: &RunReport, failing: usize, wall: Duration) {
     );
     if failing > 0 {
         line.push_str(&format!(" — {failing} case(s) fail the run (exit 1)"));
+    }
+    if let Some(reason) = &report.not_implemented {
+        line.push_str(&format!(
+            "\ndelayed events: NOT IMPLEMENTED — {reason}. Every case that needs them skipped, so \
+             the run fails (exit 1)."
+        ));
     }
     println!("\n{line}");
     let stale: Vec<&str> = report

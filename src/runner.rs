@@ -119,6 +119,12 @@ impl Targets {
 /// Why a case cannot run on this target, if it cannot.
 pub fn unmet_need(env: &Env, case: &Case) -> Option<String> {
     let features = &env.features;
+    if let Some(reason) = features
+        .not_offered()
+        .filter(|_| !case.runs_without_feature)
+    {
+        return Some(format!("delayed events are not offered: {reason}"));
+    }
     case.needs.iter().find_map(|need| match need {
         Need::Restart => env.target.can_restart().err(),
         Need::Kill => env.target.can_kill().err(),

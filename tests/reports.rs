@@ -15,6 +15,7 @@ use std::process::Command;
 const PINNED: &str = "synapse-1.163.2.json";
 const OLDER: &str = "synapse-1.157.1.json";
 const EVERY_OUTCOME: &str = "every-outcome.json";
+const FEATURE_OFF: &str = "synapse-1.163.2-feature-off.json";
 
 fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -36,7 +37,7 @@ macro_rules! snapshot {
 
 #[test]
 fn results_files_load_back_into_the_model_unchanged() {
-    for name in [PINNED, OLDER, EVERY_OUTCOME] {
+    for name in [PINNED, OLDER, EVERY_OUTCOME, FEATURE_OFF] {
         let text = std::fs::read_to_string(fixture_path(name)).unwrap();
         let loaded = RunReport::parse(&text).unwrap();
         let written: serde_json::Value = serde_json::to_value(&loaded).unwrap();
@@ -55,7 +56,7 @@ fn unreadable_results_say_what_is_wrong() {
 
 #[test]
 fn no_report_shows_a_secret() {
-    for name in [PINNED, OLDER, EVERY_OUTCOME] {
+    for name in [PINNED, OLDER, EVERY_OUTCOME, FEATURE_OFF] {
         let run = fixture(name);
         for text in [
             std::fs::read_to_string(fixture_path(name)).unwrap(),
@@ -86,7 +87,7 @@ fn no_report_shows_a_secret() {
 
 #[test]
 fn junit_parses_back_with_every_case() {
-    for name in [PINNED, OLDER, EVERY_OUTCOME] {
+    for name in [PINNED, OLDER, EVERY_OUTCOME, FEATURE_OFF] {
         let run = fixture(name);
         let xml = junit::render(&run);
         let parsed = Report::deserialize_from_str(&xml).expect("JUnit parses back");
@@ -95,7 +96,9 @@ fn junit_parses_back_with_every_case() {
             .iter()
             .flat_map(|s| s.test_cases.iter().map(move |c| (s, c)))
             .collect();
-        assert_eq!(cases.len(), run.cases.len(), "{name}: every case");
+        // A run without the feature has one more: the missing feature, failed.
+        let extra = usize::from(run.not_implemented.is_some());
+        assert_eq!(cases.len(), run.cases.len() + extra, "{name}: every case");
         for report in &run.cases {
             let (suite, case) = cases
                 .iter()
@@ -184,9 +187,39 @@ fn markdown_reports() {
     );
 }
 
+/// A server without delayed events: every report says "not implemented" up front, JUnit and the
+/// annotations carry it as a failure, and the matrix shows it instead of a conformance share.
+#[test]
+fn reports_say_not_implemented() {
+    let run = fixture(FEATURE_OFF);
+    let reason = run.not_implemented.clone().expect("the fixture is a feature-off run");
+    assert!(reason.contains("403 M_FORBIDDEN"), "{reason}");
+    snapshot!("markdown-feature-off", markdown::render(&run));
+    let page = html::render(&run);
+    assert!(page.contains("Delayed events are not implemented by this server."));
+    let xml = junit::render(&run);
+    let parsed = Report::deserialize_from_str(&xml).expect("JUnit parses back");
+    let feature = parsed
+        .test_suites
+        .iter()
+        .find(|s| s.name.as_str() == "feature")
+        .expect("a feature suite");
+    assert!(matches!(
+        feature.test_cases[0].status,
+        TestCaseStatus::NonSuccess { kind: NonSuccessKind::Failure, .. }
+    ));
+    let annotations = github::render(&run);
+    assert!(
+        annotations.starts_with("::error title=delayed events not implemented::"),
+        "{annotations}"
+    );
+    let runs = [fixture(PINNED), run];
+    snapshot!("matrix-markdown-feature-off", matrix::render_markdown(&runs));
+}
+
 #[test]
 fn html_report_is_self_contained() {
-    for name in [PINNED, OLDER, EVERY_OUTCOME] {
+    for name in [PINNED, OLDER, EVERY_OUTCOME, FEATURE_OFF] {
         let page = html::render(&fixture(name));
         for fetch in ["src=", "<link", "@import", "url("] {
             assert!(

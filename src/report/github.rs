@@ -7,6 +7,15 @@ use std::fmt::Write;
 
 pub fn render(run: &RunReport) -> String {
     let mut out = String::new();
+    if let Some(reason) = &run.not_implemented {
+        let _ = writeln!(
+            out,
+            "::error title=delayed events not implemented::{}",
+            escape_data(&format!(
+                "{reason}. Every case that needs delayed events skipped; the run fails."
+            ))
+        );
+    }
     for case in run.cases.iter().filter(|c| c.is_unexpected_failure()) {
         let got = match case.outcome {
             crate::outcome::Outcome::Xpass => {

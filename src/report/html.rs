@@ -5,8 +5,8 @@
 
 use crate::outcome::Outcome;
 use crate::report::{
-    by_area, conformance, duration, escape_html as esc, levels, percent, spec_label, spec_link,
-    OUTCOMES,
+    api_form_label, by_area, conformance, duration, escape_html as esc, levels, overall, percent,
+    sentence, spec_label, spec_link, OUTCOMES,
 };
 use crate::results::{CaseReport, RunReport};
 use std::fmt::Write;
@@ -61,6 +61,7 @@ pre { background:#f6f8fa; border:1px solid var(--line); border-radius:6px; paddi
 .st.c4, .st.c5 { background:var(--fail); }
 .hidden { display:none !important; }
 footer { color:var(--muted); font-size:12px; padding:0 32px 24px; }
+.banner { background:#ffebe9; border:1px solid #cf222e; border-radius:8px; padding:10px 14px; margin:0 0 14px; }
 "#;
 
 /// Filters: outcome chips toggle, area and level selects; areas with nothing shown are hidden.
@@ -186,7 +187,7 @@ pub fn render(run: &RunReport) -> String {
     let mut facts = vec![
         ("target", format!("{} at {}", t.kind, t.base_url)),
         ("server", run.implementation()),
-        ("API form", run.api_form.to_string()),
+        ("API form", api_form_label(run)),
         (
             "suite",
             format!("{} {}", run.harness.name, run.harness.version),
@@ -206,15 +207,20 @@ pub fn render(run: &RunReport) -> String {
             format!("{} ({})", applied.file, applied.why),
         ));
     }
-    facts.push((
-        "conformance (pass of judged)",
-        percent(conformance(&run.cases)),
-    ));
+    facts.push(("conformance (pass of judged)", overall(run)));
     let mut body = header(
         &format!("Delayed events conformance: {}", run.implementation()),
         &facts,
     );
     body.push_str("<main>\n");
+    if let Some(reason) = &run.not_implemented {
+        let _ = writeln!(
+            body,
+            "<p class=\"banner\"><b>Delayed events are not implemented by this server.</b> {} \
+             Every case that needs them was skipped; the run fails.</p>",
+            esc(&sentence(reason))
+        );
+    }
     let counts: Vec<(Outcome, usize)> = OUTCOMES
         .iter()
         .map(|o| (*o, run.summary.count(*o)))

@@ -14,6 +14,15 @@ pub fn render(run: &RunReport) -> String {
         run.implementation()
     ));
     report.set_time(Duration::from_millis(run.duration_ms));
+    // All skips would read as green in CI reporters: the missing feature is a failure of its own.
+    if let Some(reason) = &run.not_implemented {
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        status.set_type("not_implemented");
+        status.set_message(format!("delayed events are not implemented: {reason}"));
+        let mut suite = TestSuite::new("feature");
+        suite.add_test_case(TestCase::new("delayed events offered", status));
+        report.add_test_suite(suite);
+    }
     for (area, cases) in by_area(&run.cases) {
         let mut suite = TestSuite::new(area);
         suite.add_test_cases(cases.into_iter().map(test_case));

@@ -3,7 +3,10 @@
 //! table per area.
 
 use crate::outcome::Outcome;
-use crate::report::{by_area, cut, duration, levels, spec_label, spec_link, table_cell, OUTCOMES};
+use crate::report::{
+    api_form_label, by_area, cut, duration, levels, sentence, spec_label, spec_link, table_cell,
+    OUTCOMES,
+};
 use crate::results::{CaseReport, RunReport};
 use std::fmt::Write;
 
@@ -37,7 +40,7 @@ fn header(out: &mut String, run: &RunReport) {
     );
     let mut facts = vec![
         format!("target `{}`", t.kind),
-        format!("API form {}", run.api_form),
+        format!("API form {}", api_form_label(run)),
         format!("suite {} {}", run.harness.name, run.harness.version),
         format!("{} ({})", run.started_at, duration(run.duration_ms)),
     ];
@@ -45,6 +48,14 @@ fn header(out: &mut String, run: &RunReport) {
         facts.insert(1, format!("image `{image}`"));
     }
     let _ = writeln!(out, "{}\n", facts.join(" · "));
+    if let Some(reason) = &run.not_implemented {
+        let _ = writeln!(
+            out,
+            "> **Delayed events are not implemented by this server.** {} Every case that needs \
+             them was skipped; the run fails.\n",
+            sentence(reason)
+        );
+    }
     if let Some(applied) = &run.expectations {
         let _ = writeln!(out, "Expectations: `{}` ({})\n", applied.file, applied.why);
     }
@@ -60,7 +71,9 @@ fn counts(out: &mut String, run: &RunReport) {
     let _ = writeln!(
         out,
         "**{}**\n",
-        if unexpected == 0 {
+        if run.not_implemented.is_some() {
+            format!("Not implemented; {unexpected} unexpected failure(s) among the cases that ran.")
+        } else if unexpected == 0 {
             "No unexpected failures.".to_string()
         } else {
             format!("{unexpected} unexpected failure(s).")

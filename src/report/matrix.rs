@@ -6,7 +6,8 @@ use crate::outcome::Outcome;
 use crate::report::html::{self, revisions as rev_tags};
 use crate::report::markdown::badge;
 use crate::report::{
-    by_area, conformance, cut, escape_html as esc, levels, percent, spec_link, table_cell, OUTCOMES,
+    api_form_label, by_area, conformance, cut, escape_html as esc, levels, overall, percent,
+    spec_link, table_cell, OUTCOMES,
 };
 use crate::results::{CaseReport, RunReport};
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,13 +34,16 @@ fn column_title(run: &RunReport) -> String {
 fn column_detail(run: &RunReport) -> String {
     format!(
         "{} · {}",
-        run.api_form,
+        api_form_label(run),
         run.started_at.split('T').next().unwrap_or(&run.started_at)
     )
 }
 
 /// "behaves like the 2026-07-10 text in N of M revision-dependent cases, like ... in K".
 pub fn fingerprint(run: &RunReport) -> Vec<String> {
+    if run.not_implemented.is_some() {
+        return vec!["none: delayed events not implemented".into()];
+    }
     let mut by_doc: BTreeMap<&str, Vec<&CaseReport>> = BTreeMap::new();
     for case in &run.cases {
         by_doc.entry(case.spec.doc.as_str()).or_default().push(case);
@@ -148,7 +152,7 @@ pub fn render_html(runs: &[RunReport]) -> String {
             "<tr><td><b>{}</b><div class=\"id\">{}</div></td><td>{}</td>",
             esc(&column_title(run)),
             esc(&column_detail(run)),
-            percent(conformance(&run.cases))
+            overall(run)
         );
         for level in levels() {
             let _ = write!(
@@ -320,9 +324,9 @@ pub fn render_markdown(runs: &[RunReport]) -> String {
             out,
             "| **{}** | {} | {} | {} |",
             table_cell(&column_title(run)),
-            run.api_form,
+            api_form_label(run),
             run.started_at.split('T').next().unwrap_or(&run.started_at),
-            percent(conformance(&run.cases))
+            overall(run)
         );
         for level in levels() {
             let _ = write!(

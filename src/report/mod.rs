@@ -10,7 +10,7 @@ pub mod markdown;
 pub mod matrix;
 
 use crate::outcome::Outcome;
-use crate::results::{CaseReport, SpecRecord};
+use crate::results::{CaseReport, RunReport, SpecRecord};
 use crate::spec::Level;
 
 /// Outcomes in the order reports list them.
@@ -130,6 +130,32 @@ pub fn duration(ms: u64) -> String {
         format!("{ms} ms")
     } else {
         format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
+/// "the server ..." as a sentence of its own.
+pub fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => String::new(),
+    }
+}
+
+/// The API form the run used, or that there was none to use.
+pub fn api_form_label(run: &RunReport) -> String {
+    match run.not_implemented {
+        Some(_) => "none (delayed events not offered)".into(),
+        None => run.api_form.to_string(),
+    }
+}
+
+/// The run's overall figure: "not implemented" where the server offers no delayed events, else
+/// the conformance share.
+pub fn overall(run: &RunReport) -> String {
+    match run.not_implemented {
+        Some(_) => "not implemented".into(),
+        None => percent(conformance(&run.cases)),
     }
 }
 

@@ -13,6 +13,13 @@ pub const NOT_BEFORE: SpecRef = SpecRef::msc4140(
     "The homeserver MUST NOT send the event before the scheduled time.",
 );
 
+/// The query-parameter form's answer: the one a server that ignores the parameter gets wrong.
+pub const SCHEDULES_NOT_SENDS: SpecRef = SpecRef::msc4140(
+    Rev::Dec2025,
+    SCHEDULING,
+    "If a `delay` is provided, the homeserver schedules the event to be sent with the specified delay and responds with an opaque `delay_id` field (omitting the `event_id` as it is not available):",
+);
+
 pub const ALLOWANCE: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,
     SCHEDULING,

@@ -1,7 +1,7 @@
 //! timing: delayed events are not sent before their delay, and not much later either.
 
-use super::texts::{ALLOWANCE, NOT_BEFORE};
-use super::SHORT_DELAY_MS;
+use super::texts::{ALLOWANCE, NOT_BEFORE, SCHEDULES_NOT_SENDS};
+use super::{LONG_DELAY_MS, SHORT_DELAY_MS};
 use crate::prelude::*;
 
 #[derive(Clone, Copy)]
@@ -73,6 +73,70 @@ async fn within_allowance(ctx: Ctx, kind: Kind) -> CaseResult {
         d.server_start,
         SHORT_DELAY_MS,
     )
+}
+
+/// The dangerous fallback: a server that does not know the delay treats the request as a plain
+/// send, and a "hang up in ten minutes" goes out now. Runs whether or not the server offers
+/// delayed events: it must schedule (a `delay_id`, no `event_id`) or refuse, never send at once.
+async fn delay_never_ignored(ctx: Ctx) -> CaseResult {
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
+    bob.start_sync().await?;
+    let event = DelayedEvent::message(&room, &ctx.unique("due in ten minutes"));
+    let resp = alice.schedule(&event, Delay::Ms(LONG_DELAY_MS)).await?;
+    let delay_id = resp.str_field("delay_id").filter(|_| resp.status == 200);
+    if let Some(event_id) = resp.str_field("event_id") {
+        fail!(
+            "a request with a {LONG_DELAY_MS} ms delay was answered with event_id {event_id}: the server \
+             ignored the delay and sent the event at once ({})",
+            resp.describe()
+        );
+    }
+    check!(
+        resp.status != 200 || delay_id.is_some(),
+        "a request with a delay must be scheduled (200 with a delay_id) or refused, but the answer \
+         has neither a delay_id nor an error: {}",
+        resp.describe()
+    );
+    // An event sent at once precedes a plain message sent after the answer: once the plain
+    // message is in, the delayed one would be too.
+    let marker = ctx.unique("after the delayed request");
+    alice
+        .send_event(
+            &room,
+            "m.room.message",
+            json!({"msgtype": "m.text", "body": marker}),
+        )
+        .await?
+        .setup_ok("send a plain message")?;
+    let sent_at = Instant::now();
+    if bob
+        .wait_for(sent_at + Duration::from_secs(10), body_is(&marker))
+        .await?
+        .is_none()
+    {
+        return Err(Stop::Error(
+            "a plain message did not arrive within 10 s, so the case cannot tell whether the delayed one went out".into(),
+        ));
+    }
+    let early = bob.seen_matching(|o| event.matches(o)).await?;
+    if let Some(delay_id) = delay_id {
+        alice.manage(delay_id, Action::Cancel).await?;
+    }
+    if let Some(copy) = early.first() {
+        fail!(
+            "the event scheduled with a {LONG_DELAY_MS} ms delay was sent at once: event {} arrived \
+             over /sync before a plain message sent after the scheduling answer ({})",
+            copy.event_id().unwrap_or("?"),
+            resp.describe()
+        );
+    }
+    if delay_id.is_none() {
+        ctx.note(format!(
+            "the server refused the delayed request (it was not sent): {}",
+            resp.describe()
+        ));
+    }
+    Ok(())
 }
 
 /// The largest advertised per-user limit a burst case fills (a request each).
@@ -152,6 +216,14 @@ async fn many_users_due_together(ctx: Ctx) -> CaseResult {
 
 pub fn cases() -> Vec<Case> {
     vec![
+        Case::new(
+            "msc4140.timing.delay_never_ignored",
+            "A request with a delay is scheduled or refused, never sent at once (also where the feature is off)",
+            Level::Must,
+            SCHEDULES_NOT_SENDS,
+            delay_never_ignored,
+        )
+        .runs_without_feature(),
         Case::new(
             "msc4140.timing.message_not_sent_early",
             "A delayed message event is not sent before its delay has passed",
