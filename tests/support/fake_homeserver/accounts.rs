@@ -1,9 +1,10 @@
 //! Accounts: discovery (`/versions`, capabilities), registration, login, whoami,
 //! deactivation, and the Synapse admin register API.
 
-use super::*;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
+
+use super::*;
 
 impl State {
     /// User-interactive auth with the one stage `m.login.password`, proving `s`'s own password.
@@ -89,8 +90,6 @@ impl State {
         }))
     }
 
-    // --- accounts -------------------------------------------------------------------------------
-
     /// Deactivates an account: its tokens stop working, it leaves its rooms, and its scheduled
     /// delayed events are cancelled.
     pub(super) fn deactivate_user(&mut self, user_id: &str) {
@@ -133,6 +132,10 @@ impl State {
         self.log(format!("deactivated {user_id}"));
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// Endpoints: discovery
+// ------------------------------------------------------------------------------------------------
 
 pub(super) fn versions(st: &State) -> Res {
     let mut unstable = Map::new();

@@ -1,8 +1,9 @@
 //! Delayed events: their records and outcomes, the lazy timer that sends them, and their
 //! cancellation by newer state events.
 
-use super::*;
 use serde_json::{json, Value};
+
+use super::*;
 
 /// `origin_server_ts` offset used by [`Fault::LateTimestamp`].
 pub(super) const LATE_BY_MS: u64 = 40_000;

@@ -1,8 +1,9 @@
 //! The delayed-event API: validation, scheduling (both forms), management actions, the
 //! listing and the single lookup.
 
-use super::*;
 use serde_json::{json, Value};
+
+use super::*;
 
 /// A delayed event about to be scheduled, after validation of the request.
 pub(super) struct NewDelayed {
@@ -362,6 +363,10 @@ pub(super) fn schedule_from_query(
     };
     st.schedule(s, new)
 }
+
+// ------------------------------------------------------------------------------------------------
+// Endpoints: delayed events (unstable prefix)
+// ------------------------------------------------------------------------------------------------
 
 pub(super) fn schedule_dedicated(
     st: &mut State,

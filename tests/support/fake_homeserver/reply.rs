@@ -1,7 +1,8 @@
 //! Replies under construction, and the Matrix error replies the endpoints use.
 
-use serde_json::{json, Value};
 use std::time::Duration;
+
+use serde_json::{json, Value};
 use wiremock::ResponseTemplate;
 
 /// A response under construction (cloneable, so transaction ids can replay it).

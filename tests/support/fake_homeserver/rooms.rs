@@ -1,9 +1,11 @@
 //! Rooms: membership rules, power levels, room creation, membership endpoints, and sending
 //! events and state (non-delayed), redactions.
 
-use super::*;
-use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
+
+use super::*;
 
 impl State {
     pub(super) fn room(&self, room_id: &str) -> Result<&Room, Reply> {
@@ -253,6 +255,10 @@ impl State {
         Ok(())
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// Endpoints: rooms and membership
+// ------------------------------------------------------------------------------------------------
 
 pub(super) fn default_power_levels(creator: &str) -> Value {
     json!({

@@ -1,12 +1,14 @@
 //! The request context, the router (request -> endpoint), the timer task, and the
 //! recording of delayed-event requests.
 
-use super::*;
-use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use serde_json::{json, Map, Value};
 use wiremock::{Request, Respond, ResponseTemplate};
+
+use super::*;
 
 /// How often the fake's timer looks for due delayed events.
 pub(super) const TIMER_TICK: Duration = Duration::from_millis(10);

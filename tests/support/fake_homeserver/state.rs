@@ -1,11 +1,13 @@
 //! The fake's state (users, sessions, rooms, events, delayed events) and its core helpers:
 //! auth, rate limits, transaction ids, homeserver restart, the log.
 
-use super::*;
-use rand::Rng;
-use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use serde_json::{json, Value};
+
+use super::*;
 
 /// Lines kept in the fake's own log ([`FakeHomeserver::log_tail`]).
 pub(super) const LOG_LINES: usize = 200;

@@ -1,9 +1,11 @@
 //! The timeline: appending events, redactions, rendering for a viewer, and the reading
 //! endpoints (`/sync`, `/messages`, single event, state).
 
-use super::*;
-use serde_json::{json, Map, Value};
 use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use super::*;
 
 pub(super) const SYNC_POLL: Duration = Duration::from_millis(200);
 
