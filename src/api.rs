@@ -677,13 +677,31 @@ pub async fn detect(prober: &Client, room_id: &str) -> Result<Features, Stop> {
             },
             ..user.clone()
         };
-        let resp = user.schedule(&probe_event, Delay::Ms(3_600_000)).await?;
-        let offered = resp.status == 200 && resp.str_field("delay_id").is_some();
-        if !offered && schedule == ScheduleForm::QueryParam {
-            features.scheduling_refused = Some(describe_refusal(&resp));
+        // Within the advertised maximum; a refusal is tried again with a short delay, so that a
+        // server with a low (or unadvertised) maximum is not taken for one without the feature.
+        let advertised_max = features
+            .capability_field("max_delay_ms")
+            .filter(|max| *max > 0);
+        let first =
+            advertised_max.map_or(PROBE_DELAY_MS, |max| (max / 2).clamp(1000, PROBE_DELAY_MS));
+        let mut offered = false;
+        for delay in [first, SHORT_PROBE_DELAY_MS] {
+            let resp = user.schedule(&probe_event, Delay::Ms(delay)).await?;
+            if let (200, Some(delay_id)) = (resp.status, resp.str_field("delay_id")) {
+                user.manage(delay_id, Action::Cancel).await?;
+                offered = true;
+                break;
+            }
+            if schedule == ScheduleForm::QueryParam {
+                features.scheduling_refused = Some(describe_refusal(&resp));
+            }
+            // Sent at once: trying again would only send another.
+            if resp.str_field("event_id").is_some() {
+                break;
+            }
         }
-        if let (true, Some(delay_id)) = (offered, resp.str_field("delay_id")) {
-            user.manage(delay_id, Action::Cancel).await?;
+        if offered && schedule == ScheduleForm::QueryParam {
+            features.scheduling_refused = None;
         }
         match schedule {
             ScheduleForm::QueryParam => features.schedule_query_param = offered,
@@ -692,6 +710,11 @@ pub async fn detect(prober: &Client, room_id: &str) -> Result<Features, Stop> {
     }
     Ok(features)
 }
+
+/// The scheduling probe's delay: long enough never to fall due during detection.
+const PROBE_DELAY_MS: i64 = 3_600_000;
+/// The second try where the first was refused (a server with a low maximum delay).
+const SHORT_PROBE_DELAY_MS: i64 = 60_000;
 
 /// The scheduling probe's answer in a few words: status and errcode, or that the server sent the
 /// event at once (it ignored the delay).

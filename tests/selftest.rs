@@ -23,6 +23,11 @@ use support::fake_target::FakeTarget;
 /// Which cases each fault must fail, and a phrase the failure message must contain.
 const EXPECTED: &[(Fault, &str, &str)] = &[
     (
+        Fault::IgnoresDelay,
+        "msc4140.timing.delay_never_ignored",
+        "ignored the delay and sent the event at once",
+    ),
+    (
         Fault::SendEarly,
         "msc4140.timing.message_not_sent_early",
         "sent before its delay",
@@ -660,6 +665,10 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
 ];
 
 /// Cases a fault legitimately makes inapplicable (it removes what they need).
+/// Faults that take delayed events away altogether: every case that needs them skips ("not
+/// offered") but those in EXPECTED.
+const WITHOUT_FEATURE: &[Fault] = &[Fault::IgnoresDelay];
+
 const EXPECTED_SKIPS: &[(Fault, &str)] = &[
     (
         Fault::CapabilityMissing,
@@ -794,6 +803,31 @@ async fn catalogue_passes_with_query_param_scheduling_and_open_registration() {
     );
 }
 
+/// A server with delayed events switched off (as Synapse with `max_event_delay_duration: null`):
+/// every case skips as "not offered" but the one that checks the delay is not ignored, which
+/// passes, since such a server refuses rather than sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_with_the_feature_off_skips_all_but_the_fallback_case() {
+    let reports = run_catalogue(FakeOptions {
+        delayed_events_off: true,
+        ..FakeOptions::default()
+    })
+    .await;
+    for report in &reports {
+        if report.id == "msc4140.timing.delay_never_ignored" {
+            assert_eq!(report.outcome, Outcome::Pass, "{}", describe(report));
+        } else {
+            assert_eq!(report.outcome, Outcome::Skip, "{}", describe(report));
+            let message = report.message.as_deref().unwrap_or("");
+            assert!(
+                message.starts_with("delayed events are not offered: the server schedules no delayed event in any form (scheduling answered 403 M_FORBIDDEN"),
+                "{}",
+                describe(report)
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_fault_fails_exactly_the_cases_it_concerns() {
     // DEC_SELFTEST_FAULTS=NameA,NameB runs only those faults (quicker while writing a case).
@@ -834,6 +868,12 @@ async fn each_fault_fails_exactly_the_cases_it_concerns() {
                 }
                 (None, Outcome::Pass) => {}
                 (None, Outcome::Skip) if EXPECTED_SKIPS.contains(&(fault, report.id.as_str())) => {}
+                (None, Outcome::Skip)
+                    if WITHOUT_FEATURE.contains(&fault)
+                        && report
+                            .message
+                            .as_deref()
+                            .is_some_and(|m| m.starts_with("delayed events are not offered")) => {}
                 (None, _) => problems.push(format!(
                     "{fault:?} should leave {} passing",
                     describe(report)

@@ -139,8 +139,12 @@ impl State {
 
 pub(super) fn versions(st: &State) -> Res {
     let mut unstable = Map::new();
-    if !st.fault(Fault::NoVersionsFlag) {
-        unstable.insert("org.matrix.msc4140".into(), json!(true));
+    if !st.fault(Fault::NoVersionsFlag) && st.knows_msc4140() {
+        // Synapse says false when the feature is switched off.
+        unstable.insert(
+            "org.matrix.msc4140".into(),
+            json!(!st.opts.delayed_events_off),
+        );
     }
     let mut versions = json!({"versions": ["v1.11", "v1.12"], "unstable_features": unstable});
     if st.opts.announce_in_versions {
@@ -156,7 +160,7 @@ pub(super) fn capabilities(st: &State, cx: &Ctx) -> Res {
         "m.change_password": {"enabled": true},
         "m.room_versions": {"default": "10", "available": {"10": "stable"}},
     });
-    if !st.fault(Fault::CapabilityMissing) {
+    if !st.fault(Fault::CapabilityMissing) && st.knows_msc4140() && !st.opts.delayed_events_off {
         capabilities["org.matrix.msc4140.delayed_events"] = json!({
             "max_delay_ms": st.opts.max_delay_ms,
             "max_scheduled": st.opts.max_scheduled,

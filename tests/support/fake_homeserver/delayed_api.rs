@@ -183,6 +183,9 @@ impl State {
 
     /// Schedules a validated delayed event for `session`'s user.
     pub(super) fn schedule(&mut self, session: &Session, new: NewDelayed) -> Res {
+        if self.opts.delayed_events_off {
+            return Err(forbidden("Sending delayed events has been disallowed"));
+        }
         let unknown_room_ok = self.fault(Fault::UnknownRoomAccepted);
         if self.rooms.contains_key(&new.room_id) || !unknown_room_ok {
             self.authorise(

@@ -6,6 +6,10 @@ pub enum Fault {
     /// The timer sends 200 ms before the due time (half the delay for shorter delays);
     /// `origin_server_ts` is the actual (early) send time.
     SendEarly,
+    /// A server that never heard of MSC4140: the delay query parameter is ignored (the event is
+    /// sent at once, answered with its `event_id`), the delayed-events endpoints are unknown
+    /// (404 `M_UNRECOGNIZED`), and neither `/versions` nor `/capabilities` mention the feature.
+    IgnoresDelay,
     /// Sent on time, but `origin_server_ts` claims due time + 40 s.
     LateTimestamp,
     /// `cancel` answers 200 but changes nothing: the event is still sent at its time.
@@ -247,5 +251,6 @@ impl Fault {
         Fault::ReusedDelayIds,
         Fault::DelayedRedactionIgnored,
         Fault::DelayedContentMangled,
+        Fault::IgnoresDelay,
     ];
 }

@@ -76,6 +76,10 @@ pub struct FakeOptions {
     pub announce_in_versions: bool,
     /// Answer `GET /_matrix/federation/v1/version` on the client port (default true).
     pub federation_version: bool,
+    /// Delayed events switched off, as Synapse with `max_event_delay_duration: null`: the
+    /// `/versions` flag is false, no capability, and scheduling (either form) answers 403
+    /// `M_FORBIDDEN` (default false).
+    pub delayed_events_off: bool,
 }
 
 impl Default for FakeOptions {
@@ -90,6 +94,7 @@ impl Default for FakeOptions {
             guest_kind_in_body_only: false,
             announce_in_versions: true,
             federation_version: true,
+            delayed_events_off: false,
         }
     }
 }

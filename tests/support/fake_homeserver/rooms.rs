@@ -504,7 +504,7 @@ pub(super) fn send_now(
 
 pub(super) fn send(st: &mut State, cx: &Ctx, room_id: &str, ty: &str, _txn: &str) -> Res {
     let s = st.session(cx)?;
-    let delay = cx.q(DELAY_PARAM);
+    let delay = cx.q(DELAY_PARAM).filter(|_| st.knows_msc4140());
     let use_cache = !(delay.is_some() && st.fault(Fault::IdempotencyBroken));
     st.with_txn(&s, cx, use_cache, |st| match delay {
         Some(raw) => schedule_from_query(st, &s, cx, raw, room_id, ty, None),
@@ -521,7 +521,7 @@ pub(super) fn send(st: &mut State, cx: &Ctx, room_id: &str, ty: &str, _txn: &str
 
 pub(super) fn put_state(st: &mut State, cx: &Ctx, room_id: &str, ty: &str, key: &str) -> Res {
     let s = st.session(cx)?;
-    match cx.q(DELAY_PARAM) {
+    match cx.q(DELAY_PARAM).filter(|_| st.knows_msc4140()) {
         Some(raw) => schedule_from_query(st, &s, cx, raw, room_id, ty, Some(key)),
         None => send_now(
             st,

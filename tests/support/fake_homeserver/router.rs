@@ -196,7 +196,9 @@ pub(super) fn route(st: &mut State, cx: &Ctx) -> Res {
         ("GET", ["_synapse", "admin", "v1", "register"]) => admin_nonce(st),
         ("POST", ["_synapse", "admin", "v1", "register"]) => admin_register(st, cx),
         (m, ["_matrix", "client", "v3", rest @ ..]) => route_v3(st, cx, m, rest),
-        (m, ["_matrix", "client", "unstable", "org.matrix.msc4140", rest @ ..]) => {
+        (m, ["_matrix", "client", "unstable", "org.matrix.msc4140", rest @ ..])
+            if st.knows_msc4140() =>
+        {
             route_msc4140(st, cx, m, rest)
         }
         _ => Err(unrecognized()),

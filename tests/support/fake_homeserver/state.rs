@@ -176,6 +176,11 @@ impl State {
         self.opts.faults.contains(&f)
     }
 
+    /// The server knows MSC4140 at all (`Fault::IgnoresDelay` is one that never heard of it).
+    pub(super) fn knows_msc4140(&self) -> bool {
+        !self.fault(Fault::IgnoresDelay)
+    }
+
     pub(super) fn head(&self) -> u64 {
         self.events.len() as u64
     }
