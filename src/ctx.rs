@@ -448,6 +448,23 @@ impl Ctx {
         }
     }
 
+    /// `server_scheduled_at` for an event whose timer `restart` re-armed, where the server had
+    /// reported `before` for the timer's earlier start `first`: judged against the restart's
+    /// span, and as having moved by as much as the harness saw pass (`check_restart_moved_time`).
+    pub async fn server_rescheduled_at(
+        &self,
+        user: &User,
+        delay_id: &str,
+        (before, first): (Option<i64>, &TimerStart),
+        restart: &TimerStart,
+    ) -> Result<Option<i64>, Stop> {
+        let after = self.server_scheduled_at(user, delay_id, restart).await?;
+        if let (Some(before), Some(after)) = (before, after) {
+            self.check_restart_moved_time("the server", (before, first), (after, restart))?;
+        }
+        Ok(after)
+    }
+
     /// Judges the scheduling times a listing or lookup entry (`info`, from `source`) reports for
     /// an event whose timer the harness (re)started with the request `timer`. Each is "when the
     /// delayed event was scheduled or last restarted", so it lies within that request's span on
@@ -472,14 +489,16 @@ impl Ctx {
                     String::new()
                 };
                 fail!(
-                    "{source} reports `{field}` {at} for delayed event {id}, {} ms after {} was answered                      (at {answered} by the harness's clock){future}: {SCHEDULING_TIME_MEANS}",
+                    "{source} reports `{field}` {at} for delayed event {id}, {} ms after {} was answered \
+                     (at {answered} by the harness's clock){future}: {SCHEDULING_TIME_MEANS}",
                     at - answered,
                     timer.by
                 );
             }
             if at < sent - CLOCK_TOLERANCE_MS {
                 fail!(
-                    "{source} reports `{field}` {at} for delayed event {id}, {} ms before {} was sent                      (at {sent} by the harness's clock): {SCHEDULING_TIME_MEANS}",
+                    "{source} reports `{field}` {at} for delayed event {id}, {} ms before {} was sent \
+                     (at {sent} by the harness's clock): {SCHEDULING_TIME_MEANS}",
                     sent - at,
                     timer.by
                 );
@@ -525,7 +544,8 @@ impl Ctx {
             .as_millis() as i64;
         check!(
             (least - SAME_CLOCK_TOLERANCE_MS..=most + SAME_CLOCK_TOLERANCE_MS).contains(&moved),
-            "after a restart, {source} reports the scheduling time {after}, {moved} ms after the {before} it              reported before; by the harness's clock the restart came {least} to {most} ms after {}: {SCHEDULING_TIME_MEANS}",
+            "after a successful restart, {source} reports the scheduling time {after}, {moved} ms after \
+             the {before} it reported before; by the harness's clock the restart came {least} to {most} ms after {}: {SCHEDULING_TIME_MEANS}",
             first.by
         );
         Ok(())

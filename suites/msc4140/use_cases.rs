@@ -30,9 +30,13 @@ async fn last_will(ctx: Ctx) -> CaseResult {
     let hang_up = DelayedEvent::state(&room, CALL_MEMBER, &state_key, json!({}));
     let scheduled = bob.schedule_ok(&hang_up, LAST_WILL_DELAY_MS).await?;
     let mut will = Restartable::new(bob.clone(), alice.clone(), hang_up.clone(), scheduled);
+    let first = will.timer;
+    let first_start = ctx
+        .server_scheduled_at(&bob, &will.delay_id, &first)
+        .await?;
     will.heartbeat(HEARTBEATS).await?;
     let server_start = ctx
-        .server_scheduled_at(&bob, &will.delay_id, &will.timer)
+        .server_rescheduled_at(&bob, &will.delay_id, (first_start, &first), &will.timer)
         .await?;
     let membership = alice.get_state(&room, CALL_MEMBER, &state_key).await?;
     ctx.done_before_due(
