@@ -314,6 +314,38 @@ pub struct Scheduled {
     pub resp: Resp,
 }
 
+impl Scheduled {
+    /// The scheduling request's span on the harness's clock: when this event's timer started.
+    pub fn timer(&self) -> TimerStart {
+        TimerStart {
+            sent: self.requested_at,
+            answered: self.resp.received,
+            by: "the request that scheduled it",
+        }
+    }
+}
+
+/// When a delayed event's timer (re)started, as the harness saw it: the span from just before the
+/// request that started it left (`sent`) to its answer's arrival (`answered`). The server's
+/// scheduling time for the event lies inside it; `by` names the request, for messages.
+#[derive(Clone, Copy, Debug)]
+pub struct TimerStart {
+    pub sent: Instant,
+    pub answered: Instant,
+    pub by: &'static str,
+}
+
+impl TimerStart {
+    /// A successful `restart` action sent at `sent` and answered by `resp`.
+    pub fn restart(sent: Instant, resp: &Resp) -> TimerStart {
+        TimerStart {
+            sent,
+            answered: resp.received,
+            by: "the restart that last re-armed it",
+        }
+    }
+}
+
 /// One entry of a listing or a single-item lookup, with the field names of every revision read.
 #[derive(Clone, Debug)]
 pub struct DelayedInfo {
@@ -336,10 +368,17 @@ impl DelayedInfo {
     }
     /// `scheduled_at` (2026-07), `running_since` (earlier texts) or `delayed_since_ts` (Synapse).
     pub fn scheduled_at(&self) -> Option<i64> {
-        ["scheduled_at", "running_since", "delayed_since_ts"]
-            .iter()
-            .find_map(|k| self.raw.get(*k).and_then(Value::as_i64))
+        self.scheduling_times().first().map(|(_, at)| *at)
     }
+    /// Every scheduling time the entry reports, by field name (Synapse sends two of them).
+    pub fn scheduling_times(&self) -> Vec<(&'static str, i64)> {
+        Self::SCHEDULING_TIME_FIELDS
+            .iter()
+            .filter_map(|k| Some((*k, self.raw.get(*k).and_then(Value::as_i64)?)))
+            .collect()
+    }
+    const SCHEDULING_TIME_FIELDS: [&'static str; 3] =
+        ["scheduled_at", "running_since", "delayed_since_ts"];
     pub fn due_at(&self) -> Option<i64> {
         Some(self.scheduled_at()? + self.delay_ms()?)
     }

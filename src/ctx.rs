@@ -1,17 +1,17 @@
 //! What a case body gets: fresh users and rooms on the target, the run's API form and detected
 //! features, and the judgements every timing case shares (not early, not too late, never sent).
 
-use crate::api::{ApiForm, Features, FormOverride, Scheduled, User};
-use crate::check;
+use crate::api::{ApiForm, DelayedInfo, Features, FormOverride, Scheduled, TimerStart, User};
 use crate::client::{Client, Evidence, Observed, Resp};
 use crate::outcome::Stop;
 use crate::phase::{Restarts, Round};
 use crate::spec::Rev;
 use crate::target::Target;
 use crate::users;
+use crate::{check, fail};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// What the texts allow a server to add to the scheduled send time ("MAY add up to 30 seconds").
 pub const SEND_ALLOWANCE_MS: i64 = 30_000;
@@ -27,6 +27,35 @@ const DUPLICATE_GRACE: Duration = Duration::from_millis(500);
 
 /// Grace after a control event arrived before concluding another event was never sent.
 const NEVER_SENT_GRACE: Duration = Duration::from_millis(300);
+
+/// How far a scheduling time a server reports may lie outside the harness's own span of the
+/// request that started the timer. The managed Synapse and containers share this machine's clock,
+/// so this absorbs only millisecond rounding and the step from the harness's monotonic clock to
+/// wall-clock time; a server elsewhere must keep its clock this close to the harness's (NTP does).
+pub const CLOCK_TOLERANCE_MS: i64 = 2_000;
+
+/// Two times from the same server's clock, compared with each other: only rounding to the
+/// millisecond and clock slewing between them, no skew against the harness's clock.
+const SAME_CLOCK_TOLERANCE_MS: i64 = 100;
+
+/// What the texts say a reported scheduling time is (2026-07 `scheduled_at`, earlier
+/// `running_since`), for failure messages.
+const SCHEDULING_TIME_MEANS: &str =
+    "a reported scheduling time is the time the delayed event was scheduled or last restarted";
+
+/// `at`, a moment on the harness's monotonic clock, as Unix time in milliseconds.
+pub fn wall_ms(at: Instant) -> i64 {
+    let now = Instant::now();
+    let now_wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    if at <= now {
+        now_wall - now.duration_since(at).as_millis() as i64
+    } else {
+        now_wall + at.duration_since(now).as_millis() as i64
+    }
+}
 
 /// Shared by every case of a run.
 pub struct Env {
@@ -334,7 +363,9 @@ impl Ctx {
         Ok(())
     }
 
-    /// `await_delivery` then `check_not_early`: the event arrived, and not before its delay.
+    /// `await_delivery` then `check_not_early`: both bounds. The event arrived not before its
+    /// delay, and not later than its delay plus the allowance (plus slack for the harness's own
+    /// polling: `await_delivery`'s deadline). `check_within_allowance` judges lateness closely.
     pub async fn expect_sent_not_early(
         &self,
         observer: &User,
@@ -389,24 +420,135 @@ impl Ctx {
         Some(lateness)
     }
 
-    /// The server's own scheduling time for `delay_id`: from the listing, or, when the event has
-    /// already left it, from the single-item lookup where offered (2026-07 keeps finalised ones).
-    pub async fn server_scheduled_at(&self, user: &User, delay_id: &str) -> Option<i64> {
-        if let Some(at) = user
-            .listed(delay_id)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|info| info.scheduled_at())
-        {
-            return Some(at);
+    /// The server's own scheduling time for `delay_id`, whose timer the harness (re)started with
+    /// the request `timer`: from the listing, or, when the event has already left it, from the
+    /// single-item lookup where offered (2026-07 keeps finalised ones). `None` when the server
+    /// reports none; a reported time outside `timer` fails (`check_reported_time`).
+    pub async fn server_scheduled_at(
+        &self,
+        user: &User,
+        delay_id: &str,
+        timer: &TimerStart,
+    ) -> Result<Option<i64>, Stop> {
+        // A listing or lookup the server refuses is the listing cases' to judge, not this one's.
+        if let Some(info) = user.listed(delay_id).await.ok().flatten() {
+            if let Some(at) = self.check_reported_time("the listing", &info, timer)? {
+                return Ok(Some(at));
+            }
         }
         if !self.features().single_lookup {
-            return None;
+            return Ok(None);
         }
-        let lookup = user.lookup(delay_id, true).await.ok()?;
-        let info = crate::api::DelayedInfo { raw: lookup.body };
-        info.scheduled_at().filter(|_| lookup.status == 200)
+        match user.lookup(delay_id, true).await {
+            Ok(lookup) if lookup.status == 200 => {
+                let info = DelayedInfo { raw: lookup.body };
+                self.check_reported_time("the single-item lookup", &info, timer)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `server_scheduled_at` for an event whose timer `restart` re-armed, where the server had
+    /// reported `before` for the timer's earlier start `first`: judged against the restart's
+    /// span, and as having moved by as much as the harness saw pass (`check_restart_moved_time`).
+    pub async fn server_rescheduled_at(
+        &self,
+        user: &User,
+        delay_id: &str,
+        (before, first): (Option<i64>, &TimerStart),
+        restart: &TimerStart,
+    ) -> Result<Option<i64>, Stop> {
+        let after = self.server_scheduled_at(user, delay_id, restart).await?;
+        if let (Some(before), Some(after)) = (before, after) {
+            self.check_restart_moved_time("the server", (before, first), (after, restart))?;
+        }
+        Ok(after)
+    }
+
+    /// Judges the scheduling times a listing or lookup entry (`info`, from `source`) reports for
+    /// an event whose timer the harness (re)started with the request `timer`. Each is "when the
+    /// delayed event was scheduled or last restarted", so it lies within that request's span on
+    /// the harness's clock, give or take `CLOCK_TOLERANCE_MS`: a later one is a time the server
+    /// could not know yet (in the future when it answered), an earlier one dates from before the
+    /// request. Call right after the entry arrived. Answers the scheduling time, if reported.
+    pub fn check_reported_time(
+        &self,
+        source: &str,
+        info: &DelayedInfo,
+        timer: &TimerStart,
+    ) -> Result<Option<i64>, Stop> {
+        let answered = wall_ms(timer.answered);
+        let sent = wall_ms(timer.sent);
+        let now = wall_ms(Instant::now());
+        let id = info.delay_id().unwrap_or("?");
+        for (field, at) in info.scheduling_times() {
+            if at > answered + CLOCK_TOLERANCE_MS {
+                let future = if at > now {
+                    format!(", {} ms in the future when it answered", at - now)
+                } else {
+                    String::new()
+                };
+                fail!(
+                    "{source} reports `{field}` {at} for delayed event {id}, {} ms after {} was answered \
+                     (at {answered} by the harness's clock){future}: {SCHEDULING_TIME_MEANS}",
+                    at - answered,
+                    timer.by
+                );
+            }
+            if at < sent - CLOCK_TOLERANCE_MS {
+                fail!(
+                    "{source} reports `{field}` {at} for delayed event {id}, {} ms before {} was sent \
+                     (at {sent} by the harness's clock): {SCHEDULING_TIME_MEANS}",
+                    sent - at,
+                    timer.by
+                );
+            }
+        }
+        Ok(info.scheduled_at())
+    }
+
+    /// `check_reported_time` for every entry of `items` (a listing that just arrived) whose
+    /// delay id is among `own`, with the request that (re)started its timer.
+    pub fn check_listed_times(
+        &self,
+        items: &[DelayedInfo],
+        own: &[(&str, TimerStart)],
+    ) -> Result<(), Stop> {
+        for item in items {
+            if let Some((_, timer)) = own.iter().find(|(id, _)| item.delay_id() == Some(id)) {
+                self.check_reported_time("the listing", item, timer)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a restart: the server reported scheduling time `before` for the timer started by
+    /// `first`, and `after` once `restart` re-armed it. Both come from the server's clock, so
+    /// their difference must match the time between the two requests on the harness's clock
+    /// (no skew, unlike `check_reported_time`): a server that keeps the old time, or moves it by
+    /// the wrong amount, fails even when the restart came soon after the scheduling.
+    pub fn check_restart_moved_time(
+        &self,
+        source: &str,
+        (before, first): (i64, &TimerStart),
+        (after, restart): (i64, &TimerStart),
+    ) -> Result<(), Stop> {
+        let moved = after - before;
+        let least = restart
+            .sent
+            .saturating_duration_since(first.answered)
+            .as_millis() as i64;
+        let most = restart
+            .answered
+            .saturating_duration_since(first.sent)
+            .as_millis() as i64;
+        check!(
+            (least - SAME_CLOCK_TOLERANCE_MS..=most + SAME_CLOCK_TOLERANCE_MS).contains(&moved),
+            "after a successful restart, {source} reports the scheduling time {after}, {moved} ms after \
+             the {before} it reported before; by the harness's clock the restart came {least} to {most} ms after {}: {SCHEDULING_TIME_MEANS}",
+            first.by
+        );
+        Ok(())
     }
 
     /// Exactly once: after the events have arrived, `sender` sends a plain message into `room`

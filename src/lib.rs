@@ -28,7 +28,7 @@ pub mod suites;
 
 /// What case files import.
 pub mod prelude {
-    pub use crate::api::{Action, Delay, DelayedEvent, ManageForm, Scheduled, User};
+    pub use crate::api::{Action, Delay, DelayedEvent, ManageForm, Scheduled, TimerStart, User};
     pub use crate::case::{Case, Need};
     pub use crate::client::{Observed, Resp};
     pub use crate::ctx::{body_is, expect_error, Ctx};

@@ -152,7 +152,9 @@ async fn retried_actions_leave_others_alone(ctx: Ctx) -> CaseResult {
     for n in 0..2 {
         let event = DelayedEvent::message(&room, &ctx.unique(&format!("other {n}")));
         let scheduled = alice.schedule_ok(&event, OTHERS_DELAY_MS).await?;
-        let server_start = ctx.server_scheduled_at(&alice, &scheduled.delay_id).await;
+        let server_start = ctx
+            .server_scheduled_at(&alice, &scheduled.delay_id, &scheduled.timer())
+            .await?;
         others.push((scheduled, server_start, event));
     }
     let sent = DelayedEvent::message(&room, &ctx.unique("sent now"));

@@ -4,7 +4,7 @@
 
 use super::texts::{
     LISTING, LISTING_FIELDS, LISTING_ORDER, LISTING_SCHEDULED_ONLY, LOOKUPS_AUTHENTICATED,
-    SINGLE_LOOKUP, SINGLE_LOOKUP_OTHERS,
+    SCHEDULED_AT, SINGLE_LOOKUP, SINGLE_LOOKUP_OTHERS,
 };
 use super::{LONG_DELAY_MS, SHORT_DELAY_MS};
 use crate::api::DelayedInfo;
@@ -72,11 +72,19 @@ async fn fields(ctx: Ctx) -> CaseResult {
         "key",
         json!({"k": ctx.unique("v")}),
     );
-    let message_id = alice.schedule_ok(&message, LONG_DELAY_MS).await?.delay_id;
-    let state_id = alice.schedule_ok(&state, LONG_DELAY_MS).await?.delay_id;
+    let message_scheduled = alice.schedule_ok(&message, LONG_DELAY_MS).await?;
+    let state_scheduled = alice.schedule_ok(&state, LONG_DELAY_MS).await?;
+    let (message_id, state_id) = (&message_scheduled.delay_id, &state_scheduled.delay_id);
     let items = alice.list().await?;
+    ctx.check_listed_times(
+        &items,
+        &[
+            (message_id, message_scheduled.timer()),
+            (state_id, state_scheduled.timer()),
+        ],
+    )?;
     let mut matched: Option<Vec<Rev>> = None;
-    for (event, id) in [(&message, &message_id), (&state, &state_id)] {
+    for (event, id) in [(&message, message_id), (&state, state_id)] {
         let Some(item) = find(&items, id) else {
             fail!(
                 "the listing lacks the scheduled event {id}: {:?}",
@@ -114,13 +122,17 @@ async fn in_send_time_order(ctx: Ctx) -> CaseResult {
         LONG_DELAY_MS - 30_000,
     ];
     let mut ids = Vec::new();
+    let mut timers = Vec::new();
     for delay in delays {
         let event = DelayedEvent::message(&room, &ctx.unique("ordered"));
-        ids.push((delay, alice.schedule_ok(&event, delay).await?.delay_id));
+        let scheduled = alice.schedule_ok(&event, delay).await?;
+        timers.push((scheduled.delay_id.clone(), scheduled.timer()));
+        ids.push((delay, scheduled.delay_id));
     }
-    let listed: Vec<String> = alice
-        .list()
-        .await?
+    let items = alice.list().await?;
+    let own: Vec<(&str, TimerStart)> = timers.iter().map(|(id, t)| (id.as_str(), *t)).collect();
+    ctx.check_listed_times(&items, &own)?;
+    let listed: Vec<String> = items
         .iter()
         .filter_map(|i| i.delay_id().map(str::to_string))
         .filter(|id| ids.iter().any(|(_, own)| own == id))
@@ -144,26 +156,28 @@ async fn excludes_other_users(ctx: Ctx) -> CaseResult {
             &DelayedEvent::message(&room, &ctx.unique("a")),
             LONG_DELAY_MS,
         )
-        .await?
-        .delay_id;
+        .await?;
     let bobs = bob
         .schedule_ok(
             &DelayedEvent::message(&room, &ctx.unique("b")),
             LONG_DELAY_MS,
         )
-        .await?
-        .delay_id;
+        .await?;
     let bob_sees = bob.list().await?;
+    ctx.check_listed_times(&bob_sees, &[(&bobs.delay_id, bobs.timer())])?;
+    let alice_sees = alice.list().await?;
+    ctx.check_listed_times(&alice_sees, &[(&alices.delay_id, alices.timer())])?;
+    let (alices, bobs) = (&alices.delay_id, &bobs.delay_id);
     check!(
-        find(&bob_sees, &bobs).is_some(),
+        find(&bob_sees, bobs).is_some(),
         "bob's listing lacks bob's own scheduled event {bobs}"
     );
     check!(
-        find(&bob_sees, &alices).is_none(),
+        find(&bob_sees, alices).is_none(),
         "bob's listing shows alice's scheduled event {alices}"
     );
     check!(
-        find(&alice.list().await?, &bobs).is_none(),
+        find(&alice_sees, bobs).is_none(),
         "alice's listing shows bob's scheduled event {bobs}"
     );
     Ok(())
@@ -189,13 +203,13 @@ async fn excludes_sent_and_cancelled(ctx: Ctx) -> CaseResult {
         )
         .await?
         .delay_id;
-    let kept = alice
+    let kept_scheduled = alice
         .schedule_ok(
             &DelayedEvent::message(&room, &ctx.unique("kept")),
             LONG_DELAY_MS,
         )
-        .await?
-        .delay_id;
+        .await?;
+    let kept = &kept_scheduled.delay_id;
     alice.manage_ok(&sent_now, Action::Send).await?;
     alice.manage_ok(&cancelled, Action::Cancel).await?;
     ctx.await_delivery(
@@ -207,8 +221,9 @@ async fn excludes_sent_and_cancelled(ctx: Ctx) -> CaseResult {
     )
     .await?;
     let items = alice.list().await?;
+    ctx.check_listed_times(&items, &[(kept, kept_scheduled.timer())])?;
     check!(
-        find(&items, &kept).is_some(),
+        find(&items, kept).is_some(),
         "the listing lacks the still-scheduled event {kept}"
     );
     for (id, how) in [
@@ -262,8 +277,9 @@ async fn single_lookup_own(ctx: Ctx) -> CaseResult {
         "key",
         json!({"k": ctx.unique("v")}),
     );
-    let id = alice.schedule_ok(&event, LONG_DELAY_MS).await?.delay_id;
-    let resp = alice.lookup(&id, true).await?;
+    let scheduled = alice.schedule_ok(&event, LONG_DELAY_MS).await?;
+    let id = &scheduled.delay_id;
+    let resp = alice.lookup(id, true).await?;
     check!(
         resp.status == 200,
         "looking up one's own scheduled event should answer 200, but {}",
@@ -283,12 +299,72 @@ async fn single_lookup_own(ctx: Ctx) -> CaseResult {
         "the lookup lacks the delay ({LONG_DELAY_MS} ms) or the scheduling time: {}",
         resp.describe()
     );
+    ctx.check_reported_time("the single-item lookup", &item, &scheduled.timer())?;
     check!(
         resp.body.get("finalised_ts").is_none(),
         "a still-scheduled event's lookup has `finalised_ts`, which marks finalised events: {}",
         resp.describe()
     );
     Ok(())
+}
+
+/// Between scheduling and restarting: long enough that a restart which left the scheduling time
+/// where it was shows, as the server's two reports then differ by about this much.
+const BEFORE_RESTART: Duration = Duration::from_millis(300);
+
+/// The scheduling time the listing (and the single lookup, where offered) reports for `delay_id`,
+/// each judged against `timer`, the request that last (re)started the event's timer.
+async fn reported_time(
+    ctx: &Ctx,
+    user: &User,
+    delay_id: &str,
+    timer: &TimerStart,
+) -> Result<i64, Stop> {
+    let items = user.list().await?;
+    let Some(item) = find(&items, delay_id) else {
+        fail!("the listing lacks the scheduled event {delay_id}")
+    };
+    let Some(at) = ctx.check_reported_time("the listing", item, timer)? else {
+        fail!(
+            "the listing entry reports no scheduling time (`scheduled_at`, `running_since` or \
+             `delayed_since_ts`): {}",
+            item.raw
+        )
+    };
+    ctx.note(format!(
+        "the listing reported the scheduling time {} ms after {} left (its answer came after {} ms)",
+        at - crate::ctx::wall_ms(timer.sent),
+        timer.by,
+        timer.answered.duration_since(timer.sent).as_millis()
+    ));
+    if ctx.features().single_lookup {
+        let resp = user.lookup(delay_id, true).await?;
+        if resp.status == 200 {
+            let item = DelayedInfo { raw: resp.body };
+            ctx.check_reported_time("the single-item lookup", &item, timer)?;
+        }
+    }
+    Ok(at)
+}
+
+/// The reported scheduling time is when the timer started, by the harness's clock: within the
+/// scheduling request's span, then, after a restart, within the restart's, having moved by as
+/// much as the harness saw pass between the two.
+async fn scheduling_time_is_when_timer_started(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    let event = DelayedEvent::message(&room, &ctx.unique("timed"));
+    let scheduled = alice.schedule_ok(&event, LONG_DELAY_MS).await?;
+    let id = &scheduled.delay_id;
+    let first = scheduled.timer();
+    let before = reported_time(&ctx, &alice, id, &first).await?;
+    // The spec's own time is the point: the restart comes measurably after the scheduling.
+    tokio::time::sleep(BEFORE_RESTART).await;
+    let requested = Instant::now();
+    let resp = alice.manage_ok(id, Action::Restart).await?;
+    let restart = TimerStart::restart(requested, &resp);
+    let after = reported_time(&ctx, &alice, id, &restart).await?;
+    ctx.check_restart_moved_time("the listing", (before, &first), (after, &restart))
 }
 
 async fn single_lookup_others(ctx: Ctx) -> CaseResult {
@@ -317,6 +393,13 @@ pub fn cases() -> Vec<Case> {
             Level::Must,
             LISTING_FIELDS,
             fields,
+        ),
+        Case::new(
+            "msc4140.listing.scheduling_time_is_when_timer_started",
+            "The listed scheduling time is when the event was scheduled, then when it was last restarted",
+            Level::Must,
+            SCHEDULED_AT,
+            scheduling_time_is_when_timer_started,
         ),
         Case::new(
             "msc4140.listing.in_send_time_order",

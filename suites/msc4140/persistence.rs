@@ -33,8 +33,11 @@ async fn survives_restart(ctx: Ctx) -> CaseResult {
     let round = ctx.restart_round().await;
     let event = DelayedEvent::message(&room, &ctx.unique("across a restart"));
     let scheduled = alice.schedule_ok(&event, ACROSS_RESTART_MS).await?;
-    let server_start = ctx.server_scheduled_at(&alice, &scheduled.delay_id).await;
+    let server_start = ctx
+        .server_scheduled_at(&alice, &scheduled.delay_id, &scheduled.timer())
+        .await?;
     ctx.restart_now(round).await?;
+    // Not early; not later than its send time plus the allowance (the wait's deadline).
     let what = "the event scheduled before the homeserver restarted";
     ctx.expect_sent_not_early(
         &bob,
@@ -54,15 +57,37 @@ async fn overdue_in_order(ctx: Ctx) -> CaseResult {
     let mut events = Vec::new();
     for delay in OVERDUE_DELAYS_MS {
         let event = DelayedEvent::message(&room, &ctx.unique(&format!("overdue after {delay} ms")));
-        alice.schedule_ok(&event, delay).await?;
-        events.push((delay, event));
+        events.push((alice.schedule_ok(&event, delay).await?, event));
     }
+    // The server's scheduling times (one listing, quick: the events are due soon), so that an
+    // event sent early, before the server went down, shows by its own clock too. A listing the
+    // server refuses is the listing cases' to judge.
+    let listed = alice.list().await.unwrap_or_default();
+    let own: Vec<(&str, TimerStart)> = events
+        .iter()
+        .map(|(s, _)| (s.delay_id.as_str(), s.timer()))
+        .collect();
+    ctx.check_listed_times(&listed, &own)?;
     ctx.restart_now(round).await?;
     let back = Instant::now();
     let what = "an event that fell due while the homeserver was down";
-    for (_, event) in &events {
-        ctx.await_delivery(&bob, what, back, 0, |o| event.matches(o))
+    for (scheduled, event) in &events {
+        // "As soon as possible" once back: within the allowance of its return (the wait's
+        // deadline); and not before its own send time.
+        let seen = ctx
+            .await_delivery(&bob, what, back, 0, |o| event.matches(o))
             .await?;
+        let server_start = listed
+            .iter()
+            .find(|i| i.delay_id() == Some(scheduled.delay_id.as_str()))
+            .and_then(|i| i.scheduled_at());
+        ctx.check_not_early(
+            what,
+            &seen,
+            scheduled.requested_at,
+            server_start,
+            scheduled.delay_ms,
+        )?;
     }
     // The order they reached the timeline in, against the order of their send times.
     let arrived = bob
@@ -74,7 +99,7 @@ async fn overdue_in_order(ctx: Ctx) -> CaseResult {
             events
                 .iter()
                 .find(|(_, e)| e.matches(o))
-                .map(|(delay, _)| *delay)
+                .map(|(scheduled, _)| scheduled.delay_ms)
         })
         .collect();
     let mut due_order = OVERDUE_DELAYS_MS.to_vec();
@@ -91,15 +116,22 @@ async fn listing_and_management(ctx: Ctx) -> CaseResult {
     let (alice, bob, room) = pair(&ctx).await?;
     let round = ctx.restart_round().await;
     let mut kept = Vec::new();
+    let mut timers = Vec::new();
     for name in ["to cancel", "to send", "to restart"] {
         let event = DelayedEvent::message(&room, &ctx.unique(name));
-        kept.push((
-            alice.schedule_ok(&event, LONG_DELAY_MS).await?.delay_id,
-            event,
-        ));
+        let scheduled = alice.schedule_ok(&event, LONG_DELAY_MS).await?;
+        timers.push(scheduled.timer());
+        kept.push((scheduled.delay_id, event));
     }
     ctx.restart_now(round).await?;
     let listed = alice.list().await?;
+    // A homeserver restart is no restart of the events: they still report their scheduling.
+    let own: Vec<(&str, TimerStart)> = kept
+        .iter()
+        .zip(&timers)
+        .map(|((id, _), timer)| (id.as_str(), *timer))
+        .collect();
+    ctx.check_listed_times(&listed, &own)?;
     for (id, event) in &kept {
         let entry = listed.iter().find(|i| i.delay_id() == Some(id.as_str()));
         check!(
@@ -198,7 +230,8 @@ async fn exactly_once_across_restart_and_kill(ctx: Ctx) -> CaseResult {
     let back = Instant::now();
     let what = "an event that fell due while the homeserver was killed";
     for (scheduled, event) in &due {
-        // Not early by the harness's clock, and not later than coming back plus the allowance.
+        // Not early by the harness's clock, and not later than coming back plus the allowance
+        // (the wait's deadline).
         let seen = ctx
             .await_delivery(&bob, what, back, 0, |o| event.matches(o))
             .await?;

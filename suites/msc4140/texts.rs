@@ -118,6 +118,14 @@ pub const LISTING_ORDER: SpecRef = SpecRef::msc4140(
 /// The listing shows scheduled events only; finalised ones are a matter of MSC4486 now.
 pub const LISTING_SCHEDULED_ONLY: SpecRef = LISTING.with_note(LISTING_MOVED);
 
+/// The field the listing shares with the single lookup (2024-10 and 2025-12 say the same of
+/// `running_since`; Synapse 1.163 sends `delayed_since_ts` and `running_since`).
+pub const SCHEDULED_AT: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    "Getting a single delayed event",
+    "`scheduled_at` - Required. The timestamp (as Unix time in milliseconds) when the delayed event was scheduled or last restarted.",
+);
+
 pub const LOOKUPS_AUTHENTICATED: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,
     GETTING_2026,

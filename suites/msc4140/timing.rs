@@ -39,7 +39,9 @@ async fn deliver(ctx: &Ctx, kind: Kind) -> Result<Delivery, Stop> {
         ),
     };
     let scheduled = alice.schedule_ok(&event, SHORT_DELAY_MS).await?;
-    let server_start = ctx.server_scheduled_at(&alice, &scheduled.delay_id).await;
+    let server_start = ctx
+        .server_scheduled_at(&alice, &scheduled.delay_id, &scheduled.timer())
+        .await?;
     let seen = ctx
         .await_delivery(&bob, what, scheduled.requested_at, SHORT_DELAY_MS, |o| {
             event.matches(o)
@@ -53,6 +55,8 @@ async fn deliver(ctx: &Ctx, kind: Kind) -> Result<Delivery, Stop> {
     })
 }
 
+/// The lower bound (MUST). The upper bound is the wait in `deliver`: an event not seen within its
+/// delay plus the allowance (and slack) fails as never sent; `within_allowance` judges it closely.
 async fn not_early(ctx: Ctx, kind: Kind) -> CaseResult {
     let d = deliver(&ctx, kind).await?;
     ctx.check_not_early(
@@ -64,6 +68,9 @@ async fn not_early(ctx: Ctx, kind: Kind) -> CaseResult {
     )
 }
 
+/// The upper bound (SHOULD), by the server's timestamps against the scheduling time it reported
+/// (itself checked against the harness's clock in `deliver`), else by the harness's clock; the
+/// lower bound is `not_early`'s, on the same scenario.
 async fn within_allowance(ctx: Ctx, kind: Kind) -> CaseResult {
     let d = deliver(&ctx, kind).await?;
     ctx.check_within_allowance(
@@ -173,6 +180,7 @@ async fn burst(ctx: &Ctx, senders: &[User], each: usize, watcher: &User, room: &
         }
     }
     let what = "an event of a burst all due at one moment";
+    // Not early; not later than its delay plus the allowance (the wait's deadline).
     for (scheduled, event) in &events {
         ctx.expect_sent_not_early(
             watcher,

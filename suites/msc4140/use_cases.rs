@@ -30,12 +30,18 @@ async fn last_will(ctx: Ctx) -> CaseResult {
     let hang_up = DelayedEvent::state(&room, CALL_MEMBER, &state_key, json!({}));
     let scheduled = bob.schedule_ok(&hang_up, LAST_WILL_DELAY_MS).await?;
     let mut will = Restartable::new(bob.clone(), alice.clone(), hang_up.clone(), scheduled);
+    let first = will.timer;
+    let first_start = ctx
+        .server_scheduled_at(&bob, &will.delay_id, &first)
+        .await?;
     will.heartbeat(HEARTBEATS).await?;
-    let server_start = ctx.server_scheduled_at(&bob, &will.delay_id).await;
+    let server_start = ctx
+        .server_rescheduled_at(&bob, &will.delay_id, (first_start, &first), &will.timer)
+        .await?;
     let membership = alice.get_state(&room, CALL_MEMBER, &state_key).await?;
     ctx.done_before_due(
         "reading the membership",
-        will.timer_started,
+        will.timer_started(),
         LAST_WILL_DELAY_MS,
     )?;
     check!(
@@ -43,12 +49,13 @@ async fn last_will(ctx: Ctx) -> CaseResult {
         "while the heartbeat ran, the call membership should have stayed, but {}",
         membership.describe()
     );
-    // Bob's client goes away: no more heartbeats.
+    // Bob's client goes away: no more heartbeats. Not early; not later than the allowance after
+    // the last heartbeat (the wait's deadline).
     let what = "the \"hang up\" call membership";
     ctx.expect_sent_not_early(
         &alice,
         what,
-        will.timer_started,
+        will.timer_started(),
         server_start,
         LAST_WILL_DELAY_MS,
         |o| hang_up.matches(o),
@@ -82,7 +89,10 @@ async fn self_destructing_message(ctx: Ctx) -> CaseResult {
         content: json!({ "redacts": message_id }),
     };
     let scheduled = bob.schedule_ok(&redaction, SHORT_DELAY_MS).await?;
-    let server_start = ctx.server_scheduled_at(&bob, &scheduled.delay_id).await;
+    let server_start = ctx
+        .server_scheduled_at(&bob, &scheduled.delay_id, &scheduled.timer())
+        .await?;
+    // Not early; not later than its delay plus the allowance (the wait's deadline).
     let what = "the delayed redaction";
     let redacts = |o: &Observed| {
         o.event_type() == "m.room.redaction"
@@ -156,7 +166,10 @@ async fn delayed_kick(ctx: Ctx) -> CaseResult {
         json!({"membership": "leave"}),
     );
     let scheduled = alice.schedule_ok(&kick, SHORT_DELAY_MS).await?;
-    let server_start = ctx.server_scheduled_at(&alice, &scheduled.delay_id).await;
+    let server_start = ctx
+        .server_scheduled_at(&alice, &scheduled.delay_id, &scheduled.timer())
+        .await?;
+    // Not early; not later than its delay plus the allowance (the wait's deadline).
     let what = "the delayed kick";
     let is_kick = |o: &Observed| {
         o.event_type() == "m.room.member"
@@ -189,7 +202,10 @@ async fn reminder(ctx: Ctx) -> CaseResult {
         json!({"msgtype": "m.text", "body": text, "m.mentions": {"user_ids": [bob.id()]}}),
     );
     let scheduled = alice.schedule_ok(&reminder, SHORT_DELAY_MS).await?;
-    let server_start = ctx.server_scheduled_at(&alice, &scheduled.delay_id).await;
+    let server_start = ctx
+        .server_scheduled_at(&alice, &scheduled.delay_id, &scheduled.timer())
+        .await?;
+    // Not early; not later than its delay plus the allowance (the wait's deadline).
     let what = "the scheduled reminder";
     let seen = ctx
         .expect_sent_not_early(
@@ -248,7 +264,7 @@ async fn call_of_many(ctx: Ctx) -> CaseResult {
     }
     // The last member's client goes away; the others keep beating until its hang-up lands.
     let stopped = wills.pop().expect("several members");
-    let deadline = Ctx::delivery_deadline(stopped.timer_started, CALL_DELAY_MS);
+    let deadline = Ctx::delivery_deadline(stopped.timer_started(), CALL_DELAY_MS);
     let seen = loop {
         if let Some(seen) = watcher
             .wait_for(Instant::now() + CALL_BEAT, |o| stopped.event.matches(o))
@@ -271,10 +287,10 @@ async fn call_of_many(ctx: Ctx) -> CaseResult {
         will.restart().await?;
     }
     let what = "the hang-up of the member who stopped";
-    ctx.check_not_early(what, &seen, stopped.timer_started, None, CALL_DELAY_MS)?;
-    ctx.check_within_allowance(what, &seen, stopped.timer_started, None, CALL_DELAY_MS)?;
+    ctx.check_not_early(what, &seen, stopped.timer_started(), None, CALL_DELAY_MS)?;
+    ctx.check_within_allowance(what, &seen, stopped.timer_started(), None, CALL_DELAY_MS)?;
     for will in &wills {
-        ctx.done_before_due("the last heartbeat", will.timer_started, CALL_DELAY_MS)?;
+        ctx.done_before_due("the last heartbeat", will.timer_started(), CALL_DELAY_MS)?;
         let landed = watcher.seen_matching(|o| will.event.matches(o)).await?;
         check!(
             landed.is_empty(),

@@ -37,7 +37,11 @@ async fn sends_delayed(ctx: &Ctx, state: bool) -> CaseResult {
         );
     }
     let scheduled = Widget::scheduled(&reply, &delay_id, SHORT_DELAY_MS);
-    let server_start = listed.and_then(|info| info.scheduled_at());
+    // The widget's request spans the driver's request to the homeserver, so it bounds the time.
+    let server_start = match &listed {
+        Some(info) => ctx.check_reported_time("the listing", info, &scheduled.timer())?,
+        None => None,
+    };
     let what = if state {
         "the delayed state event"
     } else {

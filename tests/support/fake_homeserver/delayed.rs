@@ -7,6 +7,8 @@ use super::*;
 
 /// `origin_server_ts` offset used by [`Fault::LateTimestamp`].
 pub(super) const LATE_BY_MS: u64 = 40_000;
+/// How much later than the truth [`Fault::ReportedTimeInFuture`] reports the scheduling time.
+pub(super) const REPORTED_AHEAD_MS: u64 = 60_000;
 /// How much earlier than due [`Fault::SendEarly`] sends.
 pub(super) const SEND_EARLY_BY_MS: u64 = 200;
 /// [`Fault::StateOverwriteLate`]: how long after a newer state event its overwrite takes effect
@@ -63,7 +65,10 @@ pub(super) struct Delayed {
     pub(super) state_key: Option<String>,
     pub(super) content: Value,
     pub(super) delay_ms: i64,
+    /// When the timer last (re)started: scheduling, or the last `restart` action.
     pub(super) scheduled_at: u64,
+    /// When it was scheduled, whatever restarts came later ([`Fault::ReportedTimeStale`]).
+    pub(super) first_scheduled_at: u64,
     pub(super) outcome: Outcome,
     pub(super) finalised_ts: Option<u64>,
     /// [`Fault::SendActionTwice`]: the timer will send it again at its due time.
@@ -133,6 +138,32 @@ pub(super) enum Phase {
 impl State {
     pub(super) fn delayed_mut(&mut self, idx: usize) -> &mut Delayed {
         &mut self.delayed[idx]
+    }
+
+    /// A delayed event as the listing and the single lookup report it.
+    pub(super) fn report(&self, d: &Delayed, finalised_fields: bool) -> Value {
+        let mut o = d.to_json(finalised_fields);
+        if self.fault(Fault::ReportedTimeStale) {
+            o["scheduled_at"] = json!(d.first_scheduled_at);
+        }
+        if self.fault(Fault::ReportedTimeInFuture) {
+            o["scheduled_at"] = json!(d.scheduled_at + REPORTED_AHEAD_MS);
+        }
+        o
+    }
+
+    /// [`Fault::FlushesOnShutdown`]: on a clean stop, every scheduled delayed event is sent now.
+    pub(super) fn flush_on_shutdown(&mut self) {
+        if !self.fault(Fault::FlushesOnShutdown) || self.down_until.is_some() {
+            return;
+        }
+        self.now = now_ms();
+        let scheduled: Vec<usize> = (0..self.delayed.len())
+            .filter(|&i| matches!(self.delayed[i].outcome, Outcome::Scheduled))
+            .collect();
+        for idx in scheduled {
+            self.fire(idx, self.now);
+        }
     }
 
     /// When the lazy timer acts on this delayed event, if at all.

@@ -215,6 +215,7 @@ impl State {
             content: new.content,
             delay_ms: new.delay_ms,
             scheduled_at: self.now,
+            first_scheduled_at: self.now,
             outcome: Outcome::Scheduled,
             finalised_ts: None,
             timer_resend: false,
@@ -458,7 +459,7 @@ pub(super) fn list_delayed(st: &mut State, cx: &Ctx) -> Res {
     let items: Vec<Value> = items
         .into_iter()
         .map(|d| {
-            let mut o = d.to_json(false);
+            let mut o = st.report(d, false);
             if let (true, Some(m)) = (drop_content, o.as_object_mut()) {
                 m.remove("content");
             }
@@ -476,7 +477,7 @@ pub(super) fn lookup_delayed(st: &mut State, cx: &Ctx, delay_id: &str) -> Res {
     st.rate_limit(cx, Limited::Lookup)?;
     match st.delayed_index.get(delay_id).map(|&i| &st.delayed[i]) {
         Some(d) if d.owner == viewer || st.fault(Fault::SingleLookupLeaks) => {
-            let mut item = d.to_json(true);
+            let mut item = st.report(d, true);
             if let (true, Some(m)) = (
                 st.fault(Fault::SingleLookupDropsContent),
                 item.as_object_mut(),

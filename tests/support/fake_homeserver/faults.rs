@@ -177,6 +177,19 @@ pub enum Fault {
     DelayedRedactionIgnored,
     /// The event sent from a delayed event loses its content's `m.mentions`.
     DelayedContentMangled,
+
+    // --- reported scheduling times ---------------------------------------------------------------
+    /// The listing and the single lookup report `scheduled_at` [`REPORTED_AHEAD_MS`] later than
+    /// the event was scheduled (or last restarted); the timer itself keeps the right time.
+    ReportedTimeInFuture,
+    /// After a `restart` action the listing and the single lookup still report the time the
+    /// event was first scheduled, though the restart did re-arm its timer.
+    ReportedTimeStale,
+
+    // --- homeserver restart, continued -------------------------------------------------------------
+    /// A clean restart ([`FakeHomeserver::begin_restart`], not a kill) first sends every
+    /// scheduled delayed event, due or not (a server that flushes its queue when it stops).
+    FlushesOnShutdown,
 }
 
 impl Fault {
@@ -252,5 +265,8 @@ impl Fault {
         Fault::DelayedRedactionIgnored,
         Fault::DelayedContentMangled,
         Fault::IgnoresDelay,
+        Fault::ReportedTimeInFuture,
+        Fault::ReportedTimeStale,
+        Fault::FlushesOnShutdown,
     ];
 }

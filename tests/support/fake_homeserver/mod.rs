@@ -161,6 +161,7 @@ impl FakeHomeserver {
     pub fn begin_restart(&self) -> Duration {
         let mut st = lock(&self.state);
         let downtime = st.opts.restart_downtime;
+        st.flush_on_shutdown();
         st.go_down(downtime);
         downtime
     }
