@@ -433,6 +433,11 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
         "late cancellation",
     ),
     (
+        Fault::StateOverwriteProcessedLate,
+        "msc4140.state_overwrite.earlier_state_does_not_cancel",
+        "answered (200) before the delayed event was scheduled",
+    ),
+    (
         Fault::StateOverwriteBySelfCancels,
         "msc4140.state_overwrite.own_state_does_not_cancel",
         "cancelled their delayed state event",
