@@ -200,15 +200,16 @@ const RACE_ROUNDS: usize = 20;
 /// appear (a server may take it off the listing just before sending it).
 const UNLISTED_GRACE: Duration = Duration::from_millis(1000);
 
-/// One round of the race: bob sets an entry and, the moment the server has answered, alice
-/// schedules a delayed state event for the same entry. Each round has its own event type (and
-/// state key), so no round's state touches another's delayed event, even on a server whose
-/// overwrite rule is too broad.
+/// Alice's delayed state event of one round, and its scheduling answer.
 struct RaceRound {
     event: DelayedEvent,
     scheduled: Scheduled,
 }
 
+/// One round of the race: bob sets an entry and, the moment the server has answered, alice
+/// schedules a delayed state event for the same entry. Each round has its own event type (and
+/// state key), so no round's state touches another's delayed event, even on a server whose
+/// overwrite rule is too broad.
 async fn race_round(
     ctx: &Ctx,
     alice: &User,
@@ -265,8 +266,8 @@ async fn earlier_state(ctx: Ctx) -> CaseResult {
         .map(|r| &r.scheduled)
         .max_by_key(|s| s.resp.received)
         .expect("at least one round");
+    // bob schedules the control: alice's rounds may use up her limit of scheduled events.
     let copies = ctx
-        // bob's control: alice's rounds may use up her limit of scheduled events.
         .copies_once_due(&alice, &bob, &room, last, |o| {
             rounds.iter().any(|r| r.event.matches(o))
         })
@@ -304,10 +305,11 @@ async fn earlier_state(ctx: Ctx) -> CaseResult {
             String::new()
         };
         fail!(
-            "{} of {} delayed state events were cancelled (neither sent nor listed as scheduled) by \
-             another user's state event for the same (type, state_key) that the server had answered (200) before the \
-             delayed event was scheduled; only a state event sent after a delayed state event may cancel it \
-             (2024-10), and later revisions let other users' state cancel none. E.g. delay_id {}{recorded}",
+            "{} of {} delayed state events were cancelled (neither sent nor still listed as scheduled once a \
+             later control event had arrived), each scheduled right after another user's state event for the same \
+             (type, state_key) that the server had already answered with 200. Only a state event sent after a \
+             delayed state event may cancel it (2024-10), and later revisions let other users' state cancel none. \
+             E.g. delay_id {}{recorded}",
             unlisted.len(),
             rounds.len(),
             first.scheduled.delay_id
