@@ -439,6 +439,21 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
         "late cancellation",
     ),
     (
+        Fault::SendEarly,
+        "msc4140.state_overwrite.earlier_state_does_not_cancel",
+        "sent before its delay",
+    ),
+    (
+        Fault::BurstDropsExcess,
+        "msc4140.state_overwrite.earlier_state_does_not_cancel",
+        "never sent",
+    ),
+    (
+        Fault::StateOverwriteProcessedLate,
+        "msc4140.state_overwrite.earlier_state_does_not_cancel",
+        "that the server had already answered with 200",
+    ),
+    (
         Fault::StateOverwriteBySelfCancels,
         "msc4140.state_overwrite.own_state_does_not_cancel",
         "cancelled their delayed state event",

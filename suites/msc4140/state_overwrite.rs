@@ -1,10 +1,15 @@
 //! state_overwrite: a newer state event for the same (room, type, state_key) from another user
 //! cancels a pending delayed state event in 2024-10 (still Synapse's behaviour); the 2025-12 and
-//! 2026-07 texts moved that rule to Alternatives. Nothing else ever cancels one.
+//! 2026-07 texts moved that rule to Alternatives. Nothing else ever cancels one, and under no
+//! revision does a state change the server answered *before* the delayed event was scheduled
+//! (`earlier_state_does_not_cancel`, the ordering race of a server that processes state changes
+//! in the background).
 
 use super::texts::{OVERWRITE_CANCELS, OVERWRITE_OWN, OVERWRITE_SCOPE};
 use super::SHORT_DELAY_MS;
 use crate::prelude::*;
+use futures::future::join_all;
+use std::collections::HashSet;
 
 const SHARED_TYPE: &str = "org.example.dec.shared";
 
@@ -187,6 +192,152 @@ async fn unrelated_events(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+/// Rounds of the ordering race, all at once: enough to press a server's background processing of
+/// state changes (fewer where the advertised per-user limit of scheduled events is lower).
+const RACE_ROUNDS: usize = 20;
+
+/// After the control arrived, how long a delayed event the listing no longer shows still gets to
+/// appear (a server may take it off the listing just before sending it).
+const UNLISTED_GRACE: Duration = Duration::from_millis(1000);
+
+/// Alice's delayed state event of one round, and its scheduling answer.
+struct RaceRound {
+    event: DelayedEvent,
+    scheduled: Scheduled,
+}
+
+/// One round of the race: bob sets an entry and, the moment the server has answered, alice
+/// schedules a delayed state event for the same entry. Each round has its own event type (and
+/// state key), so no round's state touches another's delayed event, even on a server whose
+/// overwrite rule is too broad.
+async fn race_round(
+    ctx: &Ctx,
+    alice: &User,
+    bob: &User,
+    room: &str,
+    ev_type: &str,
+) -> Result<RaceRound, Stop> {
+    let key = own_key(ctx);
+    bob.put_state(room, ev_type, &key, json!({"by": "bob, before"}))
+        .await?
+        .setup_ok("set the state")?;
+    let event = DelayedEvent::state(
+        room,
+        ev_type,
+        &key,
+        json!({"by": "alice, delayed", "n": ctx.unique("n")}),
+    );
+    let scheduled = alice.schedule_ok(&event, SHORT_DELAY_MS).await?;
+    Ok(RaceRound { event, scheduled })
+}
+
+/// A delayed state event may only be cancelled by state sent after it was scheduled (2024-10), or
+/// not by other users' state at all (later texts). A server that processes state changes in the
+/// background may process a change it answered just before the scheduling request only after the
+/// delayed event was stored, and wrongly take it for a newer one. Many rounds at once make that
+/// likely; every delayed event must then be sent, once, not early. Those neither seen nor listed
+/// once a later control arrived (plus a grace) count as cancelled, so a server that cancels them
+/// is judged in seconds, not after the 30 s allowance per event.
+async fn earlier_state(ctx: Ctx) -> CaseResult {
+    let (alice, bob, room) = ctx.alice_and_bob().await?;
+    let limit = ctx.features().capability_field("max_scheduled");
+    let count = limit.map_or(RACE_ROUNDS, |l| RACE_ROUNDS.min(l.max(1) as usize));
+    let types: Vec<String> = (0..count)
+        .map(|n| format!("org.example.dec.race.{n}"))
+        .collect();
+    alice
+        .update_power_levels(&room, |levels| {
+            for ev_type in &types {
+                levels["events"][ev_type] = json!(0);
+            }
+        })
+        .await?;
+    alice.start_sync().await?;
+    let rounds = join_all(
+        types
+            .iter()
+            .map(|ev_type| race_round(&ctx, &alice, &bob, &room, ev_type)),
+    )
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>, Stop>>()?;
+    let last = rounds
+        .iter()
+        .map(|r| &r.scheduled)
+        .max_by_key(|s| s.resp.received)
+        .expect("at least one round");
+    // bob schedules the control: alice's rounds may use up her limit of scheduled events.
+    let copies = ctx
+        .copies_once_due(&alice, &bob, &room, last, |o| {
+            rounds.iter().any(|r| r.event.matches(o))
+        })
+        .await?;
+    let unseen: Vec<&RaceRound> = rounds
+        .iter()
+        .filter(|r| !copies.iter().any(|o| r.event.matches(o)))
+        .collect();
+    let listed: HashSet<String> = alice
+        .list()
+        .await?
+        .iter()
+        .filter_map(|i| i.delay_id().map(str::to_string))
+        .collect();
+    let mut unlisted: Vec<&RaceRound> = unseen
+        .into_iter()
+        .filter(|r| !listed.contains(&r.scheduled.delay_id))
+        .collect();
+    let grace_end = Instant::now() + UNLISTED_GRACE;
+    while !unlisted.is_empty() {
+        let Some(seen) = alice
+            .wait_for(grace_end, |o| unlisted.iter().any(|r| r.event.matches(o)))
+            .await?
+        else {
+            break;
+        };
+        unlisted.retain(|r| !r.event.matches(&seen));
+    }
+    if let Some(first) = unlisted.first() {
+        // What the server recorded for it, where it keeps finalised events (2026-07's lookup).
+        let recorded = if ctx.features().single_lookup {
+            let lookup = alice.lookup(&first.scheduled.delay_id, true).await?;
+            format!("; its lookup answers {}", lookup.describe())
+        } else {
+            String::new()
+        };
+        fail!(
+            "{} of {} delayed state events were cancelled (neither sent nor still listed as scheduled once a \
+             later control event had arrived), each scheduled right after another user's state event for the same \
+             (type, state_key) that the server had already answered with 200. Only a state event sent after a \
+             delayed state event may cancel it (2024-10), and later revisions let other users' state cancel none. \
+             E.g. delay_id {}{recorded}",
+            unlisted.len(),
+            rounds.len(),
+            first.scheduled.delay_id
+        );
+    }
+    // Every other one was sent, or is still scheduled (then it gets its delay plus the allowance).
+    let what = "a delayed state event scheduled just after another user set the same entry";
+    for round in &rounds {
+        ctx.expect_sent_not_early(
+            &alice,
+            what,
+            round.scheduled.requested_at,
+            None,
+            round.scheduled.delay_ms,
+            |o| round.event.matches(o),
+        )
+        .await?;
+    }
+    let each: Vec<(&str, &DelayedEvent)> = rounds.iter().map(|r| (what, &r.event)).collect();
+    ctx.expect_each_once(&alice, &alice, &room, &each).await?;
+    ctx.note(format!(
+        "0 of {n} delayed state events cancelled by another user's state change for the same entry answered just \
+         before they were scheduled ({n} rounds at once)",
+        n = rounds.len()
+    ));
+    Ok(())
+}
+
 pub fn cases() -> Vec<Case> {
     vec![
         Case::new(
@@ -209,6 +360,13 @@ pub fn cases() -> Vec<Case> {
             Level::Must,
             OVERWRITE_SCOPE,
             unrelated_events,
+        ),
+        Case::new(
+            "msc4140.state_overwrite.earlier_state_does_not_cancel",
+            "Another user's state change answered before a delayed state event was scheduled never cancels it",
+            Level::Must,
+            OVERWRITE_CANCELS,
+            earlier_state,
         ),
     ]
 }

@@ -14,6 +14,9 @@ pub(super) const SEND_EARLY_BY_MS: u64 = 200;
 /// [`Fault::StateOverwriteLate`]: how long after a newer state event its overwrite takes effect
 /// (longer than the delay of `state_overwrite.other_users_state_cancels`).
 pub(super) const OVERWRITE_LAG_MS: u64 = 3500;
+/// [`Fault::StateOverwriteProcessedLate`]: how long after a newer state event the background
+/// applies its overwrite (shorter than the delay of `state_overwrite.earlier_state_does_not_cancel`).
+pub(super) const BACKGROUND_LAG_MS: u64 = 300;
 /// [`Fault::BurstDropsExcess`]: how many timer sends of one room a window holds.
 pub(super) const BURST_CAPACITY: usize = 8;
 pub(super) const BURST_WINDOW_MS: u64 = 200;

@@ -138,6 +138,11 @@ pub enum Fault {
     /// The 2024-10 overwrite rule applies, but only [`OVERWRITE_LAG_MS`] after the newer state
     /// event was accepted (as a server that processes state changes in the background, behind).
     StateOverwriteLate,
+    /// The 2024-10 overwrite rule applies in the background, [`BACKGROUND_LAG_MS`] after the newer
+    /// state event was accepted (well within a short delay), to every delayed event still
+    /// scheduled then: also to one scheduled after the state change was answered, which a
+    /// correct server never cancels (the ordering race of a server that processes state late).
+    StateOverwriteProcessedLate,
 
     // --- permissions at send time ----------------------------------------------------------------
     /// A `send` action refused for lack of permission finalises the event (failed) instead of
@@ -250,6 +255,7 @@ impl Fault {
         Fault::StateOverwriteTooBroad,
         Fault::StateOverwriteCancelsButListed,
         Fault::StateOverwriteLate,
+        Fault::StateOverwriteProcessedLate,
         Fault::ResendsSentAfterRestart,
         Fault::OverdueTwiceAfterKill,
         Fault::BurstDropsExcess,

@@ -83,7 +83,8 @@ pub(super) struct State {
     pub(super) killed: bool,
     /// [`Fault::BurstDropsExcess`]: the timer's recent sends (time, room).
     pub(super) recent_timer_sends: VecDeque<(u64, String)>,
-    /// [`Fault::StateOverwriteLate`]: events whose overwrite takes effect later, and when.
+    /// [`Fault::StateOverwriteLate`], [`Fault::StateOverwriteProcessedLate`]: events whose overwrite
+    /// takes effect later, and when.
     pub(super) late_overwrites: Vec<(u64, usize)>,
     /// Rate-limit buckets, by user id (or [`ANONYMOUS`]).
     pub(super) buckets: HashMap<String, Bucket>,

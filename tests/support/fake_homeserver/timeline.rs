@@ -64,11 +64,16 @@ impl State {
         if let Some(sk) = &state_key {
             room.state.insert((ev_type.to_string(), sk.clone()), idx);
         }
-        if self.fault(Fault::StateOverwriteLate) {
-            self.late_overwrites
-                .push((self.now + OVERWRITE_LAG_MS, idx));
+        let lag = if self.fault(Fault::StateOverwriteLate) {
+            Some(OVERWRITE_LAG_MS)
+        } else if self.fault(Fault::StateOverwriteProcessedLate) {
+            Some(BACKGROUND_LAG_MS)
         } else {
-            self.overwrite_by(idx);
+            None
+        };
+        match lag {
+            Some(lag) => self.late_overwrites.push((self.now + lag, idx)),
+            None => self.overwrite_by(idx),
         }
         let ignored = delay_id.is_some() && self.fault(Fault::DelayedRedactionIgnored);
         if ev_type == "m.room.redaction" && !ignored {
