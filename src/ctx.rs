@@ -5,7 +5,7 @@ use crate::api::{ApiForm, Features, FormOverride, Scheduled, User};
 use crate::check;
 use crate::client::{Client, Evidence, Observed, Resp};
 use crate::outcome::Stop;
-use crate::phase::{Restarts, Round};
+use crate::phase::{Restarts, Round, Settling, SETTLE_WINDOW};
 use crate::spec::Rev;
 use crate::target::Target;
 use crate::users;
@@ -99,6 +99,9 @@ pub struct Ctx {
     label: String,
     evidence: Evidence,
     record: Arc<Mutex<Record>>,
+    /// This case's place among the participants of its last restart still settling (dropped,
+    /// so settled, when the case says so, gathers again, or ends).
+    settling: Arc<Mutex<Option<Settling>>>,
 }
 
 impl Ctx {
@@ -109,6 +112,7 @@ impl Ctx {
             label,
             evidence: Evidence::default(),
             record: Default::default(),
+            settling: Default::default(),
         }
     }
 
@@ -218,30 +222,69 @@ impl Ctx {
 
     // ---- homeserver restarts (cases that need `Need::Restart`) --------------------------------
 
-    /// Joins the next restart round: returns once every running restart case has gathered. Do
-    /// what must happen just before the restart (schedule events that must fall due while the
-    /// server is down), then call `restart_now`.
+    /// Joins the next restart round: returns once the last restart has settled (see `settled`)
+    /// and every running restart case has gathered. Do what must happen just before the restart
+    /// (schedule events that must fall due while the server is down), then call `restart_now`.
     pub async fn restart_round(&self) -> Round {
-        self.env.restarts.gather().await
+        self.settled();
+        let (round, settled) = self.env.restarts.gather().await;
+        if !settled {
+            self.note_unsettled("gathered for the next restart");
+        }
+        round
     }
 
     /// Restarts the homeserver (shared with the round's other cases); returns once it is back.
+    /// The case then first waits, over `/sync` only, for what it expects to be due and says so
+    /// with `settled`; it touches the delayed-events API only after `after_round_settled`.
     pub async fn restart_now(&self, round: Round) -> Result<(), Stop> {
-        round.restart(false).await.map_err(|e| {
+        let settling = round.restart(false).await.map_err(|e| {
             Stop::Error(format!(
                 "the homeserver did not come back after a restart: {e}"
             ))
-        })
+        })?;
+        *self.settling.lock().unwrap() = Some(settling);
+        Ok(())
     }
 
     /// Kills the homeserver hard (SIGKILL, an engine kill) and starts it again with its data;
-    /// the whole round is then a kill. Cases calling this need `Need::Kill` as well.
+    /// the whole round is then a kill. Cases calling this need `Need::Kill` as well. Settle
+    /// afterwards as after `restart_now`.
     pub async fn kill_now(&self, round: Round) -> Result<(), Stop> {
-        round.restart(true).await.map_err(|e| {
+        let settling = round.restart(true).await.map_err(|e| {
             Stop::Error(format!(
                 "the homeserver did not come back after a hard kill: {e}"
             ))
-        })
+        })?;
+        *self.settling.lock().unwrap() = Some(settling);
+        Ok(())
+    }
+
+    /// After a restart: this case has seen what it expected to be due (or no longer waits for
+    /// it), so others of its round may touch the delayed-events API. Ending the case, or
+    /// gathering for another round, says the same.
+    pub fn settled(&self) {
+        self.settling.lock().unwrap().take();
+    }
+
+    /// After a restart, before touching the delayed-events API: waits until every other
+    /// participant of the round has settled (seen over `/sync` what it expected to be due),
+    /// finished or left, so no request of this case can nudge a server into sending what others
+    /// wait for. Bounded: after the window the case goes ahead and notes it.
+    pub async fn after_round_settled(&self) {
+        let Some(round) = self.settling.lock().unwrap().take().map(|s| s.round()) else {
+            return;
+        };
+        if !self.env.restarts.settled(Some(round)).await {
+            self.note_unsettled("touched the delayed-events API after the restart");
+        }
+    }
+
+    fn note_unsettled(&self, what: &str) {
+        self.note(format!(
+            "{what} though another case of the restart round had not settled within {} s",
+            SETTLE_WINDOW.as_secs()
+        ));
     }
 
     /// Gathers and restarts, for cases with nothing to prepare.

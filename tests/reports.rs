@@ -192,7 +192,10 @@ fn markdown_reports() {
 #[test]
 fn reports_say_not_implemented() {
     let run = fixture(FEATURE_OFF);
-    let reason = run.not_implemented.clone().expect("the fixture is a feature-off run");
+    let reason = run
+        .not_implemented
+        .clone()
+        .expect("the fixture is a feature-off run");
     assert!(reason.contains("403 M_FORBIDDEN"), "{reason}");
     snapshot!("markdown-feature-off", markdown::render(&run));
     let page = html::render(&run);
@@ -206,7 +209,10 @@ fn reports_say_not_implemented() {
         .expect("a feature suite");
     assert!(matches!(
         feature.test_cases[0].status,
-        TestCaseStatus::NonSuccess { kind: NonSuccessKind::Failure, .. }
+        TestCaseStatus::NonSuccess {
+            kind: NonSuccessKind::Failure,
+            ..
+        }
     ));
     let annotations = github::render(&run);
     assert!(
@@ -214,7 +220,10 @@ fn reports_say_not_implemented() {
         "{annotations}"
     );
     let runs = [fixture(PINNED), run];
-    snapshot!("matrix-markdown-feature-off", matrix::render_markdown(&runs));
+    snapshot!(
+        "matrix-markdown-feature-off",
+        matrix::render_markdown(&runs)
+    );
 }
 
 #[test]

@@ -802,7 +802,10 @@ async fn each_fault_fails_exactly_the_cases_it_concerns() {
         .map(|list| list.split(',').map(|s| s.trim().to_string()).collect());
     let mut expected: BTreeMap<Fault, BTreeMap<&str, &str>> = BTreeMap::new();
     for (fault, case, phrase) in EXPECTED {
-        if only.as_ref().is_some_and(|o| !o.contains(&format!("{fault:?}"))) {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.contains(&format!("{fault:?}")))
+        {
             continue;
         }
         expected.entry(*fault).or_default().insert(case, phrase);
