@@ -96,3 +96,45 @@ fn managed_synapse_restarts_with_its_data() {
         assert!(!log.is_empty(), "the server log is readable");
     });
 }
+
+/// A Synapse with delayed events switched off: the run says "not implemented" and exits 1, every
+/// case skips with that reason but the one about the dangerous fallback, which passes (Synapse
+/// refuses the delayed request rather than sending it at once).
+#[test]
+fn synapse_without_delayed_events_is_not_implemented() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, results) = (dir.path().join("off.yaml"), dir.path().join("off.json"));
+    std::fs::write(&config, "max_event_delay_duration: null\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_delayed-events-conformance"))
+        .args(["run", "--quiet", "--suite", "msc4140", "--synapse-config"])
+        .arg(&config)
+        .arg("--json")
+        .arg(&results)
+        .output()
+        .expect("the harness binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "exit status\n{stdout}");
+    assert!(
+        stdout.contains("delayed events: NOT IMPLEMENTED"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    assert!(report["not_implemented"].as_str().is_some(), "{report:#}");
+    for case in report["cases"].as_array().unwrap() {
+        let (id, outcome) = (
+            case["id"].as_str().unwrap(),
+            case["outcome"].as_str().unwrap(),
+        );
+        if id == "msc4140.timing.delay_never_ignored" {
+            assert_eq!(outcome, "pass", "{case:#}");
+        } else {
+            assert_eq!(outcome, "skip", "{id}: {case:#}");
+            let message = case["message"].as_str().unwrap();
+            assert!(
+                message.starts_with("delayed events are not offered"),
+                "{id}: {message}"
+            );
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! Delayed events: their records and outcomes, the lazy timer that sends them, and their
+//! cancellation by newer state events.
+
+use serde_json::{json, Value};
+
+use super::*;
+
+/// `origin_server_ts` offset used by [`Fault::LateTimestamp`].
+pub(super) const LATE_BY_MS: u64 = 40_000;
+/// How much earlier than due [`Fault::SendEarly`] sends.
+pub(super) const SEND_EARLY_BY_MS: u64 = 200;
+/// [`Fault::StateOverwriteLate`]: how long after a newer state event its overwrite takes effect
+/// (longer than the delay of `state_overwrite.other_users_state_cancels`).
+pub(super) const OVERWRITE_LAG_MS: u64 = 3500;
+/// [`Fault::BurstDropsExcess`]: how many timer sends of one room a window holds.
+pub(super) const BURST_CAPACITY: usize = 8;
+pub(super) const BURST_WINDOW_MS: u64 = 200;
+
+#[derive(Clone, Debug)]
+pub(super) enum Outcome {
+    Scheduled,
+    Sent {
+        event_id: String,
+    },
+    /// Cancelled by the `cancel` action.
+    Cancelled,
+    /// Cancelled because of an error (send failure, state overwrite).
+    Failed {
+        error: Value,
+        /// Cancelled by a newer state event ([`Fault::StateOverwriteCancelsButListed`]).
+        by_overwrite: bool,
+    },
+}
+
+impl Outcome {
+    /// The outcome of an attempt to send.
+    pub(super) fn of_send(result: Result<String, Reply>) -> Outcome {
+        match result {
+            Ok(event_id) => Outcome::Sent { event_id },
+            Err(e) => Outcome::Failed {
+                error: e.body,
+                by_overwrite: false,
+            },
+        }
+    }
+
+    pub(super) fn describe(&self) -> String {
+        match self {
+            Outcome::Scheduled => "scheduled".into(),
+            Outcome::Sent { event_id } => format!("sent as {event_id}"),
+            Outcome::Cancelled => "cancelled".into(),
+            Outcome::Failed { error, .. } => format!("failed ({})", error["errcode"]),
+        }
+    }
+}
+
+pub(super) struct Delayed {
+    pub(super) seq: u64,
+    pub(super) delay_id: String,
+    pub(super) owner: String,
+    pub(super) room_id: String,
+    pub(super) ev_type: String,
+    pub(super) state_key: Option<String>,
+    pub(super) content: Value,
+    pub(super) delay_ms: i64,
+    pub(super) scheduled_at: u64,
+    pub(super) outcome: Outcome,
+    pub(super) finalised_ts: Option<u64>,
+    /// [`Fault::SendActionTwice`]: the timer will send it again at its due time.
+    pub(super) timer_resend: bool,
+    /// [`Fault::OverdueNotSent`]: the timer forgot it; it is never sent.
+    pub(super) stalled: bool,
+    /// [`Fault::DeactivatedStillSends`]: sent without any authorisation check.
+    pub(super) unchecked: bool,
+}
+
+impl Delayed {
+    pub(super) fn due(&self) -> u64 {
+        (self.scheduled_at as i64)
+            .saturating_add(self.delay_ms)
+            .max(0) as u64
+    }
+
+    pub(super) fn to_json(&self, finalised_fields: bool) -> Value {
+        let mut o = json!({
+            "delay_id": self.delay_id,
+            "room_id": self.room_id,
+            "type": self.ev_type,
+            "delay_ms": self.delay_ms,
+            "scheduled_at": self.scheduled_at,
+            "content": self.content,
+        });
+        if let Some(sk) = &self.state_key {
+            o["state_key"] = json!(sk);
+        }
+        if finalised_fields {
+            if let Some(ts) = self.finalised_ts {
+                o["finalised_ts"] = json!(ts);
+            }
+            match &self.outcome {
+                Outcome::Sent { event_id } => o["event_id"] = json!(event_id),
+                Outcome::Failed { error, .. } => o["error"] = error.clone(),
+                Outcome::Scheduled | Outcome::Cancelled => {}
+            }
+        }
+        o
+    }
+}
+
+/// A new event, as far as cancelling the delayed events it overwrites goes.
+pub(super) struct Overwrite<'a> {
+    pub(super) room_id: &'a str,
+    pub(super) ev_type: &'a str,
+    pub(super) state_key: Option<&'a str>,
+    pub(super) sender: &'a str,
+    /// Set when the new event is itself sent from a delayed event.
+    pub(super) delay_id: Option<&'a str>,
+}
+
+/// When an authorisation check happens; the delayed-event faults about power levels hinge on it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// An ordinary, non-delayed send.
+    Direct,
+    /// Scheduling a delayed event.
+    Schedule,
+    /// The timer sending a delayed event.
+    Timer,
+    /// The `send` management action.
+    SendAction,
+}
+
+impl State {
+    pub(super) fn delayed_mut(&mut self, idx: usize) -> &mut Delayed {
+        &mut self.delayed[idx]
+    }
+
+    /// When the lazy timer acts on this delayed event, if at all.
+    pub(super) fn fire_time(&self, d: &Delayed) -> Option<u64> {
+        match d.outcome {
+            _ if d.stalled => None,
+            Outcome::Scheduled if self.fault(Fault::SendEarly) => {
+                // Early by a margin no correct timer or loaded harness could explain.
+                let delay = d.delay_ms.max(0) as u64;
+                Some(d.scheduled_at + delay.saturating_sub(SEND_EARLY_BY_MS).max(delay / 2))
+            }
+            Outcome::Scheduled => Some(d.due()),
+            Outcome::Sent { .. } if d.timer_resend => Some(d.due()),
+            _ => None,
+        }
+    }
+
+    /// `origin_server_ts` of an event sent by the timer.
+    pub(super) fn timer_timestamp(&self, d: &Delayed) -> u64 {
+        if self.fault(Fault::SendEarly) {
+            self.now
+        } else if self.fault(Fault::LateTimestamp) {
+            d.due() + LATE_BY_MS
+        } else {
+            d.due()
+        }
+    }
+
+    /// Delayed events the timer must act on now, in order of due time.
+    pub(super) fn due_now(&self) -> Vec<usize> {
+        let mut due: Vec<(u64, u64, usize)> = self
+            .delayed
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| {
+                self.fire_time(d)
+                    .filter(|&t| t <= self.now)
+                    .map(|t| (t, d.seq, i))
+            })
+            .collect();
+        due.sort();
+        due.into_iter().map(|(_, _, i)| i).collect()
+    }
+
+    /// Sends every delayed event whose time has come, in order of due time.
+    pub(super) fn tick(&mut self) {
+        let now = self.now;
+        let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.late_overwrites)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.late_overwrites = later;
+        for (_, idx) in ready {
+            self.overwrite_by(idx);
+        }
+        for idx in self.due_now() {
+            let ts = self.timer_timestamp(&self.delayed[idx]);
+            self.fire(idx, ts);
+        }
+    }
+
+    /// The timer's send of one due delayed event, stamped `ts`.
+    pub(super) fn fire(&mut self, idx: usize, ts: u64) {
+        let d = &self.delayed[idx];
+        let state_key = d.state_key.clone();
+        let scheduled = matches!(d.outcome, Outcome::Scheduled);
+        if scheduled && self.burst_full(idx) {
+            self.delayed_mut(idx).stalled = true;
+            return;
+        }
+        let d = &self.delayed[idx];
+        match d.outcome {
+            Outcome::Scheduled => {
+                let result = self.emit_delayed(idx, ts, state_key, Phase::Timer);
+                self.finalise(idx, Outcome::of_send(result));
+            }
+            Outcome::Sent { .. } if d.timer_resend => {
+                let _ = self.emit_delayed(idx, ts, state_key, Phase::Timer);
+                self.delayed_mut(idx).timer_resend = false;
+            }
+            _ => {} // finalised meanwhile, e.g. by a state overwrite from an earlier one
+        }
+    }
+
+    /// [`Fault::BurstDropsExcess`]: whether the timer already sent its fill into this event's
+    /// room within the window (and if not, counts this send).
+    pub(super) fn burst_full(&mut self, idx: usize) -> bool {
+        if !self.fault(Fault::BurstDropsExcess) {
+            return false;
+        }
+        let now = self.now;
+        self.recent_timer_sends
+            .retain(|(at, _)| at + BURST_WINDOW_MS > now);
+        let room = self.delayed[idx].room_id.clone();
+        let in_room = self
+            .recent_timer_sends
+            .iter()
+            .filter(|(_, r)| *r == room)
+            .count();
+        if in_room >= BURST_CAPACITY {
+            return true;
+        }
+        self.recent_timer_sends.push_back((now, room));
+        false
+    }
+
+    /// Puts a delayed event into its room now, if its owner may send it.
+    pub(super) fn emit_delayed(
+        &mut self,
+        idx: usize,
+        ts: u64,
+        state_key: Option<String>,
+        phase: Phase,
+    ) -> Result<String, Reply> {
+        let d = &self.delayed[idx];
+        if !d.unchecked {
+            self.authorise(
+                &d.room_id,
+                &d.owner,
+                &d.ev_type,
+                state_key.as_deref(),
+                &d.content,
+                phase,
+            )?;
+        }
+        let mut content = d.content.clone();
+        if let (true, Some(map)) = (
+            self.fault(Fault::DelayedContentMangled),
+            content.as_object_mut(),
+        ) {
+            map.remove("m.mentions");
+        }
+        let (room_id, owner, ev_type, delay_id) = (
+            d.room_id.clone(),
+            d.owner.clone(),
+            d.ev_type.clone(),
+            d.delay_id.clone(),
+        );
+        let draft = Draft {
+            room_id: &room_id,
+            sender: &owner,
+            ev_type: &ev_type,
+            state_key,
+            content,
+            ts,
+            delay_id: Some(delay_id),
+        };
+        Ok(self.append_event(draft))
+    }
+
+    /// Records a delayed event's final outcome (sent, cancelled, failed).
+    pub(super) fn finalise(&mut self, idx: usize, outcome: Outcome) {
+        let now = self.now;
+        let line = format!(
+            "delayed event {} {}",
+            self.delayed[idx].delay_id,
+            outcome.describe()
+        );
+        let d = self.delayed_mut(idx);
+        d.outcome = outcome;
+        d.finalised_ts = Some(now);
+        self.log(line);
+    }
+
+    /// The event at `idx` cancels what it overwrites.
+    pub(super) fn overwrite_by(&mut self, idx: usize) {
+        let ev = &self.events[idx];
+        let (room_id, ev_type, state_key, sender, delay_id) = (
+            ev.room_id.clone(),
+            ev.ev_type.clone(),
+            ev.state_key.clone(),
+            ev.sender.clone(),
+            ev.delay_id.clone(),
+        );
+        let new = Overwrite {
+            room_id: &room_id,
+            ev_type: &ev_type,
+            state_key: state_key.as_deref(),
+            sender: &sender,
+            delay_id: delay_id.as_deref(),
+        };
+        self.cancel_overwritten(&new);
+    }
+
+    /// A newer event cancels the pending delayed events it overwrites: those of other users for
+    /// the same room, type and state key (the 2024-10 rule; faults change who and what).
+    pub(super) fn cancel_overwritten(&mut self, new: &Overwrite) {
+        let (ignore_others, cancel_own) = (
+            self.fault(Fault::StateOverwriteIgnored),
+            self.fault(Fault::StateOverwriteBySelfCancels),
+        );
+        let hit: Vec<usize> = (0..self.delayed.len())
+            .filter(|&i| {
+                let d = &self.delayed[i];
+                let cancels = if d.owner == new.sender {
+                    cancel_own
+                } else {
+                    !ignore_others
+                };
+                matches!(d.outcome, Outcome::Scheduled)
+                    && Some(d.delay_id.as_str()) != new.delay_id
+                    && cancels
+                    && self.overwrites(new, d)
+            })
+            .collect();
+        for idx in hit {
+            let error = json!({
+                "errcode": "M_UNKNOWN",
+                "error": "Cancelled by a newer state event",
+                "org.matrix.msc4140.errcode": "M_CANCELLED_BY_STATE_UPDATE",
+            });
+            self.finalise(
+                idx,
+                Outcome::Failed {
+                    error,
+                    by_overwrite: true,
+                },
+            );
+        }
+    }
+
+    /// Whether `new` overwrites the delayed event `d`: a state event at the same room, type and
+    /// state key; more under [`Fault::StateOverwriteTooBroad`].
+    pub(super) fn overwrites(&self, new: &Overwrite, d: &Delayed) -> bool {
+        let broad = self.fault(Fault::StateOverwriteTooBroad);
+        let same_room = d.room_id == new.room_id;
+        d.ev_type == new.ev_type
+            && match (new.state_key, d.state_key.as_deref()) {
+                (Some(a), Some(b)) if a == b => same_room || broad,
+                (Some(_), Some(_)) | (None, None) => same_room && broad,
+                _ => false,
+            }
+    }
+}

@@ -1,0 +1,366 @@
+//! The fake's state (users, sessions, rooms, events, delayed events) and its core helpers:
+//! auth, rate limits, transaction ids, homeserver restart, the log.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use serde_json::{json, Value};
+
+use super::*;
+
+/// Lines kept in the fake's own log ([`FakeHomeserver::log_tail`]).
+pub(super) const LOG_LINES: usize = 200;
+/// The management rate limit, as Synapse's default `rc_delayed_event_mgmt`: burst and refill.
+pub(super) const RATE_BURST: f64 = 5.0;
+pub(super) const RATE_PER_SECOND: f64 = 1.0;
+/// The rate-limit bucket of requests without an access token (all come from one IP here).
+pub(super) const ANONYMOUS: &str = "<anonymous>";
+
+#[derive(Clone, Debug)]
+pub(super) struct Session {
+    pub(super) token: String,
+    pub(super) user_id: String,
+    pub(super) device_id: String,
+    pub(super) is_guest: bool,
+}
+
+pub(super) struct User {
+    pub(super) password: String,
+    pub(super) is_guest: bool,
+    pub(super) deactivated: bool,
+}
+
+pub(super) struct Room {
+    pub(super) creator: String,
+    /// (type, state_key) -> index into `State::events`.
+    pub(super) state: HashMap<(String, String), usize>,
+    /// Indices into `State::events`, in stream order.
+    pub(super) timeline: Vec<usize>,
+}
+
+pub(super) struct Event {
+    /// Stream position (1-based, global); sync tokens are positions.
+    pub(super) pos: u64,
+    pub(super) event_id: String,
+    pub(super) room_id: String,
+    pub(super) ev_type: String,
+    pub(super) sender: String,
+    pub(super) state_key: Option<String>,
+    pub(super) content: Value,
+    pub(super) origin_server_ts: u64,
+    /// Index of the redaction event that redacted this one.
+    pub(super) redacted_by: Option<usize>,
+    /// Set when this event was sent from a delayed event.
+    pub(super) delay_id: Option<String>,
+}
+
+pub(super) struct State {
+    pub(super) opts: FakeOptions,
+    /// Wall-clock time of the request being handled (ms since the epoch).
+    pub(super) now: u64,
+    pub(super) users: HashMap<String, User>,
+    /// User ids in registration order ([`Fault::ListingWithoutAuth`] acts as the first).
+    pub(super) user_order: Vec<String>,
+    pub(super) sessions: HashMap<String, Session>,
+    pub(super) nonces: HashSet<String>,
+    pub(super) rooms: HashMap<String, Room>,
+    pub(super) aliases: HashMap<String, String>,
+    pub(super) events: Vec<Event>,
+    pub(super) event_index: HashMap<String, usize>,
+    pub(super) delayed: Vec<Delayed>,
+    pub(super) delayed_index: HashMap<String, usize>,
+    /// (access token, request path) -> the successful reply, for transaction ids.
+    pub(super) txns: HashMap<(String, String), Reply>,
+    pub(super) guest_counter: u64,
+    /// Delayed events scheduled so far (their `seq`; sequential delay_ids).
+    pub(super) delayed_counter: u64,
+    /// While down for a restart: the wall-clock time (ms) the fake comes back.
+    pub(super) down_until: Option<u64>,
+    /// Homeserver restarts so far.
+    pub(super) restarts: u64,
+    /// The current downtime is a hard kill, not a clean restart.
+    pub(super) killed: bool,
+    /// [`Fault::BurstDropsExcess`]: the timer's recent sends (time, room).
+    pub(super) recent_timer_sends: VecDeque<(u64, String)>,
+    /// [`Fault::StateOverwriteLate`]: events whose overwrite takes effect later, and when.
+    pub(super) late_overwrites: Vec<(u64, usize)>,
+    /// Rate-limit buckets, by user id (or [`ANONYMOUS`]).
+    pub(super) buckets: HashMap<String, Bucket>,
+    /// What the fake did, oldest first (requests, sends, restarts); at most [`LOG_LINES`].
+    pub(super) log: VecDeque<String>,
+    /// Every delayed-event request, as evidence of the API forms a client uses (recording mode).
+    pub(super) recorded: Vec<RecordedRequest>,
+}
+
+/// A token bucket of the management rate limit.
+pub(super) struct Bucket {
+    pub(super) tokens: f64,
+    pub(super) at: u64,
+}
+
+/// Requests that share the management rate limit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Limited {
+    /// The `send`, `cancel` and `restart` actions (either form).
+    Management,
+    /// The listing and the single lookup.
+    Lookup,
+}
+
+pub(super) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub(super) const URL_SAFE: &[u8] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+pub(super) const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+pub(super) fn random_string(len: usize, alphabet: &[u8]) -> String {
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+/// A user id from a localpart or a user id.
+pub(super) fn qualify(user: &str) -> String {
+    if user.starts_with('@') {
+        user.to_string()
+    } else {
+        format!("@{user}:{SERVER_NAME}")
+    }
+}
+
+pub(super) fn int_field(obj: &Value, key: &str) -> Option<i64> {
+    match obj.get(key)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+impl State {
+    pub(super) fn new(opts: FakeOptions) -> State {
+        State {
+            opts,
+            now: now_ms(),
+            users: HashMap::new(),
+            user_order: Vec::new(),
+            sessions: HashMap::new(),
+            nonces: HashSet::new(),
+            rooms: HashMap::new(),
+            aliases: HashMap::new(),
+            events: Vec::new(),
+            event_index: HashMap::new(),
+            delayed: Vec::new(),
+            delayed_index: HashMap::new(),
+            txns: HashMap::new(),
+            guest_counter: 0,
+            delayed_counter: 0,
+            down_until: None,
+            restarts: 0,
+            killed: false,
+            late_overwrites: Vec::new(),
+            recent_timer_sends: VecDeque::new(),
+            buckets: HashMap::new(),
+            log: VecDeque::new(),
+            recorded: Vec::new(),
+        }
+    }
+
+    pub(super) fn fault(&self, f: Fault) -> bool {
+        self.opts.faults.contains(&f)
+    }
+
+    pub(super) fn head(&self) -> u64 {
+        self.events.len() as u64
+    }
+
+    // --- auth -----------------------------------------------------------------------------------
+
+    pub(super) fn session(&self, cx: &Ctx) -> Result<Session, Reply> {
+        let token = cx
+            .token
+            .as_ref()
+            .ok_or_else(|| err(401, "M_MISSING_TOKEN", "Missing access token."))?;
+        self.sessions
+            .get(token)
+            .cloned()
+            .ok_or_else(|| err(401, "M_UNKNOWN_TOKEN", "Unrecognised access token."))
+    }
+
+    /// Who may manage delayed events: `None` means anyone ([`Fault::MgmtWithoutAuth`]).
+    pub(super) fn mgmt_requester(&self, cx: &Ctx) -> Result<Option<String>, Reply> {
+        if self.fault(Fault::MgmtWithoutAuth) {
+            return Ok(None);
+        }
+        if cx.token.is_none() && self.fault(Fault::MgmtAuthWrongError) {
+            return Err(err(400, "M_UNKNOWN", "bad request"));
+        }
+        Ok(Some(self.session(cx)?.user_id))
+    }
+
+    /// Whose delayed events a lookup shows.
+    pub(super) fn lookup_requester(&self, cx: &Ctx) -> Result<String, Reply> {
+        if cx.token.is_none() && self.fault(Fault::ListingWithoutAuth) {
+            if let Some(first) = self.user_order.first() {
+                return Ok(first.clone());
+            }
+        }
+        Ok(self.session(cx)?.user_id)
+    }
+
+    /// [`Fault::GuestsRefused`]: the delayed-event API is closed to guest accounts.
+    pub(super) fn refuse_guests(&self, cx: &Ctx) -> Result<(), Reply> {
+        let guest = self.session(cx).is_ok_and(|s| s.is_guest);
+        if guest && self.fault(Fault::GuestsRefused) {
+            return Err(guest_forbidden());
+        }
+        Ok(())
+    }
+
+    /// The management rate limit (a token bucket per user, or per IP without a token), when
+    /// [`FakeOptions::rate_limits`] is on. Call after the request's authentication.
+    pub(super) fn rate_limit(&mut self, cx: &Ctx, kind: Limited) -> Result<(), Reply> {
+        let exempt = match kind {
+            Limited::Management => self.fault(Fault::MgmtNotRateLimited),
+            Limited::Lookup => self.fault(Fault::LookupsNotRateLimited),
+        };
+        if !self.opts.rate_limits || exempt {
+            return Ok(());
+        }
+        let key = match self.session(cx) {
+            _ if kind == Limited::Management && self.fault(Fault::MgmtRateLimitPerAddress) => {
+                "the one client address".to_string()
+            }
+            Ok(session) => session.user_id,
+            Err(_) => ANONYMOUS.to_string(),
+        };
+        let now = self.now;
+        let bucket = self.buckets.entry(key).or_insert(Bucket {
+            tokens: RATE_BURST,
+            at: now,
+        });
+        let refill = now.saturating_sub(bucket.at) as f64 / 1000.0 * RATE_PER_SECOND;
+        bucket.tokens = (bucket.tokens + refill).min(RATE_BURST);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            return Ok(());
+        }
+        let wait_ms = ((1.0 - bucket.tokens) * 1000.0 / RATE_PER_SECOND).ceil() as u64;
+        Err(ok(json!({
+            "errcode": "M_LIMIT_EXCEEDED",
+            "error": "Too many requests",
+            "retry_after_ms": wait_ms,
+        }))
+        .with_status(429)
+        .header("Retry-After", wait_ms.div_ceil(1000).to_string()))
+    }
+
+    /// Replays the reply of an earlier request with the same token and path (transaction ids).
+    pub(super) fn with_txn(
+        &mut self,
+        session: &Session,
+        cx: &Ctx,
+        use_cache: bool,
+        f: impl FnOnce(&mut State) -> Res,
+    ) -> Res {
+        let key = (session.token.clone(), cx.path.clone());
+        if use_cache {
+            if let Some(reply) = self.txns.get(&key) {
+                return Ok(reply.clone());
+            }
+        }
+        let reply = f(self)?;
+        self.txns.insert(key, reply.clone());
+        Ok(reply)
+    }
+
+    // --- homeserver restart ---------------------------------------------------------------------
+
+    /// Stops the "server" for `downtime`: what is due is sent first, then every request answers
+    /// 503 and the timer stands still until [`State::come_back`].
+    pub(super) fn go_down(&mut self, downtime: Duration) {
+        self.now = now_ms();
+        if self.down_until.is_none() {
+            self.tick();
+        }
+        if self.fault(Fault::LosesEventsOnRestart) {
+            self.delayed
+                .retain(|d| !matches!(d.outcome, Outcome::Scheduled));
+            self.delayed_index = self
+                .delayed
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d.delay_id.clone(), i))
+                .collect();
+        }
+        self.restarts += 1;
+        self.buckets.clear();
+        let until = self.now + downtime.as_millis() as u64;
+        self.down_until = Some(self.down_until.map_or(until, |t| t.max(until)));
+        self.log(format!("restart: down for {} ms", downtime.as_millis()));
+    }
+
+    /// `Err(503)` while down; once the downtime has passed, comes back up first.
+    pub(super) fn check_up(&mut self) -> Result<(), Reply> {
+        match self.down_until {
+            Some(until) if self.now < until => Err(err(503, "M_UNKNOWN", "restarting")),
+            Some(_) => {
+                self.come_back();
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Start-up after a restart: sends every delayed event that fell due while down, in order of
+    /// due time, stamped with the moment the server came back.
+    pub(super) fn come_back(&mut self) {
+        self.down_until = None;
+        let killed = std::mem::take(&mut self.killed);
+        if self.fault(Fault::ResendsSentAfterRestart) {
+            let sent: Vec<usize> = (0..self.delayed.len())
+                .filter(|&i| matches!(self.delayed[i].outcome, Outcome::Sent { .. }))
+                .collect();
+            for idx in sent {
+                let state_key = self.delayed[idx].state_key.clone();
+                let _ = self.emit_delayed(idx, self.now, state_key, Phase::Timer);
+            }
+        }
+        let mut overdue = self.due_now();
+        if self.fault(Fault::OverdueOutOfOrder) {
+            overdue.reverse();
+        }
+        if self.fault(Fault::OverdueNotSent) {
+            for idx in overdue.drain(..) {
+                self.delayed_mut(idx).stalled = true;
+            }
+        }
+        self.log(format!(
+            "restart: back up, sending {} overdue delayed event(s)",
+            overdue.len()
+        ));
+        for idx in overdue {
+            self.fire(idx, self.now);
+            if killed && self.fault(Fault::OverdueTwiceAfterKill) {
+                let state_key = self.delayed[idx].state_key.clone();
+                let _ = self.emit_delayed(idx, self.now, state_key, Phase::Timer);
+            }
+        }
+    }
+
+    // --- log ------------------------------------------------------------------------------------
+
+    pub(super) fn log(&mut self, line: String) {
+        if self.log.len() == LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log.push_back(format!("{} {line}", self.now));
+    }
+}
