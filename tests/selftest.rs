@@ -657,6 +657,22 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
         "msc4140.persistence.overdue_events_sent_in_order",
         "never sent",
     ),
+    // Caught only because the restart round settles before any case touches the API.
+    (
+        Fault::TimerStallsAfterRestart,
+        "msc4140.persistence.overdue_events_sent_in_order",
+        "never sent",
+    ),
+    (
+        Fault::TimerStallsAfterRestart,
+        "msc4140.persistence.scheduled_event_survives_restart",
+        "never sent",
+    ),
+    (
+        Fault::TimerStallsAfterRestart,
+        "msc4140.persistence.exactly_once_across_restart_and_kill",
+        "never sent",
+    ),
 ];
 
 /// Cases a fault legitimately makes inapplicable (it removes what they need).

@@ -179,6 +179,9 @@ impl State {
 
     /// Sends every delayed event whose time has come, in order of due time.
     pub(super) fn tick(&mut self) {
+        if self.timer_stalled {
+            return;
+        }
         let now = self.now;
         let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.late_overwrites)
             .into_iter()

@@ -110,6 +110,10 @@ pub enum Fault {
     /// After a hard kill (`FakeTarget::kill`), the events that fell due while it was down are
     /// each sent twice.
     OverdueTwiceAfterKill,
+    /// After a restart the timer stands still (neither the overdue events nor later ones are
+    /// sent, whatever requests such as `/sync` come in) until the first delayed-events API
+    /// request arrives, from anyone.
+    TimerStallsAfterRestart,
 
     // --- rate limits (only with `FakeOptions::rate_limits`) -------------------------------------
     /// Management actions (both forms) are never rate-limited.
@@ -235,6 +239,7 @@ impl Fault {
         Fault::StateOverwriteLate,
         Fault::ResendsSentAfterRestart,
         Fault::OverdueTwiceAfterKill,
+        Fault::TimerStallsAfterRestart,
         Fault::BurstDropsExcess,
         Fault::ActionOnFinalisedCancelsOthers,
         Fault::RestartRearmsWholeRoom,
