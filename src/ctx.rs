@@ -28,6 +28,10 @@ const DUPLICATE_GRACE: Duration = Duration::from_millis(500);
 /// Grace after a control event arrived before concluding another event was never sent.
 const NEVER_SENT_GRACE: Duration = Duration::from_millis(300);
 
+/// While an event the server has not decided about is still listed, how often the listing is
+/// asked again.
+const UNDECIDED_POLL: Duration = Duration::from_secs(2);
+
 /// Shared by every case of a run.
 pub struct Env {
     pub http: reqwest::Client,
@@ -499,10 +503,14 @@ impl Ctx {
     }
 
     /// Every copy of the `scheduled` event (recognised by `pred`) that `observer` has seen once
-    /// its timer has certainly run out. Waits for a condition, not a fixed time: `owner` schedules
-    /// a control message in `room` due just after the latest moment the event can be due (the
-    /// scheduling answer's arrival plus the delay); once the control has arrived (plus a short
-    /// grace), the event would have arrived too.
+    /// the server has decided about it. Waits for conditions, not fixed times: `observer`
+    /// schedules a control message in `room` due just after the latest moment the event can be
+    /// due (the scheduling answer's arrival plus the delay). Once the control has arrived (plus a
+    /// short grace), a server that sends in order would have sent the event too; but a server may
+    /// send up to 30 s late and out of order, so `owner`'s listing is asked as well: while it
+    /// still shows the event as scheduled, the server has not decided, and the wait goes on over
+    /// `/sync` (asking the listing sparingly) until it leaves the listing or its delay plus the
+    /// allowance has passed.
     pub async fn copies_once_due(
         &self,
         observer: &User,
@@ -517,7 +525,7 @@ impl Ctx {
             .as_millis() as i64;
         let control_delay = remaining.max(0) + CONTROL_MARGIN_MS;
         let control_event = crate::api::DelayedEvent::message(room_id, &self.unique("control"));
-        let control = owner.schedule_ok(&control_event, control_delay).await?;
+        let control = observer.schedule_ok(&control_event, control_delay).await?;
         let deadline = Self::delivery_deadline(control.requested_at, control_delay);
         if observer
             .wait_for(deadline, |o| control_event.matches(o))
@@ -531,10 +539,52 @@ impl Ctx {
             )));
         }
         tokio::time::sleep(NEVER_SENT_GRACE).await;
-        observer.seen_matching(&mut pred).await
+        let undecided_until = Self::delivery_deadline(scheduled.resp.received, scheduled.delay_ms);
+        let mut known: Vec<String> = Vec::new();
+        loop {
+            let copies = observer.seen_matching(&mut pred).await?;
+            match owner.still_listed(&scheduled.delay_id).await? {
+                Some(false) => return Ok(copies),
+                None => {
+                    self.note(format!(
+                        "the listing of {} was refused, so whether delayed event {} was still scheduled could \
+                         not be asked: judged once a control event due after it had arrived",
+                        owner.id(),
+                        scheduled.delay_id
+                    ));
+                    return Ok(copies);
+                }
+                Some(true) if Instant::now() >= undecided_until => {
+                    self.note(format!(
+                        "delayed event {} was still listed as scheduled once its delay and the {SEND_ALLOWANCE_MS} ms \
+                         a server may add had passed",
+                        scheduled.delay_id
+                    ));
+                    return Ok(copies);
+                }
+                Some(true) => {}
+            }
+            // Still scheduled: wait over /sync for a further copy, asking the listing again now
+            // and then (and once more right after a copy arrived: it leaves the listing then).
+            known.extend(
+                copies
+                    .iter()
+                    .filter_map(|o| o.event_id().map(str::to_string)),
+            );
+            let until = (Instant::now() + UNDECIDED_POLL).min(undecided_until);
+            let fresh = observer
+                .wait_for(until, |o| {
+                    pred(o) && !o.event_id().is_some_and(|id| known.iter().any(|k| k == id))
+                })
+                .await?;
+            if fresh.is_some() {
+                tokio::time::sleep(NEVER_SENT_GRACE).await;
+            }
+        }
     }
 
-    /// Proves an event (recognised by `pred`) is never sent (see `copies_once_due`).
+    /// Proves an event (recognised by `pred`) that `owner` scheduled is never sent (see
+    /// `copies_once_due`).
     pub async fn expect_never_sent(
         &self,
         observer: &User,

@@ -12,6 +12,10 @@ pub enum Fault {
     IgnoreCancel,
     /// `cancel` works (never sent, lookup says cancelled) but the event stays in the listing.
     CancelKeepsListing,
+    /// `cancel` answers 200 but changes nothing, and the timer then sends the event
+    /// [`IGNORED_CANCEL_LATE_BY_MS`](super::delayed::IGNORED_CANCEL_LATE_BY_MS) after its due
+    /// time: within the 30 s a server may add, and after events due just after it.
+    CancelIgnoredSentLate,
     /// `send` answers 200 but the event stays scheduled and is sent at its due time.
     SendActionNoop,
     /// `send` sends now, and the timer sends it a second time at its due time.
@@ -186,6 +190,7 @@ impl Fault {
         Fault::LateTimestamp,
         Fault::IgnoreCancel,
         Fault::CancelKeepsListing,
+        Fault::CancelIgnoredSentLate,
         Fault::SendActionNoop,
         Fault::SendActionTwice,
         Fault::SendActionDropsStateKey,
