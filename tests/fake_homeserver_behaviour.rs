@@ -648,7 +648,7 @@ async fn fault_cancel_ignored_sent_late() {
     assert_eq!(hs.manage(&alice, &id, "cancel").await.status, 200);
     sleep_ms(700).await;
     assert!(hs.messages(&alice, &room).await.is_empty());
-    assert_eq!(hs.listing(&alice).await, [id.clone()]);
+    assert_eq!(hs.listing(&alice).await, std::slice::from_ref(&id));
     sleep_ms(5000).await;
     let sent = hs
         .message_event(&alice, &room, "late")
