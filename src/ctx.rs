@@ -242,22 +242,20 @@ impl Ctx {
     /// The case then first waits, over `/sync` only, for what it expects to be due and says so
     /// with `settled`; it touches the delayed-events API only after `after_round_settled`.
     pub async fn restart_now(&self, round: Round) -> Result<(), Stop> {
-        let settling = round.restart(false).await.map_err(|e| {
-            Stop::Error(format!(
-                "the homeserver did not come back after a restart: {e}"
-            ))
-        })?;
-        *self.settling.lock().unwrap() = Some(settling);
-        Ok(())
+        self.go_through(round, false, "a restart").await
     }
 
     /// Kills the homeserver hard (SIGKILL, an engine kill) and starts it again with its data;
     /// the whole round is then a kill. Cases calling this need `Need::Kill` as well. Settle
     /// afterwards as after `restart_now`.
     pub async fn kill_now(&self, round: Round) -> Result<(), Stop> {
-        let settling = round.restart(true).await.map_err(|e| {
+        self.go_through(round, true, "a hard kill").await
+    }
+
+    async fn go_through(&self, round: Round, kill: bool, what: &str) -> Result<(), Stop> {
+        let settling = round.restart(kill).await.map_err(|e| {
             Stop::Error(format!(
-                "the homeserver did not come back after a hard kill: {e}"
+                "the homeserver did not come back after {what}: {e}"
             ))
         })?;
         *self.settling.lock().unwrap() = Some(settling);

@@ -205,12 +205,18 @@ impl Round {
             }
         }
         loop {
+            // Decided under the lock, acted on outside it (dropping `self` takes the lock).
             let lead: Option<bool> = {
                 let mut state = restarts.state.lock().unwrap();
-                if let Some((round, result)) = &state.last {
-                    if *round == self.round {
-                        return result.clone().map(|()| Settling(self));
-                    }
+                let done = match &state.last {
+                    Some((round, result)) if *round == self.round => Some(result.clone()),
+                    // Gone through, and a later one since: its outcome is no longer known.
+                    _ if state.round > self.round => Some(Ok(())),
+                    _ => None,
+                };
+                if let Some(result) = done {
+                    drop(state);
+                    return result.map(|()| Settling(self));
                 }
                 let ready = state.prepared.len() >= state.gathered.min(state.members.max(1));
                 if !state.restarting
@@ -229,21 +235,83 @@ impl Round {
                     false => restarts.target.restart().await,
                 };
                 let result = result.map_err(|e| e.0);
-                let mut state = restarts.state.lock().unwrap();
-                let prepared = std::mem::take(&mut state.prepared);
-                if result.is_ok() {
-                    let round = self.round;
-                    state
-                        .unsettled
-                        .extend(prepared.into_iter().map(|p| (round, p)));
+                {
+                    let mut state = restarts.state.lock().unwrap();
+                    let prepared = std::mem::take(&mut state.prepared);
+                    if result.is_ok() {
+                        let round = self.round;
+                        state
+                            .unsettled
+                            .extend(prepared.into_iter().map(|p| (round, p)));
+                    }
+                    state.last = Some((self.round, result.clone()));
+                    state.round += 1;
+                    state.gathered = 0;
+                    state.restarting = false;
                 }
-                state.last = Some((self.round, result.clone()));
-                state.round += 1;
-                state.gathered = 0;
-                state.restarting = false;
                 return result.map(|()| Settling(self));
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::{Registration, TargetError, TargetInfo};
+    use async_trait::async_trait;
+
+    /// A target whose restarts take no time.
+    struct NoDowntime;
+
+    #[async_trait]
+    impl Target for NoDowntime {
+        fn info(&self) -> TargetInfo {
+            TargetInfo::default()
+        }
+        fn registration(&self) -> Registration {
+            Registration::Open
+        }
+        fn can_restart(&self) -> Result<(), String> {
+            Ok(())
+        }
+        async fn restart(&self) -> Result<(), TargetError> {
+            Ok(())
+        }
+        fn log_tail(&self, _: usize) -> Option<String> {
+            None
+        }
+        async fn shutdown(&self) {}
+    }
+
+    /// Three cases share a restart: one finishes at once, one settles late; the third may touch
+    /// the API, and the next round may gather, only once the late one has settled.
+    #[tokio::test]
+    async fn a_round_settles_once_every_participant_settled_or_left() {
+        let restarts = Restarts::new(Arc::new(NoDowntime));
+        let mut members: Vec<Membership> = (0..3).map(|_| restarts.join()).collect();
+        let gathered = futures::future::join_all((0..3).map(|_| restarts.gather())).await;
+        let settling = futures::future::join_all(gathered.into_iter().map(|(round, settled)| {
+            assert!(settled, "nothing to settle before the first restart");
+            round.restart(false)
+        }))
+        .await;
+        let mut settling: Vec<Settling> = settling.into_iter().map(Result::unwrap).collect();
+        let (late, finished, asking) = (settling.remove(0), settling.remove(0), settling.remove(0));
+        let round = asking.round();
+        drop(asking);
+        drop(finished);
+        let started = Instant::now();
+        let settle_late = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            drop(late);
+        });
+        assert!(restarts.settled(Some(round)).await);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        settle_late.await.unwrap();
+        members.truncate(1); // the two others have finished
+        let (_next, settled) = restarts.gather().await;
+        assert!(settled);
     }
 }
