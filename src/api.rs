@@ -587,22 +587,7 @@ impl User {
                 resp.describe()
             )));
         }
-        let items = resp
-            .body
-            .get("delayed_events")
-            .or_else(|| resp.body.get("scheduled"))
-            .and_then(Value::as_array)
-            .ok_or_else(|| {
-                Stop::Fail(format!(
-                    "the listing has no 'delayed_events' (2024-10, 2026-07) or 'scheduled' (2025-12) array: {}",
-                    resp.describe()
-                ))
-            })?;
-        Ok(items
-            .iter()
-            .cloned()
-            .map(|raw| DelayedInfo { raw })
-            .collect())
+        listing_items(&resp)
     }
 
     /// The listing entry for one delay id, if listed.
@@ -614,6 +599,17 @@ impl User {
             .find(|i| i.delay_id() == Some(delay_id)))
     }
 
+    /// Whether the listing still shows `delay_id` as scheduled; `None` where the listing is
+    /// refused (say, to a deactivated account), so there is no telling.
+    pub async fn still_listed(&self, delay_id: &str) -> Result<Option<bool>, Stop> {
+        let resp = self.list_raw(true).await?;
+        if !resp.is_success() {
+            return Ok(None);
+        }
+        let items = listing_items(&resp)?;
+        Ok(Some(items.iter().any(|i| i.delay_id() == Some(delay_id))))
+    }
+
     pub async fn lookup(&self, delay_id: &str, with_token: bool) -> Result<Resp, Stop> {
         let call = self.get(self.management_path(delay_id));
         if with_token {
@@ -622,6 +618,27 @@ impl User {
             call.without_token().send().await
         }
     }
+}
+
+/// The scheduled items of a listing answer: under `delayed_events` (2024-10, 2026-07) or
+/// `scheduled` (2025-12, which lists finalised ones apart, under `finalised`).
+fn listing_items(resp: &Resp) -> Result<Vec<DelayedInfo>, Stop> {
+    let items = resp
+        .body
+        .get("delayed_events")
+        .or_else(|| resp.body.get("scheduled"))
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            Stop::Fail(format!(
+                "the listing has no 'delayed_events' (2024-10, 2026-07) or 'scheduled' (2025-12) array: {}",
+                resp.describe()
+            ))
+        })?;
+    Ok(items
+        .iter()
+        .cloned()
+        .map(|raw| DelayedInfo { raw })
+        .collect())
 }
 
 fn scheduled_from(resp: Resp, delay_ms: i64, requested_at: Instant) -> Result<Scheduled, Stop> {

@@ -4,7 +4,7 @@
 use crate::api::{ApiForm, DelayedInfo, Features, FormOverride, Scheduled, TimerStart, User};
 use crate::client::{Client, Evidence, Observed, Resp};
 use crate::outcome::Stop;
-use crate::phase::{Restarts, Round};
+use crate::phase::{Restarts, Round, Settling, SETTLE_WINDOW};
 use crate::spec::Rev;
 use crate::target::Target;
 use crate::users;
@@ -56,6 +56,9 @@ pub fn wall_ms(at: Instant) -> i64 {
         now_wall + at.duration_since(now).as_millis() as i64
     }
 }
+/// While an event the server has not decided about is still listed, how often the listing is
+/// asked again.
+const UNDECIDED_POLL: Duration = Duration::from_secs(2);
 
 /// Shared by every case of a run.
 pub struct Env {
@@ -128,6 +131,9 @@ pub struct Ctx {
     label: String,
     evidence: Evidence,
     record: Arc<Mutex<Record>>,
+    /// This case's place among the participants of its last restart still settling (dropped,
+    /// so settled, when the case says so, gathers again, or ends).
+    settling: Arc<Mutex<Option<Settling>>>,
 }
 
 impl Ctx {
@@ -138,6 +144,7 @@ impl Ctx {
             label,
             evidence: Evidence::default(),
             record: Default::default(),
+            settling: Default::default(),
         }
     }
 
@@ -247,30 +254,67 @@ impl Ctx {
 
     // ---- homeserver restarts (cases that need `Need::Restart`) --------------------------------
 
-    /// Joins the next restart round: returns once every running restart case has gathered. Do
-    /// what must happen just before the restart (schedule events that must fall due while the
-    /// server is down), then call `restart_now`.
+    /// Joins the next restart round: returns once the last restart has settled (see `settled`)
+    /// and every running restart case has gathered. Do what must happen just before the restart
+    /// (schedule events that must fall due while the server is down), then call `restart_now`.
     pub async fn restart_round(&self) -> Round {
-        self.env.restarts.gather().await
+        self.settled();
+        let (round, settled) = self.env.restarts.gather().await;
+        if !settled {
+            self.note_unsettled("gathered for the next restart");
+        }
+        round
     }
 
     /// Restarts the homeserver (shared with the round's other cases); returns once it is back.
+    /// The case then first waits, over `/sync` only, for what it expects to be due and says so
+    /// with `settled`; it touches the delayed-events API only after `after_round_settled`.
     pub async fn restart_now(&self, round: Round) -> Result<(), Stop> {
-        round.restart(false).await.map_err(|e| {
-            Stop::Error(format!(
-                "the homeserver did not come back after a restart: {e}"
-            ))
-        })
+        self.go_through(round, false, "a restart").await
     }
 
     /// Kills the homeserver hard (SIGKILL, an engine kill) and starts it again with its data;
-    /// the whole round is then a kill. Cases calling this need `Need::Kill` as well.
+    /// the whole round is then a kill. Cases calling this need `Need::Kill` as well. Settle
+    /// afterwards as after `restart_now`.
     pub async fn kill_now(&self, round: Round) -> Result<(), Stop> {
-        round.restart(true).await.map_err(|e| {
+        self.go_through(round, true, "a hard kill").await
+    }
+
+    async fn go_through(&self, round: Round, kill: bool, what: &str) -> Result<(), Stop> {
+        let settling = round.restart(kill).await.map_err(|e| {
             Stop::Error(format!(
-                "the homeserver did not come back after a hard kill: {e}"
+                "the homeserver did not come back after {what}: {e}"
             ))
-        })
+        })?;
+        *self.settling.lock().unwrap() = Some(settling);
+        Ok(())
+    }
+
+    /// After a restart: this case has seen what it expected to be due (or no longer waits for
+    /// it), so others of its round may touch the delayed-events API. Ending the case, or
+    /// gathering for another round, says the same.
+    pub fn settled(&self) {
+        self.settling.lock().unwrap().take();
+    }
+
+    /// After a restart, before touching the delayed-events API: waits until every other
+    /// participant of the round has settled (seen over `/sync` what it expected to be due),
+    /// finished or left, so no request of this case can nudge a server into sending what others
+    /// wait for. Bounded: after the window the case goes ahead and notes it.
+    pub async fn after_round_settled(&self) {
+        let Some(round) = self.settling.lock().unwrap().take().map(|s| s.round()) else {
+            return;
+        };
+        if !self.env.restarts.settled(Some(round)).await {
+            self.note_unsettled("touched the delayed-events API after the restart");
+        }
+    }
+
+    fn note_unsettled(&self, what: &str) {
+        self.note(format!(
+            "{what} though another case of the restart round had not settled within {} s",
+            SETTLE_WINDOW.as_secs()
+        ));
     }
 
     /// Gathers and restarts, for cases with nothing to prepare.
@@ -598,10 +642,14 @@ impl Ctx {
     }
 
     /// Every copy of the `scheduled` event (recognised by `pred`) that `observer` has seen once
-    /// its timer has certainly run out. Waits for a condition, not a fixed time: `owner` schedules
-    /// a control message in `room` due just after the latest moment the event can be due (the
-    /// scheduling answer's arrival plus the delay); once the control has arrived (plus a short
-    /// grace), the event would have arrived too.
+    /// the server has decided about it. Waits for conditions, not fixed times: `observer`
+    /// schedules a control message in `room` due just after the latest moment the event can be
+    /// due (the scheduling answer's arrival plus the delay). Once the control has arrived (plus a
+    /// short grace), a server that sends in order would have sent the event too; but a server may
+    /// send up to 30 s late and out of order, so `owner`'s listing is asked as well: while it
+    /// still shows the event as scheduled, the server has not decided, and the wait goes on over
+    /// `/sync` (asking the listing sparingly) until it leaves the listing or its delay plus the
+    /// allowance has passed.
     pub async fn copies_once_due(
         &self,
         observer: &User,
@@ -616,7 +664,7 @@ impl Ctx {
             .as_millis() as i64;
         let control_delay = remaining.max(0) + CONTROL_MARGIN_MS;
         let control_event = crate::api::DelayedEvent::message(room_id, &self.unique("control"));
-        let control = owner.schedule_ok(&control_event, control_delay).await?;
+        let control = observer.schedule_ok(&control_event, control_delay).await?;
         let deadline = Self::delivery_deadline(control.requested_at, control_delay);
         if observer
             .wait_for(deadline, |o| control_event.matches(o))
@@ -630,10 +678,52 @@ impl Ctx {
             )));
         }
         tokio::time::sleep(NEVER_SENT_GRACE).await;
-        observer.seen_matching(&mut pred).await
+        let undecided_until = Self::delivery_deadline(scheduled.resp.received, scheduled.delay_ms);
+        let mut known: Vec<String> = Vec::new();
+        loop {
+            let copies = observer.seen_matching(&mut pred).await?;
+            match owner.still_listed(&scheduled.delay_id).await? {
+                Some(false) => return Ok(copies),
+                None => {
+                    self.note(format!(
+                        "the listing of {} was refused, so whether delayed event {} was still scheduled could \
+                         not be asked: judged once a control event due after it had arrived",
+                        owner.id(),
+                        scheduled.delay_id
+                    ));
+                    return Ok(copies);
+                }
+                Some(true) if Instant::now() >= undecided_until => {
+                    self.note(format!(
+                        "delayed event {} was still listed as scheduled once its delay and the {SEND_ALLOWANCE_MS} ms \
+                         a server may add had passed",
+                        scheduled.delay_id
+                    ));
+                    return Ok(copies);
+                }
+                Some(true) => {}
+            }
+            // Still scheduled: wait over /sync for a further copy, asking the listing again now
+            // and then (and once more right after a copy arrived: it leaves the listing then).
+            known.extend(
+                copies
+                    .iter()
+                    .filter_map(|o| o.event_id().map(str::to_string)),
+            );
+            let until = (Instant::now() + UNDECIDED_POLL).min(undecided_until);
+            let fresh = observer
+                .wait_for(until, |o| {
+                    pred(o) && !o.event_id().is_some_and(|id| known.iter().any(|k| k == id))
+                })
+                .await?;
+            if fresh.is_some() {
+                tokio::time::sleep(NEVER_SENT_GRACE).await;
+            }
+        }
     }
 
-    /// Proves an event (recognised by `pred`) is never sent (see `copies_once_due`).
+    /// Proves an event (recognised by `pred`) that `owner` scheduled is never sent (see
+    /// `copies_once_due`).
     pub async fn expect_never_sent(
         &self,
         observer: &User,

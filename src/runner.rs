@@ -157,7 +157,10 @@ pub async fn run_case(env: Arc<Env>, case: &Case, default_timeout: Duration) -> 
     let ctx = Ctx::new(env.clone(), case.id);
     let timeout = case.timeout.unwrap_or(default_timeout).max(default_timeout);
     let body = AssertUnwindSafe((case.run)(ctx.clone())).catch_unwind();
-    let (outcome, message) = match tokio::time::timeout(timeout, body).await {
+    let ended = tokio::time::timeout(timeout, body).await;
+    // A case that ended has settled after its last restart (see `phase.rs`).
+    ctx.settled();
+    let (outcome, message) = match ended {
         Err(_) => (
             Outcome::Error,
             Some(format!(

@@ -626,6 +626,43 @@ async fn fault_listing_empty_after_restart() {
     assert!(r.target.log_tail(10).is_some());
 }
 
+#[tokio::test]
+async fn fault_timer_stalls_after_restart() {
+    let r = restarted(&[Fault::TimerStallsAfterRestart]).await;
+    // Ordinary requests (these read the timeline) do not wake the timer, even once "c" is due.
+    assert!(r.messages().await.is_empty());
+    assert!(r.messages_after_c().await.is_empty());
+    assert!(r.target.log_tail(50).unwrap().contains("timer stalled"));
+    // The first delayed-events request does: everything due goes out, in due order.
+    r.hs.listing(&r.alice).await;
+    assert_eq!(r.messages().await, ["b", "a", "c"]);
+}
+
+/// An ignored cancel: still listed once due, sent only 5 s after its due time.
+#[tokio::test]
+async fn fault_cancel_ignored_sent_late() {
+    let (_fake, hs) = Hs::start(opts(&[Fault::CancelIgnoredSentLate])).await;
+    let alice = hs.register("alice").await;
+    let room = hs.room(&alice, &[], json!({})).await;
+    let id = hs.delayed_message(&alice, &room, "late", 200).await;
+    assert_eq!(hs.manage(&alice, &id, "cancel").await.status, 200);
+    sleep_ms(700).await;
+    assert!(hs.messages(&alice, &room).await.is_empty());
+    assert_eq!(hs.listing(&alice).await, std::slice::from_ref(&id));
+    sleep_ms(5000).await;
+    let sent = hs
+        .message_event(&alice, &room, "late")
+        .await
+        .expect("sent late");
+    let info = hs.lookup(&alice, &id).await.body;
+    assert_eq!(
+        ts(&sent),
+        info["scheduled_at"].as_u64().unwrap() + 200 + 5000,
+        "stamped when it was actually sent"
+    );
+    assert!(hs.listing(&alice).await.is_empty());
+}
+
 // ------------------------------------------------------------------------------------------------
 // Rate limits
 // ------------------------------------------------------------------------------------------------

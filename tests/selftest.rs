@@ -818,6 +818,53 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
         "msc4140.persistence.listing_and_management_after_restart",
         "lacks the scheduled event",
     ),
+    // The first is caught only because "never sent" waits while the event is still listed.
+    (
+        Fault::CancelIgnoredSentLate,
+        "msc4140.cancellation.cancelled_event_is_never_sent",
+        "cancelled event was sent anyway",
+    ),
+    (
+        Fault::CancelIgnoredSentLate,
+        "msc4140.cancellation.cancelled_event_leaves_listing",
+        "still in the listing",
+    ),
+    (
+        Fault::CancelIgnoredSentLate,
+        "msc4140.cancellation.actions_on_cancelled_event",
+        "actions on a cancelled delayed event",
+    ),
+    (
+        Fault::CancelIgnoredSentLate,
+        "msc4140.listing.excludes_sent_and_cancelled",
+        "which was cancelled",
+    ),
+    (
+        Fault::CancelIgnoredSentLate,
+        "msc4140.persistence.listing_and_management_after_restart",
+        "cancelled event is still listed",
+    ),
+    (
+        Fault::CancelIgnoredSentLate,
+        "msc4140.limits.cancel_frees_a_slot",
+        "still refused",
+    ),
+    // Caught only because the restart round settles before any case touches the API.
+    (
+        Fault::TimerStallsAfterRestart,
+        "msc4140.persistence.overdue_events_sent_in_order",
+        "never sent",
+    ),
+    (
+        Fault::TimerStallsAfterRestart,
+        "msc4140.persistence.scheduled_event_survives_restart",
+        "never sent",
+    ),
+    (
+        Fault::TimerStallsAfterRestart,
+        "msc4140.persistence.exactly_once_across_restart_and_kill",
+        "never sent",
+    ),
 ];
 
 /// Cases a fault legitimately makes inapplicable (it removes what they need).

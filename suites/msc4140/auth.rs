@@ -213,10 +213,8 @@ async fn deactivated(ctx: Ctx) -> CaseResult {
     bob.deactivate().await?;
     ctx.changed_in_time("the deactivation", &scheduled)?;
     let what = "the delayed event of an account deactivated before its delay";
-    ctx.expect_never_sent(&alice, &alice, &room, what, &scheduled, |o| {
-        event.matches(o)
-    })
-    .await
+    ctx.expect_never_sent(&alice, &bob, &room, what, &scheduled, |o| event.matches(o))
+        .await
 }
 
 pub fn cases() -> Vec<Case> {

@@ -1,6 +1,9 @@
 //! persistence: scheduled delayed events survive a homeserver restart; those that fell due while
 //! it was down are sent as soon as it is back, in order; listing and management still work.
-//! These cases run in the restart phase and share restarts.
+//! These cases run in the restart phase and share restarts. After a restart each first waits,
+//! over `/sync` only, for what it expects to be due and then says it has settled; a case touches
+//! the delayed-events API only once the whole round has settled, so no case's request can nudge
+//! the server into sending what another case waits for.
 
 use super::texts::{OVERDUE_IN_ORDER, PERSIST, RESTART_SCANS_SCHEDULED};
 use super::LONG_DELAY_MS;
@@ -47,8 +50,9 @@ async fn survives_restart(ctx: Ctx) -> CaseResult {
         ACROSS_RESTART_MS,
         |o| event.matches(o),
     )
-    .await
-    .map(drop)
+    .await?;
+    ctx.settled();
+    Ok(())
 }
 
 async fn overdue_in_order(ctx: Ctx) -> CaseResult {
@@ -89,6 +93,7 @@ async fn overdue_in_order(ctx: Ctx) -> CaseResult {
             scheduled.delay_ms,
         )?;
     }
+    ctx.settled();
     // The order they reached the timeline in, against the order of their send times.
     let arrived = bob
         .seen_matching(|o| events.iter().any(|(_, e)| e.matches(o)))
@@ -124,6 +129,8 @@ async fn listing_and_management(ctx: Ctx) -> CaseResult {
         kept.push((scheduled.delay_id, event));
     }
     ctx.restart_now(round).await?;
+    // Its requests could nudge a server into sending what the round's other cases wait for.
+    ctx.after_round_settled().await;
     let listed = alice.list().await?;
     // A homeserver restart is no restart of the events: they still report their scheduling.
     let own: Vec<(&str, TimerStart)> = kept
@@ -184,8 +191,9 @@ async fn sent_now(
 /// An event sent before a clean restart is not sent again after it; then the homeserver is
 /// killed outright while events are due, and after it comes back each is sent exactly once
 /// (and the event sent just before the kill not again). After each restart the case waits only
-/// over `/sync` (and a plain message), never touching the delayed-events API: a server whose
-/// start-up needs such a request to send what is due must not be rescued by the case itself.
+/// over `/sync` (and a plain message), never touching the delayed-events API, and the next round
+/// gathers only once this one has settled: a server whose start-up needs such a request to send
+/// what is due must not be rescued, by this case or another.
 async fn exactly_once_across_restart_and_kill(ctx: Ctx) -> CaseResult {
     let (alice, bob, room) = pair(&ctx).await?;
     let before_restart = sent_now(&ctx, &alice, &bob, &room, "sent before the restart").await?;
@@ -215,6 +223,7 @@ async fn exactly_once_across_restart_and_kill(ctx: Ctx) -> CaseResult {
         "a delayed event must be sent exactly once across restarts: the event sent before the clean restart was \
          delivered {copies} times"
     );
+    ctx.settled();
 
     // A hard kill while events are due.
     let round = ctx.restart_round().await;

@@ -75,10 +75,8 @@ async fn demoted_before_delay(ctx: Ctx) -> CaseResult {
     set_level(&alice, &room, bob.id(), 0).await?;
     ctx.changed_in_time("the demotion", &scheduled)?;
     let what = "the delayed state event of a user demoted before its delay passed";
-    ctx.expect_never_sent(&alice, &alice, &room, what, &scheduled, |o| {
-        event.matches(o)
-    })
-    .await?;
+    ctx.expect_never_sent(&alice, &bob, &room, what, &scheduled, |o| event.matches(o))
+        .await?;
     check!(
         bob.listed(&scheduled.delay_id).await?.is_none(),
         "{what} was not sent but is still listed as scheduled after its send time"
@@ -174,10 +172,8 @@ async fn gone_before_delay(ctx: Ctx, kicked: bool) -> CaseResult {
     } else {
         "the delayed message of a member who left before its delay"
     };
-    ctx.expect_never_sent(&alice, &alice, &room, what, &scheduled, |o| {
-        event.matches(o)
-    })
-    .await
+    ctx.expect_never_sent(&alice, &bob, &room, what, &scheduled, |o| event.matches(o))
+        .await
 }
 
 pub fn cases() -> Vec<Case> {

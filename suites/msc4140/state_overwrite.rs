@@ -88,7 +88,7 @@ async fn other_users_state(ctx: Ctx) -> CaseResult {
     let due = scheduled.requested_at + Duration::from_millis(OVERWRITE_DELAY_MS as u64);
     let processed_in_time = canary_gone(&bob, &canary_id, due).await?;
     let copies = ctx
-        .copies_once_due(&alice, &alice, &room, &scheduled, |o| delayed.matches(o))
+        .copies_once_due(&alice, &bob, &room, &scheduled, |o| delayed.matches(o))
         .await?;
     let still_listed = bob.listed(&scheduled.delay_id).await?.is_some();
     let rule_applied =
@@ -131,7 +131,7 @@ async fn own_state(ctx: Ctx) -> CaseResult {
         .await?
         .setup_ok("set the same state")?;
     let copies = ctx
-        .copies_once_due(&alice, &alice, &room, &scheduled, |o| delayed.matches(o))
+        .copies_once_due(&alice, &bob, &room, &scheduled, |o| delayed.matches(o))
         .await?;
     check!(
         copies.len() == 1,
@@ -178,7 +178,7 @@ async fn unrelated_events(ctx: Ctx) -> CaseResult {
         .await?
         .setup_ok("send a message")?;
     let copies = ctx
-        .copies_once_due(&alice, &alice, &room, &scheduled, |o| {
+        .copies_once_due(&alice, &bob, &room, &scheduled, |o| {
             delayed_state.matches(o) || delayed_message.matches(o)
         })
         .await?;

@@ -11,6 +11,8 @@ pub(super) const LATE_BY_MS: u64 = 40_000;
 pub(super) const REPORTED_AHEAD_MS: u64 = 60_000;
 /// How much earlier than due [`Fault::SendEarly`] sends.
 pub(super) const SEND_EARLY_BY_MS: u64 = 200;
+/// How late [`Fault::CancelIgnoredSentLate`] sends an event whose cancel it ignored.
+pub(super) const IGNORED_CANCEL_LATE_BY_MS: u64 = 5000;
 /// [`Fault::StateOverwriteLate`]: how long after a newer state event its overwrite takes effect
 /// (longer than the delay of `state_overwrite.other_users_state_cancels`).
 pub(super) const OVERWRITE_LAG_MS: u64 = 3500;
@@ -80,6 +82,8 @@ pub(super) struct Delayed {
     pub(super) stalled: bool,
     /// [`Fault::DeactivatedStillSends`]: sent without any authorisation check.
     pub(super) unchecked: bool,
+    /// [`Fault::CancelIgnoredSentLate`]: the timer sends it this long after its due time.
+    pub(super) late_by_ms: u64,
 }
 
 impl Delayed {
@@ -178,7 +182,7 @@ impl State {
                 let delay = d.delay_ms.max(0) as u64;
                 Some(d.scheduled_at + delay.saturating_sub(SEND_EARLY_BY_MS).max(delay / 2))
             }
-            Outcome::Scheduled => Some(d.due()),
+            Outcome::Scheduled => Some(d.due() + d.late_by_ms),
             Outcome::Sent { .. } if d.timer_resend => Some(d.due()),
             _ => None,
         }
@@ -191,7 +195,7 @@ impl State {
         } else if self.fault(Fault::LateTimestamp) {
             d.due() + LATE_BY_MS
         } else {
-            d.due()
+            d.due() + d.late_by_ms
         }
     }
 
@@ -213,6 +217,9 @@ impl State {
 
     /// Sends every delayed event whose time has come, in order of due time.
     pub(super) fn tick(&mut self) {
+        if self.timer_stalled {
+            return;
+        }
         let now = self.now;
         let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.late_overwrites)
             .into_iter()

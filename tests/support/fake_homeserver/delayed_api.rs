@@ -221,6 +221,7 @@ impl State {
             timer_resend: false,
             stalled: false,
             unchecked: false,
+            late_by_ms: 0,
         });
         self.delayed_counter += 1;
         Ok(ok(json!({ "delay_id": delay_id })))
@@ -279,7 +280,9 @@ impl State {
         match (outcome, action) {
             (Outcome::Scheduled, Action::Send) => self.send_action(idx),
             (Outcome::Scheduled, Action::Cancel) => {
-                if !self.fault(Fault::IgnoreCancel) {
+                if self.fault(Fault::CancelIgnoredSentLate) {
+                    self.delayed_mut(idx).late_by_ms = IGNORED_CANCEL_LATE_BY_MS;
+                } else if !self.fault(Fault::IgnoreCancel) {
                     self.finalise(idx, Outcome::Cancelled);
                 }
                 Ok(ok(json!({})))

@@ -16,6 +16,10 @@ pub enum Fault {
     IgnoreCancel,
     /// `cancel` works (never sent, lookup says cancelled) but the event stays in the listing.
     CancelKeepsListing,
+    /// `cancel` answers 200 but changes nothing, and the timer then sends the event
+    /// [`IGNORED_CANCEL_LATE_BY_MS`](super::delayed::IGNORED_CANCEL_LATE_BY_MS) after its due
+    /// time: within the 30 s a server may add, and after events due just after it.
+    CancelIgnoredSentLate,
     /// `send` answers 200 but the event stays scheduled and is sent at its due time.
     SendActionNoop,
     /// `send` sends now, and the timer sends it a second time at its due time.
@@ -114,6 +118,10 @@ pub enum Fault {
     /// After a hard kill (`FakeTarget::kill`), the events that fell due while it was down are
     /// each sent twice.
     OverdueTwiceAfterKill,
+    /// After a restart the timer stands still (neither the overdue events nor later ones are
+    /// sent, whatever requests such as `/sync` come in) until the first delayed-events API
+    /// request arrives, from anyone.
+    TimerStallsAfterRestart,
 
     // --- rate limits (only with `FakeOptions::rate_limits`) -------------------------------------
     /// Management actions (both forms) are never rate-limited.
@@ -204,6 +212,7 @@ impl Fault {
         Fault::LateTimestamp,
         Fault::IgnoreCancel,
         Fault::CancelKeepsListing,
+        Fault::CancelIgnoredSentLate,
         Fault::SendActionNoop,
         Fault::SendActionTwice,
         Fault::SendActionDropsStateKey,
@@ -258,6 +267,7 @@ impl Fault {
         Fault::StateOverwriteProcessedLate,
         Fault::ResendsSentAfterRestart,
         Fault::OverdueTwiceAfterKill,
+        Fault::TimerStallsAfterRestart,
         Fault::BurstDropsExcess,
         Fault::ActionOnFinalisedCancelsOthers,
         Fault::RestartRearmsWholeRoom,

@@ -108,6 +108,9 @@ impl Respond for Router {
         let mut st = lock(&self.state);
         st.now = now_ms();
         let reply = st.check_up().and_then(|()| {
+            if is_delayed_api(&cx) {
+                st.timer_stalled = false;
+            }
             st.tick();
             route(&mut st, &cx)
         });

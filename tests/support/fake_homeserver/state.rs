@@ -81,6 +81,8 @@ pub(super) struct State {
     pub(super) restarts: u64,
     /// The current downtime is a hard kill, not a clean restart.
     pub(super) killed: bool,
+    /// [`Fault::TimerStallsAfterRestart`]: the timer waits for a delayed-events API request.
+    pub(super) timer_stalled: bool,
     /// [`Fault::BurstDropsExcess`]: the timer's recent sends (time, room).
     pub(super) recent_timer_sends: VecDeque<(u64, String)>,
     /// [`Fault::StateOverwriteLate`], [`Fault::StateOverwriteProcessedLate`]: events whose overwrite
@@ -165,6 +167,7 @@ impl State {
             down_until: None,
             restarts: 0,
             killed: false,
+            timer_stalled: false,
             late_overwrites: Vec::new(),
             recent_timer_sends: VecDeque::new(),
             buckets: HashMap::new(),
@@ -330,6 +333,12 @@ impl State {
     pub(super) fn come_back(&mut self) {
         self.down_until = None;
         let killed = std::mem::take(&mut self.killed);
+        if self.fault(Fault::TimerStallsAfterRestart) {
+            // What fell due meanwhile is sent by the first tick once a request wakes the timer.
+            self.timer_stalled = true;
+            self.log("restart: back up, timer stalled until a delayed-events request".into());
+            return;
+        }
         if self.fault(Fault::ResendsSentAfterRestart) {
             let sent: Vec<usize> = (0..self.delayed.len())
                 .filter(|&i| matches!(self.delayed[i].outcome, Outcome::Sent { .. }))
