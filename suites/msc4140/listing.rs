@@ -333,7 +333,7 @@ async fn reported_time(
     };
     ctx.note(format!(
         "the listing reported the scheduling time {} ms after {} left (its answer came after {} ms)",
-        at - crate::ctx::wall_ms(timer.sent),
+        at - crate::judgements::wall_ms(timer.sent),
         timer.by,
         timer.answered.duration_since(timer.sent).as_millis()
     ));

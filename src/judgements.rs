@@ -1,0 +1,481 @@
+//! The judgements every timing case shares, as methods of `Ctx`: not early, not too late (the
+//! deadline of every wait), server-reported times against the harness's clock, exactly once,
+//! never sent.
+
+use crate::api::{DelayedInfo, Scheduled, TimerStart, User};
+use crate::client::Observed;
+use crate::ctx::Ctx;
+use crate::outcome::Stop;
+use crate::{check, fail};
+use serde_json::json;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What the texts allow a server to add to the scheduled send time ("MAY add up to 30 seconds").
+pub const SEND_ALLOWANCE_MS: i64 = 30_000;
+
+/// Slack on top of the allowance for the harness's own polling and scheduling noise.
+const WAIT_SLACK: Duration = Duration::from_secs(3);
+
+/// How long after the event under test a control event is due.
+const CONTROL_MARGIN_MS: i64 = 200;
+
+/// After a marker arrived, how long a late duplicate gets to show up as well.
+const DUPLICATE_GRACE: Duration = Duration::from_millis(500);
+
+/// Grace after a control event arrived before concluding another event was never sent.
+const NEVER_SENT_GRACE: Duration = Duration::from_millis(300);
+
+/// How far a scheduling time a server reports may lie outside the harness's own span of the
+/// request that started the timer. The managed Synapse and containers share this machine's clock,
+/// so this absorbs only millisecond rounding and the step from the harness's monotonic clock to
+/// wall-clock time; a server elsewhere must keep its clock this close to the harness's (NTP does).
+pub const CLOCK_TOLERANCE_MS: i64 = 2_000;
+
+/// Two times from the same server's clock, compared with each other: only rounding to the
+/// millisecond and clock slewing between them, no skew against the harness's clock.
+const SAME_CLOCK_TOLERANCE_MS: i64 = 100;
+
+/// What the texts say a reported scheduling time is (2026-07 `scheduled_at`, earlier
+/// `running_since`), for failure messages.
+const SCHEDULING_TIME_MEANS: &str =
+    "a reported scheduling time is the time the delayed event was scheduled or last restarted";
+
+/// `at`, a moment on the harness's monotonic clock, as Unix time in milliseconds.
+pub fn wall_ms(at: Instant) -> i64 {
+    let now = Instant::now();
+    let now_wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    if at <= now {
+        now_wall - now.duration_since(at).as_millis() as i64
+    } else {
+        now_wall + at.duration_since(now).as_millis() as i64
+    }
+}
+/// While an event the server has not decided about is still listed, how often the listing is
+/// asked again.
+const UNDECIDED_POLL: Duration = Duration::from_secs(2);
+
+impl Ctx {
+    /// A case that changes something (power levels, membership) while an event's delay runs can
+    /// only judge the event if the change was done before the event was due. Call right after
+    /// the change's request answered; an error (not a verdict) if the harness fell behind.
+    pub fn changed_in_time(&self, change: &str, scheduled: &Scheduled) -> Result<(), Stop> {
+        self.done_before_due(change, scheduled.requested_at, scheduled.delay_ms)
+    }
+
+    /// The same for a timer (re)started at `timer_started`: whatever was just done happened
+    /// before the event was due, or the case cannot judge (error).
+    pub fn done_before_due(
+        &self,
+        change: &str,
+        timer_started: Instant,
+        delay_ms: i64,
+    ) -> Result<(), Stop> {
+        let due = timer_started + Duration::from_millis(delay_ms as u64);
+        if Instant::now() >= due {
+            return Err(Stop::Error(format!(
+                "the harness fell behind: {change} finished only after the {} ms delay had run out, so the case \
+                 cannot judge what the server did",
+                delay_ms
+            )));
+        }
+        Ok(())
+    }
+
+    /// Latest moment a correct server's event can arrive: the delay, the texts' allowance, slack.
+    pub fn delivery_deadline(from: Instant, delay_ms: i64) -> Instant {
+        from + Duration::from_millis((delay_ms + SEND_ALLOWANCE_MS) as u64) + WAIT_SLACK
+    }
+
+    /// Waits until the delayed event `what` (recognised by `pred`) reaches `observer` over
+    /// `/sync`; fails if it does not come within its delay plus the allowance (plus slack).
+    pub async fn await_delivery(
+        &self,
+        observer: &User,
+        what: &str,
+        timer_started: Instant,
+        delay_ms: i64,
+        pred: impl FnMut(&Observed) -> bool,
+    ) -> Result<Observed, Stop> {
+        let deadline = Self::delivery_deadline(timer_started, delay_ms);
+        observer.wait_for(deadline, pred).await?.ok_or_else(|| {
+            Stop::Fail(format!(
+                "{what} was never sent: not seen over /sync within its {delay_ms} ms delay plus the \
+                 {SEND_ALLOWANCE_MS} ms a server may add"
+            ))
+        })
+    }
+
+    /// Judges "not before the scheduled time" two ways: by the harness's own clock, the time from
+    /// sending the request that started the timer (`timer_started`) to seeing the event, a lower
+    /// bound no server can fake; and by the server's own timestamps where a lookup reported its
+    /// scheduling time (`server_start`).
+    pub fn check_not_early(
+        &self,
+        what: &str,
+        seen: &Observed,
+        timer_started: Instant,
+        server_start: Option<i64>,
+        delay_ms: i64,
+    ) -> Result<(), Stop> {
+        let elapsed = seen.at.duration_since(timer_started).as_millis() as i64;
+        if elapsed < delay_ms {
+            return Err(Stop::Fail(format!(
+                "{what} was sent before its delay: the harness saw it {elapsed} ms after the request \
+                 that started its {delay_ms} ms timer (event {})",
+                seen.event_id().unwrap_or("?")
+            )));
+        }
+        if let Some(lateness) = self.server_lateness(seen, server_start, delay_ms) {
+            check!(
+                lateness >= 0,
+                "{what} was sent before its delay by the server's own clock: origin_server_ts is {} ms \
+                 before the scheduled send time ({} + {delay_ms} ms)",
+                -lateness,
+                server_start.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    /// `await_delivery` then `check_not_early`: both bounds. The event arrived not before its
+    /// delay, and not later than its delay plus the allowance (plus slack for the harness's own
+    /// polling: `await_delivery`'s deadline). `check_within_allowance` judges lateness closely.
+    pub async fn expect_sent_not_early(
+        &self,
+        observer: &User,
+        what: &str,
+        timer_started: Instant,
+        server_start: Option<i64>,
+        delay_ms: i64,
+        pred: impl FnMut(&Observed) -> bool,
+    ) -> Result<Observed, Stop> {
+        let seen = self
+            .await_delivery(observer, what, timer_started, delay_ms, pred)
+            .await?;
+        self.check_not_early(what, &seen, timer_started, server_start, delay_ms)?;
+        Ok(seen)
+    }
+
+    /// Judges "at most the allowance late": by the server's timestamps where a lookup reported
+    /// the scheduling time, and by the harness's clock (elapsed minus delay is an upper bound).
+    pub fn check_within_allowance(
+        &self,
+        what: &str,
+        seen: &Observed,
+        timer_started: Instant,
+        server_start: Option<i64>,
+        delay_ms: i64,
+    ) -> Result<(), Stop> {
+        let elapsed = seen.at.duration_since(timer_started).as_millis() as i64;
+        let lateness = self
+            .server_lateness(seen, server_start, delay_ms)
+            .unwrap_or_else(|| {
+                self.lateness(elapsed - delay_ms);
+                elapsed - delay_ms
+            });
+        check!(
+            lateness <= SEND_ALLOWANCE_MS,
+            "{what} was sent {lateness} ms after its scheduled send time (by {}); servers may add at most \
+             {SEND_ALLOWANCE_MS} ms",
+            if server_start.is_some() { "origin_server_ts against the scheduling time the server reported" } else { "the harness's clock" }
+        );
+        Ok(())
+    }
+
+    /// origin_server_ts minus (server scheduling time + delay), recorded as the case's lateness.
+    fn server_lateness(
+        &self,
+        seen: &Observed,
+        server_start: Option<i64>,
+        delay_ms: i64,
+    ) -> Option<i64> {
+        let lateness = seen.origin_server_ts()? - (server_start? + delay_ms);
+        self.lateness(lateness);
+        Some(lateness)
+    }
+
+    /// The server's own scheduling time for `delay_id`, whose timer the harness (re)started with
+    /// the request `timer`: from the listing, or, when the event has already left it, from the
+    /// single-item lookup where offered (2026-07 keeps finalised ones). `None` when the server
+    /// reports none; a reported time outside `timer` fails (`check_reported_time`).
+    pub async fn server_scheduled_at(
+        &self,
+        user: &User,
+        delay_id: &str,
+        timer: &TimerStart,
+    ) -> Result<Option<i64>, Stop> {
+        // A listing or lookup the server refuses is the listing cases' to judge, not this one's.
+        if let Some(info) = user.listed(delay_id).await.ok().flatten() {
+            if let Some(at) = self.check_reported_time("the listing", &info, timer)? {
+                return Ok(Some(at));
+            }
+        }
+        if !self.features().single_lookup {
+            return Ok(None);
+        }
+        match user.lookup(delay_id, true).await {
+            Ok(lookup) if lookup.status == 200 => {
+                let info = DelayedInfo { raw: lookup.body };
+                self.check_reported_time("the single-item lookup", &info, timer)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `server_scheduled_at` for an event whose timer `restart` re-armed, where the server had
+    /// reported `before` for the timer's earlier start `first`: judged against the restart's
+    /// span, and as having moved by as much as the harness saw pass (`check_restart_moved_time`).
+    pub async fn server_rescheduled_at(
+        &self,
+        user: &User,
+        delay_id: &str,
+        (before, first): (Option<i64>, &TimerStart),
+        restart: &TimerStart,
+    ) -> Result<Option<i64>, Stop> {
+        let after = self.server_scheduled_at(user, delay_id, restart).await?;
+        if let (Some(before), Some(after)) = (before, after) {
+            self.check_restart_moved_time("the server", (before, first), (after, restart))?;
+        }
+        Ok(after)
+    }
+
+    /// Judges the scheduling times a listing or lookup entry (`info`, from `source`) reports for
+    /// an event whose timer the harness (re)started with the request `timer`. Each is "when the
+    /// delayed event was scheduled or last restarted", so it lies within that request's span on
+    /// the harness's clock, give or take `CLOCK_TOLERANCE_MS`: a later one is a time the server
+    /// could not know yet (in the future when it answered), an earlier one dates from before the
+    /// request. Call right after the entry arrived. Answers the scheduling time, if reported.
+    pub fn check_reported_time(
+        &self,
+        source: &str,
+        info: &DelayedInfo,
+        timer: &TimerStart,
+    ) -> Result<Option<i64>, Stop> {
+        let answered = wall_ms(timer.answered);
+        let sent = wall_ms(timer.sent);
+        let now = wall_ms(Instant::now());
+        let id = info.delay_id().unwrap_or("?");
+        for (field, at) in info.scheduling_times() {
+            if at > answered + CLOCK_TOLERANCE_MS {
+                let future = if at > now {
+                    format!(", {} ms in the future when it answered", at - now)
+                } else {
+                    String::new()
+                };
+                fail!(
+                    "{source} reports `{field}` {at} for delayed event {id}, {} ms after {} was answered \
+                     (at {answered} by the harness's clock){future}: {SCHEDULING_TIME_MEANS}",
+                    at - answered,
+                    timer.by
+                );
+            }
+            if at < sent - CLOCK_TOLERANCE_MS {
+                fail!(
+                    "{source} reports `{field}` {at} for delayed event {id}, {} ms before {} was sent \
+                     (at {sent} by the harness's clock): {SCHEDULING_TIME_MEANS}",
+                    sent - at,
+                    timer.by
+                );
+            }
+        }
+        Ok(info.scheduled_at())
+    }
+
+    /// `check_reported_time` for every entry of `items` (a listing that just arrived) whose
+    /// delay id is among `own`, with the request that (re)started its timer.
+    pub fn check_listed_times(
+        &self,
+        items: &[DelayedInfo],
+        own: &[(&str, TimerStart)],
+    ) -> Result<(), Stop> {
+        for item in items {
+            if let Some((_, timer)) = own.iter().find(|(id, _)| item.delay_id() == Some(id)) {
+                self.check_reported_time("the listing", item, timer)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a restart: the server reported scheduling time `before` for the timer started by
+    /// `first`, and `after` once `restart` re-armed it. Both come from the server's clock, so
+    /// their difference must match the time between the two requests on the harness's clock
+    /// (no skew, unlike `check_reported_time`): a server that keeps the old time, or moves it by
+    /// the wrong amount, fails even when the restart came soon after the scheduling.
+    pub fn check_restart_moved_time(
+        &self,
+        source: &str,
+        (before, first): (i64, &TimerStart),
+        (after, restart): (i64, &TimerStart),
+    ) -> Result<(), Stop> {
+        let moved = after - before;
+        let least = restart
+            .sent
+            .saturating_duration_since(first.answered)
+            .as_millis() as i64;
+        let most = restart
+            .answered
+            .saturating_duration_since(first.sent)
+            .as_millis() as i64;
+        check!(
+            (least - SAME_CLOCK_TOLERANCE_MS..=most + SAME_CLOCK_TOLERANCE_MS).contains(&moved),
+            "after a successful restart, {source} reports the scheduling time {after}, {moved} ms after \
+             the {before} it reported before; by the harness's clock the restart came {least} to {most} ms after {}: {SCHEDULING_TIME_MEANS}",
+            first.by
+        );
+        Ok(())
+    }
+
+    /// Exactly once: after the events have arrived, `sender` sends a plain message into `room`
+    /// (no delayed-events request, so nothing is nudged) and, once `observer` has it plus a grace,
+    /// each of `events` must have reached `observer` exactly once.
+    pub async fn expect_each_once(
+        &self,
+        sender: &User,
+        observer: &User,
+        room: &str,
+        events: &[(&str, &crate::api::DelayedEvent)],
+    ) -> Result<(), Stop> {
+        let marker = self.unique("plain marker");
+        let sent_at = Instant::now();
+        sender
+            .send_event(
+                room,
+                "m.room.message",
+                json!({"msgtype": "m.text", "body": marker}),
+            )
+            .await?
+            .setup_ok("send a plain message")?;
+        let marker_seen = observer
+            .wait_for(sent_at + Duration::from_secs(10), |o| {
+                o.content()["body"] == marker.as_str()
+            })
+            .await?;
+        if marker_seen.is_none() {
+            return Err(Stop::Error(
+                "a plain message did not arrive within 10 s, so copies cannot be counted".into(),
+            ));
+        }
+        tokio::time::sleep(DUPLICATE_GRACE).await;
+        let mut wrong = Vec::new();
+        for (what, event) in events {
+            let copies = observer.seen_matching(|o| event.matches(o)).await?.len();
+            if copies != 1 {
+                wrong.push(format!("{what} was delivered {copies} times"));
+            }
+        }
+        check!(
+            wrong.is_empty(),
+            "each delayed event must be sent exactly once: {}",
+            wrong.join("; ")
+        );
+        Ok(())
+    }
+
+    /// Every copy of the `scheduled` event (recognised by `pred`) that `observer` has seen once
+    /// the server has decided about it. Waits for conditions, not fixed times: `observer`
+    /// schedules a control message in `room` due just after the latest moment the event can be
+    /// due (the scheduling answer's arrival plus the delay). Once the control has arrived (plus a
+    /// short grace), a server that sends in order would have sent the event too; but a server may
+    /// send up to 30 s late and out of order, so `owner`'s listing is asked as well: while it
+    /// still shows the event as scheduled, the server has not decided, and the wait goes on over
+    /// `/sync` (asking the listing sparingly) until it leaves the listing or its delay plus the
+    /// allowance has passed.
+    pub async fn copies_once_due(
+        &self,
+        observer: &User,
+        owner: &User,
+        room_id: &str,
+        scheduled: &Scheduled,
+        mut pred: impl FnMut(&Observed) -> bool,
+    ) -> Result<Vec<Observed>, Stop> {
+        let due_latest = scheduled.resp.received + Duration::from_millis(scheduled.delay_ms as u64);
+        let remaining = due_latest
+            .saturating_duration_since(Instant::now())
+            .as_millis() as i64;
+        let control_delay = remaining.max(0) + CONTROL_MARGIN_MS;
+        let control_event = crate::api::DelayedEvent::message(room_id, &self.unique("control"));
+        let control = observer.schedule_ok(&control_event, control_delay).await?;
+        let deadline = Self::delivery_deadline(control.requested_at, control_delay);
+        if observer
+            .wait_for(deadline, |o| control_event.matches(o))
+            .await?
+            .is_none()
+        {
+            return Err(Stop::Fail(format!(
+                "a control delayed event (delay {control_delay} ms, delay_id {}) was never sent, so the \
+                 server's delayed events do not fire at all",
+                control.delay_id
+            )));
+        }
+        tokio::time::sleep(NEVER_SENT_GRACE).await;
+        let undecided_until = Self::delivery_deadline(scheduled.resp.received, scheduled.delay_ms);
+        let mut known: Vec<String> = Vec::new();
+        loop {
+            let copies = observer.seen_matching(&mut pred).await?;
+            match owner.still_listed(&scheduled.delay_id).await? {
+                Some(false) => return Ok(copies),
+                None => {
+                    self.note(format!(
+                        "the listing of {} was refused, so whether delayed event {} was still scheduled could \
+                         not be asked: judged once a control event due after it had arrived",
+                        owner.id(),
+                        scheduled.delay_id
+                    ));
+                    return Ok(copies);
+                }
+                Some(true) if Instant::now() >= undecided_until => {
+                    self.note(format!(
+                        "delayed event {} was still listed as scheduled once its delay and the {SEND_ALLOWANCE_MS} ms \
+                         a server may add had passed",
+                        scheduled.delay_id
+                    ));
+                    return Ok(copies);
+                }
+                Some(true) => {}
+            }
+            // Still scheduled: wait over /sync for a further copy, asking the listing again now
+            // and then (and once more right after a copy arrived: it leaves the listing then).
+            known.extend(
+                copies
+                    .iter()
+                    .filter_map(|o| o.event_id().map(str::to_string)),
+            );
+            let until = (Instant::now() + UNDECIDED_POLL).min(undecided_until);
+            let fresh = observer
+                .wait_for(until, |o| {
+                    pred(o) && !o.event_id().is_some_and(|id| known.iter().any(|k| k == id))
+                })
+                .await?;
+            if fresh.is_some() {
+                tokio::time::sleep(NEVER_SENT_GRACE).await;
+            }
+        }
+    }
+
+    /// Proves an event (recognised by `pred`) that `owner` scheduled is never sent (see
+    /// `copies_once_due`).
+    pub async fn expect_never_sent(
+        &self,
+        observer: &User,
+        owner: &User,
+        room_id: &str,
+        what: &str,
+        scheduled: &Scheduled,
+        pred: impl FnMut(&Observed) -> bool,
+    ) -> Result<(), Stop> {
+        let copies = self
+            .copies_once_due(observer, owner, room_id, scheduled, pred)
+            .await?;
+        if let Some(event) = copies.first() {
+            return Err(Stop::Fail(format!(
+                "{what} was sent anyway: event {} of type {} arrived over /sync",
+                event.event_id().unwrap_or("?"),
+                event.event_type()
+            )));
+        }
+        Ok(())
+    }
+}
