@@ -58,12 +58,20 @@ pub fn fingerprint(run: &RunReport) -> Vec<String> {
         if all.len() < 2 {
             continue;
         }
-        let strict_subset = |list: &[String]| !list.is_empty() && list.len() < all.len();
+        // The revisions most cases apply to; a case that applies to fewer, or where the server
+        // matched only some of the case's own, says something about which text it follows. (A
+        // revision only one case knows, like the reconstructed merged text, must not make every
+        // other case look revision-dependent.)
+        let typical = typical_revisions(&cases);
         let dependent: Vec<&&CaseReport> = cases
             .iter()
             .filter(|c| {
                 let judged = !matches!(c.outcome, Outcome::Skip | Outcome::Error);
-                judged && (strict_subset(&c.revisions) || strict_subset(&c.matched_revisions))
+                let fewer = c.revisions.len() < typical.len()
+                    && c.revisions.iter().all(|r| typical.contains(r));
+                let some_matched =
+                    !c.matched_revisions.is_empty() && c.matched_revisions != c.revisions;
+                judged && (fewer || some_matched)
             })
             .collect();
         let mut parts = Vec::new();
@@ -90,6 +98,19 @@ pub fn fingerprint(run: &RunReport) -> Vec<String> {
         lines.push(text);
     }
     lines
+}
+
+/// The most common list of revisions among `cases`.
+fn typical_revisions(cases: &[&CaseReport]) -> Vec<String> {
+    let mut counts: BTreeMap<&Vec<String>, usize> = BTreeMap::new();
+    for case in cases {
+        *counts.entry(&case.revisions).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(list, _)| list.clone())
+        .unwrap_or_default()
 }
 
 /// What a cell shows folded: the outcome, and the revisions matched where that says something.
