@@ -8,6 +8,7 @@ use crate::ctx::Ctx;
 use crate::outcome::Stop;
 use crate::{check, fail};
 use serde_json::json;
+use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// What the texts allow a server to add to the scheduled send time ("MAY add up to 30 seconds").
@@ -297,6 +298,27 @@ impl Ctx {
             }
         }
         Ok(())
+    }
+
+    /// The server's scheduling times of `owner`'s events among `scheduled`, by delay id, from one
+    /// listing (each checked against the harness's clock): for judging many events "not early"
+    /// by the server's clock too. Call before they are due; one already sent is simply absent.
+    pub async fn server_starts(
+        &self,
+        owner: &User,
+        scheduled: &[&Scheduled],
+    ) -> Result<HashMap<String, i64>, Stop> {
+        let listed = owner.list().await?;
+        let own: Vec<(&str, TimerStart)> = scheduled
+            .iter()
+            .map(|s| (s.delay_id.as_str(), s.timer()))
+            .collect();
+        self.check_listed_times(&listed, &own)?;
+        Ok(listed
+            .iter()
+            .filter_map(|item| Some((item.delay_id()?.to_string(), item.scheduled_at()?)))
+            .filter(|(id, _)| own.iter().any(|(mine, _)| mine == id))
+            .collect())
     }
 
     /// After a restart: the server reported scheduling time `before` for the timer started by

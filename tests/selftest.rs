@@ -401,7 +401,7 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
     (
         Fault::SendEarly,
         "msc4140.use_cases.call_of_many",
-        "sent before its delay",
+        "before its delay",
     ),
     (
         Fault::LateTimestamp,
@@ -792,6 +792,36 @@ const EXPECTED: &[(Fault, &str, &str)] = &[
         Fault::ReportedTimeStale,
         "msc4140.use_cases.matrixrtc_last_will",
         "scheduled or last restarted",
+    ),
+    (
+        Fault::ReportedTimeStale,
+        "msc4140.use_cases.call_of_many",
+        "scheduled or last restarted",
+    ),
+    (
+        Fault::ReportedTimeInFuture,
+        "msc4140.use_cases.call_of_many",
+        "in the future",
+    ),
+    (
+        Fault::ReportedTimeInFuture,
+        "msc4140.timing.burst_up_to_user_limit",
+        "in the future",
+    ),
+    (
+        Fault::ReportedTimeInFuture,
+        "msc4140.timing.many_users_due_together",
+        "in the future",
+    ),
+    (
+        Fault::ReportedTimeInFuture,
+        "msc4140.state_overwrite.earlier_state_does_not_cancel",
+        "in the future",
+    ),
+    (
+        Fault::LateTimestamp,
+        "msc4140.use_cases.call_of_many",
+        "may add at most",
     ),
     (
         Fault::ReportedTimeStale,

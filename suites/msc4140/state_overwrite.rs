@@ -261,6 +261,10 @@ async fn earlier_state(ctx: Ctx) -> CaseResult {
     .await
     .into_iter()
     .collect::<Result<Vec<_>, Stop>>()?;
+    // The server's own scheduling times, read before the events are due: "not early" by the
+    // server's clock too, which a harness slowed by the rounds cannot blur.
+    let all: Vec<&Scheduled> = rounds.iter().map(|r| &r.scheduled).collect();
+    let server_starts = ctx.server_starts(&alice, &all).await?;
     let last = rounds
         .iter()
         .map(|r| &r.scheduled)
@@ -322,7 +326,7 @@ async fn earlier_state(ctx: Ctx) -> CaseResult {
             &alice,
             what,
             round.scheduled.requested_at,
-            None,
+            server_starts.get(&round.scheduled.delay_id).copied(),
             round.scheduled.delay_ms,
             |o| round.event.matches(o),
         )

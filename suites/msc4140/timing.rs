@@ -3,6 +3,7 @@
 use super::texts::{ALLOWANCE, NOT_BEFORE, SCHEDULES_NOT_SENDS};
 use super::{LONG_DELAY_MS, SHORT_DELAY_MS};
 use crate::prelude::*;
+use std::collections::HashMap;
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -179,6 +180,13 @@ async fn burst(ctx: &Ctx, senders: &[User], each: usize, watcher: &User, room: &
             events.push((sender.schedule_ok(&event, delay).await?, event));
         }
     }
+    // The server's own scheduling times, read before the burst is due: "not early" by the
+    // server's clock as well, which a harness slowed by the burst cannot blur.
+    let all: Vec<&Scheduled> = events.iter().map(|(s, _)| s).collect();
+    let mut server_starts = HashMap::new();
+    for sender in senders {
+        server_starts.extend(ctx.server_starts(sender, &all).await?);
+    }
     let what = "an event of a burst all due at one moment";
     // Not early; not later than its delay plus the allowance (the wait's deadline).
     for (scheduled, event) in &events {
@@ -186,7 +194,7 @@ async fn burst(ctx: &Ctx, senders: &[User], each: usize, watcher: &User, room: &
             watcher,
             what,
             scheduled.requested_at,
-            None,
+            server_starts.get(&scheduled.delay_id).copied(),
             scheduled.delay_ms,
             |o| event.matches(o),
         )
