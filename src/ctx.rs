@@ -187,6 +187,21 @@ impl Ctx {
         Ok((alice, bob, room))
     }
 
+    /// A crowd: `count` members ("member0", ...) in a fresh room a watcher created and watches
+    /// over `/sync` (started).
+    pub async fn watched_room(&self, count: usize) -> Result<(User, Vec<User>, String), Stop> {
+        let watcher = self.user("watcher").await?;
+        let mut members = Vec::new();
+        for n in 0..count {
+            members.push(self.user(&format!("member{n}")).await?);
+        }
+        let room = self
+            .room(&watcher, &members.iter().collect::<Vec<_>>())
+            .await?;
+        watcher.start_sync().await?;
+        Ok((watcher, members, room))
+    }
+
     /// A text unique to this run, to recognise a case's own events.
     pub fn unique(&self, what: &str) -> String {
         format!("{what} {}", crate::client::new_txn_id())

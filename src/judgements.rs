@@ -308,12 +308,20 @@ impl Ctx {
         owner: &User,
         scheduled: &[&Scheduled],
     ) -> Result<HashMap<String, i64>, Stop> {
-        let listed = owner.list().await?;
+        self.server_starts_in(&owner.list().await?, scheduled)
+    }
+
+    /// `server_starts` from a listing that already arrived.
+    pub fn server_starts_in(
+        &self,
+        listed: &[DelayedInfo],
+        scheduled: &[&Scheduled],
+    ) -> Result<HashMap<String, i64>, Stop> {
         let own: Vec<(&str, TimerStart)> = scheduled
             .iter()
             .map(|s| (s.delay_id.as_str(), s.timer()))
             .collect();
-        self.check_listed_times(&listed, &own)?;
+        self.check_listed_times(listed, &own)?;
         Ok(listed
             .iter()
             .filter_map(|item| Some((item.delay_id()?.to_string(), item.scheduled_at()?)))

@@ -552,10 +552,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
             } else {
                 format!(" (+{} more instances)", more.len())
             },
-            match env.features.not_offered() {
-                Some(_) => "none (delayed events not offered)".to_string(),
-                None => env.form.to_string(),
-            },
+            crate::report::form_label(env.form, env.features.not_offered().is_none()),
         );
         let expectations = Arc::new(expectations);
         let reports = runner::run_all(

@@ -144,9 +144,14 @@ pub fn sentence(text: &str) -> String {
 
 /// The API form the run used, or that there was none to use.
 pub fn api_form_label(run: &RunReport) -> String {
-    match run.not_implemented {
-        Some(_) => "none (delayed events not offered)".into(),
-        None => run.api_form.to_string(),
+    form_label(run.api_form, run.not_implemented.is_none())
+}
+
+/// `form`, where the server offers delayed events at all (the terminal and every report).
+pub fn form_label(form: crate::api::ApiForm, offered: bool) -> String {
+    match offered {
+        true => form.to_string(),
+        false => "none (delayed events not offered)".into(),
     }
 }
 

@@ -67,11 +67,8 @@ async fn overdue_in_order(ctx: Ctx) -> CaseResult {
     // event sent early, before the server went down, shows by its own clock too. A listing the
     // server refuses is the listing cases' to judge.
     let listed = alice.list().await.unwrap_or_default();
-    let own: Vec<(&str, TimerStart)> = events
-        .iter()
-        .map(|(s, _)| (s.delay_id.as_str(), s.timer()))
-        .collect();
-    ctx.check_listed_times(&listed, &own)?;
+    let all: Vec<&Scheduled> = events.iter().map(|(s, _)| s).collect();
+    let server_starts = ctx.server_starts_in(&listed, &all)?;
     ctx.restart_now(round).await?;
     let back = Instant::now();
     let what = "an event that fell due while the homeserver was down";
@@ -81,15 +78,11 @@ async fn overdue_in_order(ctx: Ctx) -> CaseResult {
         let seen = ctx
             .await_delivery(&bob, what, back, 0, |o| event.matches(o))
             .await?;
-        let server_start = listed
-            .iter()
-            .find(|i| i.delay_id() == Some(scheduled.delay_id.as_str()))
-            .and_then(|i| i.scheduled_at());
         ctx.check_not_early(
             what,
             &seen,
             scheduled.requested_at,
-            server_start,
+            server_starts.get(&scheduled.delay_id).copied(),
             scheduled.delay_ms,
         )?;
     }

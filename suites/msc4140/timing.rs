@@ -218,15 +218,7 @@ async fn burst_up_to_user_limit(ctx: Ctx) -> CaseResult {
 
 /// Several users' events in one room, all due at once.
 async fn many_users_due_together(ctx: Ctx) -> CaseResult {
-    let watcher = ctx.user("watcher").await?;
-    let mut senders = Vec::new();
-    for n in 0..BURST_USERS {
-        senders.push(ctx.user(&format!("member{n}")).await?);
-    }
-    let room = ctx
-        .room(&watcher, &senders.iter().collect::<Vec<_>>())
-        .await?;
-    watcher.start_sync().await?;
+    let (watcher, senders, room) = ctx.watched_room(BURST_USERS).await?;
     burst(&ctx, &senders, BURST_EVENTS_EACH, &watcher, &room).await
 }
 

@@ -236,15 +236,7 @@ const CALL_BEAT: Duration = Duration::from_millis(CALL_DELAY_MS as u64 / 5);
 /// others' restarts go on; the others' hang-ups stay unsent. A server that lets one member's
 /// restart re-arm another's timer keeps the stopped member in the call forever.
 async fn call_of_many(ctx: Ctx) -> CaseResult {
-    let watcher = ctx.user("watcher").await?;
-    let mut members = Vec::new();
-    for n in 0..CALL_MEMBERS {
-        members.push(ctx.user(&format!("member{n}")).await?);
-    }
-    let room = ctx
-        .room(&watcher, &members.iter().collect::<Vec<_>>())
-        .await?;
-    watcher.start_sync().await?;
+    let (watcher, members, room) = ctx.watched_room(CALL_MEMBERS).await?;
     let mut wills = Vec::new();
     // The server's first scheduling time of the member who will stop, and the request behind it.
     let mut first_start = (None, None);
