@@ -4,10 +4,10 @@
 use crate::api::FormOverride;
 use crate::case::Case;
 use crate::results::RunReport;
-use crate::suites;
-use crate::target::container;
-use crate::target::synapse::PINNED_VERSION;
-use crate::target::TargetError;
+use crate::catalogue::Catalogue;
+use crate::homeserver::container;
+use crate::homeserver::synapse::PINNED_VERSION;
+use crate::homeserver::TargetError;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -324,11 +324,12 @@ impl From<TargetError> for UsageError {
     }
 }
 
-pub fn main() -> ExitCode {
+/// The command line's entry point: the catalogue crate's cases, run by this harness.
+pub fn main(catalogue: Catalogue) -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::List(args) => list(&args),
-        Command::Run(args) => crate::run::run(*args),
+        Command::List(args) => list(&args, &catalogue),
+        Command::Run(args) => crate::run::run(*args, &catalogue),
         Command::Load(args) => crate::load::load(*args),
         Command::Report(args) => report(&args),
         Command::Diff(args) => diff(&args),
@@ -343,11 +344,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn list(args: &ListArgs) -> Result<ExitCode, UsageError> {
-    let mut cases = suites::catalogue();
-    cases.extend(suites::widget_catalogue());
+fn list(args: &ListArgs, catalogue: &Catalogue) -> Result<ExitCode, UsageError> {
+    let cases: Vec<&Case> = catalogue.all_cases().collect();
     if args.json {
-        let rows: Vec<serde_json::Value> = cases.iter().map(case_listing).collect();
+        let rows: Vec<serde_json::Value> = cases.iter().map(|c| case_listing(c)).collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&rows).expect("listing serialises")

@@ -8,7 +8,7 @@ use crate::client::{Client, Evidence, Observed, Resp};
 use crate::outcome::Stop;
 use crate::phase::{Restarts, Round, Settling, SETTLE_WINDOW};
 use crate::spec::Rev;
-use crate::target::Target;
+use crate::homeserver::Target;
 use crate::users;
 use serde_json::json;
 use std::sync::{Arc, Mutex};

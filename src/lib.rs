@@ -1,15 +1,19 @@
-//! delayed-events-conformance: a conformance suite for Matrix delayed events (MSC4140).
+//! The harness of delayed-events-conformance, a conformance suite for Matrix delayed events
+//! (MSC4140) and their widget API (MSC4157).
 //!
-//! The harness (this crate's `src/`) starts or connects to a homeserver, registers users, and runs
-//! the catalogue (`suites/`, compiled in as the `suites` module) case by case. See ARCHITECTURE.md.
+//! It starts or connects to a homeserver, registers users, and runs the cases of a
+//! [`catalogue::Catalogue`] it is given (the `dec-catalogue` crate, in `suites/`) case by case.
+//! See ARCHITECTURE.md.
 
 pub mod api;
 pub mod case;
+pub mod catalogue;
 pub mod cli;
 pub mod client;
 pub mod ctx;
 pub mod detect;
 pub mod expectations;
+pub mod homeserver;
 pub mod judgements;
 pub mod load;
 pub mod observation;
@@ -21,12 +25,8 @@ pub mod results;
 pub mod run;
 pub mod runner;
 pub mod spec;
-pub mod target;
 pub mod users;
 pub mod widget;
-
-#[path = "../suites/mod.rs"]
-pub mod suites;
 
 /// What case files import.
 pub mod prelude {

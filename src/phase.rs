@@ -12,7 +12,7 @@
 //! Waiting here polls shared counters every few milliseconds: simple, and it cannot deadlock when
 //! a participant fails half-way (it leaves, or the window runs out).
 
-use crate::target::Target;
+use crate::homeserver::Target;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -259,7 +259,7 @@ impl Round {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::{Registration, TargetError, TargetInfo};
+    use crate::homeserver::{Registration, TargetError, TargetInfo};
     use async_trait::async_trait;
 
     /// A target whose restarts take no time.

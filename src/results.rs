@@ -7,7 +7,7 @@ use crate::client::Exchange;
 use crate::observation;
 use crate::outcome::Outcome;
 use crate::spec::{Level, SpecRef};
-use crate::target::TargetInfo;
+use crate::homeserver::TargetInfo;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;

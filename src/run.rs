@@ -8,12 +8,12 @@ use crate::expectations::{self, Expectations};
 use crate::outcome::Outcome;
 use crate::results::{AppliedExpectations, Harness, RunReport, Summary};
 use crate::runner::{self, RunOptions, Targets};
-use crate::suites;
-use crate::target::container::{self, ContainerOptions, ContainerTarget};
-use crate::target::identity::{self, Identity};
-use crate::target::synapse::{SynapseOptions, SynapseTarget, PINNED_VERSION};
-use crate::target::url::{UrlCommands, UrlTarget};
-use crate::target::Target;
+use crate::catalogue::Catalogue;
+use crate::homeserver::container::{self, ContainerOptions, ContainerTarget};
+use crate::homeserver::identity::{self, Identity};
+use crate::homeserver::synapse::{SynapseOptions, SynapseTarget, PINNED_VERSION};
+use crate::homeserver::url::{UrlCommands, UrlTarget};
+use crate::homeserver::Target;
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -21,20 +21,26 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// The cases `--suite` and `--area` select (libtest-mimic applies --filter/--skip/--exact).
-fn select(args: &RunArgs) -> Result<Vec<Case>, UsageError> {
+fn select(args: &RunArgs, catalogue: &Catalogue) -> Result<Vec<Case>, UsageError> {
+    let suite = |name: &str| {
+        catalogue
+            .suite(name)
+            .map(|s| (s.cases.clone(), s.areas.clone()))
+            .ok_or_else(|| UsageError(format!("this build has no suite {name}")))
+    };
     let (cases, areas): (Vec<Case>, Vec<&str>) = match args.suite {
         SuiteName::Msc4140 if args.driver.is_some() => {
             return Err(UsageError(
                 "--driver goes with --suite msc4157 (the widget-driver suite)".into(),
             ))
         }
-        SuiteName::Msc4140 => (suites::catalogue(), suites::AREAS.to_vec()),
+        SuiteName::Msc4140 => suite("msc4140")?,
         SuiteName::Msc4157 if args.driver.is_none() && !args.list => return Err(UsageError(
             "--suite msc4157 tests a widget driver: give --driver rust-sdk, --driver widget-api, \
                  or --driver 'COMMAND ARGS' for your own (README, \"Testing a widget driver\")"
                 .into(),
         )),
-        SuiteName::Msc4157 => (suites::widget_catalogue(), suites::msc4157::AREAS.to_vec()),
+        SuiteName::Msc4157 => suite("msc4157")?,
     };
     if let Some(unknown) = args.area.iter().find(|a| !areas.contains(&a.as_str())) {
         return Err(UsageError(format!(
@@ -52,6 +58,7 @@ fn select(args: &RunArgs) -> Result<Vec<Case>, UsageError> {
 /// `--update-expectations` file), read before anything starts so that a bad file costs nothing.
 fn given_expectations(
     args: &RunArgs,
+    catalogue: &Catalogue,
 ) -> Result<Option<(Expectations, AppliedExpectations)>, UsageError> {
     let update = args.update_expectations.as_ref().filter(|p| p.exists());
     let (path, why) =
@@ -78,7 +85,7 @@ fn given_expectations(
             (None, None) => return Ok(None),
         };
     let loaded = Expectations::load(path).map_err(UsageError)?;
-    check_stale(&loaded, &path.display().to_string(), args.strict)?;
+    check_stale(&loaded, &path.display().to_string(), args.strict, catalogue)?;
     Ok(Some((
         loaded,
         AppliedExpectations {
@@ -96,9 +103,13 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 }
 
 /// Entries for cases that no longer exist: a warning, or with --strict an error.
-fn check_stale(file: &Expectations, origin: &str, strict: bool) -> Result<(), UsageError> {
-    let catalogue = suites::all_cases();
-    let ids: BTreeSet<&str> = catalogue.iter().map(|c| c.id).collect();
+fn check_stale(
+    file: &Expectations,
+    origin: &str,
+    strict: bool,
+    catalogue: &Catalogue,
+) -> Result<(), UsageError> {
+    let ids: BTreeSet<&str> = catalogue.all_cases().map(|c| c.id).collect();
     let stale = file.stale(&ids);
     if stale.is_empty() {
         return Ok(());
@@ -119,6 +130,7 @@ fn check_stale(file: &Expectations, origin: &str, strict: bool) -> Result<(), Us
 /// written for the detected server (or widget driver) and version. Says which and why on stderr.
 fn choose_expectations(
     args: &RunArgs,
+    catalogue: &Catalogue,
     given: Option<(Expectations, AppliedExpectations)>,
     identity: Option<&Identity>,
 ) -> Result<(Expectations, Option<AppliedExpectations>), UsageError> {
@@ -129,13 +141,14 @@ fn choose_expectations(
             None
         }
         None => match expectations::choose_bundled(
+            &catalogue.bundled_expectations,
             identity.map(|i| i.name.as_str()),
             identity.and_then(|i| i.version.as_deref()),
         )
         .map_err(UsageError)?
         {
             Ok(bundled) => {
-                check_stale(&bundled.0, &bundled.1.file, args.strict)?;
+                check_stale(&bundled.0, &bundled.1.file, args.strict, catalogue)?;
                 Some(bundled)
             }
             Err(why_none) => {
@@ -163,9 +176,9 @@ fn update_expectations(
     path: &std::path::Path,
     applied: &Expectations,
     report: &RunReport,
+    catalogue: &Catalogue,
 ) -> Result<(), UsageError> {
-    let catalogue = suites::all_cases();
-    let ids: BTreeSet<&str> = catalogue.iter().map(|c| c.id).collect();
+    let ids: BTreeSet<&str> = catalogue.all_cases().map(|c| c.id).collect();
     // Written for what was tested: the widget driver where there is one, else the server.
     let server = match &report.target.driver {
         Some(driver) => Some(expectations::Server {
@@ -366,8 +379,8 @@ async fn start_rate_limited(args: &RunArgs, needed: bool) -> Result<RateLimitedT
     }
 }
 
-pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
-    let cases = select(&args)?;
+pub(crate) fn run(args: RunArgs, catalogue: &Catalogue) -> Result<ExitCode, UsageError> {
+    let cases = select(&args, catalogue)?;
     if args.server.target != TargetKind::Url
         && (args.server.restart_command.is_some() || args.server.kill_command.is_some())
     {
@@ -391,7 +404,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
                 .into(),
         ));
     }
-    let given = given_expectations(&args)?;
+    let given = given_expectations(&args, catalogue)?;
     let opts = RunOptions {
         filter: args.filter.clone(),
         skip: args.skip.clone(),
@@ -537,7 +550,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
             source: "driver",
         });
         let (expectations, applied) =
-            choose_expectations(&args, given, driver_identity.as_ref().or(identity.as_ref()))?;
+            choose_expectations(&args, catalogue, given, driver_identity.as_ref().or(identity.as_ref()))?;
         eprintln!(
             "target: {} {} at {}{}{} · API form: {}",
             info.name,
@@ -567,7 +580,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
                 schema: crate::results::SCHEMA,
                 harness: Harness::default(),
                 // Asked again after the cases: restart times are known now.
-                target: crate::target::TargetInfo {
+                target: crate::homeserver::TargetInfo {
                     driver: driver_info,
                     ..identity::apply(target.info(), identity.as_ref())
                 },
@@ -594,7 +607,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
 
     write_reports(&args, &report)?;
     if let Some(path) = &args.update_expectations {
-        update_expectations(path, &applied_expectations, &report)?;
+        update_expectations(path, &applied_expectations, &report, catalogue)?;
     }
     let failing = report.cases.iter().filter(|r| opts.fails_run(r)).count();
     print_summary(&report, failing, clock.elapsed());

@@ -3,7 +3,7 @@
 
 use crate::client::{Client, Resp};
 use crate::outcome::Stop;
-use crate::target::Registration;
+use crate::homeserver::Registration;
 use hmac::{Hmac, Mac};
 use rand::distributions::Alphanumeric;
 use rand::Rng;

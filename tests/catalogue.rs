@@ -5,9 +5,11 @@
 //! docs/revisions.md links to) from `DEC_SPEC_DIR`, by default `../shared/spec` beside the
 //! checkout. Without them it prints a SKIPPED line saying how to enable it.
 
-use delayed_events_conformance::cli::case_listing;
-use delayed_events_conformance::spec::Rev;
-use delayed_events_conformance::suites::{catalogue, msc4157, widget_catalogue, AREAS};
+use dec_harness::cli::case_listing;
+use dec_harness::spec::Rev;
+use dec_catalogue::msc4140::cases as catalogue;
+use dec_catalogue::msc4157::{self, cases as widget_catalogue};
+use dec_catalogue::AREAS;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 

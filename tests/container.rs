@@ -15,8 +15,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{LazyLock, Mutex};
 
-use delayed_events_conformance::target::container::BUILT_SYNAPSE_IMAGE;
-use delayed_events_conformance::target::synapse::PINNED_VERSION;
+use dec_harness::homeserver::container::BUILT_SYNAPSE_IMAGE;
+use dec_harness::homeserver::synapse::PINNED_VERSION;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_delayed-events-conformance");
 const SETUP: &str = "Set up a container engine and the image with\n    \
@@ -327,9 +327,9 @@ fn an_image_that_exits_at_start_is_reported_with_its_log() {
 /// the container.
 #[test]
 fn the_container_restarts_with_its_data_and_a_panic_removes_it() {
-    use delayed_events_conformance::client::{http_client, Client};
-    use delayed_events_conformance::target::container::{ContainerOptions, ContainerTarget};
-    use delayed_events_conformance::target::Target;
+    use dec_harness::client::{http_client, Client};
+    use dec_harness::homeserver::container::{ContainerOptions, ContainerTarget};
+    use dec_harness::homeserver::Target;
     use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::time::Duration;
 
@@ -337,7 +337,7 @@ fn the_container_restarts_with_its_data_and_a_panic_removes_it() {
         return;
     }
     let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
-    delayed_events_conformance::target::container::prepare_environment();
+    dec_harness::homeserver::container::prepare_environment();
     let options = || ContainerOptions {
         image: IMAGE_REF.clone(),
         spawn_timeout: Duration::from_secs(30),
@@ -352,7 +352,7 @@ fn the_container_restarts_with_its_data_and_a_panic_removes_it() {
                 panic!("the container target did not start:\n{e}\n{SETUP}");
             });
             let anon = Client::new(http_client(), &target.info().base_url, Default::default());
-            let user = delayed_events_conformance::users::register(
+            let user = dec_harness::users::register(
                 &anon,
                 &target.registration(),
                 "restart",

@@ -1,62 +1,82 @@
-//! The published crate (`cargo package`) is what builds and runs the harness: every source file,
-//! the catalogue and its expectation files (compiled in), the lock file and the docs the README
-//! links; not the repository's tests, CI files or scripts. (`cargo package` itself verifies that
-//! the crate builds from these files alone.)
+//! The published crates (`cargo package`) are what build and run the harness: the command line
+//! (the root package), the harness (`src/`, package dec-harness) and the catalogue (`suites/`,
+//! package dec-catalogue, with its expectation files compiled in), each with every source file of
+//! its folder, and none of the repository's tests, CI files or scripts.
 
 use std::path::Path;
 use std::process::Command;
 
-#[test]
-fn the_crate_holds_the_harness_sources_and_nothing_of_the_repositorys_tooling() {
+/// `cargo package --list` of one package of the workspace: paths relative to its folder.
+fn listed(package: &str) -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(root)
-        .args(["package", "--list", "--allow-dirty", "--quiet"])
+        .args(["package", "--list", "--allow-dirty", "--quiet", "-p", package])
         .output()
         .expect("cargo runs");
     assert!(
         output.status.success(),
-        "cargo package --list: {}",
+        "cargo package --list -p {package}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let listed: Vec<String> = String::from_utf8_lossy(&output.stdout)
+    String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(str::to_string)
-        .collect();
+        .collect()
+}
 
-    let mut needed = vec![
-        "Cargo.toml".to_string(),
-        "Cargo.lock".to_string(),
-        "README.md".to_string(),
-        "docs/revisions.md".to_string(),
-    ];
-    for dir in ["src", "suites"] {
-        let mut stack = vec![root.join(dir)];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    let relative = path.strip_prefix(root).unwrap();
-                    needed.push(relative.to_string_lossy().into_owned());
-                }
+/// Every file under `dir` (relative to the repository), as paths relative to `dir`.
+fn files_under(dir: &str) -> Vec<String> {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut found = Vec::new();
+    let mut stack = vec![base.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path.strip_prefix(&base).unwrap();
+                found.push(relative.to_string_lossy().into_owned());
             }
         }
     }
+    found
+}
+
+fn assert_holds(package: &str, needed: &[String]) {
+    let listed = listed(package);
     let missing: Vec<&String> = needed.iter().filter(|f| !listed.contains(f)).collect();
-    assert!(missing.is_empty(), "not in the crate: {missing:?}");
+    assert!(missing.is_empty(), "not in {package}: {missing:?}");
     let tooling: Vec<&String> = listed
         .iter()
         .filter(|f| {
-            ["tests/", "ci/", "scripts/", ".github/", ".ci/"]
+            ["tests/", "ci/", "scripts/", ".github/", ".ci/", "snapshots/"]
                 .iter()
                 .any(|d| f.starts_with(d))
         })
         .collect();
     assert!(
         tooling.is_empty(),
-        "repository tooling in the crate: {tooling:?}"
+        "repository tooling in {package}: {tooling:?}"
     );
+}
+
+#[test]
+fn the_command_line_crate_holds_its_entry_point_and_the_docs() {
+    let mut needed: Vec<String> = ["Cargo.toml", "Cargo.lock", "README.md", "docs/revisions.md"]
+        .map(String::from)
+        .to_vec();
+    needed.extend(files_under("cli").iter().map(|f| format!("cli/{f}")));
+    assert_holds("delayed-events-conformance", &needed);
+}
+
+#[test]
+fn the_harness_and_catalogue_crates_hold_every_source_file() {
+    for (package, dir) in [("dec-harness", "src"), ("dec-catalogue", "suites")] {
+        let mut needed = files_under(dir);
+        needed.push("README.md".into());
+        assert_holds(package, &needed);
+    }
 }

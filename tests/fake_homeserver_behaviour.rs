@@ -6,8 +6,8 @@
 
 mod support;
 
-use delayed_events_conformance::client::seg;
-use delayed_events_conformance::target::{Registration, Target};
+use dec_harness::client::seg;
+use dec_harness::homeserver::{Registration, Target};
 use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::{json, Value};

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use delayed_events_conformance::target::container::BUILT_SYNAPSE_IMAGE;
-use delayed_events_conformance::target::synapse::PINNED_VERSION;
+use dec_harness::homeserver::container::BUILT_SYNAPSE_IMAGE;
+use dec_harness::homeserver::synapse::PINNED_VERSION;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_delayed-events-conformance");
 const HARNESS_IMAGE: &str = concat!(

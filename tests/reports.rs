@@ -5,9 +5,9 @@
 //! Fixtures: two real runs (the pinned Synapse and 1.157.1, saved with `run --json`) and a small
 //! hand-made run with every outcome (`every-outcome.json`).
 
-use delayed_events_conformance::outcome::Outcome;
-use delayed_events_conformance::report::{diff, github, html, junit, markdown, matrix};
-use delayed_events_conformance::results::RunReport;
+use dec_harness::outcome::Outcome;
+use dec_harness::report::{diff, github, html, junit, markdown, matrix};
+use dec_harness::results::RunReport;
 use quick_junit::{NonSuccessKind, Report, TestCaseStatus};
 use std::path::PathBuf;
 use std::process::Command;

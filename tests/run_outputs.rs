@@ -5,7 +5,7 @@
 
 mod support;
 
-use delayed_events_conformance::results::RunReport;
+use dec_harness::results::RunReport;
 use std::path::Path;
 use support::fake_homeserver::{FakeHomeserver, FakeOptions, Fault};
 

@@ -4,15 +4,15 @@
 
 mod support;
 
-use delayed_events_conformance::api::FormOverride;
-use delayed_events_conformance::client::http_client;
-use delayed_events_conformance::ctx::Env;
-use delayed_events_conformance::outcome::Outcome;
-use delayed_events_conformance::results::CaseReport;
-use delayed_events_conformance::runner::{run_concurrently, Targets};
-use delayed_events_conformance::suites::catalogue;
-use delayed_events_conformance::target::url::UrlTarget;
-use delayed_events_conformance::target::Target;
+use dec_harness::api::FormOverride;
+use dec_harness::client::http_client;
+use dec_harness::ctx::Env;
+use dec_harness::outcome::Outcome;
+use dec_harness::results::CaseReport;
+use dec_harness::runner::{run_concurrently, Targets};
+use dec_catalogue::msc4140::cases as catalogue;
+use dec_harness::homeserver::url::UrlTarget;
+use dec_harness::homeserver::Target;
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -1190,7 +1190,7 @@ async fn guests_registered_through_the_body_where_the_query_parameter_is_refused
 /// The merged revision's answer to a delay over the maximum is recorded as matched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delay_over_maximum_matches_the_merged_revision() {
-    use delayed_events_conformance::spec::Rev;
+    use dec_harness::spec::Rev;
     let reports = run_some(FakeOptions::default(), "msc4140.errors.delay_over_maximum").await;
     assert_eq!(
         reports[0].outcome,
@@ -1205,7 +1205,7 @@ async fn delay_over_maximum_matches_the_merged_revision() {
 /// endpoint, else nothing (a url target then calls the server "unknown").
 #[tokio::test]
 async fn the_server_names_itself() {
-    use delayed_events_conformance::target::identity;
+    use dec_harness::homeserver::identity;
     let http = http_client();
     for (announce, federation, expected) in [
         (true, true, Some("msc4383")),

@@ -57,9 +57,9 @@ fn catalogue_against_the_managed_synapse() {
 /// registered before the restart is still logged in after it.
 #[test]
 fn managed_synapse_restarts_with_its_data() {
-    use delayed_events_conformance::client::{http_client, Client};
-    use delayed_events_conformance::target::synapse::{SynapseOptions, SynapseTarget};
-    use delayed_events_conformance::target::Target;
+    use dec_harness::client::{http_client, Client};
+    use dec_harness::homeserver::synapse::{SynapseOptions, SynapseTarget};
+    use dec_harness::homeserver::Target;
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -72,7 +72,7 @@ fn managed_synapse_restarts_with_its_data() {
             .expect("the managed Synapse starts");
         let anon = Client::new(http_client(), &target.info().base_url, Default::default());
         let user =
-            delayed_events_conformance::users::register(&anon, &target.registration(), "restart")
+            dec_harness::users::register(&anon, &target.registration(), "restart")
                 .await
                 .expect("a user registers");
         target

@@ -4,7 +4,7 @@
 //! applies the bundled expectations chosen by that identity, and runs the persistence cases
 //! instead of skipping them.
 
-use delayed_events_conformance::target::synapse::{installed_python, SynapseOptions};
+use dec_harness::homeserver::synapse::{installed_python, SynapseOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -150,9 +150,9 @@ fn url_target_names_the_server_and_restarts_it_with_the_restart_command() {
     // --kill-command: the target kills the server hard and waits until it answers again; a user
     // registered before is still there (the data was kept).
     runtime.block_on(async {
-        use delayed_events_conformance::client::{http_client, Client};
-        use delayed_events_conformance::target::url::{UrlCommands, UrlTarget};
-        use delayed_events_conformance::target::Target;
+        use dec_harness::client::{http_client, Client};
+        use dec_harness::homeserver::url::{UrlCommands, UrlTarget};
+        use dec_harness::homeserver::Target;
         let http = http_client();
         let commands = UrlCommands {
             kill: Some(format!(
@@ -169,7 +169,7 @@ fn url_target_names_the_server_and_restarts_it_with_the_restart_command() {
         assert!(target.can_restart().is_err(), "no restart command given");
         let anon = Client::new(http.clone(), &base_url, Default::default());
         let user =
-            delayed_events_conformance::users::register(&anon, &target.registration(), "kill")
+            dec_harness::users::register(&anon, &target.registration(), "kill")
                 .await
                 .expect("a user registers");
         let pid_before = std::fs::read_to_string(external.dir.path().join("pid")).unwrap();

@@ -5,12 +5,12 @@
 
 mod support;
 
-use delayed_events_conformance::api::{DelayedEvent, FormOverride};
-use delayed_events_conformance::client::http_client;
-use delayed_events_conformance::ctx::{Ctx, Env};
-use delayed_events_conformance::suites::msc4157::all_caps;
-use delayed_events_conformance::target::Target;
-use delayed_events_conformance::widget::DriverSpec;
+use dec_harness::api::{DelayedEvent, FormOverride};
+use dec_harness::client::http_client;
+use dec_harness::ctx::{Ctx, Env};
+use dec_catalogue::msc4157::all_caps;
+use dec_harness::homeserver::Target;
+use dec_harness::widget::DriverSpec;
 use serde_json::json;
 use std::sync::Arc;
 use support::fake_homeserver::{FakeOptions, RecordedRequest};

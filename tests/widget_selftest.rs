@@ -1,19 +1,19 @@
 //! Self-tests of the msc4157 (widget driver) suite: a stand-in driver (tests/support/
-//! src/bin/widget_stand_in.rs) in front of the fake homeserver. With no fault every case passes; each
+//! adapters/stand-in/main.rs) in front of the fake homeserver. With no fault every case passes; each
 //! fault fails exactly the cases listed for it, naming the requirement. A driver that hangs, dies
 //! or prints garbage ends its cases in `error`, and no driver process outlives its case.
 
 mod support;
 
-use delayed_events_conformance::api::FormOverride;
-use delayed_events_conformance::client::http_client;
-use delayed_events_conformance::ctx::Env;
-use delayed_events_conformance::outcome::Outcome;
-use delayed_events_conformance::results::CaseReport;
-use delayed_events_conformance::runner::{run_concurrently, Targets};
-use delayed_events_conformance::suites::widget_catalogue;
-use delayed_events_conformance::target::Target;
-use delayed_events_conformance::widget::DriverSpec;
+use dec_harness::api::FormOverride;
+use dec_harness::client::http_client;
+use dec_harness::ctx::Env;
+use dec_harness::outcome::Outcome;
+use dec_harness::results::CaseReport;
+use dec_harness::runner::{run_concurrently, Targets};
+use dec_catalogue::msc4157::cases as widget_catalogue;
+use dec_harness::homeserver::Target;
+use dec_harness::widget::DriverSpec;
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;

@@ -13,7 +13,7 @@ use crate::cli::{LoadArgs, UsageError};
 use crate::ctx::Env;
 use crate::results::Harness;
 use crate::run::{interrupt_signal, start_target};
-use crate::target::TargetInfo;
+use crate::homeserver::TargetInfo;
 use serde::Serialize;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,7 +60,7 @@ pub(crate) fn load(args: LoadArgs) -> Result<ExitCode, UsageError> {
         crate::run::check_writable(path)?;
     }
     if args.server.target == crate::cli::TargetKind::Container {
-        crate::target::container::prepare_environment();
+        crate::homeserver::container::prepare_environment();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -98,7 +98,8 @@ pub fn spec_label(spec: &SpecRecord) -> String {
     )
 }
 
-/// Cases grouped by area, areas in catalogue order (unknown areas after, as first seen).
+/// Cases grouped by area, areas in the order the results list them (a run's results are in
+/// catalogue order, so this is the catalogue's order without asking the catalogue).
 pub fn by_area<'a>(
     cases: impl IntoIterator<Item = &'a CaseReport>,
 ) -> Vec<(String, Vec<&'a CaseReport>)> {
@@ -109,13 +110,6 @@ pub fn by_area<'a>(
             None => groups.push((case.area.clone(), vec![case])),
         }
     }
-    let rank = |area: &str| {
-        crate::suites::AREAS
-            .iter()
-            .position(|a| *a == area)
-            .unwrap_or(usize::MAX)
-    };
-    groups.sort_by_key(|(area, _)| rank(area));
     groups
 }
 

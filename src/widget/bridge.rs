@@ -7,7 +7,7 @@
 //! widget-API message. Lines on stdin are widget-API messages from the widget (the harness).
 
 use crate::outcome::Stop;
-use crate::target::synapse::process;
+use crate::homeserver::synapse::process;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;

@@ -31,9 +31,9 @@ pub struct DriverInfo {
     pub version: String,
 }
 
-/// The adapters shipped in `adapters/`, relative to this crate's folder.
+/// The adapters shipped in the repository's `adapters/`, beside this crate's folder (`src/`).
 fn adapters_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../adapters")
 }
 
 /// Where scripts/build-adapters builds the rust-sdk adapter: a cache shared by every checkout,

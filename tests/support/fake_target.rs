@@ -10,7 +10,7 @@
 
 use super::fake_homeserver::{FakeHomeserver, FakeOptions};
 use async_trait::async_trait;
-use delayed_events_conformance::target::{Registration, Target, TargetError, TargetInfo};
+use dec_harness::homeserver::{Registration, Target, TargetError, TargetInfo};
 
 pub struct FakeTarget {
     fake: FakeHomeserver,

@@ -5,8 +5,8 @@
 //!
 //! Not a product: the binary exists for `tests/widget_selftest.rs` only.
 
-use delayed_events_conformance::api::{ApiForm, Delay, DelayedEvent, User};
-use delayed_events_conformance::client::{http_client, Client, Evidence, Resp};
+use dec_harness::api::{ApiForm, Delay, DelayedEvent, User};
+use dec_harness::client::{http_client, Client, Evidence, Resp};
 use serde_json::{json, Value};
 use std::io::{BufRead, Write};
 use std::sync::mpsc;

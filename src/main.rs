@@ -1,3 +1,0 @@
-fn main() -> std::process::ExitCode {
-    delayed_events_conformance::cli::main()
-}
