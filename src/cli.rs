@@ -301,7 +301,7 @@ pub(crate) struct SynapseConfig(pub(crate) serde_json::Value);
 fn read_synapse_config(path: &str) -> Result<SynapseConfig, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {path}: {e}. Give the path of a YAML file."))?;
-    let value: serde_json::Value = serde_yaml::from_str(&text).map_err(|e| {
+    let value: serde_json::Value = serde_norway::from_str(&text).map_err(|e| {
         format!("{path} is not valid YAML ({e}). Fix it: it holds Synapse configuration keys, as homeserver.yaml does.")
     })?;
     if !value.is_object() {

@@ -1,6 +1,7 @@
 //! The configuration and data files of one run.
 
 use super::*;
+use base64::Engine;
 
 /// Where everything of one run lives, inside its data directory.
 pub(super) struct RunFiles {
@@ -162,26 +163,12 @@ pub(super) fn signing_key_line() -> String {
     let key_id = Alphanumeric.sample_string(&mut rng, 4);
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
-    format!("ed25519 a_{key_id} {}\n", base64_unpadded(&seed))
+    let seed = base64::engine::general_purpose::STANDARD_NO_PAD.encode(seed);
+    format!("ed25519 a_{key_id} {seed}\n")
 }
 
 pub(super) fn random_secret() -> String {
     Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
-}
-
-pub(super) fn base64_unpadded(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
 }
 
 /// The last `lines` lines of a file, reading at most `TAIL_READ_LIMIT` bytes of it; `None`
@@ -249,5 +236,19 @@ mod tests {
             &json!({"a": {"c": 20, "x": 1}, "d": null, "e": [2]}),
         );
         assert_eq!(config, json!({"a": {"b": 1, "c": 20, "x": 1}, "e": [2]}));
+    }
+
+    #[test]
+    fn signing_keys_carry_an_unpadded_base64_seed() {
+        let line = signing_key_line();
+        let parts: Vec<&str> = line.trim_end().split(' ').collect();
+        assert_eq!(parts.len(), 3, "{line:?}");
+        assert_eq!(parts[0], "ed25519");
+        assert!(parts[1].starts_with("a_"));
+        assert_eq!(parts[2].len(), 43, "32 bytes, unpadded: {line:?}");
+        let seed = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(parts[2])
+            .expect("standard alphabet, no padding");
+        assert_eq!(seed.len(), 32);
     }
 }

@@ -2,6 +2,8 @@
 //! directory, installed with uv with dependencies resolved as of the release date.
 
 use super::*;
+use jiff::{tz::TimeZone, Timestamp};
+use serde::Deserialize;
 
 pub(super) struct Installation {
     pub(super) python: PathBuf,
@@ -209,7 +211,7 @@ impl<'a> Installer<'a> {
     /// did then. `None` (said aloud) when the index does not tell.
     async fn dependency_cutoff(&self, pip: &PipSettings) -> Result<Option<String>, TargetError> {
         match release_upload_date(pip, self.version).await {
-            Ok(date) => Ok(day_after(&date)),
+            Ok(time) => Ok(day_after(time)),
             Err(LookupError::NoSuchVersion(page)) => Err(TargetError(format!(
                 "{PACKAGE} {} is not on the package index ({page} lists no such version).\n\
                  Check --synapse-version against the versions listed there.",
@@ -446,21 +448,22 @@ except Exception as e:
     sys.exit(str(e))
 "#;
 
-/// The upload time (RFC 3339) of the newest file of `version` on the index's simple page,
-/// read from its PEP 691 JSON form or the `data-upload-time` attributes of its HTML form.
+/// The form of the simple API asked for: JSON (PEP 691), where each file has its `upload-time`.
+pub(super) const SIMPLE_JSON: &str = "application/vnd.pypi.simple.v1+json";
+
+/// The upload time of the newest file of `version` on the index's simple page for the package.
 pub(super) async fn release_upload_date(
     pip: &PipSettings,
     version: &str,
-) -> Result<String, LookupError> {
+) -> Result<Timestamp, LookupError> {
     let page = format!("{}/{PACKAGE}/", pip.index());
     let shown_page = hide_credentials(&page);
-    let accept = "application/vnd.pypi.simple.v1+json, text/html;q=0.1";
     let output = Command::new("python3")
         .args([
             "-c",
             FETCH_SCRIPT,
             &page,
-            accept,
+            SIMPLE_JSON,
             pip.cert.as_deref().unwrap_or(""),
         ])
         .stdin(Stdio::null())
@@ -471,21 +474,52 @@ pub(super) async fn release_upload_date(
         let why = String::from_utf8_lossy(&output.stderr).trim().to_string();
         return Err(LookupError::Unavailable(format!("{shown_page}: {why}")));
     }
-    let body = String::from_utf8_lossy(&output.stdout);
-    let files = index_files(&body);
-    let times: Vec<&Option<String>> = files
+    newest_upload(&output.stdout, version, &shown_page)
+}
+
+/// A package's page in the JSON form of the simple API (PEP 691), as far as it is read here.
+#[derive(Deserialize)]
+pub(super) struct SimplePage {
+    files: Vec<SimpleFile>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct SimpleFile {
+    filename: String,
+    /// RFC 3339 in UTC; optional (PEP 700).
+    #[serde(rename = "upload-time")]
+    upload_time: Option<String>,
+}
+
+/// The newest upload time among the files of `version` on the simple page `body` (JSON),
+/// which `shown_page` names in errors.
+pub(super) fn newest_upload(
+    body: &[u8],
+    version: &str,
+    shown_page: &str,
+) -> Result<Timestamp, LookupError> {
+    let page: SimplePage = serde_json::from_slice(body).map_err(|e| {
+        LookupError::Unavailable(format!(
+            "{shown_page} did not answer in the JSON form of the simple API, PEP 691 ({e})"
+        ))
+    })?;
+    let times: Vec<&Option<String>> = page
+        .files
         .iter()
-        .filter(|(name, _)| version_in_filename(name) == Some(version))
-        .map(|(_, time)| time)
+        .filter(|file| version_in_filename(&file.filename) == Some(version))
+        .map(|file| &file.upload_time)
         .collect();
     if times.is_empty() {
-        return Err(LookupError::NoSuchVersion(shown_page));
+        return Err(LookupError::NoSuchVersion(shown_page.to_string()));
     }
-    times
-        .into_iter()
-        .flatten()
-        .max()
-        .cloned()
+    let mut newest = None;
+    for time in times.into_iter().flatten() {
+        let time: Timestamp = time.parse().map_err(|e| {
+            LookupError::Unavailable(format!("{shown_page} gives an upload time {time:?}: {e}"))
+        })?;
+        newest = newest.max(Some(time));
+    }
+    newest
         .ok_or_else(|| LookupError::Unavailable(format!("{shown_page} does not give upload times")))
 }
 
@@ -504,32 +538,6 @@ pub(super) fn hide_credentials(text: &str) -> String {
         .join(" ")
 }
 
-/// (file name, upload time) of every file on a simple-index page, JSON or HTML.
-pub(super) fn index_files(body: &str) -> Vec<(String, Option<String>)> {
-    if let Ok(page) = serde_json::from_str::<Value>(body) {
-        let files = page["files"].as_array().cloned().unwrap_or_default();
-        return files
-            .iter()
-            .filter_map(|f| {
-                let name = f["filename"].as_str()?.to_string();
-                Some((name, f["upload-time"].as_str().map(str::to_string)))
-            })
-            .collect();
-    }
-    body.split("<a ")
-        .skip(1)
-        .filter_map(|anchor| {
-            let (attributes, rest) = anchor.split_once('>')?;
-            let name = rest.split_once("</a>")?.0.trim().to_string();
-            let time = attributes
-                .split_once("data-upload-time=\"")
-                .and_then(|(_, value)| value.split_once('"'))
-                .map(|(time, _)| time.to_string());
-            Some((name, time))
-        })
-        .collect()
-}
-
 /// The version part of a wheel (`name-1.2.3-tags.whl`) or sdist (`name-1.2.3.tar.gz`) name.
 pub(super) fn version_in_filename(name: &str) -> Option<&str> {
     if name.ends_with(".whl") {
@@ -541,72 +549,109 @@ pub(super) fn version_in_filename(name: &str) -> Option<&str> {
     stem.rsplit_once('-').map(|(_, version)| version)
 }
 
-/// `2025-02-28T10:00:00Z` → `2025-03-01`.
-pub(super) fn day_after(timestamp: &str) -> Option<String> {
-    let date = timestamp.get(..10)?;
-    let mut parts = date.split('-').map(|p| p.parse::<u32>().ok());
-    let (year, month, day) = (parts.next()??, parts.next()??, parts.next()??);
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_length = match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
-    let (year, month, day) = match (day < month_length, month < 12) {
-        (true, _) => (year, month, day + 1),
-        (false, true) => (year, month + 1, 1),
-        (false, false) => (year + 1, 1, 1),
-    };
-    Some(format!("{year:04}-{month:02}-{day:02}"))
+/// The day (UTC) after `time`, as `--exclude-newer` takes it: `2025-02-28T10:00:00Z` →
+/// `2025-03-01`. `None` only past the end of the calendar.
+pub(super) fn day_after(time: Timestamp) -> Option<String> {
+    let date = TimeZone::UTC.to_datetime(time).date();
+    date.tomorrow().ok().map(|day| day.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn day_after_str(time: &str) -> Option<String> {
+        day_after(time.parse().expect("an RFC 3339 time"))
+    }
+
     #[test]
     fn day_after_rolls_over_months_and_years() {
         assert_eq!(
-            day_after("2025-02-28T10:00:00Z").as_deref(),
+            day_after_str("2025-02-28T10:00:00Z").as_deref(),
             Some("2025-03-01")
         );
         assert_eq!(
-            day_after("2024-02-28T10:00:00Z").as_deref(),
+            day_after_str("2024-02-28T10:00:00Z").as_deref(),
             Some("2024-02-29")
         );
         assert_eq!(
-            day_after("2025-12-31T23:59:59Z").as_deref(),
+            day_after_str("2025-12-31T23:59:59Z").as_deref(),
             Some("2026-01-01")
         );
-        assert_eq!(day_after("2025-06-10").as_deref(), Some("2025-06-11"));
-        assert_eq!(day_after("garbage"), None);
+        assert_eq!(
+            day_after_str("2025-11-25T16:51:38.197275Z").as_deref(),
+            Some("2025-11-26")
+        );
+        // The date is the upload's in UTC, whatever offset the time is written with.
+        assert_eq!(
+            day_after_str("2025-06-10T23:30:00-02:00").as_deref(),
+            Some("2025-06-12")
+        );
+    }
+
+    /// The shape of pypi.org's answer to `Accept: application/vnd.pypi.simple.v1+json`, cut down.
+    const SIMPLE_PAGE: &str = r#"{
+      "meta": {"api-version": "1.1", "_last-serial": 42880072},
+      "name": "matrix-synapse",
+      "versions": ["0.33.5.1", "1.143.0"],
+      "files": [
+        {"filename": "matrix-synapse-0.33.5.1.tar.gz", "hashes": {"sha256": "00"},
+         "url": "https://files.example/matrix-synapse-0.33.5.1.tar.gz", "yanked": false},
+        {"filename": "matrix_synapse-1.143.0-cp310-abi3-macosx_10_9_x86_64.whl",
+         "hashes": {"sha256": "e4"}, "requires-python": "<4.0.0,>=3.10.0", "size": 7919215,
+         "upload-time": "2025-11-25T16:51:38.197275Z",
+         "url": "https://files.example/a.whl", "yanked": false},
+        {"filename": "matrix_synapse-1.143.0.tar.gz", "hashes": {"sha256": "5b"},
+         "upload-time": "2025-11-25T23:59:01.5Z", "url": "https://files.example/b.tar.gz",
+         "yanked": false},
+        {"filename": "matrix_synapse-1.143.0-cp310-abi3-manylinux_2_28_x86_64.whl",
+         "hashes": {"sha256": "6c"}, "upload-time": "2025-11-25T16:52:00Z",
+         "url": "https://files.example/c.whl", "yanked": false}
+      ]
+    }"#;
+
+    #[test]
+    fn the_newest_file_of_a_version_gives_its_upload_time() {
+        let time = newest_upload(SIMPLE_PAGE.as_bytes(), "1.143.0", "page").ok();
+        assert_eq!(time, "2025-11-25T23:59:01.5Z".parse().ok());
+        assert_eq!(day_after(time.unwrap()).as_deref(), Some("2025-11-26"));
     }
 
     #[test]
-    fn base64_matches_the_standard_alphabet_without_padding() {
-        assert_eq!(base64_unpadded(b""), "");
-        assert_eq!(base64_unpadded(b"f"), "Zg");
-        assert_eq!(base64_unpadded(b"fo"), "Zm8");
-        assert_eq!(base64_unpadded(b"foo"), "Zm9v");
-        assert_eq!(base64_unpadded(b"foob"), "Zm9vYg");
-        assert_eq!(base64_unpadded(&[0xfb, 0xff]), "+/8");
-        assert_eq!(base64_unpadded(&[0u8; 32]).len(), 43);
+    fn pages_without_the_version_or_its_times_say_so() {
+        let page = SIMPLE_PAGE.as_bytes();
+        assert!(matches!(
+            newest_upload(page, "1.142.0", "the page"),
+            Err(LookupError::NoSuchVersion(named)) if named == "the page"
+        ));
+        assert!(matches!(
+            newest_upload(page, "0.33.5.1", "the page"),
+            Err(LookupError::Unavailable(why)) if why == "the page does not give upload times"
+        ));
+        let html = b"<!DOCTYPE html><html><body><a href=\"x\">matrix_synapse-1.143.0.tar.gz</a>";
+        assert!(matches!(
+            newest_upload(html, "1.143.0", "the page"),
+            Err(LookupError::Unavailable(why)) if why.contains("PEP 691")
+        ));
+        let garbled = br#"{"files": [{"filename": "matrix_synapse-1.143.0.tar.gz", "upload-time": "yesterday"}]}"#;
+        assert!(matches!(
+            newest_upload(garbled, "1.143.0", "the page"),
+            Err(LookupError::Unavailable(why)) if why.contains("yesterday")
+        ));
     }
 
     #[test]
-    fn index_pages_in_both_forms_give_versions_and_times() {
-        let html = r#"<a href="x#sha256=1" data-requires-python="&gt;=3.10" data-upload-time="2025-11-18T12:00:00.1Z">matrix_synapse-1.163.2-cp310-abi3-manylinux_2_28_x86_64.whl</a><br/>
-<a href="y">matrix-synapse-0.33.5.1.tar.gz</a>"#;
-        let files = index_files(html);
-        assert_eq!(version_in_filename(&files[0].0), Some("1.163.2"));
-        assert_eq!(files[0].1.as_deref(), Some("2025-11-18T12:00:00.1Z"));
-        assert_eq!(version_in_filename(&files[1].0), Some("0.33.5.1"));
-        assert_eq!(files[1].1, None);
-        let json = r#"{"files": [{"filename": "matrix_synapse-1.163.2.tar.gz", "upload-time": "2025-11-18T12:00:00Z"}]}"#;
-        let files = index_files(json);
-        assert_eq!(version_in_filename(&files[0].0), Some("1.163.2"));
-        assert_eq!(files[0].1.as_deref(), Some("2025-11-18T12:00:00Z"));
+    fn versions_come_from_wheel_and_sdist_names() {
+        assert_eq!(
+            version_in_filename("matrix_synapse-1.163.2-cp310-abi3-manylinux_2_28_x86_64.whl"),
+            Some("1.163.2")
+        );
+        assert_eq!(
+            version_in_filename("matrix-synapse-0.33.5.1.tar.gz"),
+            Some("0.33.5.1")
+        );
+        assert_eq!(version_in_filename("matrix_synapse-1.0.zip"), Some("1.0"));
+        assert_eq!(version_in_filename("matrix_synapse-1.0.exe"), None);
     }
 
     #[test]
