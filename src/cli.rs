@@ -76,7 +76,8 @@ pub(crate) struct TargetArgs {
     #[arg(long, value_name = "DIR", help_heading = "Target")]
     pub(crate) synapse_venv: Option<PathBuf>,
     /// How many identical Synapse instances share the cases (Synapse uses one core each);
-    /// defaults to the number of cores, at most 4. Restart cases all use the first.
+    /// defaults to the number of cores, at most 4. With more than one, the cases that restart
+    /// the server get one more instance of their own and run beside the others.
     #[arg(long, value_name = "N", help_heading = "Target")]
     pub(crate) synapse_instances: Option<usize>,
     /// A YAML fragment merged into the managed Synapse's configuration (target synapse):

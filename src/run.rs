@@ -351,6 +351,21 @@ async fn start_more_instances(args: &TargetArgs) -> Result<Vec<Arc<dyn Target>>,
         .collect())
 }
 
+/// An instance of its own for the cases that restart the homeserver (managed Synapse with more
+/// than one instance, and restart cases selected), so they need not wait for all others.
+async fn start_restart_instance(
+    args: &TargetArgs,
+    needed: bool,
+) -> Result<Option<Arc<dyn Target>>, UsageError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let instances = args.synapse_instances.unwrap_or(cores.min(4));
+    if !needed || args.target != TargetKind::Synapse || instances <= 1 {
+        return Ok(None);
+    }
+    let started = SynapseTarget::start(synapse_options(args, false, false)).await?;
+    Ok(Some(Arc::new(started)))
+}
+
 /// Where the cases that need a homeserver with its normal rate limits run.
 enum RateLimitedTarget {
     /// A target of its own (the managed Synapse starts a second instance with its defaults).
@@ -456,11 +471,15 @@ pub(crate) fn run(args: RunArgs, catalogue: &Catalogue) -> Result<ExitCode, Usag
     let needs_rate_limited = cases
         .iter()
         .any(|c| c.needs.contains(&Need::NormalRateLimits) && opts.selects(c.id));
+    let needs_restarts = cases
+        .iter()
+        .any(|c| c.needs.contains(&Need::Restart) && opts.selects(c.id));
     let started = runtime.block_on(async {
         let both = async {
             tokio::try_join!(
                 start_target(&args.server, &http),
                 start_more_instances(&args.server),
+                start_restart_instance(&args.server, needs_restarts),
                 start_rate_limited(&args, needs_rate_limited)
             )
         };
@@ -469,11 +488,12 @@ pub(crate) fn run(args: RunArgs, catalogue: &Catalogue) -> Result<ExitCode, Usag
             _ = startup_interrupted.notified() => Ok(None),
         }
     })?;
-    let Some((target, more, rate_limited)) = started else {
+    let Some((target, more, restart, rate_limited)) = started else {
         return Ok(ExitCode::from(130));
     };
     let mut running = vec![target.clone()];
     running.extend(more.iter().cloned());
+    running.extend(restart.iter().cloned());
     if let RateLimitedTarget::Own(own) = &rate_limited {
         running.push(own.clone());
     }
@@ -509,6 +529,14 @@ pub(crate) fn run(args: RunArgs, catalogue: &Catalogue) -> Result<ExitCode, Usag
             .into_iter()
             .map(with_driver)
             .collect();
+        let restart_env = match &restart {
+            Some(own) => Some(with_driver(
+                runtime
+                    .block_on(Env::prepare(own.clone(), http.clone(), forced))
+                    .map_err(UsageError)?,
+            )),
+            None => None,
+        };
         let rate_limited_env = match &rate_limited {
             RateLimitedTarget::Own(own) => Ok(Arc::new(
                 runtime
@@ -521,6 +549,7 @@ pub(crate) fn run(args: RunArgs, catalogue: &Catalogue) -> Result<ExitCode, Usag
         let targets = Targets {
             main: env.clone(),
             more: more_envs,
+            restart: restart_env,
             rate_limited: rate_limited_env,
         };
         let identity = runtime.block_on(async {

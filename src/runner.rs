@@ -89,6 +89,9 @@ pub struct Targets {
     /// More instances of the same homeserver (same version, same configuration): first-phase
     /// cases are spread over `main` and these, so a single-threaded server uses more cores.
     pub more: Vec<Arc<Env>>,
+    /// An instance of its own for the cases that restart the homeserver, where the target can
+    /// have one: they then start at once, beside the others, instead of in a phase after them.
+    pub restart: Option<Arc<Env>>,
     pub rate_limited: Result<Arc<Env>, String>,
 }
 
@@ -98,18 +101,21 @@ impl Targets {
         Targets {
             main,
             more: Vec::new(),
+            restart: None,
             rate_limited,
         }
     }
 
     /// The environment the case at `slot` of the plan runs in, or why it cannot run. Restart
-    /// cases always use `main`: its restarts are the ones they share.
+    /// cases share the restarts of one instance: their own, else `main`.
     pub fn env_for(&self, case: &Case, slot: usize) -> Result<Arc<Env>, String> {
         if case.needs.contains(&Need::NormalRateLimits) {
             return self.rate_limited.clone();
         }
+        if case.needs.contains(&Need::Restart) {
+            return Ok(self.restart.as_ref().unwrap_or(&self.main).clone());
+        }
         match slot % (1 + self.more.len()) {
-            _ if case.needs.contains(&Need::Restart) => Ok(self.main.clone()),
             0 => Ok(self.main.clone()),
             n => Ok(self.more[n - 1].clone()),
         }
@@ -236,28 +242,41 @@ fn terminal_message(report: &CaseReport, opts: &RunOptions) -> String {
     text
 }
 
-/// Runs the selected cases and answers their reports in catalogue order.
-/// The cases of a run in the order they start: first phase, then the restart phase.
+/// The cases of a run in the order they start. Restart cases on `main` form a phase after all
+/// others (nobody else may see its restarts); on an instance of their own they start first,
+/// since their rounds of restarts take longest, and nothing waits.
 struct Plan {
     cases: Vec<Case>,
-    restart_phase_from: usize,
+    /// Where the restart cases are in `cases`.
+    restarts: std::ops::Range<usize>,
     gate: Arc<PhaseGate>,
 }
 
 impl Plan {
     fn new(targets: &Targets, cases: Vec<Case>) -> Plan {
-        let (mut cases, restart_phase): (Vec<Case>, Vec<Case>) = cases.into_iter().partition(|c| {
-            !(c.needs.contains(&Need::Restart) && unmet_need(&targets.main, c).is_none())
+        let (others, restart_cases): (Vec<Case>, Vec<Case>) = cases.into_iter().partition(|c| {
+            let env = targets.restart.as_ref().unwrap_or(&targets.main);
+            !(c.needs.contains(&Need::Restart) && unmet_need(env, c).is_none())
         });
-        let restart_phase_from = cases.len();
+        let (first, restarts) = (others.len(), restart_cases.len());
+        if targets.restart.is_some() {
+            return Plan {
+                cases: restart_cases.into_iter().chain(others).collect(),
+                restarts: 0..restarts,
+                gate: Arc::new(PhaseGate::new(0)),
+            };
+        }
         // Trials start in this order, so restart cases never hold a thread that a first-phase
         // case is still waiting for.
-        cases.extend(restart_phase);
         Plan {
-            cases,
-            restart_phase_from,
-            gate: Arc::new(PhaseGate::new(restart_phase_from)),
+            cases: others.into_iter().chain(restart_cases).collect(),
+            restarts: first..first + restarts,
+            gate: Arc::new(PhaseGate::new(first)),
         }
+    }
+
+    fn in_restart_phase(&self, index: usize) -> bool {
+        self.restarts.contains(&index)
     }
 }
 
@@ -300,7 +319,7 @@ pub async fn run_concurrently(
         run_planned(
             targets,
             (case, index),
-            index >= plan.restart_phase_from,
+            plan.in_restart_phase(index),
             &plan.gate,
             timeout,
         )
@@ -344,12 +363,13 @@ fn run_with_progress(
     let progress = crate::progress::Progress::new(plan.cases.len());
     let runs = plan.cases.iter().enumerate().map(|(index, case)| {
         let (progress, gate) = (&progress, &plan.gate);
+        let in_restart_phase = plan.in_restart_phase(index);
         async move {
             progress.started(case.id);
             let mut report = run_planned(
                 targets,
                 (case, index),
-                index >= plan.restart_phase_from,
+                in_restart_phase,
                 gate,
                 opts.case_timeout,
             )
@@ -377,6 +397,7 @@ fn run_as_trials(
     opts: &RunOptions,
 ) -> Vec<CaseReport> {
     let reports: Arc<Mutex<Vec<CaseReport>>> = Default::default();
+    let restarts = plan.restarts.clone();
     let trials = plan
         .cases
         .into_iter()
@@ -385,7 +406,7 @@ fn run_as_trials(
             let (reports, expectations, gate) =
                 (reports.clone(), expectations.clone(), plan.gate.clone());
             let (runtime, opts, targets) = (runtime.clone(), opts.clone(), targets.clone());
-            let in_restart_phase = index >= plan.restart_phase_from;
+            let in_restart_phase = restarts.contains(&index);
             let kind = case.level.as_str();
             Trial::ignorable_test(case.id, move || {
                 let mut report = runtime.block_on(run_planned(
