@@ -85,16 +85,11 @@ async fn catalogue_passes_against_a_correct_stand_in() {
 /// Each `--fault` fails exactly the cases declared beside it (`support/stand_in_faults.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_fault_fails_exactly_the_cases_it_concerns() {
-    let faults = fault_matrix::selected(StandInFault::ALL, StandInFault::declared);
-    let runs = fault_matrix::run_each(&faults, PARALLEL_FAULT_RUNS, |fault| {
+    let declared = StandInFault::declared;
+    fault_matrix::check_each_fault(StandInFault::ALL, declared, PARALLEL_FAULT_RUNS, |fault| {
         run_widget_catalogue(Some(fault.name()), None)
     })
     .await;
-    let runs: Vec<_> = runs
-        .into_iter()
-        .map(|(fault, reports)| (fault.declared(), reports))
-        .collect();
-    fault_matrix::assert_faults_break_what_they_declare(&runs);
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! phrase each failure message must contain, and the cases it may leave skipped. Given the
 //! catalogue's outcomes with no fault and with each fault, the checks here say: every case passes
 //! clean ([`assert_clean`]); each fault fails exactly its declared cases, each message naming the
-//! phrase ([`assert_faults_break_what_they_declare`]); every case is broken by some fault
+//! phrase ([`check_each_fault`] runs the catalogue per fault and asserts
+//! [`assert_faults_break_what_they_declare`]); every case is broken by some fault
 //! ([`assert_every_case_covered`]). `DEC_SELFTEST_FAULTS=A,B` runs only the faults named
 //! ([`selected`]).
 #![allow(dead_code)]
@@ -155,6 +156,26 @@ pub fn selected<F: Copy>(all: &[F], declared: impl Fn(F) -> Declared) -> Vec<F> 
                 .is_none_or(|o| o.iter().any(|name| name == declared(*f).fault))
         })
         .collect()
+}
+
+/// The fault-matrix check of a catalogue: runs it with each fault `selected` (`parallel` runs at
+/// once) and asserts [`assert_faults_break_what_they_declare`].
+pub async fn check_each_fault<F, Fut>(
+    all: &[F],
+    declared: impl Fn(F) -> Declared,
+    parallel: usize,
+    run: impl Fn(F) -> Fut,
+) where
+    F: Copy,
+    Fut: Future<Output = Vec<CaseReport>>,
+{
+    let faults = selected(all, &declared);
+    let runs: Vec<(Declared, Vec<CaseReport>)> = run_each(&faults, parallel, run)
+        .await
+        .into_iter()
+        .map(|(fault, reports)| (declared(fault), reports))
+        .collect();
+    assert_faults_break_what_they_declare(&runs);
 }
 
 /// Runs `run` for each fault, `parallel` at once; the reports in the order of `faults`.
