@@ -3,7 +3,6 @@
 //! late, never sent) are methods of `Ctx` too, in `judgements.rs`.
 
 use crate::api::{ApiForm, Features, FormOverride, User};
-use crate::check;
 use crate::client::{Client, Evidence, Observed, Resp};
 use crate::outcome::Stop;
 use crate::phase::{Restarts, Round, Settling, SETTLE_WINDOW};
@@ -306,16 +305,25 @@ pub fn expect_error(
 ) -> Result<(), Stop> {
     let status_ok = statuses.contains(&resp.status);
     let errcode_ok = resp.errcode().is_some_and(|e| errcodes.contains(&e));
-    check!(
-        status_ok && errcode_ok,
-        "{what}: expected HTTP {} with errcode {}, but {}",
-        statuses
-            .iter()
-            .map(u16::to_string)
-            .collect::<Vec<_>>()
-            .join(" or "),
-        errcodes.join(" or "),
-        resp.describe()
-    );
+    if !(status_ok && errcode_ok) {
+        let expected = format!(
+            "HTTP {} with errcode {}",
+            statuses
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(" or "),
+            errcodes.join(" or ")
+        );
+        return Err(Stop::fail(format!(
+            "{what}: expected {expected}, but {}",
+            resp.describe()
+        ))
+        .expected(expected)
+        .actual(match resp.errcode() {
+            Some(errcode) => format!("HTTP {} with errcode {errcode}", resp.status),
+            None => format!("HTTP {} without an errcode", resp.status),
+        }));
+    }
     Ok(())
 }

@@ -127,7 +127,9 @@ impl Ctx {
                 "{what} was sent before its delay: the harness saw it {elapsed} ms after the request \
                  that started its {delay_ms} ms timer (event {})",
                 seen.event_id().unwrap_or("?")
-            )));
+            ))
+            .expected(format!("seen at least {delay_ms} ms after the request"))
+            .actual(format!("seen {elapsed} ms after it")));
         }
         if let Some(lateness) = self.server_lateness(seen, server_start, delay_ms) {
             check!(
@@ -177,12 +179,15 @@ impl Ctx {
                 self.lateness(elapsed - delay_ms);
                 elapsed - delay_ms
             });
-        check!(
-            lateness <= SEND_ALLOWANCE_MS,
-            "{what} was sent {lateness} ms after its scheduled send time (by {}); servers may add at most \
-             {SEND_ALLOWANCE_MS} ms",
-            if server_start.is_some() { "origin_server_ts against the scheduling time the server reported" } else { "the harness's clock" }
-        );
+        if lateness > SEND_ALLOWANCE_MS {
+            return Err(Stop::fail(format!(
+                "{what} was sent {lateness} ms after its scheduled send time (by {}); servers may add at most \
+                 {SEND_ALLOWANCE_MS} ms",
+                if server_start.is_some() { "origin_server_ts against the scheduling time the server reported" } else { "the harness's clock" }
+            ))
+            .expected(format!("sent at most {SEND_ALLOWANCE_MS} ms after its scheduled send time"))
+            .actual(format!("sent {lateness} ms after it")));
+        }
         Ok(())
     }
 
@@ -396,11 +401,14 @@ impl Ctx {
                 wrong.push(format!("{what} was delivered {copies} times"));
             }
         }
-        check!(
-            wrong.is_empty(),
-            "each delayed event must be sent exactly once: {}",
-            wrong.join("; ")
-        );
+        if !wrong.is_empty() {
+            return Err(Stop::fail(format!(
+                "each delayed event must be sent exactly once: {}",
+                wrong.join("; ")
+            ))
+            .expected("each delivered exactly once")
+            .actual(wrong.join("; ")));
+        }
         Ok(())
     }
 

@@ -106,6 +106,12 @@ pub struct CaseReport {
     pub duration_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// For a failure, what was expected, where the case gave it apart from the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// For a failure, what came back instead, where the case gave it apart from the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual: Option<String>,
     /// For an expected outcome (xfail/xpass): why the expectation file lists it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expectation: Option<String>,
@@ -145,6 +151,8 @@ impl CaseReport {
             matched_revisions: Vec::new(),
             duration_ms: 0,
             message,
+            expected: None,
+            actual: None,
             expectation: None,
             expectation_link: None,
             lateness_ms: None,
@@ -159,6 +167,15 @@ impl CaseReport {
     pub fn set_evidence(&mut self, evidence: Vec<Exchange>) {
         self.observation = observation::observe(&evidence);
         self.evidence = evidence;
+    }
+
+    /// `("expected", ..)` and `("actual", ..)`, those the case gave: what reports show beside
+    /// the message.
+    pub fn expected_actual(&self) -> Vec<(&'static str, &str)> {
+        [("expected", &self.expected), ("actual", &self.actual)]
+            .into_iter()
+            .filter_map(|(label, value)| Some((label, value.as_deref()?)))
+            .collect()
     }
 
     /// A failure nobody expected: what CI annotations and the Markdown report single out.

@@ -6,7 +6,7 @@
 use crate::case::{Case, Need};
 use crate::ctx::{Ctx, Env};
 use crate::expectations::Expectations;
-use crate::outcome::{Outcome, Stop};
+use crate::outcome::Outcome;
 use crate::phase::PhaseGate;
 use crate::results::CaseReport;
 use crate::spec::Level;
@@ -166,6 +166,7 @@ pub async fn run_case(env: Arc<Env>, case: &Case, default_timeout: Duration) -> 
     let ended = tokio::time::timeout(timeout, body).await;
     // A case that ended has settled after its last restart (see `phase.rs`).
     ctx.settled();
+    let mut expected_actual = (None, None);
     let (outcome, message) = match ended {
         Err(_) => (
             Outcome::Error,
@@ -179,12 +180,15 @@ pub async fn run_case(env: Arc<Env>, case: &Case, default_timeout: Duration) -> 
             Some(format!("the harness panicked: {}", panic_text(&panic))),
         ),
         Ok(Ok(Ok(()))) => (Outcome::Pass, None),
-        Ok(Ok(Err(Stop::Fail(m)))) => (Outcome::Fail, Some(m)),
-        Ok(Ok(Err(Stop::Skip(m)))) => (Outcome::Skip, Some(m)),
-        Ok(Ok(Err(Stop::Error(m)))) => (Outcome::Error, Some(m)),
+        Ok(Ok(Err(stop))) => {
+            let (expected, actual) = stop.expected_actual();
+            expected_actual = (expected.map(str::to_string), actual.map(str::to_string));
+            (stop.outcome(), Some(stop.message().to_string()))
+        }
     };
     let record = ctx.record();
     let mut report = CaseReport::new(case, outcome, message);
+    (report.expected, report.actual) = expected_actual;
     report.duration_ms = started.elapsed().as_millis() as u64;
     report.lateness_ms = record.lateness_ms;
     report.notes = record.notes;
@@ -220,6 +224,9 @@ fn terminal_message(report: &CaseReport, opts: &RunOptions) -> String {
     let mut text = report.message.clone().unwrap_or_default();
     if report.outcome == Outcome::Error {
         text = format!("ERROR (harness or environment, not a verdict on the server): {text}");
+    }
+    for (label, value) in report.expected_actual() {
+        text.push_str(&format!("\n  {label}: {value}"));
     }
     text.push_str(&format!(
         "\n  requirement: {} — {}",

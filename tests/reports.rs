@@ -46,6 +46,34 @@ fn results_files_load_back_into_the_model_unchanged() {
     }
 }
 
+/// A failure's expected and actual survive a save (fields omitted when absent, schema still 1).
+#[test]
+fn expected_and_actual_are_kept() {
+    let run = fixture(EVERY_OUTCOME);
+    let with: Vec<&str> = run
+        .cases
+        .iter()
+        .filter(|c| !c.expected_actual().is_empty())
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(with, ["msc4140.timing.message_sent_within_allowance"]);
+    let case = &run.cases.iter().find(|c| c.id == with[0]).unwrap();
+    assert_eq!(
+        case.expected.as_deref(),
+        Some("sent at most 30000 ms after its scheduled send time")
+    );
+    assert_eq!(case.actual.as_deref(), Some("sent 31250 ms after it"));
+    let written = serde_json::to_value(&run).unwrap();
+    assert_eq!(written["schema"], 1);
+    let without = written["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["outcome"] == "pass")
+        .unwrap();
+    assert!(without.get("expected").is_none() && without.get("actual").is_none());
+}
+
 #[test]
 fn unreadable_results_say_what_is_wrong() {
     let err = RunReport::parse("{\"schema\": 7, \"cases\": []}").unwrap_err();
@@ -118,8 +146,25 @@ fn junit_parses_back_with_every_case() {
                         .starts_with("expected failure: "))
                 }
                 (TestCaseStatus::Skipped { .. }, Outcome::Skip) => {}
-                (TestCaseStatus::NonSuccess { kind, message, .. }, outcome) => {
+                (
+                    TestCaseStatus::NonSuccess {
+                        kind,
+                        message,
+                        description,
+                        ..
+                    },
+                    outcome,
+                ) => {
                     let text = message.as_ref().unwrap().as_str();
+                    // What was expected and what came back, in the failure's body.
+                    let body = description.as_ref().map_or("", |d| d.as_str());
+                    for (label, value) in report.expected_actual() {
+                        assert!(
+                            body.contains(&format!("{label}: {value}")),
+                            "{}: no {label} in the failure body: {body}",
+                            report.id
+                        );
+                    }
                     match outcome {
                         Outcome::Xpass => {
                             assert!(text.starts_with("now passes: remove it from the expectations"))

@@ -1,7 +1,8 @@
-//! Self-tests of the msc4157 (widget driver) suite: a stand-in driver (tests/support/
-//! adapters/stand-in/main.rs) in front of the fake homeserver. With no fault every case passes; each
-//! fault fails exactly the cases listed for it, naming the requirement. A driver that hangs, dies
-//! or prints garbage ends its cases in `error`, and no driver process outlives its case.
+//! Self-tests of the msc4157 (widget driver) suite: a stand-in driver
+//! (`adapters/stand-in/main.rs`) in front of the fake homeserver. With no fault every case
+//! passes; each fault fails exactly the cases declared for it (`support/stand_in_faults.rs`),
+//! naming the requirement (checked by `support/fault_matrix.rs`). A driver that hangs, dies or
+//! prints garbage ends its cases in `error`, and no driver process outlives its case.
 
 mod support;
 
@@ -14,166 +15,15 @@ use dec_harness::runner::{run_concurrently, Targets};
 use dec_catalogue::msc4157::cases as widget_catalogue;
 use dec_harness::homeserver::Target;
 use dec_harness::widget::DriverSpec;
-use futures::StreamExt;
-use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 use support::fake_homeserver::FakeOptions;
 use support::fake_target::FakeTarget;
+use support::fault_matrix::{self, assert_clean, describe};
+use support::stand_in_faults::StandInFault;
 
 const STAND_IN: &str = env!("CARGO_BIN_EXE_widget-stand-in");
-
-/// Which cases each stand-in fault must fail, and a phrase the failure message must contain.
-const EXPECTED: &[(&str, &str, &str)] = &[
-    (
-        "event-id-in-reply",
-        "msc4157.send.delayed_message",
-        "carries an event_id",
-    ),
-    (
-        "event-id-in-reply",
-        "msc4157.send.delayed_state",
-        "carries an event_id",
-    ),
-    (
-        "halve-delay",
-        "msc4157.send.delayed_message",
-        "sent before its delay",
-    ),
-    (
-        "halve-delay",
-        "msc4157.send.delayed_state",
-        "sent before its delay",
-    ),
-    (
-        "halve-delay",
-        "msc4157.update.restart",
-        "sent before its delay",
-    ),
-    (
-        "halve-delay",
-        "msc4157.use_cases.matrixrtc_hangup",
-        "sent before its delay",
-    ),
-    (
-        "skip-delayed-capability-check",
-        "msc4157.capabilities.delayed_send_needs_capability",
-        "without the capability",
-    ),
-    (
-        "skip-event-type-check",
-        "msc4157.capabilities.delayed_send_needs_event_type_capability",
-        "without the capability",
-    ),
-    (
-        "skip-update-capability-check",
-        "msc4157.update.needs_capability",
-        "without the update capability",
-    ),
-    (
-        "drops-update-capability",
-        "msc4157.capabilities.unstable_names_approved",
-        "approved only",
-    ),
-    (
-        "drops-update-capability",
-        "msc4157.update.cancel",
-        "was refused",
-    ),
-    (
-        "drops-update-capability",
-        "msc4157.update.send",
-        "was refused",
-    ),
-    (
-        "drops-update-capability",
-        "msc4157.update.restart",
-        "was refused",
-    ),
-    (
-        "drops-update-capability",
-        "msc4157.use_cases.matrixrtc_hangup",
-        "was refused",
-    ),
-    ("cancel-noop", "msc4157.update.cancel", "was sent anyway"),
-    (
-        "cancel-noop",
-        "msc4157.update.stable_action_name",
-        "still scheduled",
-    ),
-    (
-        "cancel-noop",
-        "msc4157.errors.unknown_delay_id",
-        "does not exist",
-    ),
-    ("send-noop", "msc4157.update.send", "was never sent"),
-    (
-        "restart-noop",
-        "msc4157.update.restart",
-        "sent before its delay",
-    ),
-    (
-        "restart-noop",
-        "msc4157.use_cases.matrixrtc_hangup",
-        "sent before its delay",
-    ),
-    (
-        "restart-as-cancel",
-        "msc4157.update.restart",
-        "was never sent",
-    ),
-    (
-        "restart-as-cancel",
-        "msc4157.use_cases.matrixrtc_hangup",
-        "was never sent",
-    ),
-    (
-        "unknown-action-accepted",
-        "msc4157.errors.unknown_action",
-        "unknown action",
-    ),
-    (
-        "unknown-action-accepted",
-        "msc4157.update.refresh_or_restart",
-        "sent before its delay",
-    ),
-    (
-        "missing-delay-id-accepted",
-        "msc4157.errors.missing_delay_id",
-        "without a delay_id",
-    ),
-    (
-        "swallow-update-errors",
-        "msc4157.errors.unknown_delay_id",
-        "does not exist",
-    ),
-    (
-        "drop-matrix-error",
-        "msc4157.errors.limit_error_carried",
-        "does not carry the Matrix error",
-    ),
-    (
-        "drop-matrix-error",
-        "msc4157.errors.homeserver_error_carried",
-        "does not carry the Matrix error",
-    ),
-    (
-        "stable-capability-not-honoured",
-        "msc4157.capabilities.stable_names",
-        "refused a delayed send_event under it",
-    ),
-    (
-        "stable-action-noop",
-        "msc4157.update.stable_action_name",
-        "still scheduled",
-    ),
-    (
-        "act-before-handshake",
-        "msc4157.errors.before_handshake",
-        "before any capability was negotiated",
-    ),
-];
 
 const CASE_TIMEOUT: Duration = Duration::from_secs(60);
 const PARALLEL_FAULT_RUNS: usize = 2;
@@ -212,15 +62,6 @@ async fn run_with(program: &str, fault: Option<&str>, only: Option<&str>) -> Vec
     run_concurrently(&targets, cases, CASE_TIMEOUT).await
 }
 
-fn describe(report: &CaseReport) -> String {
-    format!(
-        "{} → {:?}: {}",
-        report.id,
-        report.outcome,
-        report.message.as_deref().unwrap_or("")
-    )
-}
-
 /// Processes running `program` right now (live ones: a zombie has no exe link).
 fn processes_of(program: &std::path::Path) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -234,70 +75,27 @@ fn processes_of(program: &std::path::Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn catalogue_passes_against_a_correct_stand_in() {
-    let reports = run_widget_catalogue(None, None).await;
-    let bad: Vec<String> = reports
-        .iter()
-        .filter(|r| r.outcome != Outcome::Pass)
-        .map(describe)
-        .collect();
-    assert!(bad.is_empty(), "every case must pass:\n{}", bad.join("\n"));
+    assert_clean(
+        &run_widget_catalogue(None, None).await,
+        "correct stand-in",
+        |_| false,
+    );
 }
 
+/// Each `--fault` fails exactly the cases declared beside it (`support/stand_in_faults.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_fault_fails_exactly_the_cases_it_concerns() {
-    let mut expected: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
-    for (fault, case, phrase) in EXPECTED {
-        expected.entry(*fault).or_default().insert(case, phrase);
-    }
-    let runs: Vec<(&str, Vec<CaseReport>)> = futures::stream::iter(expected.keys().copied())
-        .map(|fault| async move { (fault, run_widget_catalogue(Some(fault), None).await) })
-        .buffer_unordered(PARALLEL_FAULT_RUNS)
-        .collect()
-        .await;
-    let mut problems = Vec::new();
-    for (fault, reports) in runs {
-        let wanted = &expected[fault];
-        for report in &reports {
-            match (wanted.get(report.id.as_str()), report.outcome) {
-                (Some(phrase), Outcome::Fail) => {
-                    let message = report.message.as_deref().unwrap_or("");
-                    if !message.contains(phrase) {
-                        problems.push(format!(
-                            "{fault}: {} failed without naming '{phrase}': {message}",
-                            report.id
-                        ));
-                    }
-                }
-                (Some(_), _) => problems.push(format!("{fault} should fail {}", describe(report))),
-                (None, Outcome::Pass) => {}
-                (None, _) => {
-                    problems.push(format!("{fault} should leave {} passing", describe(report)))
-                }
-            }
-        }
-    }
-    assert!(
-        problems.is_empty(),
-        "{} problem(s):\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
+    let declared = StandInFault::declared;
+    fault_matrix::check_each_fault(StandInFault::ALL, declared, PARALLEL_FAULT_RUNS, |fault| {
+        run_widget_catalogue(Some(fault.name()), None)
+    })
+    .await;
 }
 
 #[test]
 fn every_case_has_a_fault_that_fails_it() {
-    let covered: BTreeSet<&str> = EXPECTED.iter().map(|(_, case, _)| *case).collect();
-    let ids: BTreeSet<&str> = widget_catalogue().iter().map(|c| c.id).collect();
-    let uncovered: Vec<&&str> = ids.difference(&covered).collect();
-    assert!(
-        uncovered.is_empty(),
-        "cases without a self-test fault: {uncovered:?}"
-    );
-    let unknown: Vec<&&str> = covered.difference(&ids).collect();
-    assert!(
-        unknown.is_empty(),
-        "entries for cases that do not exist: {unknown:?}"
-    );
+    let declared: Vec<_> = StandInFault::ALL.iter().map(|f| f.declared()).collect();
+    fault_matrix::assert_every_case_covered(&declared, widget_catalogue().iter().map(|c| c.id));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

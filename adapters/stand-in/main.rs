@@ -24,7 +24,8 @@ const UPDATE_ACTIONS: [&str; 2] = [
     "update_delayed_event",
 ];
 
-/// One switch per broken requirement (`--fault NAME`).
+/// One switch per broken requirement (`--fault NAME`). What each must break in the msc4157
+/// catalogue is declared in `tests/support/stand_in_faults.rs`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Fault {
     None,

@@ -3,10 +3,12 @@
 //!
 //! A case changed when it matched different revisions, when a failing case fails with a different
 //! observation (the normalised answers, see `observation.rs`), or when its outcome moved without
-//! breaking or being fixed (e.g. pass → skip).
+//! breaking or being fixed (e.g. pass → skip). Broken and changed cases show what was expected
+//! and what came back, base beside head, where the cases gave them.
 
 use crate::outcome::Outcome;
-use crate::report::{cut, markdown::badge, table_cell};
+use crate::report::markdown::{badge, code};
+use crate::report::{cut, table_cell};
 use crate::results::{CaseReport, RunReport};
 use std::fmt::Write;
 
@@ -176,8 +178,46 @@ pub fn render(base: &RunReport, head: &RunReport, entries: &[Entry]) -> String {
             }
             let _ = writeln!(out, "```\n</details>\n");
         }
+        if matches!(change, Change::Broken | Change::Changed) {
+            for entry in &group {
+                expected_actual(&mut out, entry);
+            }
+        }
     }
     out
+}
+
+/// What was expected and what came back, base beside head, where a failing side gave them.
+fn expected_actual(out: &mut String, entry: &Entry) {
+    let given = |c: Option<&CaseReport>| c.is_some_and(|c| !c.expected_actual().is_empty());
+    if !given(entry.base) && !given(entry.head) {
+        return;
+    }
+    let case = entry.head.or(entry.base).expect("an entry has a side");
+    let _ = writeln!(
+        out,
+        "<details><summary><code>{}</code>: expected / actual</summary>\n",
+        case.id
+    );
+    let _ = writeln!(out, "| | base | head |");
+    let _ = writeln!(out, "|---|---|---|");
+    let cell = |c: Option<&CaseReport>, label: &str| {
+        c.and_then(|c| {
+            let pairs = c.expected_actual();
+            let (_, value) = pairs.into_iter().find(|(l, _)| *l == label)?;
+            Some(table_cell(&code(value)))
+        })
+        .unwrap_or_else(|| "–".into())
+    };
+    for label in ["expected", "actual"] {
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} |",
+            cell(entry.base, label),
+            cell(entry.head, label)
+        );
+    }
+    let _ = writeln!(out, "\n</details>\n");
 }
 
 fn observation_moved(entry: &Entry) -> bool {

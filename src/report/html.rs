@@ -52,6 +52,8 @@ blockquote a { color:#0969da; font-size:12px; text-decoration:none; white-space:
 .rev { display:inline-block; font-size:11px; background:#ddf4ff; color:#0550ae; border-radius:4px; padding:0 5px; margin:1px 0 1px 3px; font-family:ui-monospace,Menlo,monospace; }
 .message { grid-column:3 / 5; background:#fff8f5; border:1px solid #ffd8b5; border-radius:6px; padding:6px 10px; font-size:13px; white-space:pre-wrap; }
 .case.skip .message, .case.xfail .message { background:var(--bg); border-color:var(--line); }
+.message.ea { display:grid; grid-template-columns:max-content 1fr; gap:2px 10px; align-items:baseline; white-space:normal; }
+.message.ea .cap { margin:0; } .message.ea code { white-space:pre-wrap; word-break:break-word; }
 details { grid-column:3 / 5; font-size:12px; }
 summary { cursor:pointer; color:#0969da; }
 pre { background:#f6f8fa; border:1px solid var(--line); border-radius:6px; padding:8px; overflow:auto; max-height:420px; font-size:12px; margin:6px 0; white-space:pre-wrap; word-break:break-word; }
@@ -298,6 +300,19 @@ fn case_html(case: &CaseReport) -> String {
     };
     for text in note.iter().chain(case.message.iter()) {
         let _ = writeln!(out, "<div class=\"message\">{}</div>", esc(text));
+    }
+    let expected_actual = case.expected_actual();
+    if !expected_actual.is_empty() {
+        let rows: String = expected_actual
+            .iter()
+            .map(|(label, value)| {
+                format!(
+                    "<div class=\"cap\">{label}</div><code>{}</code>",
+                    esc(value)
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "<div class=\"message ea\">{rows}</div>");
     }
     if let Some(link) = &case.expectation_link {
         let _ = writeln!(

@@ -1,5 +1,6 @@
 //! JUnit XML (quick-junit): one test suite per area, one test case per case, as the usual CI
-//! reporters read it. xfail is a skip ("expected failure: REASON"); xpass is a failure ("now
+//! reporters read it; a failure's body says what was expected and what came back, where the case
+//! gave them. xfail is a skip ("expected failure: REASON"); xpass is a failure ("now
 //! passes: remove it from the expectations").
 
 use crate::outcome::Outcome;
@@ -55,6 +56,11 @@ fn test_case(case: &CaseReport) -> TestCase {
                     case.spec.text
                 ),
             });
+            // The failure's body: what was expected and what came back, where the case said.
+            let body = expected_actual_lines(case);
+            if !body.is_empty() {
+                status.set_description(body);
+            }
             status
         }
         Outcome::Skip => {
@@ -92,6 +98,14 @@ fn test_case(case: &CaseReport) -> TestCase {
         test.set_system_out(system_out(case));
     }
     test
+}
+
+/// "expected: ..." and "actual: ..." lines, those the case gave.
+fn expected_actual_lines(case: &CaseReport) -> String {
+    case.expected_actual()
+        .iter()
+        .map(|(label, value)| format!("{label}: {value}\n"))
+        .collect()
 }
 
 /// The evidence (requests and answers, secrets redacted) and the server log tail.

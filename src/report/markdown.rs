@@ -152,6 +152,13 @@ fn unexpected(out: &mut String, run: &RunReport) {
                 if let Some(message) = &case.message {
                     let _ = writeln!(out, "**Expected / got:** {message}\n");
                 }
+                let expected_actual = case.expected_actual();
+                for (label, value) in &expected_actual {
+                    let _ = writeln!(out, "- **{label}:** {}", code(value));
+                }
+                if !expected_actual.is_empty() {
+                    let _ = writeln!(out);
+                }
                 if let Some(request) = decisive_request(case) {
                     let _ = writeln!(out, "**Request:** `{}`\n", request.replace('`', "'"));
                 }
@@ -164,6 +171,11 @@ fn unexpected(out: &mut String, run: &RunReport) {
             }
         }
     }
+}
+
+/// An inline code span of a value cut to a readable length (backticks would end it early).
+pub(crate) fn code(value: &str) -> String {
+    format!("`{}`", cut(value, 400).replace('`', "'").replace('\n', " "))
 }
 
 /// The last request of the evidence that is not set-up (registration, rooms, `/sync`), cut to a
