@@ -245,6 +245,10 @@ pub struct RunReport {
     pub duration_ms: u64,
     #[serde(default)]
     pub summary: Summary,
+    /// The suite's areas in report order (files written before it was recorded have none: the
+    /// reports then keep the order in which the cases list the areas).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub areas: Vec<String>,
     pub cases: Vec<CaseReport>,
 }
 

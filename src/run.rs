@@ -21,7 +21,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// The cases `--suite` and `--area` select (libtest-mimic applies --filter/--skip/--exact).
-fn select(args: &RunArgs, catalogue: &Catalogue) -> Result<Vec<Case>, UsageError> {
+fn select(
+    args: &RunArgs,
+    catalogue: &Catalogue,
+) -> Result<(Vec<Case>, Vec<&'static str>), UsageError> {
     let suite = |name: &str| {
         catalogue
             .suite(name)
@@ -48,10 +51,11 @@ fn select(args: &RunArgs, catalogue: &Catalogue) -> Result<Vec<Case>, UsageError
             areas.join(", ")
         )));
     }
-    Ok(cases
+    let selected = cases
         .into_iter()
         .filter(|c| args.area.is_empty() || args.area.iter().any(|a| a == c.area()))
-        .collect())
+        .collect();
+    Ok((selected, areas))
 }
 
 /// The expectation file given on the command line (`--expectations`, or an existing
@@ -395,7 +399,7 @@ async fn start_rate_limited(args: &RunArgs, needed: bool) -> Result<RateLimitedT
 }
 
 pub(crate) fn run(args: RunArgs, catalogue: &Catalogue) -> Result<ExitCode, UsageError> {
-    let cases = select(&args, catalogue)?;
+    let (cases, areas) = select(&args, catalogue)?;
     if args.server.target != TargetKind::Url
         && (args.server.restart_command.is_some() || args.server.kill_command.is_some())
     {
@@ -620,6 +624,7 @@ pub(crate) fn run(args: RunArgs, catalogue: &Catalogue) -> Result<ExitCode, Usag
                 duration_ms: clock.elapsed().as_millis() as u64,
                 expectations: applied,
                 summary: Summary::of(&reports),
+                areas: areas.iter().map(|a| a.to_string()).collect(),
                 cases: reports,
             },
             expectations,

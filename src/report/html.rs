@@ -228,7 +228,7 @@ pub fn render(run: &RunReport) -> String {
         .map(|o| (*o, run.summary.count(*o)))
         .filter(|(_, n)| *n > 0)
         .collect();
-    let groups = by_area(&run.cases);
+    let groups = by_area(&run.cases, &run.areas);
     let areas: Vec<String> = groups.iter().map(|(a, _)| a.clone()).collect();
     body.push_str(&filters(&counts, &areas));
     for (area, cases) in &groups {

@@ -24,7 +24,7 @@ pub fn render(run: &RunReport) -> String {
         suite.add_test_case(TestCase::new("delayed events offered", status));
         report.add_test_suite(suite);
     }
-    for (area, cases) in by_area(&run.cases) {
+    for (area, cases) in by_area(&run.cases, &run.areas) {
         let mut suite = TestSuite::new(area);
         suite.add_test_cases(cases.into_iter().map(test_case));
         report.add_test_suite(suite);

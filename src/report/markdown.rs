@@ -196,7 +196,7 @@ fn decisive_request(case: &CaseReport) -> Option<String> {
 
 fn areas(out: &mut String, run: &RunReport) {
     let _ = writeln!(out, "### Cases by area\n");
-    for (area, cases) in by_area(&run.cases) {
+    for (area, cases) in by_area(&run.cases, &run.areas) {
         let passed = cases.iter().filter(|c| c.outcome == Outcome::Pass).count();
         let _ = writeln!(out, "#### {area} ({passed}/{} pass)\n", cases.len());
         let _ = writeln!(

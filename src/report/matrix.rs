@@ -24,7 +24,14 @@ fn rows(runs: &[RunReport]) -> Vec<(String, Vec<&CaseReport>)> {
             }
         }
     }
-    by_area(first)
+    // The areas of the run that names most of them (runs of one suite name the same ones).
+    let areas = runs
+        .iter()
+        .map(|r| &r.areas)
+        .max_by_key(|a| a.len())
+        .cloned()
+        .unwrap_or_default();
+    by_area(first, &areas)
 }
 
 fn column_title(run: &RunReport) -> String {

@@ -98,10 +98,11 @@ pub fn spec_label(spec: &SpecRecord) -> String {
     )
 }
 
-/// Cases grouped by area, areas in the order the results list them (a run's results are in
-/// catalogue order, so this is the catalogue's order without asking the catalogue).
+/// Cases grouped by area: areas in the order `areas` gives (the suite's, recorded in the results),
+/// those it does not name after them in the order the cases list them.
 pub fn by_area<'a>(
     cases: impl IntoIterator<Item = &'a CaseReport>,
+    areas: &[String],
 ) -> Vec<(String, Vec<&'a CaseReport>)> {
     let mut groups: Vec<(String, Vec<&CaseReport>)> = Vec::new();
     for case in cases {
@@ -110,6 +111,9 @@ pub fn by_area<'a>(
             None => groups.push((case.area.clone(), vec![case])),
         }
     }
+    let rank = |area: &str| areas.iter().position(|a| a == area).unwrap_or(usize::MAX);
+    // A stable sort: unnamed areas keep their order.
+    groups.sort_by_key(|(area, _)| rank(area));
     groups
 }
 
