@@ -36,7 +36,7 @@ pub mod prelude {
     pub use crate::ctx::{body_is, expect_error, Ctx};
     pub use crate::outcome::{CaseResult, Stop};
     pub use crate::spec::{Level, Rev, SpecRef};
-    pub use crate::{check, fail, skip};
+    pub use crate::{areas, case, cases, check, fail, skip};
     pub use serde_json::{json, Value};
     pub use std::time::{Duration, Instant};
 }

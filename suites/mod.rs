@@ -7,25 +7,7 @@ pub mod msc4157;
 use crate::case::Case;
 
 /// The areas of the MSC4140 suite, in report order.
-pub const AREAS: [&str; 17] = [
-    "timing",
-    "send_now",
-    "cancellation",
-    "restart",
-    "listing",
-    "idempotency",
-    "errors",
-    "unstable_prefix",
-    "capabilities",
-    "power_levels",
-    "state_overwrite",
-    "persistence",
-    "limits",
-    "rate_limits",
-    "auth",
-    "unsigned",
-    "use_cases",
-];
+pub use msc4140::AREAS;
 
 /// Every case of the homeserver suite (MSC4140), in a stable order.
 pub fn catalogue() -> Vec<Case> {

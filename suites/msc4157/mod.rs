@@ -2,19 +2,13 @@
 //! under test (`--driver`), and judges both the driver's replies and what happened on the
 //! homeserver. One module per area.
 
-mod capabilities;
-mod errors;
-mod send;
+// The areas, in report order: each a file here, listed once; `AREAS` and `cases()` follow.
+crate::areas!(capabilities, send, update, errors, use_cases);
 mod texts;
-mod update;
-mod use_cases;
 
 use crate::case::Case;
 use crate::prelude::*;
 use crate::widget::{caps, Widget};
-
-/// The areas of the MSC4157 suite, in report order.
-pub const AREAS: [&str; 5] = ["capabilities", "send", "update", "errors", "use_cases"];
 
 /// The delay of events a case waits for: short, with room for a driver process in between.
 pub const SHORT_DELAY_MS: i64 = 1500;
@@ -26,15 +20,9 @@ pub const LONG_DELAY_MS: i64 = 600_000;
 /// The state event type the cases send (a custom one: no power-level surprises).
 pub const STATE_TYPE: &str = "org.example.conformance.widget";
 
+/// Every case of the suite, area by area; each enforces the one text.
 pub fn cases() -> Vec<Case> {
-    let areas: [fn() -> Vec<Case>; 5] = [
-        capabilities::cases,
-        send::cases,
-        update::cases,
-        errors::cases,
-        use_cases::cases,
-    ];
-    areas
+    AREA_CASES
         .iter()
         .flat_map(|area| area())
         .map(|case| case.revisions(&[Rev::Widget2026]))
