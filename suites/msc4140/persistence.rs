@@ -31,7 +31,15 @@ async fn pair(ctx: &Ctx) -> Result<(User, User, String), Stop> {
     Ok((alice, bob, room))
 }
 
-async fn survives_restart(ctx: Ctx) -> CaseResult {
+case! {
+    name: scheduled_event_survives_restart,
+    title: "An event scheduled before a homeserver restart is still sent at its time",
+    level: Must,
+    spec: PERSIST,
+    needs: &[Need::Restart],
+    revisions: &[Rev::Jul2026],
+}
+async fn scheduled_event_survives_restart(ctx: Ctx) -> CaseResult {
     let (alice, bob, room) = pair(&ctx).await?;
     let round = ctx.restart_round().await;
     let event = DelayedEvent::message(&room, &ctx.unique("across a restart"));
@@ -55,7 +63,15 @@ async fn survives_restart(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn overdue_in_order(ctx: Ctx) -> CaseResult {
+case! {
+    name: overdue_events_sent_in_order,
+    title: "Events that fell due while the homeserver was down are sent when it is back, in send-time order",
+    level: Must,
+    spec: OVERDUE_IN_ORDER,
+    needs: &[Need::Restart],
+    revisions: &[Rev::Jul2026],
+}
+async fn overdue_events_sent_in_order(ctx: Ctx) -> CaseResult {
     let (alice, bob, room) = pair(&ctx).await?;
     let round = ctx.restart_round().await;
     let mut events = Vec::new();
@@ -110,7 +126,15 @@ async fn overdue_in_order(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn listing_and_management(ctx: Ctx) -> CaseResult {
+case! {
+    name: listing_and_management_after_restart,
+    title: "After a restart, scheduled events are listed and can be cancelled, sent and restarted",
+    level: Must,
+    spec: PERSIST,
+    needs: &[Need::Restart],
+    revisions: &[Rev::Jul2026],
+}
+async fn listing_and_management_after_restart(ctx: Ctx) -> CaseResult {
     let (alice, bob, room) = pair(&ctx).await?;
     let round = ctx.restart_round().await;
     let mut kept = Vec::new();
@@ -181,6 +205,14 @@ async fn sent_now(
     Ok(event)
 }
 
+case! {
+    name: exactly_once_across_restart_and_kill,
+    title: "An event sent before a restart is not sent again; events due during a hard kill are each sent exactly once",
+    level: Must,
+    spec: RESTART_SCANS_SCHEDULED,
+    needs: &[Need::Restart, Need::Kill],
+    revisions: &[Rev::Jul2026],
+}
 /// An event sent before a clean restart is not sent again after it; then the homeserver is
 /// killed outright while events are due, and after it comes back each is sent exactly once
 /// (and the event sent just before the kill not again). After each restart the case waits only
@@ -258,42 +290,10 @@ async fn exactly_once_across_restart_and_kill(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.persistence.scheduled_event_survives_restart",
-            "An event scheduled before a homeserver restart is still sent at its time",
-            Level::Must,
-            PERSIST,
-            survives_restart,
-        )
-        .needs(&[Need::Restart])
-        .revisions(&[Rev::Jul2026]),
-        Case::new(
-            "msc4140.persistence.overdue_events_sent_in_order",
-            "Events that fell due while the homeserver was down are sent when it is back, in send-time order",
-            Level::Must,
-            OVERDUE_IN_ORDER,
-            overdue_in_order,
-        )
-        .needs(&[Need::Restart])
-        .revisions(&[Rev::Jul2026]),
-        Case::new(
-            "msc4140.persistence.listing_and_management_after_restart",
-            "After a restart, scheduled events are listed and can be cancelled, sent and restarted",
-            Level::Must,
-            PERSIST,
-            listing_and_management,
-        )
-        .needs(&[Need::Restart])
-        .revisions(&[Rev::Jul2026]),
-        Case::new(
-            "msc4140.persistence.exactly_once_across_restart_and_kill",
-            "An event sent before a restart is not sent again; events due during a hard kill are each sent exactly once",
-            Level::Must,
-            RESTART_SCANS_SCHEDULED,
-            exactly_once_across_restart_and_kill,
-        )
-        .needs(&[Need::Restart, Need::Kill])
-        .revisions(&[Rev::Jul2026]),
+    cases![
+        scheduled_event_survives_restart,
+        overdue_events_sent_in_order,
+        listing_and_management_after_restart,
+        exactly_once_across_restart_and_kill,
     ]
 }

@@ -90,6 +90,12 @@ impl Restartable {
     }
 }
 
+case! {
+    name: moves_send_time,
+    title: "A restart moves the send time to the time of the restart plus the original delay",
+    level: Must,
+    spec: RESTART_ACTION,
+}
 /// The restart moves the send time to the restart plus the delay: the event is not sent before
 /// that (by the harness's clock and the server's), nor later than the allowance after it (the
 /// wait's deadline, `Ctx::delivery_deadline`, counts from the restart); the scheduling time the
@@ -113,7 +119,13 @@ async fn moves_send_time(ctx: Ctx) -> CaseResult {
     .map(drop)
 }
 
-async fn heartbeat_keeps_unsent(ctx: Ctx) -> CaseResult {
+case! {
+    name: heartbeat_keeps_event_unsent,
+    title: "Restarting an event more often than its delay keeps it from being sent",
+    level: Must,
+    spec: HEARTBEAT,
+}
+async fn heartbeat_keeps_event_unsent(ctx: Ctx) -> CaseResult {
     let mut r = scheduled(&ctx).await?;
     r.heartbeat(BEATS).await?;
     let early = r.bob.seen_matching(|o| r.event.matches(o)).await?;
@@ -128,6 +140,12 @@ async fn heartbeat_keeps_unsent(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: sent_after_heartbeat_stops,
+    title: "Once restarts stop, the event is sent one delay after the last restart, not earlier",
+    level: Must,
+    spec: HEARTBEAT,
+}
 async fn sent_after_heartbeat_stops(ctx: Ctx) -> CaseResult {
     let mut r = scheduled(&ctx).await?;
     let first = r.timer;
@@ -148,27 +166,9 @@ async fn sent_after_heartbeat_stops(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.restart.moves_send_time",
-            "A restart moves the send time to the time of the restart plus the original delay",
-            Level::Must,
-            RESTART_ACTION,
-            moves_send_time,
-        ),
-        Case::new(
-            "msc4140.restart.heartbeat_keeps_event_unsent",
-            "Restarting an event more often than its delay keeps it from being sent",
-            Level::Must,
-            HEARTBEAT,
-            heartbeat_keeps_unsent,
-        ),
-        Case::new(
-            "msc4140.restart.sent_after_heartbeat_stops",
-            "Once restarts stop, the event is sent one delay after the last restart, not earlier",
-            Level::Must,
-            HEARTBEAT,
-            sent_after_heartbeat_stops,
-        ),
+    cases![
+        moves_send_time,
+        heartbeat_keeps_event_unsent,
+        sent_after_heartbeat_stops,
     ]
 }

@@ -52,13 +52,19 @@ async fn canary_gone(user: &User, delay_id: &str, until: Instant) -> Result<bool
     }
 }
 
+case! {
+    name: other_users_state_cancels,
+    title: "Another user's newer state for the same entry cancels a delayed state event (2024-10) or not (later)",
+    level: Must,
+    spec: OVERWRITE_CANCELS,
+}
 /// Whether the server cancels bob's delayed state event when alice sets the same entry must not
 /// depend on how fast it processes alice's state. Servers process state changes in order, and
 /// possibly in the background: alice overwrites a canary (another delayed state event of bob's)
 /// right after; once the canary is cancelled, the server has demonstrably processed alice's
 /// state. The verdict waits for that (or for the event's time), so a slow server is judged by
 /// its rule, and a rule applied only after the event went out is reported as that.
-async fn other_users_state(ctx: Ctx) -> CaseResult {
+async fn other_users_state_cancels(ctx: Ctx) -> CaseResult {
     let (alice, bob, room) = shared_room(&ctx).await?;
     alice
         .update_power_levels(&room, |levels| levels["events"][CANARY_TYPE] = json!(0))
@@ -117,7 +123,13 @@ async fn other_users_state(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn own_state(ctx: Ctx) -> CaseResult {
+case! {
+    name: own_state_does_not_cancel,
+    title: "The user's own newer state for the same entry does not cancel their delayed state event",
+    level: Must,
+    spec: OVERWRITE_OWN,
+}
+async fn own_state_does_not_cancel(ctx: Ctx) -> CaseResult {
     let (alice, bob, room) = shared_room(&ctx).await?;
     let key = own_key(&ctx);
     let delayed = DelayedEvent::state(
@@ -142,7 +154,13 @@ async fn own_state(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn unrelated_events(ctx: Ctx) -> CaseResult {
+case! {
+    name: unrelated_events_do_not_cancel,
+    title: "Another state key, another room, or message events never cancel a delayed event",
+    level: Must,
+    spec: OVERWRITE_SCOPE,
+}
+async fn unrelated_events_do_not_cancel(ctx: Ctx) -> CaseResult {
     let (alice, bob, room) = shared_room(&ctx).await?;
     let other_room = ctx.room(&alice, &[&bob]).await?;
     alice
@@ -231,6 +249,12 @@ async fn race_round(
     Ok(RaceRound { event, scheduled })
 }
 
+case! {
+    name: earlier_state_does_not_cancel,
+    title: "Another user's state change answered before a delayed state event was scheduled never cancels it",
+    level: Must,
+    spec: OVERWRITE_CANCELS,
+}
 /// A delayed state event may only be cancelled by state sent after it was scheduled (2024-10), or
 /// not by other users' state at all (later texts). A server that processes state changes in the
 /// background may process a change it answered just before the scheduling request only after the
@@ -238,7 +262,7 @@ async fn race_round(
 /// likely; every delayed event must then be sent, once, not early. Those neither seen nor listed
 /// once a later control arrived (plus a grace) count as cancelled, so a server that cancels them
 /// is judged in seconds, not after the 30 s allowance per event.
-async fn earlier_state(ctx: Ctx) -> CaseResult {
+async fn earlier_state_does_not_cancel(ctx: Ctx) -> CaseResult {
     let (alice, bob, room) = ctx.alice_and_bob().await?;
     let limit = ctx.features().capability_field("max_scheduled");
     let count = limit.map_or(RACE_ROUNDS, |l| RACE_ROUNDS.min(l.max(1) as usize));
@@ -343,34 +367,10 @@ async fn earlier_state(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.state_overwrite.other_users_state_cancels",
-            "Another user's newer state for the same entry cancels a delayed state event (2024-10) or not (later)",
-            Level::Must,
-            OVERWRITE_CANCELS,
-            other_users_state,
-        ),
-        Case::new(
-            "msc4140.state_overwrite.own_state_does_not_cancel",
-            "The user's own newer state for the same entry does not cancel their delayed state event",
-            Level::Must,
-            OVERWRITE_OWN,
-            own_state,
-        ),
-        Case::new(
-            "msc4140.state_overwrite.unrelated_events_do_not_cancel",
-            "Another state key, another room, or message events never cancel a delayed event",
-            Level::Must,
-            OVERWRITE_SCOPE,
-            unrelated_events,
-        ),
-        Case::new(
-            "msc4140.state_overwrite.earlier_state_does_not_cancel",
-            "Another user's state change answered before a delayed state event was scheduled never cancels it",
-            Level::Must,
-            OVERWRITE_CANCELS,
-            earlier_state,
-        ),
+    cases![
+        other_users_state_cancels,
+        own_state_does_not_cancel,
+        unrelated_events_do_not_cancel,
+        earlier_state_does_not_cancel,
     ]
 }

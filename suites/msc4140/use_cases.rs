@@ -13,7 +13,13 @@ const CALL_MEMBER: &str = "org.matrix.msc3401.call.member";
 const LAST_WILL_DELAY_MS: i64 = 1500;
 const HEARTBEATS: u32 = 6;
 
-async fn last_will(ctx: Ctx) -> CaseResult {
+case! {
+    name: matrixrtc_last_will,
+    title: "A call membership kept alive by restarts stays while they run and is hung up one delay after they stop",
+    level: Must,
+    spec: LAST_WILL,
+}
+async fn matrixrtc_last_will(ctx: Ctx) -> CaseResult {
     let (alice, bob, room) = ctx.alice_and_bob().await?;
     alice
         .update_power_levels(&room, |levels| levels["events"][CALL_MEMBER] = json!(0))
@@ -70,6 +76,12 @@ async fn last_will(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: self_destructing_message,
+    title: "A delayed redaction redacts its message after the delay",
+    level: Must,
+    spec: SELF_DESTRUCT,
+}
 async fn self_destructing_message(ctx: Ctx) -> CaseResult {
     let (alice, bob, room) = ctx.alice_and_bob().await?;
     alice.start_sync().await?;
@@ -155,6 +167,12 @@ async fn settle_after_join(ctx: &Ctx, alice: &User, bob: &User, room: &str) -> C
     Ok(())
 }
 
+case! {
+    name: delayed_kick,
+    title: "A membership event scheduled by a moderator removes the member after the delay",
+    level: Must,
+    spec: REMINDERS,
+}
 async fn delayed_kick(ctx: Ctx) -> CaseResult {
     let (alice, bob, room) = ctx.alice_and_bob().await?;
     settle_after_join(&ctx, &alice, &bob, &room).await?;
@@ -194,7 +212,13 @@ async fn delayed_kick(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn reminder(ctx: Ctx) -> CaseResult {
+case! {
+    name: scheduled_reminder,
+    title: "A reminder with an intentional mention arrives at its time, mention intact",
+    level: Must,
+    spec: REMINDERS,
+}
+async fn scheduled_reminder(ctx: Ctx) -> CaseResult {
     let (alice, bob, room) = ctx.alice_and_bob().await?;
     bob.start_sync().await?;
     let text = format!("{}: tea is ready ({})", bob.id(), ctx.unique("reminder"));
@@ -231,6 +255,13 @@ const CALL_MEMBERS: usize = 3;
 const CALL_DELAY_MS: i64 = 1000;
 const CALL_BEAT: Duration = Duration::from_millis(CALL_DELAY_MS as u64 / 5);
 
+case! {
+    name: call_of_many,
+    title: "In a call of many, only the hang-up of the member who stopped heartbeating lands, on time",
+    level: Must,
+    spec: HEARTBEAT,
+    revisions: &[Rev::Dec2025, Rev::Jul2026],
+}
 /// Several members of one room keep their "hang up" alive; one stops. Only that member's hang-up
 /// lands, one delay after their last restart (not earlier, not later than allowed), while the
 /// others' restarts go on; the others' hang-ups stay unsent. A server that lets one member's
@@ -328,42 +359,11 @@ async fn call_of_many(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.use_cases.matrixrtc_last_will",
-            "A call membership kept alive by restarts stays while they run and is hung up one delay after they stop",
-            Level::Must,
-            LAST_WILL,
-            last_will,
-        ),
-        Case::new(
-            "msc4140.use_cases.self_destructing_message",
-            "A delayed redaction redacts its message after the delay",
-            Level::Must,
-            SELF_DESTRUCT,
-            self_destructing_message,
-        ),
-        Case::new(
-            "msc4140.use_cases.delayed_kick",
-            "A membership event scheduled by a moderator removes the member after the delay",
-            Level::Must,
-            REMINDERS,
-            delayed_kick,
-        ),
-        Case::new(
-            "msc4140.use_cases.scheduled_reminder",
-            "A reminder with an intentional mention arrives at its time, mention intact",
-            Level::Must,
-            REMINDERS,
-            reminder,
-        ),
-        Case::new(
-            "msc4140.use_cases.call_of_many",
-            "In a call of many, only the hang-up of the member who stopped heartbeating lands, on time",
-            Level::Must,
-            HEARTBEAT,
-            call_of_many,
-        )
-        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
+    cases![
+        matrixrtc_last_will,
+        self_destructing_message,
+        delayed_kick,
+        scheduled_reminder,
+        call_of_many,
     ]
 }

@@ -59,29 +59,29 @@ async fn sends_delayed(ctx: &Ctx, state: bool) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: delayed_message,
+    title: "A delayed message send is scheduled (delay_id, no event_id) and sent after its delay",
+    level: Must,
+    spec: CLIENT_SENDS_DELAYED,
+}
 async fn delayed_message(ctx: Ctx) -> CaseResult {
     sends_delayed(&ctx, false).await
 }
 
+case! {
+    name: delayed_state,
+    title: "A delayed state send is scheduled (delay_id, no event_id) and sent after its delay",
+    level: Must,
+    spec: CLIENT_SENDS_DELAYED,
+}
 async fn delayed_state(ctx: Ctx) -> CaseResult {
     sends_delayed(&ctx, true).await
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4157.send.delayed_message",
-            "A delayed message send is scheduled (delay_id, no event_id) and sent after its delay",
-            Level::Must,
-            CLIENT_SENDS_DELAYED,
-            delayed_message,
-        ),
-        Case::new(
-            "msc4157.send.delayed_state",
-            "A delayed state send is scheduled (delay_id, no event_id) and sent after its delay",
-            Level::Must,
-            CLIENT_SENDS_DELAYED,
-            delayed_state,
-        ),
+    cases![
+        delayed_message,
+        delayed_state,
     ]
 }

@@ -22,6 +22,12 @@ fn note_reply_body(ctx: &Ctx, reply: &Reply) {
     }
 }
 
+case! {
+    name: cancel,
+    title: "cancel through the widget: success reply, and the event is never sent",
+    level: Must,
+    spec: UPDATE_RESPONSE,
+}
 async fn cancel(ctx: Ctx) -> CaseResult {
     let (widget, bob, room) = alice_widget_and_bob(&ctx).await?;
     let (event, scheduled) = widget_schedules(&ctx, &widget, "cancelled", SHORT_DELAY_MS).await?;
@@ -39,6 +45,12 @@ async fn cancel(ctx: Ctx) -> CaseResult {
     .await
 }
 
+case! {
+    name: send,
+    title: "send through the widget: success reply, and the event is sent now",
+    level: Must,
+    spec: UPDATE_RESPONSE,
+}
 async fn send(ctx: Ctx) -> CaseResult {
     let (widget, bob, _room) = alice_widget_and_bob(&ctx).await?;
     let (event, scheduled) = widget_schedules(&ctx, &widget, "sent now", LONG_DELAY_MS).await?;
@@ -57,6 +69,12 @@ async fn send(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: restart,
+    title: "restart through the widget: success reply, and the event is sent a full delay later",
+    level: Must,
+    spec: UPDATE_RESPONSE,
+}
 async fn restart(ctx: Ctx) -> CaseResult {
     let (widget, bob, _room) = alice_widget_and_bob(&ctx).await?;
     let (event, scheduled) =
@@ -79,6 +97,12 @@ async fn restart(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: needs_capability,
+    title: "Without the update capability cancel, restart and send are refused and the event is untouched",
+    level: Must,
+    spec: UPDATE_CAPABILITY,
+}
 async fn needs_capability(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
@@ -108,6 +132,12 @@ async fn needs_capability(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: stable_action_name,
+    title: "Whether the stable action name update_delayed_event is offered (and works when accepted)",
+    level: Info,
+    spec: UNSTABLE_NAMES,
+}
 async fn stable_action_name(ctx: Ctx) -> CaseResult {
     let (widget, _bob, _room) = alice_widget_and_bob(&ctx).await?;
     let (_event, scheduled) = widget_schedules(&ctx, &widget, "stable name", LONG_DELAY_MS).await?;
@@ -135,6 +165,12 @@ async fn stable_action_name(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: refresh_or_restart,
+    title: "What the driver does with `refresh`, the MSC's name for restart",
+    level: Info,
+    spec: UPDATE_ACTIONS,
+}
 async fn refresh_or_restart(ctx: Ctx) -> CaseResult {
     let (widget, bob, _room) = alice_widget_and_bob(&ctx).await?;
     let (event, scheduled) =
@@ -165,48 +201,12 @@ async fn refresh_or_restart(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4157.update.cancel",
-            "cancel through the widget: success reply, and the event is never sent",
-            Level::Must,
-            UPDATE_RESPONSE,
-            cancel,
-        ),
-        Case::new(
-            "msc4157.update.send",
-            "send through the widget: success reply, and the event is sent now",
-            Level::Must,
-            UPDATE_RESPONSE,
-            send,
-        ),
-        Case::new(
-            "msc4157.update.restart",
-            "restart through the widget: success reply, and the event is sent a full delay later",
-            Level::Must,
-            UPDATE_RESPONSE,
-            restart,
-        ),
-        Case::new(
-            "msc4157.update.needs_capability",
-            "Without the update capability cancel, restart and send are refused and the event is untouched",
-            Level::Must,
-            UPDATE_CAPABILITY,
-            needs_capability,
-        ),
-        Case::new(
-            "msc4157.update.stable_action_name",
-            "Whether the stable action name update_delayed_event is offered (and works when accepted)",
-            Level::Info,
-            UNSTABLE_NAMES,
-            stable_action_name,
-        ),
-        Case::new(
-            "msc4157.update.refresh_or_restart",
-            "What the driver does with `refresh`, the MSC's name for restart",
-            Level::Info,
-            UPDATE_ACTIONS,
-            refresh_or_restart,
-        ),
+    cases![
+        cancel,
+        send,
+        restart,
+        needs_capability,
+        stable_action_name,
+        refresh_or_restart,
     ]
 }

@@ -10,6 +10,12 @@ const CALL_MEMBER: &str = "org.matrix.msc3401.call.member";
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(400);
 const HEARTBEATS: usize = 4;
 
+case! {
+    name: matrixrtc_hangup,
+    title: "A delayed hang-up membership is kept alive by restarts and sent once they stop",
+    level: Must,
+    spec: HEARTBEAT,
+}
 async fn matrixrtc_hangup(ctx: Ctx) -> CaseResult {
     let (alice, bob, room) = ctx.alice_and_bob().await?;
     bob.start_sync().await?;
@@ -46,11 +52,7 @@ async fn matrixrtc_hangup(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![Case::new(
-        "msc4157.use_cases.matrixrtc_hangup",
-        "A delayed hang-up membership is kept alive by restarts and sent once they stop",
-        Level::Must,
-        HEARTBEAT,
+    cases![
         matrixrtc_hangup,
-    )]
+    ]
 }
