@@ -72,7 +72,7 @@ case! {
     spec: MANAGEMENT_AUTHENTICATED,
 }
 async fn management_by_another_user(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?;
     let id = alice
         .schedule_ok(
             &DelayedEvent::message(&room, &ctx.unique("alice's")),
@@ -245,8 +245,7 @@ case! {
     spec: FAILS_AT_SEND,
 }
 async fn deactivated_account_events_not_sent(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    alice.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_alice().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("from a deactivated account"));
     let scheduled = bob.schedule_ok(&event, DEACTIVATE_WITHIN_MS).await?;
     bob.deactivate().await?;

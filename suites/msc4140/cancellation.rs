@@ -12,8 +12,7 @@ case! {
     spec: CANCEL_ACTION,
 }
 async fn cancelled_event_is_never_sent(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let doomed = DelayedEvent::message(&room, &ctx.unique("cancelled"));
     let scheduled = alice.schedule_ok(&doomed, SHORT_DELAY_MS).await?;
     alice.manage_ok(&scheduled.delay_id, Action::Cancel).await?;
@@ -179,8 +178,7 @@ case! {
 /// late. What each retried action answered is noted (`actions_on_sent_event` and
 /// `actions_on_cancelled_event` judge those answers).
 async fn retried_actions_leave_others_alone(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let mut others = Vec::new();
     for n in 0..2 {
         let event = DelayedEvent::message(&room, &ctx.unique(&format!("other {n}")));

@@ -39,8 +39,7 @@ case! {
     spec: TXN_IDS,
 }
 async fn same_txn_schedules_once(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("once"));
     let txn = new_txn_id();
     let first = alice

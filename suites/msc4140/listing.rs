@@ -168,7 +168,7 @@ case! {
     spec: LISTING,
 }
 async fn excludes_other_users(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?;
     let alices = alice
         .schedule_ok(
             &DelayedEvent::message(&room, &ctx.unique("a")),
@@ -420,7 +420,7 @@ case! {
     revisions: &[Rev::Jul2026],
 }
 async fn single_lookup_other_users_event(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?;
     let id = alice
         .schedule_ok(
             &DelayedEvent::message(&room, &ctx.unique("mine")),

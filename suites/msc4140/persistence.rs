@@ -24,13 +24,6 @@ const DUE_WHILE_KILLED_MS: [i64; 3] = [300, 450, 600];
 /// After the last expected copy arrived, how long a duplicate gets to show up as well.
 const DUPLICATE_GRACE: Duration = Duration::from_millis(500);
 
-/// Given two users in a room, alice schedules, bob watches.
-async fn pair(ctx: &Ctx) -> Result<(User, User, String), Stop> {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
-    Ok((alice, bob, room))
-}
-
 case! {
     name: scheduled_event_survives_restart,
     title: "An event scheduled before a homeserver restart is still sent at its time",
@@ -40,7 +33,7 @@ case! {
     revisions: &[Rev::Jul2026],
 }
 async fn scheduled_event_survives_restart(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = pair(&ctx).await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let round = ctx.restart_round().await;
     let event = DelayedEvent::message(&room, &ctx.unique("across a restart"));
     let scheduled = alice.schedule_ok(&event, ACROSS_RESTART_MS).await?;
@@ -72,7 +65,7 @@ case! {
     revisions: &[Rev::Jul2026],
 }
 async fn overdue_events_sent_in_order(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = pair(&ctx).await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let round = ctx.restart_round().await;
     let mut events = Vec::new();
     for delay in OVERDUE_DELAYS_MS {
@@ -135,7 +128,7 @@ case! {
     revisions: &[Rev::Jul2026],
 }
 async fn listing_and_management_after_restart(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = pair(&ctx).await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let round = ctx.restart_round().await;
     let mut kept = Vec::new();
     let mut timers = Vec::new();
@@ -220,7 +213,7 @@ case! {
 /// gathers only once this one has settled: a server whose start-up needs such a request to send
 /// what is due must not be rescued, by this case or another.
 async fn exactly_once_across_restart_and_kill(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = pair(&ctx).await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let before_restart = sent_now(&ctx, &alice, &bob, &room, "sent before the restart").await?;
 
     // A clean restart, with a control due while the server is down: start-up sends it, and by

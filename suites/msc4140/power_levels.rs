@@ -10,13 +10,6 @@ const CHANGE_DELAY_MS: i64 = 3000;
 /// A state event type that needs the room's `state_default` (50) to send.
 const GUARDED_TYPE: &str = "org.example.dec.guarded";
 
-/// Given alice (who made the room) and bob (a member at power level 0) in a room.
-async fn alice_and_bob(ctx: &Ctx) -> Result<(User, User, String), Stop> {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    alice.start_sync().await?;
-    Ok((alice, bob, room))
-}
-
 async fn set_level(alice: &User, room: &str, user_id: &str, level: i64) -> CaseResult {
     alice
         .update_power_levels(room, |levels| levels["users"][user_id] = json!(level))
@@ -53,7 +46,7 @@ case! {
     spec: PROMOTED_REACHES_DAG,
 }
 async fn promoted_before_delay_is_sent(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = alice_and_bob(&ctx).await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_alice().await?;
     let event = guarded_event(&ctx, &room);
     let scheduled = schedule_as(&bob, &event, CHANGE_DELAY_MS).await?;
     set_level(&alice, &room, bob.id(), 50).await?;
@@ -80,7 +73,7 @@ case! {
     spec: FAILS_AT_SEND,
 }
 async fn demoted_before_delay_is_not_sent(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = alice_and_bob(&ctx).await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_alice().await?;
     set_level(&alice, &room, bob.id(), 50).await?;
     let event = guarded_event(&ctx, &room);
     let scheduled = bob.schedule_ok(&event, CHANGE_DELAY_MS).await?;
@@ -119,7 +112,7 @@ async fn demoted_before_delay_is_not_sent(ctx: Ctx) -> CaseResult {
 /// Given bob (level 0) with a scheduled state event he may not send: the send action's answer,
 /// and what a plain `/state` PUT of the same event answers.
 async fn refused_send(ctx: &Ctx) -> Result<(User, Scheduled, Resp, Resp), Stop> {
-    let (_, bob, room) = alice_and_bob(ctx).await?;
+    let Scene { bob, room, .. } = ctx.alice_and_bob().await?.watched_by_alice().await?;
     let event = guarded_event(ctx, &room);
     let scheduled = schedule_as(&bob, &event, LONG_DELAY_MS).await?;
     let send = bob.manage(&scheduled.delay_id, Action::Send).await?;
@@ -193,7 +186,7 @@ case! {
 }
 
 async fn gone_before_delay(ctx: Ctx, kicked: bool) -> CaseResult {
-    let (alice, bob, room) = alice_and_bob(&ctx).await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_alice().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("from a member who left"));
     let scheduled = bob.schedule_ok(&event, CHANGE_DELAY_MS).await?;
     if kicked {

@@ -23,8 +23,7 @@ pub(super) struct Restartable {
 }
 
 async fn scheduled(ctx: &Ctx) -> Result<Restartable, Stop> {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("restarted"));
     let scheduled = alice.schedule_ok(&event, DELAY_MS).await?;
     Ok(Restartable::new(alice, bob, event, scheduled))

@@ -14,8 +14,7 @@ async fn schedule_then_send_now(
     delay_ms: i64,
     event: impl FnOnce(&str, &User) -> DelayedEvent,
 ) -> Result<SentNow, Stop> {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let event = event(&room, &alice);
     let scheduled = alice.schedule_ok(&event, delay_ms).await?;
     let sent_at = Instant::now();

@@ -14,13 +14,13 @@ use std::collections::HashSet;
 const SHARED_TYPE: &str = "org.example.dec.shared";
 
 /// Given alice (room creator) and bob in a room where members may set `SHARED_TYPE` state.
-async fn shared_room(ctx: &Ctx) -> Result<(User, User, String), Stop> {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    alice
-        .update_power_levels(&room, |levels| levels["events"][SHARED_TYPE] = json!(0))
+async fn shared_room(ctx: &Ctx) -> Result<Scene, Stop> {
+    let scene = ctx.alice_and_bob().await?;
+    scene
+        .alice
+        .update_power_levels(&scene.room, |levels| levels["events"][SHARED_TYPE] = json!(0))
         .await?;
-    alice.start_sync().await?;
-    Ok((alice, bob, room))
+    scene.watched_by_alice().await
 }
 
 /// A state key of this case's own: entries of other cases never meet it, even on a server that
@@ -65,7 +65,7 @@ case! {
 /// state. The verdict waits for that (or for the event's time), so a slow server is judged by
 /// its rule, and a rule applied only after the event went out is reported as that.
 async fn other_users_state_cancels(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = shared_room(&ctx).await?;
+    let Scene { alice, bob, room } = shared_room(&ctx).await?;
     alice
         .update_power_levels(&room, |levels| levels["events"][CANARY_TYPE] = json!(0))
         .await?;
@@ -130,7 +130,7 @@ case! {
     spec: OVERWRITE_OWN,
 }
 async fn own_state_does_not_cancel(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = shared_room(&ctx).await?;
+    let Scene { alice, bob, room } = shared_room(&ctx).await?;
     let key = own_key(&ctx);
     let delayed = DelayedEvent::state(
         &room,
@@ -161,7 +161,7 @@ case! {
     spec: OVERWRITE_SCOPE,
 }
 async fn unrelated_events_do_not_cancel(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = shared_room(&ctx).await?;
+    let Scene { alice, bob, room } = shared_room(&ctx).await?;
     let other_room = ctx.room(&alice, &[&bob]).await?;
     alice
         .update_power_levels(&other_room, |levels| {
@@ -263,7 +263,7 @@ case! {
 /// once a later control arrived (plus a grace) count as cancelled, so a server that cancels them
 /// is judged in seconds, not after the 30 s allowance per event.
 async fn earlier_state_does_not_cancel(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?;
     let limit = ctx.features().capability_field("max_scheduled");
     let count = limit.map_or(RACE_ROUNDS, |l| RACE_ROUNDS.min(l.max(1) as usize));
     let types: Vec<String> = (0..count)

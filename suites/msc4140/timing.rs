@@ -22,8 +22,7 @@ struct Delivery {
 /// Given two users in a room, the first schedules an event with a short delay and the second
 /// waits for it over /sync.
 async fn deliver(ctx: &Ctx, kind: Kind) -> Result<Delivery, Stop> {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let (what, event) = match kind {
         Kind::Message => (
             "the delayed message",
@@ -128,8 +127,7 @@ case! {
 /// send, and a "hang up in ten minutes" goes out now. Runs whether or not the server offers
 /// delayed events: it must schedule (a `delay_id`, no `event_id`) or refuse, never send at once.
 async fn delay_never_ignored(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("due in ten minutes"));
     let resp = alice.schedule(&event, Delay::Ms(LONG_DELAY_MS)).await?;
     let delay_id = resp.str_field("delay_id").filter(|_| resp.status == 200);
@@ -259,8 +257,7 @@ async fn burst_up_to_user_limit(ctx: Ctx) -> CaseResult {
         skip!("the server does not advertise max_scheduled, so the harness cannot know how many events one user may have")
     };
     let count = limit.min(MAX_BURST) as usize;
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     burst(&ctx, &[alice], count, &bob, &room).await
 }
 

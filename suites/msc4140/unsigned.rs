@@ -16,9 +16,13 @@ struct Sent {
 }
 
 async fn sent(ctx: &Ctx) -> Result<Sent, Stop> {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    alice.start_sync().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx
+        .alice_and_bob()
+        .await?
+        .watched_by_alice()
+        .await?
+        .watched_by_bob()
+        .await?;
     let event = DelayedEvent::message(&room, &ctx.unique("unsigned"));
     let scheduled = alice.schedule_ok(&event, SHORT_DELAY_MS).await?;
     let what = "the delayed message";

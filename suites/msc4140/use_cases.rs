@@ -20,7 +20,7 @@ case! {
     spec: LAST_WILL,
 }
 async fn matrixrtc_last_will(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?;
     alice
         .update_power_levels(&room, |levels| levels["events"][CALL_MEMBER] = json!(0))
         .await?;
@@ -83,8 +83,7 @@ case! {
     spec: SELF_DESTRUCT,
 }
 async fn self_destructing_message(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    alice.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_alice().await?;
     let sent = bob
         .send_event(
             &room,
@@ -174,7 +173,7 @@ case! {
     spec: REMINDERS,
 }
 async fn delayed_kick(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?;
     settle_after_join(&ctx, &alice, &bob, &room).await?;
     alice.start_sync().await?;
     let kick = DelayedEvent::state(
@@ -219,8 +218,7 @@ case! {
     spec: REMINDERS,
 }
 async fn scheduled_reminder(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let text = format!("{}: tea is ready ({})", bob.id(), ctx.unique("reminder"));
     let reminder = DelayedEvent::message(&room, &text).with_content(
         json!({"msgtype": "m.text", "body": text, "m.mentions": {"user_ids": [bob.id()]}}),

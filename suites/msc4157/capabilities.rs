@@ -81,8 +81,7 @@ async fn refused_without(
     missing: &str,
     state: bool,
 ) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let mut widget = ctx.widget(&alice, &room, Approval::Only(approved)).await?;
     widget.handshake(&all_caps()).await?;
     let event = if state {

@@ -37,8 +37,7 @@ pub fn all_caps() -> Vec<String> {
 /// Alice, whose driver runs in a fresh room with every capability approved; bob, who watches the
 /// room over /sync.
 pub async fn alice_widget_and_bob(ctx: &Ctx) -> Result<(Widget, User, String), Stop> {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let widget = ctx.widget_with(&alice, &room, &all_caps()).await?;
     Ok((widget, bob, room))
 }

@@ -17,8 +17,7 @@ case! {
     spec: HEARTBEAT,
 }
 async fn matrixrtc_hangup(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let asked = crate::widget::caps::delayed(&[], &[CALL_MEMBER]);
     let widget = ctx.widget_with(&alice, &room, &asked).await?;
     let state_key = format!("_{}_{}", alice.id(), ctx.unique("device").replace(' ', "_"));
