@@ -58,36 +58,72 @@ pub fn wall_ms(at: Instant) -> i64 {
 /// asked again.
 const UNDECIDED_POLL: Duration = Duration::from_secs(2);
 
+/// When a delayed event is due, as the harness knows it: its timer (re)started just before
+/// `timer_started` on the harness's clock and runs `delay_ms`; `server_start` is the scheduling
+/// time the server reported for it (Unix ms), where it did (`Ctx::server_scheduled_at`), so that
+/// "not early" and "not late" are judged by the server's clock too.
+#[derive(Clone, Copy, Debug)]
+pub struct Due {
+    pub timer_started: Instant,
+    pub delay_ms: i64,
+    pub server_start: Option<i64>,
+}
+
+impl Due {
+    /// A timer (re)started just before `timer_started`, running `delay_ms`.
+    pub fn new(timer_started: Instant, delay_ms: i64) -> Due {
+        Due {
+            timer_started,
+            delay_ms,
+            server_start: None,
+        }
+    }
+
+    /// The same, with the scheduling time the server reported (if it reported one).
+    pub fn with_server_start(self, server_start: Option<i64>) -> Due {
+        Due {
+            server_start,
+            ..self
+        }
+    }
+
+    /// By the harness's clock, when the event is due at the earliest.
+    pub fn at(&self) -> Instant {
+        self.timer_started + Duration::from_millis(self.delay_ms.max(0) as u64)
+    }
+
+    /// Latest moment a correct server's event can arrive: the delay, the texts' allowance, slack.
+    pub fn deadline(&self) -> Instant {
+        self.at() + Duration::from_millis(SEND_ALLOWANCE_MS as u64) + WAIT_SLACK
+    }
+}
+
+impl Scheduled {
+    /// When this event is due: its delay from the scheduling request.
+    pub fn due(&self) -> Due {
+        Due::new(self.requested_at, self.delay_ms)
+    }
+}
+
 impl Ctx {
     /// A case that changes something (power levels, membership) while an event's delay runs can
     /// only judge the event if the change was done before the event was due. Call right after
     /// the change's request answered; an error (not a verdict) if the harness fell behind.
     pub fn changed_in_time(&self, change: &str, scheduled: &Scheduled) -> Result<(), Stop> {
-        self.done_before_due(change, scheduled.requested_at, scheduled.delay_ms)
+        self.done_before_due(change, scheduled.due())
     }
 
-    /// The same for a timer (re)started at `timer_started`: whatever was just done happened
-    /// before the event was due, or the case cannot judge (error).
-    pub fn done_before_due(
-        &self,
-        change: &str,
-        timer_started: Instant,
-        delay_ms: i64,
-    ) -> Result<(), Stop> {
-        let due = timer_started + Duration::from_millis(delay_ms as u64);
-        if Instant::now() >= due {
+    /// The same for any timer: whatever was just done happened before the event was `due`, or
+    /// the case cannot judge (error).
+    pub fn done_before_due(&self, change: &str, due: Due) -> Result<(), Stop> {
+        if Instant::now() >= due.at() {
             return Err(Stop::Error(format!(
                 "the harness fell behind: {change} finished only after the {} ms delay had run out, so the case \
                  cannot judge what the server did",
-                delay_ms
+                due.delay_ms
             )));
         }
         Ok(())
-    }
-
-    /// Latest moment a correct server's event can arrive: the delay, the texts' allowance, slack.
-    pub fn delivery_deadline(from: Instant, delay_ms: i64) -> Instant {
-        from + Duration::from_millis((delay_ms + SEND_ALLOWANCE_MS) as u64) + WAIT_SLACK
     }
 
     /// Waits until the delayed event `what` (recognised by `pred`) reaches `observer` over
@@ -96,12 +132,11 @@ impl Ctx {
         &self,
         observer: &User,
         what: &str,
-        timer_started: Instant,
-        delay_ms: i64,
+        due: Due,
         pred: impl FnMut(&Observed) -> bool,
     ) -> Result<Observed, Stop> {
-        let deadline = Self::delivery_deadline(timer_started, delay_ms);
-        observer.wait_for(deadline, pred).await?.ok_or_else(|| {
+        let delay_ms = due.delay_ms;
+        observer.wait_for(due.deadline(), pred).await?.ok_or_else(|| {
             Stop::Fail(format!(
                 "{what} was never sent: not seen over /sync within its {delay_ms} ms delay plus the \
                  {SEND_ALLOWANCE_MS} ms a server may add"
@@ -113,14 +148,12 @@ impl Ctx {
     /// sending the request that started the timer (`timer_started`) to seeing the event, a lower
     /// bound no server can fake; and by the server's own timestamps where a lookup reported its
     /// scheduling time (`server_start`).
-    pub fn check_not_early(
-        &self,
-        what: &str,
-        seen: &Observed,
-        timer_started: Instant,
-        server_start: Option<i64>,
-        delay_ms: i64,
-    ) -> Result<(), Stop> {
+    pub fn check_not_early(&self, what: &str, seen: &Observed, due: Due) -> Result<(), Stop> {
+        let Due {
+            timer_started,
+            delay_ms,
+            server_start,
+        } = due;
         let elapsed = seen.at.duration_since(timer_started).as_millis() as i64;
         if elapsed < delay_ms {
             return Err(Stop::Fail(format!(
@@ -148,15 +181,11 @@ impl Ctx {
         &self,
         observer: &User,
         what: &str,
-        timer_started: Instant,
-        server_start: Option<i64>,
-        delay_ms: i64,
+        due: Due,
         pred: impl FnMut(&Observed) -> bool,
     ) -> Result<Observed, Stop> {
-        let seen = self
-            .await_delivery(observer, what, timer_started, delay_ms, pred)
-            .await?;
-        self.check_not_early(what, &seen, timer_started, server_start, delay_ms)?;
+        let seen = self.await_delivery(observer, what, due, pred).await?;
+        self.check_not_early(what, &seen, due)?;
         Ok(seen)
     }
 
@@ -166,10 +195,13 @@ impl Ctx {
         &self,
         what: &str,
         seen: &Observed,
-        timer_started: Instant,
-        server_start: Option<i64>,
-        delay_ms: i64,
+        due: Due,
     ) -> Result<(), Stop> {
+        let Due {
+            timer_started,
+            delay_ms,
+            server_start,
+        } = due;
         let elapsed = seen.at.duration_since(timer_started).as_millis() as i64;
         let lateness = self
             .server_lateness(seen, server_start, delay_ms)
@@ -428,9 +460,8 @@ impl Ctx {
         let control_delay = remaining.max(0) + CONTROL_MARGIN_MS;
         let control_event = crate::api::DelayedEvent::message(room_id, &self.unique("control"));
         let control = observer.schedule_ok(&control_event, control_delay).await?;
-        let deadline = Self::delivery_deadline(control.requested_at, control_delay);
         if observer
-            .wait_for(deadline, |o| control_event.matches(o))
+            .wait_for(control.due().deadline(), |o| control_event.matches(o))
             .await?
             .is_none()
         {
@@ -441,7 +472,7 @@ impl Ctx {
             )));
         }
         tokio::time::sleep(NEVER_SENT_GRACE).await;
-        let undecided_until = Self::delivery_deadline(scheduled.resp.received, scheduled.delay_ms);
+        let undecided_until = Due::new(scheduled.resp.received, scheduled.delay_ms).deadline();
         let mut known: Vec<String> = Vec::new();
         loop {
             let copies = observer.seen_matching(&mut pred).await?;

@@ -34,6 +34,7 @@ pub mod prelude {
     pub use crate::case::{Case, Need};
     pub use crate::client::{Observed, Resp};
     pub use crate::ctx::{body_is, expect_error, Ctx, Scene};
+    pub use crate::judgements::Due;
     pub use crate::outcome::{CaseResult, Stop};
     pub use crate::spec::{Level, Rev, SpecRef};
     pub use crate::{areas, case, cases, check, fail, skip};

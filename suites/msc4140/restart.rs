@@ -41,9 +41,10 @@ impl Restartable {
         }
     }
 
-    /// Harness clock just before the request that last (re)started the timer successfully.
-    pub fn timer_started(&self) -> Instant {
-        self.timer.sent
+    /// When the event is due: its delay from the request that last (re)started the timer
+    /// successfully.
+    pub fn due(&self) -> Due {
+        Due::new(self.timer.sent, self.delay_ms)
     }
 
     /// Restarts the timer. A refusal is judged: if the event already arrived before one delay
@@ -97,7 +98,7 @@ case! {
 }
 /// The restart moves the send time to the restart plus the delay: the event is not sent before
 /// that (by the harness's clock and the server's), nor later than the allowance after it (the
-/// wait's deadline, `Ctx::delivery_deadline`, counts from the restart); the scheduling time the
+/// wait's deadline, `Due::deadline`, counts from the restart); the scheduling time the
 /// server reports moves from the scheduling request to the restart.
 async fn moves_send_time(ctx: Ctx) -> CaseResult {
     let mut r = scheduled(&ctx).await?;
@@ -111,7 +112,7 @@ async fn moves_send_time(ctx: Ctx) -> CaseResult {
         .server_rescheduled_at(&r.alice, &r.delay_id, (first_start, &first), &r.timer)
         .await?;
     let what = "the restarted event";
-    ctx.expect_sent_not_early(&r.bob, what, r.timer.sent, new_start, DELAY_MS, |o| {
+    ctx.expect_sent_not_early(&r.bob, what, r.due().with_server_start(new_start), |o| {
         r.event.matches(o)
     })
     .await
@@ -157,7 +158,7 @@ async fn sent_after_heartbeat_stops(ctx: Ctx) -> CaseResult {
         .await?;
     // Not early; not later than the allowance after the last restart (the wait's deadline).
     let what = "the event whose heartbeat stopped";
-    ctx.expect_sent_not_early(&r.bob, what, r.timer.sent, server_start, DELAY_MS, |o| {
+    ctx.expect_sent_not_early(&r.bob, what, r.due().with_server_start(server_start), |o| {
         r.event.matches(o)
     })
     .await

@@ -27,12 +27,12 @@ async fn sent(ctx: &Ctx) -> Result<Sent, Stop> {
     let scheduled = alice.schedule_ok(&event, SHORT_DELAY_MS).await?;
     let what = "the delayed message";
     let alice_saw = ctx
-        .await_delivery(&alice, what, scheduled.requested_at, SHORT_DELAY_MS, |o| {
+        .await_delivery(&alice, what, scheduled.due(), |o| {
             event.matches(o)
         })
         .await?;
     let bob_saw = ctx
-        .await_delivery(&bob, what, scheduled.requested_at, SHORT_DELAY_MS, |o| {
+        .await_delivery(&bob, what, scheduled.due(), |o| {
             event.matches(o)
         })
         .await?;

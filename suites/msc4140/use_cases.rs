@@ -45,11 +45,7 @@ async fn matrixrtc_last_will(ctx: Ctx) -> CaseResult {
         .server_rescheduled_at(&bob, &will.delay_id, (first_start, &first), &will.timer)
         .await?;
     let membership = alice.get_state(&room, CALL_MEMBER, &state_key).await?;
-    ctx.done_before_due(
-        "reading the membership",
-        will.timer_started(),
-        LAST_WILL_DELAY_MS,
-    )?;
+    ctx.done_before_due("reading the membership", will.due())?;
     check!(
         membership.status == 200 && membership.body == joined,
         "while the heartbeat ran, the call membership should have stayed, but {}",
@@ -58,14 +54,7 @@ async fn matrixrtc_last_will(ctx: Ctx) -> CaseResult {
     // Bob's client goes away: no more heartbeats. Not early; not later than the allowance after
     // the last heartbeat (the wait's deadline).
     let what = "the \"hang up\" call membership";
-    ctx.expect_sent_not_early(
-        &alice,
-        what,
-        will.timer_started(),
-        server_start,
-        LAST_WILL_DELAY_MS,
-        |o| hang_up.matches(o),
-    )
+    ctx.expect_sent_not_early(&alice, what, will.due().with_server_start(server_start), |o| hang_up.matches(o))
     .await?;
     let after = alice.get_state(&room, CALL_MEMBER, &state_key).await?;
     check!(
@@ -110,14 +99,7 @@ async fn self_destructing_message(ctx: Ctx) -> CaseResult {
             && (o.content().get("redacts") == Some(&json!(message_id))
                 || o.event.get("redacts") == Some(&json!(message_id)))
     };
-    ctx.expect_sent_not_early(
-        &alice,
-        what,
-        scheduled.requested_at,
-        server_start,
-        SHORT_DELAY_MS,
-        redacts,
-    )
+    ctx.expect_sent_not_early(&alice, what, scheduled.due().with_server_start(server_start), redacts)
     .await?;
     let path = format!(
         "/_matrix/client/v3/rooms/{}/event/{}",
@@ -193,14 +175,7 @@ async fn delayed_kick(ctx: Ctx) -> CaseResult {
             && o.state_key() == Some(bob.id())
             && o.content().get("membership") == Some(&json!("leave"))
     };
-    ctx.expect_sent_not_early(
-        &alice,
-        what,
-        scheduled.requested_at,
-        server_start,
-        SHORT_DELAY_MS,
-        is_kick,
-    )
+    ctx.expect_sent_not_early(&alice, what, scheduled.due().with_server_start(server_start), is_kick)
     .await?;
     let membership = alice.get_state(&room, "m.room.member", bob.id()).await?;
     check!(
@@ -230,14 +205,7 @@ async fn scheduled_reminder(ctx: Ctx) -> CaseResult {
     // Not early; not later than its delay plus the allowance (the wait's deadline).
     let what = "the scheduled reminder";
     let seen = ctx
-        .expect_sent_not_early(
-            &bob,
-            what,
-            scheduled.requested_at,
-            server_start,
-            SHORT_DELAY_MS,
-            body_is(&text),
-        )
+        .expect_sent_not_early(&bob, what, scheduled.due().with_server_start(server_start), body_is(&text))
         .await?;
     check!(
         seen.content() == &reminder.content,
@@ -307,7 +275,7 @@ async fn call_of_many(ctx: Ctx) -> CaseResult {
             &stopped.timer,
         )
         .await?;
-    let deadline = Ctx::delivery_deadline(stopped.timer_started(), CALL_DELAY_MS);
+    let deadline = stopped.due().deadline();
     let seen = loop {
         if let Some(seen) = watcher
             .wait_for(Instant::now() + CALL_BEAT, |o| stopped.event.matches(o))
@@ -330,22 +298,10 @@ async fn call_of_many(ctx: Ctx) -> CaseResult {
         will.restart().await?;
     }
     let what = "the hang-up of the member who stopped";
-    ctx.check_not_early(
-        what,
-        &seen,
-        stopped.timer_started(),
-        server_start,
-        CALL_DELAY_MS,
-    )?;
-    ctx.check_within_allowance(
-        what,
-        &seen,
-        stopped.timer_started(),
-        server_start,
-        CALL_DELAY_MS,
-    )?;
+    ctx.check_not_early(what, &seen, stopped.due().with_server_start(server_start))?;
+    ctx.check_within_allowance(what, &seen, stopped.due().with_server_start(server_start))?;
     for will in &wills {
-        ctx.done_before_due("the last heartbeat", will.timer_started(), CALL_DELAY_MS)?;
+        ctx.done_before_due("the last heartbeat", will.due())?;
         let landed = watcher.seen_matching(|o| will.event.matches(o)).await?;
         check!(
             landed.is_empty(),

@@ -47,14 +47,7 @@ async fn sends_delayed(ctx: &Ctx, state: bool) -> CaseResult {
     } else {
         "the delayed message"
     };
-    ctx.expect_sent_not_early(
-        &bob,
-        what,
-        scheduled.requested_at,
-        server_start,
-        SHORT_DELAY_MS,
-        |o| event.matches(o),
-    )
+    ctx.expect_sent_not_early(&bob, what, scheduled.due().with_server_start(server_start), |o| event.matches(o))
     .await?;
     Ok(())
 }
