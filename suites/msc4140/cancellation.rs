@@ -226,9 +226,18 @@ async fn retried_actions_leave_others_alone(ctx: Ctx) -> CaseResult {
     let what = "a delayed event of a user who retried actions on other, finalised ones";
     for (scheduled, server_start, event) in &others {
         let seen = ctx
-            .expect_sent_not_early(&bob, what, scheduled.due().with_server_start(*server_start), |o| event.matches(o))
+            .expect_sent_not_early(
+                &bob,
+                what,
+                scheduled.due().with_server_start(*server_start),
+                |o| event.matches(o),
+            )
             .await?;
-        ctx.check_within_allowance(what, &seen, scheduled.due().with_server_start(*server_start))?;
+        ctx.check_within_allowance(
+            what,
+            &seen,
+            scheduled.due().with_server_start(*server_start),
+        )?;
     }
     Ok(())
 }

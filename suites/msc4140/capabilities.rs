@@ -89,8 +89,5 @@ async fn max_delay_matches_enforcement(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    cases![
-        advertised,
-        max_delay_matches_enforcement,
-    ]
+    cases![advertised, max_delay_matches_enforcement]
 }

@@ -52,7 +52,7 @@ async fn same_txn_schedules_once(ctx: Ctx) -> CaseResult {
     // due just after it), then any second copy: one the retry scheduled would be due by the
     // retry's answer plus the delay, which is when the control falls due.
     ctx.await_delivery(&bob, "the delayed event", first.due(), |o| event.matches(o))
-    .await?;
+        .await?;
     let copies = ctx
         .copies_once_due(&bob, &alice, &room, &retry, |o| event.matches(o))
         .await?;
@@ -65,8 +65,5 @@ async fn same_txn_schedules_once(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    cases![
-        same_txn_same_delay_id,
-        same_txn_schedules_once,
-    ]
+    cases![same_txn_same_delay_id, same_txn_schedules_once]
 }

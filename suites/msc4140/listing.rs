@@ -236,7 +236,9 @@ async fn excludes_sent_and_cancelled(ctx: Ctx) -> CaseResult {
     let kept = &kept_scheduled.delay_id;
     alice.manage_ok(&sent_now, Action::Send).await?;
     alice.manage_ok(&cancelled, Action::Cancel).await?;
-    ctx.await_delivery(&alice, "the event sent by its timer", timed_id.due(), |o| timed.matches(o))
+    ctx.await_delivery(&alice, "the event sent by its timer", timed_id.due(), |o| {
+        timed.matches(o)
+    })
     .await?;
     let items = alice.list().await?;
     ctx.check_listed_times(&items, &[(kept, kept_scheduled.timer())])?;

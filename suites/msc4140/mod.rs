@@ -1,6 +1,25 @@
 //! MSC4140 (delayed events): one module per area.
 
-// The areas, in report order: each a file here, listed once; `AREAS` and `cases()` follow.
+mod auth;
+mod cancellation;
+mod capabilities;
+mod errors;
+mod idempotency;
+mod limits;
+mod listing;
+mod persistence;
+mod power_levels;
+mod rate_limits;
+mod restart;
+mod send_now;
+mod state_overwrite;
+mod texts;
+mod timing;
+mod unsigned;
+mod unstable_prefix;
+mod use_cases;
+
+// The areas, in report order: `AREAS` and `cases()` follow from this list.
 crate::areas!(
     timing,
     send_now,
@@ -20,7 +39,6 @@ crate::areas!(
     unsigned,
     use_cases,
 );
-mod texts;
 
 use crate::case::Case;
 

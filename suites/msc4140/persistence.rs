@@ -43,7 +43,12 @@ async fn scheduled_event_survives_restart(ctx: Ctx) -> CaseResult {
     ctx.restart_now(round).await?;
     // Not early; not later than its send time plus the allowance (the wait's deadline).
     let what = "the event scheduled before the homeserver restarted";
-    ctx.expect_sent_not_early(&bob, what, scheduled.due().with_server_start(server_start), |o| event.matches(o))
+    ctx.expect_sent_not_early(
+        &bob,
+        what,
+        scheduled.due().with_server_start(server_start),
+        |o| event.matches(o),
+    )
     .await?;
     ctx.settled();
     Ok(())
@@ -80,7 +85,13 @@ async fn overdue_events_sent_in_order(ctx: Ctx) -> CaseResult {
         let seen = ctx
             .await_delivery(&bob, what, Due::new(back, 0), |o| event.matches(o))
             .await?;
-        ctx.check_not_early(what, &seen, scheduled.due().with_server_start(server_starts.get(&scheduled.delay_id).copied()))?;
+        ctx.check_not_early(
+            what,
+            &seen,
+            scheduled
+                .due()
+                .with_server_start(server_starts.get(&scheduled.delay_id).copied()),
+        )?;
     }
     ctx.settled();
     // The order they reached the timeline in, against the order of their send times.
@@ -174,7 +185,7 @@ async fn sent_now(
     let event = DelayedEvent::message(room, &ctx.unique(name));
     let scheduled = alice.schedule_ok(&event, SENT_BEFORE_MS).await?;
     ctx.expect_sent_not_early(bob, name, scheduled.due(), |o| event.matches(o))
-    .await?;
+        .await?;
     Ok(event)
 }
 
@@ -203,7 +214,12 @@ async fn exactly_once_across_restart_and_kill(ctx: Ctx) -> CaseResult {
     alice.schedule_ok(&control, SENT_BEFORE_MS).await?;
     ctx.restart_now(round).await?;
     let back = Instant::now();
-    ctx.await_delivery(&bob, "a control event due while the homeserver restarted", Due::new(back, 0), |o| control.matches(o))
+    ctx.await_delivery(
+        &bob,
+        "a control event due while the homeserver restarted",
+        Due::new(back, 0),
+        |o| control.matches(o),
+    )
     .await?;
     tokio::time::sleep(DUPLICATE_GRACE).await;
     let copies = bob

@@ -53,9 +53,7 @@ async fn promoted_before_delay_is_sent(ctx: Ctx) -> CaseResult {
     ctx.changed_in_time("the promotion", &scheduled)?;
     let what = "the delayed state event of a user promoted before its delay passed";
     let seen = ctx
-        .await_delivery(&alice, what, scheduled.due(), |o| {
-            event.matches(o)
-        })
+        .await_delivery(&alice, what, scheduled.due(), |o| event.matches(o))
         .await?;
     check!(
         seen.event.get("sender").and_then(Value::as_str) == Some(bob.id()),

@@ -18,7 +18,9 @@ async fn shared_room(ctx: &Ctx) -> Result<Scene, Stop> {
     let scene = ctx.alice_and_bob().await?;
     scene
         .alice
-        .update_power_levels(&scene.room, |levels| levels["events"][SHARED_TYPE] = json!(0))
+        .update_power_levels(&scene.room, |levels| {
+            levels["events"][SHARED_TYPE] = json!(0)
+        })
         .await?;
     scene.watched_by_alice().await
 }
@@ -346,7 +348,15 @@ async fn earlier_state_does_not_cancel(ctx: Ctx) -> CaseResult {
     // Every other one was sent, or is still scheduled (then it gets its delay plus the allowance).
     let what = "a delayed state event scheduled just after another user set the same entry";
     for round in &rounds {
-        ctx.expect_sent_not_early(&alice, what, round.scheduled.due().with_server_start(server_starts.get(&round.scheduled.delay_id).copied()), |o| round.event.matches(o))
+        ctx.expect_sent_not_early(
+            &alice,
+            what,
+            round
+                .scheduled
+                .due()
+                .with_server_start(server_starts.get(&round.scheduled.delay_id).copied()),
+            |o| round.event.matches(o),
+        )
         .await?;
     }
     let each: Vec<(&str, &DelayedEvent)> = rounds.iter().map(|r| (what, &r.event)).collect();

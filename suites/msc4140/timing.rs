@@ -43,9 +43,7 @@ async fn deliver(ctx: &Ctx, kind: Kind) -> Result<Delivery, Stop> {
         .server_scheduled_at(&alice, &scheduled.delay_id, &scheduled.timer())
         .await?;
     let seen = ctx
-        .await_delivery(&bob, what, scheduled.due(), |o| {
-            event.matches(o)
-        })
+        .await_delivery(&bob, what, scheduled.due(), |o| event.matches(o))
         .await?;
     Ok(Delivery {
         what,
@@ -75,7 +73,11 @@ case! {
 /// delay plus the allowance (and slack) fails as never sent; `within_allowance` judges it closely.
 async fn not_early(ctx: Ctx, kind: Kind) -> CaseResult {
     let d = deliver(&ctx, kind).await?;
-    ctx.check_not_early(d.what, &d.seen, d.scheduled.due().with_server_start(d.server_start))
+    ctx.check_not_early(
+        d.what,
+        &d.seen,
+        d.scheduled.due().with_server_start(d.server_start),
+    )
 }
 
 case! {
@@ -101,7 +103,11 @@ case! {
 /// lower bound is `not_early`'s, on the same scenario.
 async fn within_allowance(ctx: Ctx, kind: Kind) -> CaseResult {
     let d = deliver(&ctx, kind).await?;
-    ctx.check_within_allowance(d.what, &d.seen, d.scheduled.due().with_server_start(d.server_start))
+    ctx.check_within_allowance(
+        d.what,
+        &d.seen,
+        d.scheduled.due().with_server_start(d.server_start),
+    )
 }
 
 case! {
@@ -217,7 +223,14 @@ async fn burst(ctx: &Ctx, senders: &[User], each: usize, watcher: &User, room: &
     let what = "an event of a burst all due at one moment";
     // Not early; not later than its delay plus the allowance (the wait's deadline).
     for (scheduled, event) in &events {
-        ctx.expect_sent_not_early(watcher, what, scheduled.due().with_server_start(server_starts.get(&scheduled.delay_id).copied()), |o| event.matches(o))
+        ctx.expect_sent_not_early(
+            watcher,
+            what,
+            scheduled
+                .due()
+                .with_server_start(server_starts.get(&scheduled.delay_id).copied()),
+            |o| event.matches(o),
+        )
         .await?;
     }
     let named: Vec<(&str, &DelayedEvent)> = events.iter().map(|(_, e)| (what, e)).collect();

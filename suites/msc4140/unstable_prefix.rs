@@ -31,7 +31,5 @@ async fn advertised_in_versions(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    cases![
-        advertised_in_versions,
-    ]
+    cases![advertised_in_versions]
 }

@@ -54,7 +54,12 @@ async fn matrixrtc_last_will(ctx: Ctx) -> CaseResult {
     // Bob's client goes away: no more heartbeats. Not early; not later than the allowance after
     // the last heartbeat (the wait's deadline).
     let what = "the \"hang up\" call membership";
-    ctx.expect_sent_not_early(&alice, what, will.due().with_server_start(server_start), |o| hang_up.matches(o))
+    ctx.expect_sent_not_early(
+        &alice,
+        what,
+        will.due().with_server_start(server_start),
+        |o| hang_up.matches(o),
+    )
     .await?;
     let after = alice.get_state(&room, CALL_MEMBER, &state_key).await?;
     check!(
@@ -99,7 +104,12 @@ async fn self_destructing_message(ctx: Ctx) -> CaseResult {
             && (o.content().get("redacts") == Some(&json!(message_id))
                 || o.event.get("redacts") == Some(&json!(message_id)))
     };
-    ctx.expect_sent_not_early(&alice, what, scheduled.due().with_server_start(server_start), redacts)
+    ctx.expect_sent_not_early(
+        &alice,
+        what,
+        scheduled.due().with_server_start(server_start),
+        redacts,
+    )
     .await?;
     let path = format!(
         "/_matrix/client/v3/rooms/{}/event/{}",
@@ -175,7 +185,12 @@ async fn delayed_kick(ctx: Ctx) -> CaseResult {
             && o.state_key() == Some(bob.id())
             && o.content().get("membership") == Some(&json!("leave"))
     };
-    ctx.expect_sent_not_early(&alice, what, scheduled.due().with_server_start(server_start), is_kick)
+    ctx.expect_sent_not_early(
+        &alice,
+        what,
+        scheduled.due().with_server_start(server_start),
+        is_kick,
+    )
     .await?;
     let membership = alice.get_state(&room, "m.room.member", bob.id()).await?;
     check!(
@@ -205,7 +220,12 @@ async fn scheduled_reminder(ctx: Ctx) -> CaseResult {
     // Not early; not later than its delay plus the allowance (the wait's deadline).
     let what = "the scheduled reminder";
     let seen = ctx
-        .expect_sent_not_early(&bob, what, scheduled.due().with_server_start(server_start), body_is(&text))
+        .expect_sent_not_early(
+            &bob,
+            what,
+            scheduled.due().with_server_start(server_start),
+            body_is(&text),
+        )
         .await?;
     check!(
         seen.content() == &reminder.content,

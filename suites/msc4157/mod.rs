@@ -2,9 +2,15 @@
 //! under test (`--driver`), and judges both the driver's replies and what happened on the
 //! homeserver. One module per area.
 
-// The areas, in report order: each a file here, listed once; `AREAS` and `cases()` follow.
-crate::areas!(capabilities, send, update, errors, use_cases);
+mod capabilities;
+mod errors;
+mod send;
 mod texts;
+mod update;
+mod use_cases;
+
+// The areas, in report order: `AREAS` and `cases()` follow from this list.
+crate::areas!(capabilities, send, update, errors, use_cases);
 
 use crate::case::Case;
 use crate::prelude::*;

@@ -47,7 +47,12 @@ async fn sends_delayed(ctx: &Ctx, state: bool) -> CaseResult {
     } else {
         "the delayed message"
     };
-    ctx.expect_sent_not_early(&bob, what, scheduled.due().with_server_start(server_start), |o| event.matches(o))
+    ctx.expect_sent_not_early(
+        &bob,
+        what,
+        scheduled.due().with_server_start(server_start),
+        |o| event.matches(o),
+    )
     .await?;
     Ok(())
 }
@@ -73,8 +78,5 @@ async fn delayed_state(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    cases![
-        delayed_message,
-        delayed_state,
-    ]
+    cases![delayed_message, delayed_state]
 }

@@ -58,7 +58,12 @@ async fn send(ctx: Ctx) -> CaseResult {
     reply.expect_success("send through the widget was refused")?;
     note_reply_body(&ctx, &reply);
     // Sent now: due at once, so the wait is the allowance a server may add.
-    ctx.await_delivery(&bob, "the event sent through the widget's send action", Due::new(reply.requested_at, 0), |o| event.matches(o))
+    ctx.await_delivery(
+        &bob,
+        "the event sent through the widget's send action",
+        Due::new(reply.requested_at, 0),
+        |o| event.matches(o),
+    )
     .await?;
     Ok(())
 }
@@ -79,7 +84,12 @@ async fn restart(ctx: Ctx) -> CaseResult {
     ctx.done_before_due("the restart", scheduled.due())?;
     reply.expect_success("restart through the widget was refused")?;
     note_reply_body(&ctx, &reply);
-    ctx.expect_sent_not_early(&bob, "the event restarted through the widget", Due::new(reply.requested_at, RESTARTED_DELAY_MS), |o| event.matches(o))
+    ctx.expect_sent_not_early(
+        &bob,
+        "the event restarted through the widget",
+        Due::new(reply.requested_at, RESTARTED_DELAY_MS),
+        |o| event.matches(o),
+    )
     .await?;
     Ok(())
 }
@@ -175,7 +185,12 @@ async fn refresh_or_restart(ctx: Ctx) -> CaseResult {
     // Accepted: then it must have done what the MSC means by it, restart the timer.
     ctx.note("`refresh` accepted as a restart");
     ctx.done_before_due("the refresh", scheduled.due())?;
-    ctx.expect_sent_not_early(&bob, "the event `refresh`ed through the widget (accepted, so a restart)", Due::new(reply.requested_at, RESTARTED_DELAY_MS), |o| event.matches(o))
+    ctx.expect_sent_not_early(
+        &bob,
+        "the event `refresh`ed through the widget (accepted, so a restart)",
+        Due::new(reply.requested_at, RESTARTED_DELAY_MS),
+        |o| event.matches(o),
+    )
     .await?;
     Ok(())
 }

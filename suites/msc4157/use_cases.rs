@@ -28,19 +28,25 @@ async fn matrixrtc_hangup(ctx: Ctx) -> CaseResult {
         tokio::time::sleep(HEARTBEAT_EVERY).await;
         let restart = widget.update(&delay_id, "restart").await?;
         // A heartbeat that came too late is refused rightly (the event was sent).
-        ctx.done_before_due(&format!("heartbeat {beat}"), Due::new(timer_started, RESTARTED_DELAY_MS))?;
+        ctx.done_before_due(
+            &format!("heartbeat {beat}"),
+            Due::new(timer_started, RESTARTED_DELAY_MS),
+        )?;
         restart.expect_success(&format!(
             "heartbeat {beat} (restart through the widget) was refused"
         ))?;
         timer_started = restart.requested_at;
     }
-    ctx.expect_sent_not_early(&bob, "the hang-up membership kept alive by heartbeats", Due::new(timer_started, RESTARTED_DELAY_MS), |o| hangup.matches(o))
+    ctx.expect_sent_not_early(
+        &bob,
+        "the hang-up membership kept alive by heartbeats",
+        Due::new(timer_started, RESTARTED_DELAY_MS),
+        |o| hangup.matches(o),
+    )
     .await?;
     Ok(())
 }
 
 pub fn cases() -> Vec<Case> {
-    cases![
-        matrixrtc_hangup,
-    ]
+    cases![matrixrtc_hangup]
 }
