@@ -321,7 +321,7 @@ pub fn body_is(text: &str) -> impl FnMut(&Observed) -> bool + '_ {
 }
 
 /// Fails unless `resp` is an error with one of `statuses` and one of `errcodes`.
-pub fn expect_error(
+pub fn check_error(
     resp: &Resp,
     what: &str,
     statuses: &[u16],

@@ -1,6 +1,25 @@
 //! The judgements every timing case shares, as methods of `Ctx`: not early, not too late (the
 //! deadline of every wait), server-reported times against the harness's clock, exactly once,
-//! never sent.
+//! never sent. Each timing judgement takes a `Due`: when the event is due, as the harness knows it.
+//!
+//! Names say what a call does and how it ends a case (docs/writing-cases.md):
+//!
+//! - `check_*` judges what is already at hand (an answer, an event seen, a listing entry), at once:
+//!   `check_error`, `check_not_early`, `check_within_allowance`, `check_reported_time`,
+//!   `Reply::check_success`. A broken requirement fails the case.
+//! - `expect_*` waits (over `/sync`, for a control event, for a grace), then judges:
+//!   `expect_sent`, `expect_sent_not_early`, `expect_each_once`, `expect_never_sent`.
+//! - `*_ok` is a delayed-events request the story needs to succeed: a refusal is the server's
+//!   fault and fails the case (`User::schedule_ok`, `User::manage_ok`, `Widget::schedule_ok`).
+//! - `setup_*` is a step outside the feature under test (rooms, membership, plain messages and
+//!   state) that must succeed: anything else ends the case in `error`, no verdict
+//!   (`Resp::setup_step`; `Client`'s room and membership calls end the same way).
+//! - A plain name asks and does not judge: `schedule`, `manage`, `lookup` and the `*_raw` forms
+//!   return the answer as it came. `list` and `listed` return parsed entries, so a refused or
+//!   garbled listing fails the case; `server_scheduled_at` and its kin answer `None` then, and a
+//!   scheduling time they do return has passed `check_reported_time`.
+//! - `changed_in_time` and `done_before_due` guard the harness's own pace: if it fell behind, the
+//!   case ends in `error` rather than a verdict it cannot prove.
 
 use crate::api::{DelayedInfo, Scheduled, TimerStart, User};
 use crate::client::Observed;
@@ -128,7 +147,7 @@ impl Ctx {
 
     /// Waits until the delayed event `what` (recognised by `pred`) reaches `observer` over
     /// `/sync`; fails if it does not come within its delay plus the allowance (plus slack).
-    pub async fn await_delivery(
+    pub async fn expect_sent(
         &self,
         observer: &User,
         what: &str,
@@ -174,9 +193,9 @@ impl Ctx {
         Ok(())
     }
 
-    /// `await_delivery` then `check_not_early`: both bounds. The event arrived not before its
+    /// `expect_sent` then `check_not_early`: both bounds. The event arrived not before its
     /// delay, and not later than its delay plus the allowance (plus slack for the harness's own
-    /// polling: `await_delivery`'s deadline). `check_within_allowance` judges lateness closely.
+    /// polling: `expect_sent`'s deadline). `check_within_allowance` judges lateness closely.
     pub async fn expect_sent_not_early(
         &self,
         observer: &User,
@@ -184,7 +203,7 @@ impl Ctx {
         due: Due,
         pred: impl FnMut(&Observed) -> bool,
     ) -> Result<Observed, Stop> {
-        let seen = self.await_delivery(observer, what, due, pred).await?;
+        let seen = self.expect_sent(observer, what, due, pred).await?;
         self.check_not_early(what, &seen, due)?;
         Ok(seen)
     }
@@ -409,7 +428,7 @@ impl Ctx {
                 json!({"msgtype": "m.text", "body": marker}),
             )
             .await?
-            .setup_ok("send a plain message")?;
+            .setup_step("send a plain message")?;
         let marker_seen = observer
             .wait_for(sent_at + Duration::from_secs(10), |o| {
                 o.content()["body"] == marker.as_str()

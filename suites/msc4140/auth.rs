@@ -17,7 +17,7 @@ const MIN_ENTROPY_BITS: f64 = 96.0;
 
 /// Judges a cancel request that should be refused in 2024-10 and 2026-07 and may succeed in
 /// 2025-12, by its answer and by whether the event is still scheduled afterwards.
-async fn judge_cancel(
+async fn check_cancel(
     ctx: &Ctx,
     owner: &User,
     delay_id: &str,
@@ -62,7 +62,7 @@ async fn management_without_token(ctx: Ctx) -> CaseResult {
     let resp = alice
         .manage_via(&id, Action::Cancel, ctx.form().manage, false)
         .await?;
-    judge_cancel(&ctx, &alice, &id, &resp, "without an access token").await
+    check_cancel(&ctx, &alice, &id, &resp, "without an access token").await
 }
 
 case! {
@@ -81,7 +81,7 @@ async fn management_by_another_user(ctx: Ctx) -> CaseResult {
         .await?
         .delay_id;
     let resp = bob.manage(&id, Action::Cancel).await?;
-    judge_cancel(&ctx, &alice, &id, &resp, "by another user").await
+    check_cancel(&ctx, &alice, &id, &resp, "by another user").await
 }
 
 /// Users the samples are spread over, so a sample never nears a per-user limit (even on a server
@@ -195,7 +195,7 @@ async fn guests_can_use_delayed_events(ctx: Ctx) -> CaseResult {
             json!({"guest_access": "can_join"}),
         )
         .await?
-        .setup_ok("let guests join")?;
+        .setup_step("let guests join")?;
     guest.join(&room).await?;
     let scheduled = guest
         .schedule(

@@ -17,7 +17,7 @@ async fn advertised(ctx: Ctx) -> CaseResult {
         .get("/_matrix/client/v3/capabilities")
         .send()
         .await?
-        .setup_ok("read capabilities")?;
+        .setup_step("read capabilities")?;
     let found = [STABLE_CAPABILITY, UNSTABLE_CAPABILITY]
         .iter()
         .find_map(|name| {

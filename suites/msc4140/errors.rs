@@ -62,7 +62,7 @@ async fn rejects_delays(
 ) -> CaseResult {
     let raw: Vec<Delay> = delays.iter().map(|d| Delay::Raw(d)).collect();
     for (text, resp) in delays.iter().zip(schedule_with(&ctx, &raw).await?) {
-        expect_error(
+        check_error(
             &resp,
             &format!("scheduling with {what} delay {text}"),
             &[400],
@@ -154,7 +154,7 @@ async fn unknown_delay_id(ctx: Ctx, action: Action) -> CaseResult {
     let resp = alice
         .manage(&format!("dec-unknown-{}", new_txn_id()), action)
         .await?;
-    expect_error(
+    check_error(
         &resp,
         &format!("the {} action on an unknown delay_id", action.as_str()),
         &[404],
@@ -235,7 +235,7 @@ async fn body_form_rejects(
         .await?
         .delay_id;
     let resp = alice.manage_body_raw(&id, body).await?;
-    expect_error(
+    check_error(
         &resp,
         &format!("a management request with {what} ({body})"),
         &[400],
@@ -267,7 +267,7 @@ async fn split_path_unknown_action(ctx: Ctx) -> CaseResult {
         .await?
         .delay_id;
     let resp = alice.manage_split_raw(&id, "explode").await?;
-    expect_error(
+    check_error(
         &resp,
         "the unknown action path .../explode",
         &[400, 404, 405],
@@ -293,7 +293,7 @@ async fn malformed_json_scheduling(ctx: Ctx) -> CaseResult {
     let resp = alice
         .schedule_raw_body(&event, LONG_DELAY_MS, "{not json")
         .await?;
-    expect_error(
+    check_error(
         &resp,
         "scheduling with a malformed JSON body",
         &[400],
@@ -314,7 +314,7 @@ async fn invalid_content(ctx: Ctx) -> CaseResult {
     let resp = alice
         .schedule_raw_body(&event, LONG_DELAY_MS, "[1, 2, 3]")
         .await?;
-    expect_error(
+    check_error(
         &resp,
         "scheduling with content that is a JSON array, not an object",
         &[400],
@@ -340,7 +340,7 @@ async fn unknown_room(ctx: Ctx) -> CaseResult {
         "nowhere",
     );
     let resp = alice.schedule(&event, Delay::Ms(LONG_DELAY_MS)).await?;
-    expect_error(
+    check_error(
         &resp,
         "scheduling into a room that does not exist",
         &[403, 404],

@@ -51,7 +51,7 @@ async fn same_txn_schedules_once(ctx: Ctx) -> CaseResult {
     // First the event itself (a server may send up to the allowance late, after a control event
     // due just after it), then any second copy: one the retry scheduled would be due by the
     // retry's answer plus the delay, which is when the control falls due.
-    ctx.await_delivery(&bob, "the delayed event", first.due(), |o| event.matches(o))
+    ctx.expect_sent(&bob, "the delayed event", first.due(), |o| event.matches(o))
         .await?;
     let copies = ctx
         .copies_once_due(&bob, &alice, &room, &retry, |o| event.matches(o))

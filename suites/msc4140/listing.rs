@@ -236,7 +236,7 @@ async fn excludes_sent_and_cancelled(ctx: Ctx) -> CaseResult {
     let kept = &kept_scheduled.delay_id;
     alice.manage_ok(&sent_now, Action::Send).await?;
     alice.manage_ok(&cancelled, Action::Cancel).await?;
-    ctx.await_delivery(&alice, "the event sent by its timer", timed_id.due(), |o| {
+    ctx.expect_sent(&alice, "the event sent by its timer", timed_id.due(), |o| {
         timed.matches(o)
     })
     .await?;
@@ -276,7 +276,7 @@ async fn requires_access_token(ctx: Ctx) -> CaseResult {
         .await?
         .delay_id;
     let listing = alice.list_raw(false).await?;
-    expect_error(
+    check_error(
         &listing,
         "listing delayed events without an access token",
         &[401],
@@ -284,7 +284,7 @@ async fn requires_access_token(ctx: Ctx) -> CaseResult {
     )?;
     if ctx.features().single_lookup {
         let single = alice.lookup(&id, false).await?;
-        expect_error(
+        check_error(
             &single,
             "looking up a delayed event without an access token",
             &[401],
@@ -425,7 +425,7 @@ async fn single_lookup_other_users_event(ctx: Ctx) -> CaseResult {
         .await?
         .delay_id;
     let resp = bob.lookup(&id, true).await?;
-    expect_error(
+    check_error(
         &resp,
         "another user looking up alice's delayed event",
         &[404],

@@ -83,7 +83,7 @@ async fn overdue_events_sent_in_order(ctx: Ctx) -> CaseResult {
         // "As soon as possible" once back: within the allowance of its return (the wait's
         // deadline); and not before its own send time.
         let seen = ctx
-            .await_delivery(&bob, what, Due::new(back, 0), |o| event.matches(o))
+            .expect_sent(&bob, what, Due::new(back, 0), |o| event.matches(o))
             .await?;
         ctx.check_not_early(
             what,
@@ -214,7 +214,7 @@ async fn exactly_once_across_restart_and_kill(ctx: Ctx) -> CaseResult {
     alice.schedule_ok(&control, SENT_BEFORE_MS).await?;
     ctx.restart_now(round).await?;
     let back = Instant::now();
-    ctx.await_delivery(
+    ctx.expect_sent(
         &bob,
         "a control event due while the homeserver restarted",
         Due::new(back, 0),
@@ -250,7 +250,7 @@ async fn exactly_once_across_restart_and_kill(ctx: Ctx) -> CaseResult {
         // Not early by the harness's clock, and not later than coming back plus the allowance
         // (the wait's deadline).
         let seen = ctx
-            .await_delivery(&bob, what, Due::new(back, 0), |o| event.matches(o))
+            .expect_sent(&bob, what, Due::new(back, 0), |o| event.matches(o))
             .await?;
         ctx.check_not_early(what, &seen, scheduled.due())?;
     }

@@ -53,7 +53,7 @@ async fn promoted_before_delay_is_sent(ctx: Ctx) -> CaseResult {
     ctx.changed_in_time("the promotion", &scheduled)?;
     let what = "the delayed state event of a user promoted before its delay passed";
     let seen = ctx
-        .await_delivery(&alice, what, scheduled.due(), |o| event.matches(o))
+        .expect_sent(&alice, what, scheduled.due(), |o| event.matches(o))
         .await?;
     check!(
         seen.event.get("sender").and_then(Value::as_str) == Some(bob.id()),
@@ -96,7 +96,7 @@ async fn demoted_before_delay_is_not_sent(ctx: Ctx) -> CaseResult {
             );
             ctx.matched(&[Rev::Jul2026]);
         } else {
-            expect_error(
+            check_error(
                 &lookup,
                 "looking up a failed delayed event",
                 &[404],

@@ -10,7 +10,7 @@ use futures::future::join_all;
 /// Requests fired at once: far beyond any sensible burst for these endpoints.
 const BURST: usize = 30;
 
-async fn first_limited(ctx: &Ctx, what: &str, answers: Vec<Resp>) -> CaseResult {
+async fn check_rate_limited(ctx: &Ctx, what: &str, answers: Vec<Resp>) -> CaseResult {
     let limited = answers
         .iter()
         .position(|r| r.status == 429 && r.errcode() == Some("M_LIMIT_EXCEEDED"));
@@ -45,7 +45,7 @@ async fn management_is_rate_limited(ctx: Ctx) -> CaseResult {
         .delay_id;
     let answers = join_all((0..BURST).map(|_| alice.manage(&id, Action::Restart))).await;
     let answers = answers.into_iter().collect::<Result<Vec<_>, _>>()?;
-    first_limited(&ctx, "restart actions", answers).await
+    check_rate_limited(&ctx, "restart actions", answers).await
 }
 
 case! {
@@ -59,7 +59,7 @@ async fn lookups_are_rate_limited(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let answers = join_all((0..BURST).map(|_| alice.list_raw(true))).await;
     let answers = answers.into_iter().collect::<Result<Vec<_>, _>>()?;
-    first_limited(&ctx, "listings of delayed events", answers).await
+    check_rate_limited(&ctx, "listings of delayed events", answers).await
 }
 
 /// Call members heartbeating from one client address, each at a calm, client-like pace.

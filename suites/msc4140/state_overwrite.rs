@@ -87,12 +87,12 @@ async fn other_users_state_cancels(ctx: Ctx) -> CaseResult {
     alice
         .put_state(&room, SHARED_TYPE, &key, json!({"by": "alice, now"}))
         .await?
-        .setup_ok("set the same state")?;
+        .setup_step("set the same state")?;
     ctx.changed_in_time("alice's newer state event", &scheduled)?;
     alice
         .put_state(&room, CANARY_TYPE, &key, json!({"by": "alice, after"}))
         .await?
-        .setup_ok("overwrite the canary")?;
+        .setup_step("overwrite the canary")?;
     let due = scheduled.requested_at + Duration::from_millis(OVERWRITE_DELAY_MS as u64);
     let processed_in_time = canary_gone(&bob, &canary_id, due).await?;
     let copies = ctx
@@ -143,7 +143,7 @@ async fn own_state_does_not_cancel(ctx: Ctx) -> CaseResult {
     let scheduled = bob.schedule_ok(&delayed, SHORT_DELAY_MS).await?;
     bob.put_state(&room, SHARED_TYPE, &key, json!({"by": "bob, now"}))
         .await?
-        .setup_ok("set the same state")?;
+        .setup_step("set the same state")?;
     let copies = ctx
         .copies_once_due(&alice, &bob, &room, &scheduled, |o| delayed.matches(o))
         .await?;
@@ -180,15 +180,15 @@ async fn unrelated_events_do_not_cancel(ctx: Ctx) -> CaseResult {
     alice
         .put_state(&room, SHARED_TYPE, &other_key, json!({"by": "alice"}))
         .await?
-        .setup_ok("set another state key")?;
+        .setup_step("set another state key")?;
     alice
         .put_state(&other_room, SHARED_TYPE, &key, json!({"by": "alice"}))
         .await?
-        .setup_ok("set state in another room")?;
+        .setup_step("set state in another room")?;
     alice
         .send_event(&room, SHARED_TYPE, json!({"by": "alice"}))
         .await?
-        .setup_ok("send a message event of that type")?;
+        .setup_step("send a message event of that type")?;
     alice
         .send_event(
             &room,
@@ -196,7 +196,7 @@ async fn unrelated_events_do_not_cancel(ctx: Ctx) -> CaseResult {
             json!({"msgtype": "m.text", "body": "hi"}),
         )
         .await?
-        .setup_ok("send a message")?;
+        .setup_step("send a message")?;
     let copies = ctx
         .copies_once_due(&alice, &bob, &room, &scheduled, |o| {
             delayed_state.matches(o) || delayed_message.matches(o)
@@ -240,7 +240,7 @@ async fn race_round(
     let key = own_key(ctx);
     bob.put_state(room, ev_type, &key, json!({"by": "bob, before"}))
         .await?
-        .setup_ok("set the state")?;
+        .setup_step("set the state")?;
     let event = DelayedEvent::state(
         room,
         ev_type,

@@ -43,7 +43,7 @@ async fn deliver(ctx: &Ctx, kind: Kind) -> Result<Delivery, Stop> {
         .server_scheduled_at(&alice, &scheduled.delay_id, &scheduled.timer())
         .await?;
     let seen = ctx
-        .await_delivery(&bob, what, scheduled.due(), |o| event.matches(o))
+        .expect_sent(&bob, what, scheduled.due(), |o| event.matches(o))
         .await?;
     Ok(Delivery {
         what,
@@ -148,7 +148,7 @@ async fn delay_never_ignored(ctx: Ctx) -> CaseResult {
             json!({"msgtype": "m.text", "body": marker}),
         )
         .await?
-        .setup_ok("send a plain message")?;
+        .setup_step("send a plain message")?;
     let sent_at = Instant::now();
     if bob
         .wait_for(sent_at + Duration::from_secs(10), body_is(&marker))

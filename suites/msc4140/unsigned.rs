@@ -27,10 +27,10 @@ async fn sent(ctx: &Ctx) -> Result<Sent, Stop> {
     let scheduled = alice.schedule_ok(&event, SHORT_DELAY_MS).await?;
     let what = "the delayed message";
     let alice_saw = ctx
-        .await_delivery(&alice, what, scheduled.due(), |o| event.matches(o))
+        .expect_sent(&alice, what, scheduled.due(), |o| event.matches(o))
         .await?;
     let bob_saw = ctx
-        .await_delivery(&bob, what, scheduled.due(), |o| event.matches(o))
+        .expect_sent(&bob, what, scheduled.due(), |o| event.matches(o))
         .await?;
     Ok(Sent {
         alice,

@@ -32,7 +32,7 @@ async fn matrixrtc_last_will(ctx: Ctx) -> CaseResult {
                         "focus_active": {"type": "livekit"}, "foci_preferred": []});
     bob.put_state(&room, CALL_MEMBER, &state_key, joined.clone())
         .await?
-        .setup_ok("join the call")?;
+        .setup_step("join the call")?;
     let hang_up = DelayedEvent::state(&room, CALL_MEMBER, &state_key, json!({}));
     let scheduled = bob.schedule_ok(&hang_up, LAST_WILL_DELAY_MS).await?;
     let mut will = Restartable::new(bob.clone(), alice.clone(), hang_up.clone(), scheduled);
@@ -85,7 +85,7 @@ async fn self_destructing_message(ctx: Ctx) -> CaseResult {
             json!({"msgtype": "m.text", "body": "this message will self-destruct"}),
         )
         .await?
-        .setup_ok("send the message")?;
+        .setup_step("send the message")?;
     let message_id = sent.str_field("event_id").unwrap_or_default().to_string();
     let redaction = DelayedEvent {
         room_id: room.clone(),
@@ -146,7 +146,7 @@ async fn settle_after_join(ctx: &Ctx, alice: &User, bob: &User, room: &str) -> C
         .delay_id;
     bob.put_state(room, CANARY, "k", json!({}))
         .await?
-        .setup_ok("overwrite the canary")?;
+        .setup_step("overwrite the canary")?;
     let started = Instant::now();
     while started.elapsed() < SETTLE_BOUND {
         if alice.listed(&id).await?.is_none() {

@@ -2,7 +2,7 @@
 //! the stable ones where the driver knows them), and a delayed send needs both of its two.
 
 use super::texts::{SEND_CAPABILITY, TWO_CAPABILITIES, UNSTABLE_NAMES};
-use super::{all_caps, expect_error_reply, SHORT_DELAY_MS, STATE_TYPE};
+use super::{all_caps, check_error_reply, SHORT_DELAY_MS, STATE_TYPE};
 use crate::prelude::*;
 use crate::widget::{caps, Approval};
 
@@ -95,7 +95,7 @@ async fn refused_without(
         DelayedEvent::message(&room, &ctx.unique("refused"))
     };
     let reply = widget.send_event(&event, Some(SHORT_DELAY_MS)).await?;
-    expect_error_reply(
+    check_error_reply(
         &reply,
         &format!("a delayed send_event without the capability {missing}"),
     )?;

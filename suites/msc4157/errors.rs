@@ -3,7 +3,7 @@
 //! before the capability handshake is reported.
 
 use super::texts::{TWO_CAPABILITIES, UPDATE_RESPONSE};
-use super::{alice_widget_and_bob, expect_error_reply, widget_schedules, LONG_DELAY_MS};
+use super::{alice_widget_and_bob, check_error_reply, widget_schedules, LONG_DELAY_MS};
 use crate::prelude::*;
 use crate::widget::{caps, Approval, Widget};
 
@@ -17,7 +17,7 @@ async fn unknown_action(ctx: Ctx) -> CaseResult {
     let (widget, _bob, _room) = alice_widget_and_bob(&ctx).await?;
     let (_event, scheduled) = widget_schedules(&ctx, &widget, "target", LONG_DELAY_MS).await?;
     let reply = widget.update(&scheduled.delay_id, "explode").await?;
-    expect_error_reply(&reply, "an update with the unknown action \"explode\"")?;
+    check_error_reply(&reply, "an update with the unknown action \"explode\"")?;
     ctx.note(match reply.matrix_errcode() {
         Some(errcode) => format!("forwarded to the homeserver, which refused it ({errcode})"),
         None => "refused by the driver".into(),
@@ -36,7 +36,7 @@ async fn missing_delay_id(ctx: Ctx) -> CaseResult {
     let reply = widget
         .update_as(caps::UPDATE_ACTION_UNSTABLE, json!({"action": "cancel"}))
         .await?;
-    expect_error_reply(&reply, "an update without a delay_id")
+    check_error_reply(&reply, "an update without a delay_id")
 }
 
 case! {
@@ -48,7 +48,7 @@ case! {
 async fn unknown_delay_id(ctx: Ctx) -> CaseResult {
     let (widget, _bob, _room) = alice_widget_and_bob(&ctx).await?;
     let reply = widget.update("no_such_delay_id", "cancel").await?;
-    expect_error_reply(&reply, "cancel of a delay_id that does not exist")
+    check_error_reply(&reply, "cancel of a delay_id that does not exist")
 }
 
 case! {

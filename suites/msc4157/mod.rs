@@ -56,12 +56,12 @@ pub async fn widget_schedules(
     delay_ms: i64,
 ) -> Result<(DelayedEvent, Scheduled), Stop> {
     let event = DelayedEvent::message(&widget.room_id, &ctx.unique(what));
-    let (reply, delay_id) = widget.schedule(&event, delay_ms).await?;
+    let (reply, delay_id) = widget.schedule_ok(&event, delay_ms).await?;
     Ok((event, Widget::scheduled(&reply, &delay_id, delay_ms)))
 }
 
 /// Fails unless the reply is an error reply (`what` says what was asked).
-pub fn expect_error_reply(reply: &crate::widget::Reply, what: &str) -> Result<(), Stop> {
+pub fn check_error_reply(reply: &crate::widget::Reply, what: &str) -> Result<(), Stop> {
     check!(
         reply.is_error(),
         "{what}: expected a widget error response, but {}",
@@ -71,7 +71,7 @@ pub fn expect_error_reply(reply: &crate::widget::Reply, what: &str) -> Result<()
 }
 
 /// Fails if `delay_id` is no longer scheduled on the homeserver (the listing lacks it).
-pub async fn expect_still_scheduled(user: &User, delay_id: &str, after: &str) -> Result<(), Stop> {
+pub async fn check_still_scheduled(user: &User, delay_id: &str, after: &str) -> Result<(), Stop> {
     check!(
         user.listed(delay_id).await?.is_some(),
         "after {after}, the delayed event {delay_id} is no longer scheduled on the homeserver (not in \

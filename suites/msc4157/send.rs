@@ -18,7 +18,7 @@ async fn sends_delayed(ctx: &Ctx, state: bool) -> CaseResult {
     } else {
         DelayedEvent::message(&room, &ctx.unique("widget delayed"))
     };
-    let (reply, delay_id) = widget.schedule(&event, SHORT_DELAY_MS).await?;
+    let (reply, delay_id) = widget.schedule_ok(&event, SHORT_DELAY_MS).await?;
     match reply.field("event_id") {
         None => ctx.note("the reply has no event_id field"),
         Some(Value::Null) => ctx.note("the reply has \"event_id\": null"),

@@ -4,7 +4,7 @@
 
 use super::texts::{UNSTABLE_NAMES, UPDATE_ACTIONS, UPDATE_CAPABILITY, UPDATE_RESPONSE};
 use super::{
-    alice_widget_and_bob, all_caps, expect_error_reply, expect_still_scheduled, widget_schedules,
+    alice_widget_and_bob, all_caps, check_error_reply, check_still_scheduled, widget_schedules,
     LONG_DELAY_MS, RESTARTED_DELAY_MS, SHORT_DELAY_MS,
 };
 use crate::prelude::*;
@@ -32,7 +32,7 @@ async fn cancel(ctx: Ctx) -> CaseResult {
     let (widget, bob, room) = alice_widget_and_bob(&ctx).await?;
     let (event, scheduled) = widget_schedules(&ctx, &widget, "cancelled", SHORT_DELAY_MS).await?;
     let reply = widget.update(&scheduled.delay_id, "cancel").await?;
-    reply.expect_success("cancel through the widget was refused")?;
+    reply.check_success("cancel through the widget was refused")?;
     note_reply_body(&ctx, &reply);
     ctx.expect_never_sent(
         &bob,
@@ -55,10 +55,10 @@ async fn send(ctx: Ctx) -> CaseResult {
     let (widget, bob, _room) = alice_widget_and_bob(&ctx).await?;
     let (event, scheduled) = widget_schedules(&ctx, &widget, "sent now", LONG_DELAY_MS).await?;
     let reply = widget.update(&scheduled.delay_id, "send").await?;
-    reply.expect_success("send through the widget was refused")?;
+    reply.check_success("send through the widget was refused")?;
     note_reply_body(&ctx, &reply);
     // Sent now: due at once, so the wait is the allowance a server may add.
-    ctx.await_delivery(
+    ctx.expect_sent(
         &bob,
         "the event sent through the widget's send action",
         Due::new(reply.requested_at, 0),
@@ -82,7 +82,7 @@ async fn restart(ctx: Ctx) -> CaseResult {
     let reply = widget.update(&scheduled.delay_id, "restart").await?;
     // First: a restart that came too late is refused rightly (the event was sent).
     ctx.done_before_due("the restart", scheduled.due())?;
-    reply.expect_success("restart through the widget was refused")?;
+    reply.check_success("restart through the widget was refused")?;
     note_reply_body(&ctx, &reply);
     ctx.expect_sent_not_early(
         &bob,
@@ -113,8 +113,8 @@ async fn needs_capability(ctx: Ctx) -> CaseResult {
     let (event, scheduled) = widget_schedules(&ctx, &widget, "untouchable", LONG_DELAY_MS).await?;
     for action in ["cancel", "restart", "send"] {
         let reply = widget.update(&scheduled.delay_id, action).await?;
-        expect_error_reply(&reply, &format!("`{action}` without the update capability"))?;
-        expect_still_scheduled(
+        check_error_reply(&reply, &format!("`{action}` without the update capability"))?;
+        check_still_scheduled(
             &alice,
             &scheduled.delay_id,
             &format!("a refused `{action}`"),
@@ -145,7 +145,7 @@ async fn stable_action_name(ctx: Ctx) -> CaseResult {
             "the stable action name `update_delayed_event` is not offered: {}",
             reply.describe()
         ));
-        return expect_still_scheduled(
+        return check_still_scheduled(
             &widget.user,
             &scheduled.delay_id,
             "a refused stable-name cancel",

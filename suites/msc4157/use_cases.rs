@@ -22,7 +22,7 @@ async fn matrixrtc_hangup(ctx: Ctx) -> CaseResult {
     let widget = ctx.widget_with(&alice, &room, &asked).await?;
     let state_key = format!("_{}_{}", alice.id(), ctx.unique("device").replace(' ', "_"));
     let hangup = DelayedEvent::state(&room, CALL_MEMBER, &state_key, json!({}));
-    let (reply, delay_id) = widget.schedule(&hangup, RESTARTED_DELAY_MS).await?;
+    let (reply, delay_id) = widget.schedule_ok(&hangup, RESTARTED_DELAY_MS).await?;
     let mut timer_started = reply.requested_at;
     for beat in 1..=HEARTBEATS {
         tokio::time::sleep(HEARTBEAT_EVERY).await;
@@ -32,7 +32,7 @@ async fn matrixrtc_hangup(ctx: Ctx) -> CaseResult {
             &format!("heartbeat {beat}"),
             Due::new(timer_started, RESTARTED_DELAY_MS),
         )?;
-        restart.expect_success(&format!(
+        restart.check_success(&format!(
             "heartbeat {beat} (restart through the widget) was refused"
         ))?;
         timer_started = restart.requested_at;
