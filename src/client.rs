@@ -151,7 +151,7 @@ impl Resp {
 
     /// For set-up steps (create a room, join...): anything but success means the harness cannot
     /// go on, which is an `error`, not a verdict about delayed events.
-    pub fn setup_ok(self, step: &str) -> Result<Resp, Stop> {
+    pub fn setup_step(self, step: &str) -> Result<Resp, Stop> {
         if self.is_success() {
             Ok(self)
         } else {
@@ -386,7 +386,7 @@ impl Client {
             .json(body)
             .send()
             .await?;
-        let resp = resp.setup_ok("create a room")?;
+        let resp = resp.setup_step("create a room")?;
         resp.str_field("room_id")
             .map(str::to_string)
             .ok_or_else(|| Stop::Error(format!("createRoom gave no room_id: {}", resp.describe())))
@@ -397,7 +397,7 @@ impl Client {
             .json(json!({}))
             .send()
             .await?
-            .setup_ok("join the room")
+            .setup_step("join the room")
             .map(drop)
     }
 
@@ -406,7 +406,7 @@ impl Client {
             .json(json!({ "user_id": user_id }))
             .send()
             .await?
-            .setup_ok("invite a user")
+            .setup_step("invite a user")
             .map(drop)
     }
 
@@ -415,7 +415,7 @@ impl Client {
             .json(json!({}))
             .send()
             .await?
-            .setup_ok("leave the room")
+            .setup_step("leave the room")
             .map(drop)
     }
 
@@ -424,7 +424,7 @@ impl Client {
             .json(json!({ "user_id": user_id, "reason": "delayed-events-conformance" }))
             .send()
             .await?
-            .setup_ok("kick a member")
+            .setup_step("kick a member")
             .map(drop)
     }
 
@@ -450,7 +450,7 @@ impl Client {
             .json(json!({ "auth": auth }))
             .send()
             .await?
-            .setup_ok("deactivate the account")
+            .setup_step("deactivate the account")
             .map(drop)
     }
 
@@ -503,12 +503,12 @@ impl Client {
         let current = self
             .get_state(room_id, "m.room.power_levels", "")
             .await?
-            .setup_ok("read power levels")?;
+            .setup_step("read power levels")?;
         let mut levels = current.body;
         change(&mut levels);
         self.put_state(room_id, "m.room.power_levels", "", levels)
             .await?
-            .setup_ok("change power levels")
+            .setup_step("change power levels")
             .map(drop)
     }
 
@@ -523,7 +523,7 @@ impl Client {
             .query("limit", limit)
             .send()
             .await?
-            .setup_ok("read room messages")?;
+            .setup_step("read room messages")?;
         Ok(resp
             .body
             .get("chunk")

@@ -178,12 +178,13 @@ impl Ctx {
         Ok(room_id)
     }
 
-    /// The usual cast: alice, who creates a fresh room, and bob, who joins it.
-    pub async fn alice_and_bob(&self) -> Result<(User, User, String), Stop> {
+    /// The usual cast: alice, who creates a fresh room, and bob, who joins it. Nobody watches
+    /// the room yet (`Scene::watched_by_bob`, `Scene::watched_by_alice`).
+    pub async fn alice_and_bob(&self) -> Result<Scene, Stop> {
         let alice = self.user("alice").await?;
         let bob = self.user("bob").await?;
         let room = self.room(&alice, &[&bob]).await?;
-        Ok((alice, bob, room))
+        Ok(Scene { alice, bob, room })
     }
 
     /// A crowd: `count` members ("member0", ...) in a fresh room a watcher created and watches
@@ -291,13 +292,35 @@ impl Ctx {
     }
 }
 
+/// The usual cast of a case (`Ctx::alice_and_bob`): alice, who created a fresh room, and bob, a
+/// member at power level 0.
+pub struct Scene {
+    pub alice: User,
+    pub bob: User,
+    pub room: String,
+}
+
+impl Scene {
+    /// Bob watches the room over `/sync` from now on (he sees what alice schedules arrive).
+    pub async fn watched_by_bob(self) -> Result<Scene, Stop> {
+        self.bob.start_sync().await?;
+        Ok(self)
+    }
+
+    /// Alice watches the room over `/sync` from now on (she sees what bob schedules arrive).
+    pub async fn watched_by_alice(self) -> Result<Scene, Stop> {
+        self.alice.start_sync().await?;
+        Ok(self)
+    }
+}
+
 /// Matches a message event by its body text.
 pub fn body_is(text: &str) -> impl FnMut(&Observed) -> bool + '_ {
     move |o: &Observed| o.content().get("body").and_then(|b| b.as_str()) == Some(text)
 }
 
 /// Fails unless `resp` is an error with one of `statuses` and one of `errcodes`.
-pub fn expect_error(
+pub fn check_error(
     resp: &Resp,
     what: &str,
     statuses: &[u16],

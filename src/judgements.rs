@@ -1,6 +1,25 @@
 //! The judgements every timing case shares, as methods of `Ctx`: not early, not too late (the
 //! deadline of every wait), server-reported times against the harness's clock, exactly once,
-//! never sent.
+//! never sent. Each timing judgement takes a `Due`: when the event is due, as the harness knows it.
+//!
+//! Names say what a call does and how it ends a case (docs/writing-cases.md):
+//!
+//! - `check_*` judges what is already at hand (an answer, an event seen, a listing entry), at once:
+//!   `check_error`, `check_not_early`, `check_within_allowance`, `check_reported_time`,
+//!   `Reply::check_success`. A broken requirement fails the case.
+//! - `expect_*` waits (over `/sync`, for a control event, for a grace), then judges:
+//!   `expect_sent`, `expect_sent_not_early`, `expect_each_once`, `expect_never_sent`.
+//! - `*_ok` is a delayed-events request the story needs to succeed: a refusal is the server's
+//!   fault and fails the case (`User::schedule_ok`, `User::manage_ok`, `Widget::schedule_ok`).
+//! - `setup_*` is a step outside the feature under test (rooms, membership, plain messages and
+//!   state) that must succeed: anything else ends the case in `error`, no verdict
+//!   (`Resp::setup_step`; `Client`'s room and membership calls end the same way).
+//! - A plain name asks and does not judge: `schedule`, `manage`, `lookup` and the `*_raw` forms
+//!   return the answer as it came. `list` and `listed` return parsed entries, so a refused or
+//!   garbled listing fails the case; `server_scheduled_at` and its kin answer `None` then, and a
+//!   scheduling time they do return has passed `check_reported_time`.
+//! - `changed_in_time` and `done_before_due` guard the harness's own pace: if it fell behind, the
+//!   case ends in `error` rather than a verdict it cannot prove.
 
 use crate::api::{DelayedInfo, Scheduled, TimerStart, User};
 use crate::client::Observed;
@@ -58,50 +77,85 @@ pub fn wall_ms(at: Instant) -> i64 {
 /// asked again.
 const UNDECIDED_POLL: Duration = Duration::from_secs(2);
 
+/// When a delayed event is due, as the harness knows it: its timer (re)started just before
+/// `timer_started` on the harness's clock and runs `delay_ms`; `server_start` is the scheduling
+/// time the server reported for it (Unix ms), where it did (`Ctx::server_scheduled_at`), so that
+/// "not early" and "not late" are judged by the server's clock too.
+#[derive(Clone, Copy, Debug)]
+pub struct Due {
+    pub timer_started: Instant,
+    pub delay_ms: i64,
+    pub server_start: Option<i64>,
+}
+
+impl Due {
+    /// A timer (re)started just before `timer_started`, running `delay_ms`.
+    pub fn new(timer_started: Instant, delay_ms: i64) -> Due {
+        Due {
+            timer_started,
+            delay_ms,
+            server_start: None,
+        }
+    }
+
+    /// The same, with the scheduling time the server reported (if it reported one).
+    pub fn with_server_start(self, server_start: Option<i64>) -> Due {
+        Due {
+            server_start,
+            ..self
+        }
+    }
+
+    /// By the harness's clock, when the event is due at the earliest.
+    pub fn at(&self) -> Instant {
+        self.timer_started + Duration::from_millis(self.delay_ms.max(0) as u64)
+    }
+
+    /// Latest moment a correct server's event can arrive: the delay, the texts' allowance, slack.
+    pub fn deadline(&self) -> Instant {
+        self.at() + Duration::from_millis(SEND_ALLOWANCE_MS as u64) + WAIT_SLACK
+    }
+}
+
+impl Scheduled {
+    /// When this event is due: its delay from the scheduling request.
+    pub fn due(&self) -> Due {
+        Due::new(self.requested_at, self.delay_ms)
+    }
+}
+
 impl Ctx {
     /// A case that changes something (power levels, membership) while an event's delay runs can
     /// only judge the event if the change was done before the event was due. Call right after
     /// the change's request answered; an error (not a verdict) if the harness fell behind.
     pub fn changed_in_time(&self, change: &str, scheduled: &Scheduled) -> Result<(), Stop> {
-        self.done_before_due(change, scheduled.requested_at, scheduled.delay_ms)
+        self.done_before_due(change, scheduled.due())
     }
 
-    /// The same for a timer (re)started at `timer_started`: whatever was just done happened
-    /// before the event was due, or the case cannot judge (error).
-    pub fn done_before_due(
-        &self,
-        change: &str,
-        timer_started: Instant,
-        delay_ms: i64,
-    ) -> Result<(), Stop> {
-        let due = timer_started + Duration::from_millis(delay_ms as u64);
-        if Instant::now() >= due {
+    /// The same for any timer: whatever was just done happened before the event was `due`, or
+    /// the case cannot judge (error).
+    pub fn done_before_due(&self, change: &str, due: Due) -> Result<(), Stop> {
+        if Instant::now() >= due.at() {
             return Err(Stop::Error(format!(
                 "the harness fell behind: {change} finished only after the {} ms delay had run out, so the case \
                  cannot judge what the server did",
-                delay_ms
+                due.delay_ms
             )));
         }
         Ok(())
     }
 
-    /// Latest moment a correct server's event can arrive: the delay, the texts' allowance, slack.
-    pub fn delivery_deadline(from: Instant, delay_ms: i64) -> Instant {
-        from + Duration::from_millis((delay_ms + SEND_ALLOWANCE_MS) as u64) + WAIT_SLACK
-    }
-
     /// Waits until the delayed event `what` (recognised by `pred`) reaches `observer` over
     /// `/sync`; fails if it does not come within its delay plus the allowance (plus slack).
-    pub async fn await_delivery(
+    pub async fn expect_sent(
         &self,
         observer: &User,
         what: &str,
-        timer_started: Instant,
-        delay_ms: i64,
+        due: Due,
         pred: impl FnMut(&Observed) -> bool,
     ) -> Result<Observed, Stop> {
-        let deadline = Self::delivery_deadline(timer_started, delay_ms);
-        observer.wait_for(deadline, pred).await?.ok_or_else(|| {
+        let delay_ms = due.delay_ms;
+        observer.wait_for(due.deadline(), pred).await?.ok_or_else(|| {
             Stop::Fail(format!(
                 "{what} was never sent: not seen over /sync within its {delay_ms} ms delay plus the \
                  {SEND_ALLOWANCE_MS} ms a server may add"
@@ -113,14 +167,12 @@ impl Ctx {
     /// sending the request that started the timer (`timer_started`) to seeing the event, a lower
     /// bound no server can fake; and by the server's own timestamps where a lookup reported its
     /// scheduling time (`server_start`).
-    pub fn check_not_early(
-        &self,
-        what: &str,
-        seen: &Observed,
-        timer_started: Instant,
-        server_start: Option<i64>,
-        delay_ms: i64,
-    ) -> Result<(), Stop> {
+    pub fn check_not_early(&self, what: &str, seen: &Observed, due: Due) -> Result<(), Stop> {
+        let Due {
+            timer_started,
+            delay_ms,
+            server_start,
+        } = due;
         let elapsed = seen.at.duration_since(timer_started).as_millis() as i64;
         if elapsed < delay_ms {
             return Err(Stop::Fail(format!(
@@ -143,22 +195,18 @@ impl Ctx {
         Ok(())
     }
 
-    /// `await_delivery` then `check_not_early`: both bounds. The event arrived not before its
+    /// `expect_sent` then `check_not_early`: both bounds. The event arrived not before its
     /// delay, and not later than its delay plus the allowance (plus slack for the harness's own
-    /// polling: `await_delivery`'s deadline). `check_within_allowance` judges lateness closely.
+    /// polling: `expect_sent`'s deadline). `check_within_allowance` judges lateness closely.
     pub async fn expect_sent_not_early(
         &self,
         observer: &User,
         what: &str,
-        timer_started: Instant,
-        server_start: Option<i64>,
-        delay_ms: i64,
+        due: Due,
         pred: impl FnMut(&Observed) -> bool,
     ) -> Result<Observed, Stop> {
-        let seen = self
-            .await_delivery(observer, what, timer_started, delay_ms, pred)
-            .await?;
-        self.check_not_early(what, &seen, timer_started, server_start, delay_ms)?;
+        let seen = self.expect_sent(observer, what, due, pred).await?;
+        self.check_not_early(what, &seen, due)?;
         Ok(seen)
     }
 
@@ -168,10 +216,13 @@ impl Ctx {
         &self,
         what: &str,
         seen: &Observed,
-        timer_started: Instant,
-        server_start: Option<i64>,
-        delay_ms: i64,
+        due: Due,
     ) -> Result<(), Stop> {
+        let Due {
+            timer_started,
+            delay_ms,
+            server_start,
+        } = due;
         let elapsed = seen.at.duration_since(timer_started).as_millis() as i64;
         let lateness = self
             .server_lateness(seen, server_start, delay_ms)
@@ -382,7 +433,7 @@ impl Ctx {
                 json!({"msgtype": "m.text", "body": marker}),
             )
             .await?
-            .setup_ok("send a plain message")?;
+            .setup_step("send a plain message")?;
         let marker_seen = observer
             .wait_for(sent_at + Duration::from_secs(10), |o| {
                 o.content()["body"] == marker.as_str()
@@ -436,9 +487,8 @@ impl Ctx {
         let control_delay = remaining.max(0) + CONTROL_MARGIN_MS;
         let control_event = crate::api::DelayedEvent::message(room_id, &self.unique("control"));
         let control = observer.schedule_ok(&control_event, control_delay).await?;
-        let deadline = Self::delivery_deadline(control.requested_at, control_delay);
         if observer
-            .wait_for(deadline, |o| control_event.matches(o))
+            .wait_for(control.due().deadline(), |o| control_event.matches(o))
             .await?
             .is_none()
         {
@@ -449,7 +499,7 @@ impl Ctx {
             )));
         }
         tokio::time::sleep(NEVER_SENT_GRACE).await;
-        let undecided_until = Self::delivery_deadline(scheduled.resp.received, scheduled.delay_ms);
+        let undecided_until = Due::new(scheduled.resp.received, scheduled.delay_ms).deadline();
         let mut known: Vec<String> = Vec::new();
         loop {
             let copies = observer.seen_matching(&mut pred).await?;

@@ -33,10 +33,11 @@ pub mod prelude {
     pub use crate::api::{Action, Delay, DelayedEvent, ManageForm, Scheduled, TimerStart, User};
     pub use crate::case::{Case, Need};
     pub use crate::client::{Observed, Resp};
-    pub use crate::ctx::{body_is, expect_error, Ctx};
+    pub use crate::ctx::{body_is, check_error, Ctx, Scene};
+    pub use crate::judgements::Due;
     pub use crate::outcome::{CaseResult, Stop};
     pub use crate::spec::{Level, Rev, SpecRef};
-    pub use crate::{check, check_eq, fail, skip};
+    pub use crate::{areas, case, cases, check, check_eq, fail, skip};
     pub use serde_json::{json, Value};
     pub use std::time::{Duration, Instant};
 }

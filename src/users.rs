@@ -121,7 +121,7 @@ async fn register_with_secret(
         .get(ADMIN_REGISTER)
         .send()
         .await?
-        .setup_ok("get a registration nonce")?;
+        .setup_step("get a registration nonce")?;
     let nonce = nonce_resp
         .str_field("nonce")
         .ok_or_else(|| Stop::Error(format!("no nonce: {}", nonce_resp.describe())))?
@@ -143,7 +143,7 @@ async fn register_with_secret(
         .json(body)
         .send()
         .await?
-        .setup_ok("register a user with the shared secret")
+        .setup_step("register a user with the shared secret")
 }
 
 async fn register_open(anon: &Client, localpart: &str, password: &str) -> Result<Resp, Stop> {
@@ -165,5 +165,5 @@ async fn register_open(anon: &Client, localpart: &str, password: &str) -> Result
         .json(body)
         .send()
         .await?
-        .setup_ok("register a user (m.login.dummy)")
+        .setup_step("register a user (m.login.dummy)")
 }

@@ -47,25 +47,7 @@ pub fn catalogue() -> Catalogue {
 }
 
 /// The areas of the MSC4140 suite, in report order.
-pub const AREAS: [&str; 17] = [
-    "timing",
-    "send_now",
-    "cancellation",
-    "restart",
-    "listing",
-    "idempotency",
-    "errors",
-    "unstable_prefix",
-    "capabilities",
-    "power_levels",
-    "state_overwrite",
-    "persistence",
-    "limits",
-    "rate_limits",
-    "auth",
-    "unsigned",
-    "use_cases",
-];
+pub use msc4140::AREAS;
 
 #[cfg(test)]
 mod tests {

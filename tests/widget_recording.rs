@@ -39,8 +39,8 @@ async fn record(driver: DriverSpec) -> Vec<RecordedRequest> {
     let widget = ctx.widget_with(&alice, &room, &all_caps()).await.unwrap();
     let message = DelayedEvent::message(&room, "recorded");
     let state = DelayedEvent::state(&room, "org.example.conformance.widget", "k", json!({}));
-    let (_, message_id) = widget.schedule(&message, 600_000).await.unwrap();
-    let (_, state_id) = widget.schedule(&state, 600_000).await.unwrap();
+    let (_, message_id) = widget.schedule_ok(&message, 600_000).await.unwrap();
+    let (_, state_id) = widget.schedule_ok(&state, 600_000).await.unwrap();
     for (id, action) in [
         (&message_id, "restart"),
         (&message_id, "send"),

@@ -109,7 +109,7 @@ impl Reply {
     }
 
     /// The reply must be a success; otherwise the case fails with `what` and the reply.
-    pub fn expect_success(&self, what: &str) -> Result<&Self, Stop> {
+    pub fn check_success(&self, what: &str) -> Result<&Self, Stop> {
         if self.is_success() {
             Ok(self)
         } else {
@@ -147,7 +147,7 @@ impl Ctx {
             .get("/_matrix/client/v3/account/whoami")
             .send()
             .await?
-            .setup_ok("asking the homeserver for the driver user's device id")?;
+            .setup_step("asking the homeserver for the driver user's device id")?;
         let session = BridgeSession {
             homeserver_url: self.base_url().to_string(),
             user_id: user.id().to_string(),
@@ -326,15 +326,14 @@ impl Widget {
     }
 
     /// A delayed send that must succeed with a `delay_id`; returns the reply and the id.
-    pub async fn schedule(
+    pub async fn schedule_ok(
         &self,
         event: &DelayedEvent,
         delay: i64,
     ) -> Result<(Reply, String), Stop> {
         let reply = self.send_event(event, Some(delay)).await?;
-        reply.expect_success(
-            "the driver refused a delayed send_event it had the capabilities for",
-        )?;
+        reply
+            .check_success("the driver refused a delayed send_event it had the capabilities for")?;
         let Some(delay_id) = reply.delay_id().map(str::to_string) else {
             return Err(Stop::Fail(format!(
                 "the reply to a delayed send_event carries no delay_id: {}",

@@ -17,7 +17,7 @@ const MIN_ENTROPY_BITS: f64 = 96.0;
 
 /// Judges a cancel request that should be refused in 2024-10 and 2026-07 and may succeed in
 /// 2025-12, by its answer and by whether the event is still scheduled afterwards.
-async fn judge_cancel(
+async fn check_cancel(
     ctx: &Ctx,
     owner: &User,
     delay_id: &str,
@@ -43,7 +43,13 @@ async fn judge_cancel(
     Ok(())
 }
 
-async fn without_token(ctx: Ctx) -> CaseResult {
+case! {
+    name: management_without_token,
+    title: "Management without an access token is refused (2024-10, 2026-07) or allowed (2025-12)",
+    level: Must,
+    spec: MANAGEMENT_AUTHENTICATED,
+}
+async fn management_without_token(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
     let id = alice
@@ -56,11 +62,17 @@ async fn without_token(ctx: Ctx) -> CaseResult {
     let resp = alice
         .manage_via(&id, Action::Cancel, ctx.form().manage, false)
         .await?;
-    judge_cancel(&ctx, &alice, &id, &resp, "without an access token").await
+    check_cancel(&ctx, &alice, &id, &resp, "without an access token").await
 }
 
-async fn other_user(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
+case! {
+    name: management_by_another_user,
+    title: "Another user managing one's delayed event is refused (2024-10, 2026-07) or allowed (2025-12)",
+    level: Must,
+    spec: MANAGEMENT_AUTHENTICATED,
+}
+async fn management_by_another_user(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?;
     let id = alice
         .schedule_ok(
             &DelayedEvent::message(&room, &ctx.unique("alice's")),
@@ -69,7 +81,7 @@ async fn other_user(ctx: Ctx) -> CaseResult {
         .await?
         .delay_id;
     let resp = bob.manage(&id, Action::Cancel).await?;
-    judge_cancel(&ctx, &alice, &id, &resp, "by another user").await
+    check_cancel(&ctx, &alice, &id, &resp, "by another user").await
 }
 
 /// Users the samples are spread over, so a sample never nears a per-user limit (even on a server
@@ -99,7 +111,14 @@ async fn sample_delay_ids(ctx: &Ctx) -> Result<Vec<String>, Stop> {
     Ok(ids)
 }
 
-async fn unique_ids(ctx: Ctx) -> CaseResult {
+case! {
+    name: delay_ids_are_unique,
+    title: "No delay_id is handed out twice",
+    level: Must,
+    spec: DELAY_ID_UNIQUE,
+    revisions: &[Rev::Dec2025, Rev::Jul2026],
+}
+async fn delay_ids_are_unique(ctx: Ctx) -> CaseResult {
     let ids = sample_delay_ids(&ctx).await?;
     let distinct: HashSet<&String> = ids.iter().collect();
     check!(
@@ -132,7 +151,14 @@ fn estimated_entropy_bits(ids: &[String]) -> (f64, usize, usize) {
     (bits, varying, alphabet.len())
 }
 
-async fn unguessable_ids(ctx: Ctx) -> CaseResult {
+case! {
+    name: delay_ids_are_unguessable,
+    title: "delay_ids carry as much randomness as an access token",
+    level: Should,
+    spec: DELAY_ID_UNIQUE,
+    revisions: &[Rev::Dec2025],
+}
+async fn delay_ids_are_unguessable(ctx: Ctx) -> CaseResult {
     let ids = sample_delay_ids(&ctx).await?;
     let (bits, varying, alphabet) = estimated_entropy_bits(&ids);
     ctx.note(format!(
@@ -150,7 +176,14 @@ async fn unguessable_ids(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn guests(ctx: Ctx) -> CaseResult {
+case! {
+    name: guests_can_use_delayed_events,
+    title: "A guest account can schedule, list, look up, restart and cancel delayed events",
+    level: Must,
+    spec: GUESTS,
+    revisions: &[Rev::Dec2025, Rev::Jul2026],
+}
+async fn guests_can_use_delayed_events(ctx: Ctx) -> CaseResult {
     let guest = ctx.guest().await?;
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
@@ -162,7 +195,7 @@ async fn guests(ctx: Ctx) -> CaseResult {
             json!({"guest_access": "can_join"}),
         )
         .await?
-        .setup_ok("let guests join")?;
+        .setup_step("let guests join")?;
     guest.join(&room).await?;
     let scheduled = guest
         .schedule(
@@ -205,9 +238,14 @@ async fn guests(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn deactivated(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    alice.start_sync().await?;
+case! {
+    name: deactivated_account_events_not_sent,
+    title: "The delayed events of a deactivated account are not sent",
+    level: Info,
+    spec: FAILS_AT_SEND,
+}
+async fn deactivated_account_events_not_sent(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_alice().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("from a deactivated account"));
     let scheduled = bob.schedule_ok(&event, DEACTIVATE_WITHIN_MS).await?;
     bob.deactivate().await?;
@@ -218,51 +256,12 @@ async fn deactivated(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.auth.management_without_token",
-            "Management without an access token is refused (2024-10, 2026-07) or allowed (2025-12)",
-            Level::Must,
-            MANAGEMENT_AUTHENTICATED,
-            without_token,
-        ),
-        Case::new(
-            "msc4140.auth.management_by_another_user",
-            "Another user managing one's delayed event is refused (2024-10, 2026-07) or allowed (2025-12)",
-            Level::Must,
-            MANAGEMENT_AUTHENTICATED,
-            other_user,
-        ),
-        Case::new(
-            "msc4140.auth.delay_ids_are_unique",
-            "No delay_id is handed out twice",
-            Level::Must,
-            DELAY_ID_UNIQUE,
-            unique_ids,
-        )
-        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
-        Case::new(
-            "msc4140.auth.delay_ids_are_unguessable",
-            "delay_ids carry as much randomness as an access token",
-            Level::Should,
-            DELAY_ID_UNIQUE,
-            unguessable_ids,
-        )
-        .revisions(&[Rev::Dec2025]),
-        Case::new(
-            "msc4140.auth.guests_can_use_delayed_events",
-            "A guest account can schedule, list, look up, restart and cancel delayed events",
-            Level::Must,
-            GUESTS,
-            guests,
-        )
-        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
-        Case::new(
-            "msc4140.auth.deactivated_account_events_not_sent",
-            "The delayed events of a deactivated account are not sent",
-            Level::Info,
-            FAILS_AT_SEND,
-            deactivated,
-        ),
+    cases![
+        management_without_token,
+        management_by_another_user,
+        delay_ids_are_unique,
+        delay_ids_are_unguessable,
+        guests_can_use_delayed_events,
+        deactivated_account_events_not_sent,
     ]
 }

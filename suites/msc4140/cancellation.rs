@@ -1,13 +1,18 @@
 //! cancellation: a cancelled event is never sent, leaves the listing, and later actions on it (or
 //! on an event already sent) get the answer each revision prescribes.
 
-use super::texts::{CANCEL_ACTION, RETRY};
+use super::texts::{CANCEL_ACTION, LISTING, RETRY};
 use super::{LONG_DELAY_MS, SHORT_DELAY_MS};
 use crate::prelude::*;
 
-async fn never_sent(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+case! {
+    name: cancelled_event_is_never_sent,
+    title: "A cancelled delayed event is never sent",
+    level: Must,
+    spec: CANCEL_ACTION,
+}
+async fn cancelled_event_is_never_sent(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let doomed = DelayedEvent::message(&room, &ctx.unique("cancelled"));
     let scheduled = alice.schedule_ok(&doomed, SHORT_DELAY_MS).await?;
     alice.manage_ok(&scheduled.delay_id, Action::Cancel).await?;
@@ -16,7 +21,13 @@ async fn never_sent(ctx: Ctx) -> CaseResult {
         .await
 }
 
-async fn leaves_listing(ctx: Ctx) -> CaseResult {
+case! {
+    name: cancelled_event_leaves_listing,
+    title: "A cancelled delayed event no longer appears among the scheduled ones",
+    level: Must,
+    spec: LISTING,
+}
+async fn cancelled_event_leaves_listing(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
     let scheduled = alice
@@ -47,7 +58,14 @@ fn is_error(resp: &Resp, status: u16, errcode: &str) -> bool {
     resp.status == status && resp.errcode() == Some(errcode)
 }
 
-async fn actions_on_cancelled(ctx: Ctx) -> CaseResult {
+case! {
+    name: actions_on_cancelled_event,
+    title: "Cancel, send and restart on a cancelled event get the answer the revision prescribes",
+    level: Must,
+    spec: RETRY,
+    revisions: &[Rev::Dec2025, Rev::Jul2026],
+}
+async fn actions_on_cancelled_event(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
     alice.start_sync().await?;
@@ -91,7 +109,14 @@ async fn actions_on_cancelled(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn actions_on_sent(ctx: Ctx) -> CaseResult {
+case! {
+    name: actions_on_sent_event,
+    title: "A retried send on a sent event succeeds and a cancel does not",
+    level: Must,
+    spec: RETRY,
+    revisions: &[Rev::Dec2025, Rev::Jul2026],
+}
+async fn actions_on_sent_event(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
     alice.start_sync().await?;
@@ -141,13 +166,19 @@ async fn actions_on_sent(ctx: Ctx) -> CaseResult {
 /// Alice's other events in the retried-actions case: due after the retries are done.
 const OTHERS_DELAY_MS: i64 = 3000;
 
+case! {
+    name: retried_actions_leave_others_alone,
+    title: "Retried or conflicting actions on finalised events leave the user's other events scheduled and on time",
+    level: Must,
+    spec: RETRY,
+    revisions: &[Rev::Jul2026],
+}
 /// A client retrying (or contradicting) actions on finalised events must not upset the user's
 /// other timers: alice's other events stay scheduled and are sent on time, not early and not
 /// late. What each retried action answered is noted (`actions_on_sent_event` and
 /// `actions_on_cancelled_event` judge those answers).
 async fn retried_actions_leave_others_alone(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let mut others = Vec::new();
     for n in 0..2 {
         let event = DelayedEvent::message(&room, &ctx.unique(&format!("other {n}")));
@@ -198,62 +229,25 @@ async fn retried_actions_leave_others_alone(ctx: Ctx) -> CaseResult {
             .expect_sent_not_early(
                 &bob,
                 what,
-                scheduled.requested_at,
-                *server_start,
-                OTHERS_DELAY_MS,
+                scheduled.due().with_server_start(*server_start),
                 |o| event.matches(o),
             )
             .await?;
         ctx.check_within_allowance(
             what,
             &seen,
-            scheduled.requested_at,
-            *server_start,
-            OTHERS_DELAY_MS,
+            scheduled.due().with_server_start(*server_start),
         )?;
     }
     Ok(())
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.cancellation.cancelled_event_is_never_sent",
-            "A cancelled delayed event is never sent",
-            Level::Must,
-            CANCEL_ACTION,
-            never_sent,
-        ),
-        Case::new(
-            "msc4140.cancellation.cancelled_event_leaves_listing",
-            "A cancelled delayed event no longer appears among the scheduled ones",
-            Level::Must,
-            super::texts::LISTING,
-            leaves_listing,
-        ),
-        Case::new(
-            "msc4140.cancellation.actions_on_cancelled_event",
-            "Cancel, send and restart on a cancelled event get the answer the revision prescribes",
-            Level::Must,
-            RETRY,
-            actions_on_cancelled,
-        )
-        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
-        Case::new(
-            "msc4140.cancellation.actions_on_sent_event",
-            "A retried send on a sent event succeeds and a cancel does not",
-            Level::Must,
-            RETRY,
-            actions_on_sent,
-        )
-        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
-        Case::new(
-            "msc4140.cancellation.retried_actions_leave_others_alone",
-            "Retried or conflicting actions on finalised events leave the user's other events scheduled and on time",
-            Level::Must,
-            RETRY,
-            retried_actions_leave_others_alone,
-        )
-        .revisions(&[Rev::Jul2026]),
+    cases![
+        cancelled_event_is_never_sent,
+        cancelled_event_leaves_listing,
+        actions_on_cancelled_event,
+        actions_on_sent_event,
+        retried_actions_leave_others_alone,
     ]
 }

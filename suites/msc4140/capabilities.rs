@@ -4,13 +4,20 @@ use super::texts::CAPABILITY;
 use crate::api::{STABLE_CAPABILITY, UNSTABLE_CAPABILITY};
 use crate::prelude::*;
 
+case! {
+    name: advertised,
+    title: "The delayed-events capability is advertised with positive integer limits",
+    level: Must,
+    spec: CAPABILITY,
+    revisions: &[Rev::Jul2026],
+}
 async fn advertised(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let resp = alice
         .get("/_matrix/client/v3/capabilities")
         .send()
         .await?
-        .setup_ok("read capabilities")?;
+        .setup_step("read capabilities")?;
     let found = [STABLE_CAPABILITY, UNSTABLE_CAPABILITY]
         .iter()
         .find_map(|name| {
@@ -39,7 +46,15 @@ async fn advertised(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn max_delay_exact(ctx: Ctx) -> CaseResult {
+case! {
+    name: max_delay_matches_enforcement,
+    title: "A delay of exactly max_delay_ms is accepted and one millisecond more is not",
+    level: Must,
+    spec: CAPABILITY,
+    needs: &[Need::Capability],
+    revisions: &[Rev::Jul2026],
+}
+async fn max_delay_matches_enforcement(ctx: Ctx) -> CaseResult {
     let Some(max) = ctx.features().capability_field("max_delay_ms") else {
         skip!("the capability does not advertise max_delay_ms, so there is no advertised limit to check")
     };
@@ -74,23 +89,5 @@ async fn max_delay_exact(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.capabilities.advertised",
-            "The delayed-events capability is advertised with positive integer limits",
-            Level::Must,
-            CAPABILITY,
-            advertised,
-        )
-        .revisions(&[Rev::Jul2026]),
-        Case::new(
-            "msc4140.capabilities.max_delay_matches_enforcement",
-            "A delay of exactly max_delay_ms is accepted and one millisecond more is not",
-            Level::Must,
-            CAPABILITY,
-            max_delay_exact,
-        )
-        .needs(&[Need::Capability])
-        .revisions(&[Rev::Jul2026]),
-    ]
+    cases![advertised, max_delay_matches_enforcement]
 }

@@ -30,6 +30,31 @@ async fn schedule_with(ctx: &Ctx, delays: &[Delay]) -> Result<Vec<Resp>, Stop> {
     Ok(answers)
 }
 
+case! {
+    name: negative_delay,
+    title: "A negative delay is rejected with 400",
+    level: Must,
+    spec: DELAY_POSITIVE,
+    body: |ctx| rejects_delays(ctx, &["-1", "-1000"], "a negative"),
+}
+
+case! {
+    name: zero_delay,
+    title: "A zero delay is rejected with 400",
+    level: Must,
+    spec: DELAY_POSITIVE,
+    body: |ctx| rejects_delays(ctx, &["0"], "a zero"),
+    revisions: &[Rev::Dec2025, Rev::Jul2026],
+}
+
+case! {
+    name: non_integer_delay,
+    title: "A delay that is not an integer is rejected with 400",
+    level: Must,
+    spec: DELAY_POSITIVE,
+    body: |ctx| rejects_delays(ctx, &["1.5", "abc"], "a non-integer"),
+}
+
 async fn rejects_delays(
     ctx: Ctx,
     delays: &'static [&'static str],
@@ -37,7 +62,7 @@ async fn rejects_delays(
 ) -> CaseResult {
     let raw: Vec<Delay> = delays.iter().map(|d| Delay::Raw(d)).collect();
     for (text, resp) in delays.iter().zip(schedule_with(&ctx, &raw).await?) {
-        expect_error(
+        check_error(
             &resp,
             &format!("scheduling with {what} delay {text}"),
             &[400],
@@ -56,7 +81,14 @@ fn over_maximum(ctx: &Ctx) -> i64 {
     }
 }
 
-async fn over_max(ctx: Ctx) -> CaseResult {
+case! {
+    name: delay_over_maximum,
+    title: "A delay over the server's maximum gets the error the revision prescribes",
+    level: Must,
+    spec: MAX_DELAY_MERGED,
+    revisions: &[Rev::Oct2024, Rev::Dec2025, Rev::Jul2026, Rev::Merged2026],
+}
+async fn delay_over_maximum(ctx: Ctx) -> CaseResult {
     let delay = over_maximum(&ctx);
     let resp = schedule_with(&ctx, &[Delay::Ms(delay)]).await?.remove(0);
     let mut matched = Vec::new();
@@ -90,17 +122,99 @@ async fn over_max(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: unknown_delay_id_send,
+    title: "Sending an unknown delay_id answers 404 M_NOT_FOUND",
+    level: Must,
+    spec: NOT_FOUND,
+    body: |ctx| unknown_delay_id(ctx, Action::Send),
+    revisions: &[Rev::Dec2025, Rev::Jul2026],
+}
+
+case! {
+    name: unknown_delay_id_cancel,
+    title: "Cancelling an unknown delay_id answers 404 M_NOT_FOUND",
+    level: Must,
+    spec: NOT_FOUND,
+    body: |ctx| unknown_delay_id(ctx, Action::Cancel),
+    revisions: &[Rev::Dec2025, Rev::Jul2026],
+}
+
+case! {
+    name: unknown_delay_id_restart,
+    title: "Restarting an unknown delay_id answers 404 M_NOT_FOUND",
+    level: Must,
+    spec: NOT_FOUND,
+    body: |ctx| unknown_delay_id(ctx, Action::Restart),
+    revisions: &[Rev::Dec2025, Rev::Jul2026],
+}
+
 async fn unknown_delay_id(ctx: Ctx, action: Action) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let resp = alice
         .manage(&format!("dec-unknown-{}", new_txn_id()), action)
         .await?;
-    expect_error(
+    check_error(
         &resp,
         &format!("the {} action on an unknown delay_id", action.as_str()),
         &[404],
         &["M_NOT_FOUND"],
     )
+}
+
+case! {
+    name: body_form_missing_action,
+    title: "A body-form management request without an action is rejected with 400",
+    level: Must,
+    spec: BODY_ACTION,
+    body: |ctx| body_form_rejects(
+        ctx,
+        "{}",
+        "no action",
+        &["M_MISSING_PARAM", "M_BAD_JSON", "M_INVALID_PARAM"],
+    ),
+    needs: &[Need::BodyForm],
+    revisions: &[Rev::Oct2024],
+}
+
+case! {
+    name: body_form_unknown_action,
+    title: "A body-form management request with an unknown action is rejected with 400",
+    level: Must,
+    spec: BODY_ACTION,
+    body: |ctx| body_form_rejects(
+        ctx,
+        r#"{"action": "explode"}"#,
+        "an unknown action",
+        &["M_INVALID_PARAM", "M_BAD_JSON"],
+    ),
+    needs: &[Need::BodyForm],
+    revisions: &[Rev::Oct2024],
+}
+
+case! {
+    name: body_form_malformed_action,
+    title: "A body-form management request whose action is not a string is rejected with 400",
+    level: Must,
+    spec: BODY_ACTION,
+    body: |ctx| body_form_rejects(
+        ctx,
+        r#"{"action": 5}"#,
+        "a non-string action",
+        &["M_INVALID_PARAM", "M_BAD_JSON"],
+    ),
+    needs: &[Need::BodyForm],
+    revisions: &[Rev::Oct2024],
+}
+
+case! {
+    name: body_form_malformed_json,
+    title: "A body-form management request with malformed JSON is rejected with 400 M_NOT_JSON",
+    level: Must,
+    spec: BODY_ACTION,
+    body: |ctx| body_form_rejects(ctx, "{not json", "malformed JSON", &["M_NOT_JSON", "M_BAD_JSON"]),
+    needs: &[Need::BodyForm],
+    revisions: &[Rev::Oct2024],
 }
 
 /// Given a scheduled event, sends a body-form management request with `body` and expects a 400
@@ -121,7 +235,7 @@ async fn body_form_rejects(
         .await?
         .delay_id;
     let resp = alice.manage_body_raw(&id, body).await?;
-    expect_error(
+    check_error(
         &resp,
         &format!("a management request with {what} ({body})"),
         &[400],
@@ -134,7 +248,15 @@ async fn body_form_rejects(
     Ok(())
 }
 
-async fn split_unknown_action(ctx: Ctx) -> CaseResult {
+case! {
+    name: split_path_unknown_action,
+    title: "An unknown action path is rejected and changes nothing",
+    level: Must,
+    spec: SPLIT_ACTION,
+    needs: &[Need::SplitForm],
+    revisions: &[Rev::Dec2025, Rev::Jul2026],
+}
+async fn split_path_unknown_action(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
     let id = alice
@@ -145,7 +267,7 @@ async fn split_unknown_action(ctx: Ctx) -> CaseResult {
         .await?
         .delay_id;
     let resp = alice.manage_split_raw(&id, "explode").await?;
-    expect_error(
+    check_error(
         &resp,
         "the unknown action path .../explode",
         &[400, 404, 405],
@@ -158,14 +280,20 @@ async fn split_unknown_action(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn malformed_scheduling_body(ctx: Ctx) -> CaseResult {
+case! {
+    name: malformed_json_scheduling,
+    title: "Scheduling with a malformed JSON body is rejected with 400 M_NOT_JSON",
+    level: Must,
+    spec: STANDARD_ERRORS,
+}
+async fn malformed_json_scheduling(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
     let event = DelayedEvent::message(&room, "unused");
     let resp = alice
         .schedule_raw_body(&event, LONG_DELAY_MS, "{not json")
         .await?;
-    expect_error(
+    check_error(
         &resp,
         "scheduling with a malformed JSON body",
         &[400],
@@ -173,6 +301,12 @@ async fn malformed_scheduling_body(ctx: Ctx) -> CaseResult {
     )
 }
 
+case! {
+    name: invalid_content,
+    title: "Scheduling with content that is not a JSON object is rejected with 400",
+    level: Must,
+    spec: STANDARD_ERRORS,
+}
 async fn invalid_content(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
@@ -180,7 +314,7 @@ async fn invalid_content(ctx: Ctx) -> CaseResult {
     let resp = alice
         .schedule_raw_body(&event, LONG_DELAY_MS, "[1, 2, 3]")
         .await?;
-    expect_error(
+    check_error(
         &resp,
         "scheduling with content that is a JSON array, not an object",
         &[400],
@@ -188,6 +322,12 @@ async fn invalid_content(ctx: Ctx) -> CaseResult {
     )
 }
 
+case! {
+    name: unknown_room,
+    title: "Scheduling into a room that does not exist is refused",
+    level: Must,
+    spec: STANDARD_ERRORS,
+}
 async fn unknown_room(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let server = alice
@@ -200,7 +340,7 @@ async fn unknown_room(ctx: Ctx) -> CaseResult {
         "nowhere",
     );
     let resp = alice.schedule(&event, Delay::Ms(LONG_DELAY_MS)).await?;
-    expect_error(
+    check_error(
         &resp,
         "scheduling into a room that does not exist",
         &[403, 404],
@@ -209,131 +349,21 @@ async fn unknown_room(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    let mut cases = vec![
-        Case::new(
-            "msc4140.errors.negative_delay",
-            "A negative delay is rejected with 400",
-            Level::Must,
-            DELAY_POSITIVE,
-            |ctx| rejects_delays(ctx, &["-1", "-1000"], "a negative"),
-        ),
-        Case::new(
-            "msc4140.errors.zero_delay",
-            "A zero delay is rejected with 400",
-            Level::Must,
-            DELAY_POSITIVE,
-            |ctx| rejects_delays(ctx, &["0"], "a zero"),
-        )
-        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
-        Case::new(
-            "msc4140.errors.non_integer_delay",
-            "A delay that is not an integer is rejected with 400",
-            Level::Must,
-            DELAY_POSITIVE,
-            |ctx| rejects_delays(ctx, &["1.5", "abc"], "a non-integer"),
-        ),
-        Case::new(
-            "msc4140.errors.delay_over_maximum",
-            "A delay over the server's maximum gets the error the revision prescribes",
-            Level::Must,
-            MAX_DELAY_MERGED,
-            over_max,
-        )
-        .revisions(&[Rev::Oct2024, Rev::Dec2025, Rev::Jul2026, Rev::Merged2026]),
-    ];
-    for (action, id, title) in [
-        (
-            Action::Send,
-            "msc4140.errors.unknown_delay_id_send",
-            "Sending an unknown delay_id answers 404 M_NOT_FOUND",
-        ),
-        (
-            Action::Cancel,
-            "msc4140.errors.unknown_delay_id_cancel",
-            "Cancelling an unknown delay_id answers 404 M_NOT_FOUND",
-        ),
-        (
-            Action::Restart,
-            "msc4140.errors.unknown_delay_id_restart",
-            "Restarting an unknown delay_id answers 404 M_NOT_FOUND",
-        ),
-    ] {
-        cases.push(
-            Case::new(id, title, Level::Must, NOT_FOUND, move |ctx| {
-                unknown_delay_id(ctx, action)
-            })
-            .revisions(&[Rev::Dec2025, Rev::Jul2026]),
-        );
-    }
-    for (id, title, body, what, errcodes) in [
-        (
-            "msc4140.errors.body_form_missing_action",
-            "A body-form management request without an action is rejected with 400",
-            "{}",
-            "no action",
-            &["M_MISSING_PARAM", "M_BAD_JSON", "M_INVALID_PARAM"][..],
-        ),
-        (
-            "msc4140.errors.body_form_unknown_action",
-            "A body-form management request with an unknown action is rejected with 400",
-            r#"{"action": "explode"}"#,
-            "an unknown action",
-            &["M_INVALID_PARAM", "M_BAD_JSON"][..],
-        ),
-        (
-            "msc4140.errors.body_form_malformed_action",
-            "A body-form management request whose action is not a string is rejected with 400",
-            r#"{"action": 5}"#,
-            "a non-string action",
-            &["M_INVALID_PARAM", "M_BAD_JSON"][..],
-        ),
-        (
-            "msc4140.errors.body_form_malformed_json",
-            "A body-form management request with malformed JSON is rejected with 400 M_NOT_JSON",
-            "{not json",
-            "malformed JSON",
-            &["M_NOT_JSON", "M_BAD_JSON"][..],
-        ),
-    ] {
-        cases.push(
-            Case::new(id, title, Level::Must, BODY_ACTION, move |ctx| {
-                body_form_rejects(ctx, body, what, errcodes)
-            })
-            .needs(&[Need::BodyForm])
-            .revisions(&[Rev::Oct2024]),
-        );
-    }
-    cases.extend([
-        Case::new(
-            "msc4140.errors.split_path_unknown_action",
-            "An unknown action path is rejected and changes nothing",
-            Level::Must,
-            SPLIT_ACTION,
-            split_unknown_action,
-        )
-        .needs(&[Need::SplitForm])
-        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
-        Case::new(
-            "msc4140.errors.malformed_json_scheduling",
-            "Scheduling with a malformed JSON body is rejected with 400 M_NOT_JSON",
-            Level::Must,
-            STANDARD_ERRORS,
-            malformed_scheduling_body,
-        ),
-        Case::new(
-            "msc4140.errors.invalid_content",
-            "Scheduling with content that is not a JSON object is rejected with 400",
-            Level::Must,
-            STANDARD_ERRORS,
-            invalid_content,
-        ),
-        Case::new(
-            "msc4140.errors.unknown_room",
-            "Scheduling into a room that does not exist is refused",
-            Level::Must,
-            STANDARD_ERRORS,
-            unknown_room,
-        ),
-    ]);
-    cases
+    cases![
+        negative_delay,
+        zero_delay,
+        non_integer_delay,
+        delay_over_maximum,
+        unknown_delay_id_send,
+        unknown_delay_id_cancel,
+        unknown_delay_id_restart,
+        body_form_missing_action,
+        body_form_unknown_action,
+        body_form_malformed_action,
+        body_form_malformed_json,
+        split_path_unknown_action,
+        malformed_json_scheduling,
+        invalid_content,
+        unknown_room,
+    ]
 }

@@ -6,7 +6,13 @@ use super::SHORT_DELAY_MS;
 use crate::client::new_txn_id;
 use crate::prelude::*;
 
-async fn same_delay_id(ctx: Ctx) -> CaseResult {
+case! {
+    name: same_txn_same_delay_id,
+    title: "Repeating a scheduling request with the same transaction id returns the same delay_id",
+    level: Must,
+    spec: TXN_IDS,
+}
+async fn same_txn_same_delay_id(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
     let event = DelayedEvent::message(&room, &ctx.unique("retried"));
@@ -26,9 +32,14 @@ async fn same_delay_id(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn schedules_once(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+case! {
+    name: same_txn_schedules_once,
+    title: "Repeating a scheduling request with the same transaction id sends the event once",
+    level: Must,
+    spec: TXN_IDS,
+}
+async fn same_txn_schedules_once(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("once"));
     let txn = new_txn_id();
     let first = alice
@@ -40,14 +51,8 @@ async fn schedules_once(ctx: Ctx) -> CaseResult {
     // First the event itself (a server may send up to the allowance late, after a control event
     // due just after it), then any second copy: one the retry scheduled would be due by the
     // retry's answer plus the delay, which is when the control falls due.
-    ctx.await_delivery(
-        &bob,
-        "the delayed event",
-        first.requested_at,
-        SHORT_DELAY_MS,
-        |o| event.matches(o),
-    )
-    .await?;
+    ctx.expect_sent(&bob, "the delayed event", first.due(), |o| event.matches(o))
+        .await?;
     let copies = ctx
         .copies_once_due(&bob, &alice, &room, &retry, |o| event.matches(o))
         .await?;
@@ -60,20 +65,5 @@ async fn schedules_once(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.idempotency.same_txn_same_delay_id",
-            "Repeating a scheduling request with the same transaction id returns the same delay_id",
-            Level::Must,
-            TXN_IDS,
-            same_delay_id,
-        ),
-        Case::new(
-            "msc4140.idempotency.same_txn_schedules_once",
-            "Repeating a scheduling request with the same transaction id sends the event once",
-            Level::Must,
-            TXN_IDS,
-            schedules_once,
-        ),
-    ]
+    cases![same_txn_same_delay_id, same_txn_schedules_once]
 }

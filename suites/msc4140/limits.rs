@@ -81,7 +81,13 @@ fn limit_answer_revisions(resp: &Resp) -> Vec<Rev> {
     }
 }
 
-async fn over_limit(ctx: Ctx) -> CaseResult {
+case! {
+    name: over_limit_is_refused,
+    title: "Scheduling beyond the advertised per-user limit gets the answer the revision prescribes",
+    level: Must,
+    spec: LIMIT_REFUSED,
+}
+async fn over_limit_is_refused(ctx: Ctx) -> CaseResult {
     let full = fill_up(&ctx).await?;
     let matched = limit_answer_revisions(&full.refused);
     check!(
@@ -94,7 +100,14 @@ async fn over_limit(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn retry_after(ctx: Ctx) -> CaseResult {
+case! {
+    name: retry_after_until_next_send,
+    title: "The 429 for the per-user limit says in Retry-After when the user's next event is due",
+    level: Must,
+    spec: LIMIT_RETRY_AFTER,
+    revisions: &[Rev::Jul2026],
+}
+async fn retry_after_until_next_send(ctx: Ctx) -> CaseResult {
     let full = fill_up(&ctx).await?;
     if limit_answer_revisions(&full.refused) != [Rev::Jul2026] {
         skip!(
@@ -124,7 +137,13 @@ async fn retry_after(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn cancel_frees_slot(ctx: Ctx) -> CaseResult {
+case! {
+    name: cancel_frees_a_slot,
+    title: "Cancelling a scheduled event frees a place under the per-user limit",
+    level: Should,
+    spec: LIMIT_SCHEDULED,
+}
+async fn cancel_frees_a_slot(ctx: Ctx) -> CaseResult {
     let full = fill_up(&ctx).await?;
     full.alice
         .manage_ok(&full.first.delay_id, Action::Cancel)
@@ -145,28 +164,9 @@ async fn cancel_frees_slot(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.limits.over_limit_is_refused",
-            "Scheduling beyond the advertised per-user limit gets the answer the revision prescribes",
-            Level::Must,
-            LIMIT_REFUSED,
-            over_limit,
-        ),
-        Case::new(
-            "msc4140.limits.retry_after_until_next_send",
-            "The 429 for the per-user limit says in Retry-After when the user's next event is due",
-            Level::Must,
-            LIMIT_RETRY_AFTER,
-            retry_after,
-        )
-        .revisions(&[Rev::Jul2026]),
-        Case::new(
-            "msc4140.limits.cancel_frees_a_slot",
-            "Cancelling a scheduled event frees a place under the per-user limit",
-            Level::Should,
-            LIMIT_SCHEDULED,
-            cancel_frees_slot,
-        ),
+    cases![
+        over_limit_is_refused,
+        retry_after_until_next_send,
+        cancel_frees_a_slot,
     ]
 }

@@ -62,7 +62,13 @@ fn field_revisions(item: &DelayedInfo, delay_ms: i64) -> Vec<Rev> {
     revisions
 }
 
-async fn fields(ctx: Ctx) -> CaseResult {
+case! {
+    name: entries_have_revision_fields,
+    title: "Listed events carry room, type, state key, content, delay and scheduling time",
+    level: Must,
+    spec: LISTING_FIELDS,
+}
+async fn entries_have_revision_fields(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
     let message = DelayedEvent::message(&room, &ctx.unique("listed"));
@@ -112,6 +118,12 @@ async fn fields(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: in_send_time_order,
+    title: "Listed events come in the order of their send times",
+    level: Must,
+    spec: LISTING_ORDER,
+}
 async fn in_send_time_order(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
@@ -149,8 +161,14 @@ async fn in_send_time_order(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: excludes_other_users,
+    title: "A user's listing never shows another user's scheduled events",
+    level: Must,
+    spec: LISTING,
+}
 async fn excludes_other_users(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?;
     let alices = alice
         .schedule_ok(
             &DelayedEvent::message(&room, &ctx.unique("a")),
@@ -183,6 +201,12 @@ async fn excludes_other_users(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: excludes_sent_and_cancelled,
+    title: "Events sent by their timer or the send action, or cancelled, are not listed as scheduled",
+    level: Must,
+    spec: LISTING_SCHEDULED_ONLY,
+}
 async fn excludes_sent_and_cancelled(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
@@ -212,13 +236,9 @@ async fn excludes_sent_and_cancelled(ctx: Ctx) -> CaseResult {
     let kept = &kept_scheduled.delay_id;
     alice.manage_ok(&sent_now, Action::Send).await?;
     alice.manage_ok(&cancelled, Action::Cancel).await?;
-    ctx.await_delivery(
-        &alice,
-        "the event sent by its timer",
-        timed_id.requested_at,
-        SHORT_DELAY_MS,
-        |o| timed.matches(o),
-    )
+    ctx.expect_sent(&alice, "the event sent by its timer", timed_id.due(), |o| {
+        timed.matches(o)
+    })
     .await?;
     let items = alice.list().await?;
     ctx.check_listed_times(&items, &[(kept, kept_scheduled.timer())])?;
@@ -239,7 +259,13 @@ async fn excludes_sent_and_cancelled(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn requires_token(ctx: Ctx) -> CaseResult {
+case! {
+    name: requires_access_token,
+    title: "Listing and looking up delayed events without an access token is refused with 401",
+    level: Must,
+    spec: LOOKUPS_AUTHENTICATED,
+}
+async fn requires_access_token(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
     let id = alice
@@ -250,7 +276,7 @@ async fn requires_token(ctx: Ctx) -> CaseResult {
         .await?
         .delay_id;
     let listing = alice.list_raw(false).await?;
-    expect_error(
+    check_error(
         &listing,
         "listing delayed events without an access token",
         &[401],
@@ -258,7 +284,7 @@ async fn requires_token(ctx: Ctx) -> CaseResult {
     )?;
     if ctx.features().single_lookup {
         let single = alice.lookup(&id, false).await?;
-        expect_error(
+        check_error(
             &single,
             "looking up a delayed event without an access token",
             &[401],
@@ -268,7 +294,15 @@ async fn requires_token(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn single_lookup_own(ctx: Ctx) -> CaseResult {
+case! {
+    name: single_lookup_own_event,
+    title: "The single-item lookup answers a scheduled event's details to its owner",
+    level: Must,
+    spec: SINGLE_LOOKUP,
+    needs: &[Need::SingleLookup],
+    revisions: &[Rev::Jul2026],
+}
+async fn single_lookup_own_event(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
     let event = DelayedEvent::state(
@@ -347,6 +381,12 @@ async fn reported_time(
     Ok(at)
 }
 
+case! {
+    name: scheduling_time_is_when_timer_started,
+    title: "The listed scheduling time is when the event was scheduled, then when it was last restarted",
+    level: Must,
+    spec: SCHEDULED_AT,
+}
 /// The reported scheduling time is when the timer started, by the harness's clock: within the
 /// scheduling request's span, then, after a restart, within the restart's, having moved by as
 /// much as the harness saw pass between the two.
@@ -367,8 +407,16 @@ async fn scheduling_time_is_when_timer_started(ctx: Ctx) -> CaseResult {
     ctx.check_restart_moved_time("the listing", (before, &first), (after, &restart))
 }
 
-async fn single_lookup_others(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
+case! {
+    name: single_lookup_other_users_event,
+    title: "The single-item lookup of another user's event answers 404 M_NOT_FOUND",
+    level: Must,
+    spec: SINGLE_LOOKUP_OTHERS,
+    needs: &[Need::SingleLookup],
+    revisions: &[Rev::Jul2026],
+}
+async fn single_lookup_other_users_event(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?;
     let id = alice
         .schedule_ok(
             &DelayedEvent::message(&room, &ctx.unique("mine")),
@@ -377,7 +425,7 @@ async fn single_lookup_others(ctx: Ctx) -> CaseResult {
         .await?
         .delay_id;
     let resp = bob.lookup(&id, true).await?;
-    expect_error(
+    check_error(
         &resp,
         "another user looking up alice's delayed event",
         &[404],
@@ -386,66 +434,14 @@ async fn single_lookup_others(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.listing.entries_have_revision_fields",
-            "Listed events carry room, type, state key, content, delay and scheduling time",
-            Level::Must,
-            LISTING_FIELDS,
-            fields,
-        ),
-        Case::new(
-            "msc4140.listing.scheduling_time_is_when_timer_started",
-            "The listed scheduling time is when the event was scheduled, then when it was last restarted",
-            Level::Must,
-            SCHEDULED_AT,
-            scheduling_time_is_when_timer_started,
-        ),
-        Case::new(
-            "msc4140.listing.in_send_time_order",
-            "Listed events come in the order of their send times",
-            Level::Must,
-            LISTING_ORDER,
-            in_send_time_order,
-        ),
-        Case::new(
-            "msc4140.listing.excludes_other_users",
-            "A user's listing never shows another user's scheduled events",
-            Level::Must,
-            LISTING,
-            excludes_other_users,
-        ),
-        Case::new(
-            "msc4140.listing.excludes_sent_and_cancelled",
-            "Events sent by their timer or the send action, or cancelled, are not listed as scheduled",
-            Level::Must,
-            LISTING_SCHEDULED_ONLY,
-            excludes_sent_and_cancelled,
-        ),
-        Case::new(
-            "msc4140.listing.requires_access_token",
-            "Listing and looking up delayed events without an access token is refused with 401",
-            Level::Must,
-            LOOKUPS_AUTHENTICATED,
-            requires_token,
-        ),
-        Case::new(
-            "msc4140.listing.single_lookup_own_event",
-            "The single-item lookup answers a scheduled event's details to its owner",
-            Level::Must,
-            SINGLE_LOOKUP,
-            single_lookup_own,
-        )
-        .needs(&[Need::SingleLookup])
-        .revisions(&[Rev::Jul2026]),
-        Case::new(
-            "msc4140.listing.single_lookup_other_users_event",
-            "The single-item lookup of another user's event answers 404 M_NOT_FOUND",
-            Level::Must,
-            SINGLE_LOOKUP_OTHERS,
-            single_lookup_others,
-        )
-        .needs(&[Need::SingleLookup])
-        .revisions(&[Rev::Jul2026]),
+    cases![
+        entries_have_revision_fields,
+        scheduling_time_is_when_timer_started,
+        in_send_time_order,
+        excludes_other_users,
+        excludes_sent_and_cancelled,
+        requires_access_token,
+        single_lookup_own_event,
+        single_lookup_other_users_event,
     ]
 }

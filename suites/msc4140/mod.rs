@@ -19,6 +19,27 @@ mod unsigned;
 mod unstable_prefix;
 mod use_cases;
 
+// The areas, in report order: `AREAS` and `cases()` follow from this list.
+dec_harness::areas!(
+    timing,
+    send_now,
+    cancellation,
+    restart,
+    listing,
+    idempotency,
+    errors,
+    unstable_prefix,
+    capabilities,
+    power_levels,
+    state_overwrite,
+    persistence,
+    limits,
+    rate_limits,
+    auth,
+    unsigned,
+    use_cases,
+);
+
 use crate::case::Case;
 
 /// The delay of events a case waits for: short, so the catalogue runs in seconds.
@@ -27,25 +48,7 @@ pub const SHORT_DELAY_MS: i64 = 1000;
 /// The delay of events a case never waits for (ten minutes: under any server's maximum).
 pub const LONG_DELAY_MS: i64 = 600_000;
 
+/// Every case of the suite, area by area.
 pub fn cases() -> Vec<Case> {
-    let areas: [fn() -> Vec<Case>; 17] = [
-        timing::cases,
-        send_now::cases,
-        cancellation::cases,
-        restart::cases,
-        listing::cases,
-        idempotency::cases,
-        errors::cases,
-        unstable_prefix::cases,
-        capabilities::cases,
-        power_levels::cases,
-        state_overwrite::cases,
-        persistence::cases,
-        limits::cases,
-        rate_limits::cases,
-        auth::cases,
-        unsigned::cases,
-        use_cases::cases,
-    ];
-    areas.iter().flat_map(|area| area()).collect()
+    AREA_CASES.iter().flat_map(|area| area()).collect()
 }

@@ -24,15 +24,16 @@ const DUE_WHILE_KILLED_MS: [i64; 3] = [300, 450, 600];
 /// After the last expected copy arrived, how long a duplicate gets to show up as well.
 const DUPLICATE_GRACE: Duration = Duration::from_millis(500);
 
-/// Given two users in a room, alice schedules, bob watches.
-async fn pair(ctx: &Ctx) -> Result<(User, User, String), Stop> {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
-    Ok((alice, bob, room))
+case! {
+    name: scheduled_event_survives_restart,
+    title: "An event scheduled before a homeserver restart is still sent at its time",
+    level: Must,
+    spec: PERSIST,
+    needs: &[Need::Restart],
+    revisions: &[Rev::Jul2026],
 }
-
-async fn survives_restart(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = pair(&ctx).await?;
+async fn scheduled_event_survives_restart(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let round = ctx.restart_round().await;
     let event = DelayedEvent::message(&room, &ctx.unique("across a restart"));
     let scheduled = alice.schedule_ok(&event, ACROSS_RESTART_MS).await?;
@@ -45,9 +46,7 @@ async fn survives_restart(ctx: Ctx) -> CaseResult {
     ctx.expect_sent_not_early(
         &bob,
         what,
-        scheduled.requested_at,
-        server_start,
-        ACROSS_RESTART_MS,
+        scheduled.due().with_server_start(server_start),
         |o| event.matches(o),
     )
     .await?;
@@ -55,8 +54,16 @@ async fn survives_restart(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn overdue_in_order(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = pair(&ctx).await?;
+case! {
+    name: overdue_events_sent_in_order,
+    title: "Events that fell due while the homeserver was down are sent when it is back, in send-time order",
+    level: Must,
+    spec: OVERDUE_IN_ORDER,
+    needs: &[Need::Restart],
+    revisions: &[Rev::Jul2026],
+}
+async fn overdue_events_sent_in_order(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let round = ctx.restart_round().await;
     let mut events = Vec::new();
     for delay in OVERDUE_DELAYS_MS {
@@ -76,14 +83,14 @@ async fn overdue_in_order(ctx: Ctx) -> CaseResult {
         // "As soon as possible" once back: within the allowance of its return (the wait's
         // deadline); and not before its own send time.
         let seen = ctx
-            .await_delivery(&bob, what, back, 0, |o| event.matches(o))
+            .expect_sent(&bob, what, Due::new(back, 0), |o| event.matches(o))
             .await?;
         ctx.check_not_early(
             what,
             &seen,
-            scheduled.requested_at,
-            server_starts.get(&scheduled.delay_id).copied(),
-            scheduled.delay_ms,
+            scheduled
+                .due()
+                .with_server_start(server_starts.get(&scheduled.delay_id).copied()),
         )?;
     }
     ctx.settled();
@@ -110,8 +117,16 @@ async fn overdue_in_order(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn listing_and_management(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = pair(&ctx).await?;
+case! {
+    name: listing_and_management_after_restart,
+    title: "After a restart, scheduled events are listed and can be cancelled, sent and restarted",
+    level: Must,
+    spec: PERSIST,
+    needs: &[Need::Restart],
+    revisions: &[Rev::Jul2026],
+}
+async fn listing_and_management_after_restart(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let round = ctx.restart_round().await;
     let mut kept = Vec::new();
     let mut timers = Vec::new();
@@ -169,18 +184,19 @@ async fn sent_now(
 ) -> Result<DelayedEvent, Stop> {
     let event = DelayedEvent::message(room, &ctx.unique(name));
     let scheduled = alice.schedule_ok(&event, SENT_BEFORE_MS).await?;
-    ctx.expect_sent_not_early(
-        bob,
-        name,
-        scheduled.requested_at,
-        None,
-        SENT_BEFORE_MS,
-        |o| event.matches(o),
-    )
-    .await?;
+    ctx.expect_sent_not_early(bob, name, scheduled.due(), |o| event.matches(o))
+        .await?;
     Ok(event)
 }
 
+case! {
+    name: exactly_once_across_restart_and_kill,
+    title: "An event sent before a restart is not sent again; events due during a hard kill are each sent exactly once",
+    level: Must,
+    spec: RESTART_SCANS_SCHEDULED,
+    needs: &[Need::Restart, Need::Kill],
+    revisions: &[Rev::Jul2026],
+}
 /// An event sent before a clean restart is not sent again after it; then the homeserver is
 /// killed outright while events are due, and after it comes back each is sent exactly once
 /// (and the event sent just before the kill not again). After each restart the case waits only
@@ -188,7 +204,7 @@ async fn sent_now(
 /// gathers only once this one has settled: a server whose start-up needs such a request to send
 /// what is due must not be rescued, by this case or another.
 async fn exactly_once_across_restart_and_kill(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = pair(&ctx).await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let before_restart = sent_now(&ctx, &alice, &bob, &room, "sent before the restart").await?;
 
     // A clean restart, with a control due while the server is down: start-up sends it, and by
@@ -198,11 +214,10 @@ async fn exactly_once_across_restart_and_kill(ctx: Ctx) -> CaseResult {
     alice.schedule_ok(&control, SENT_BEFORE_MS).await?;
     ctx.restart_now(round).await?;
     let back = Instant::now();
-    ctx.await_delivery(
+    ctx.expect_sent(
         &bob,
         "a control event due while the homeserver restarted",
-        back,
-        0,
+        Due::new(back, 0),
         |o| control.matches(o),
     )
     .await?;
@@ -235,15 +250,9 @@ async fn exactly_once_across_restart_and_kill(ctx: Ctx) -> CaseResult {
         // Not early by the harness's clock, and not later than coming back plus the allowance
         // (the wait's deadline).
         let seen = ctx
-            .await_delivery(&bob, what, back, 0, |o| event.matches(o))
+            .expect_sent(&bob, what, Due::new(back, 0), |o| event.matches(o))
             .await?;
-        ctx.check_not_early(
-            what,
-            &seen,
-            scheduled.requested_at,
-            None,
-            scheduled.delay_ms,
-        )?;
+        ctx.check_not_early(what, &seen, scheduled.due())?;
     }
     // Counted after a plain message: once it is in, the start-up pass is long done.
     let mut expected = vec![
@@ -258,42 +267,10 @@ async fn exactly_once_across_restart_and_kill(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.persistence.scheduled_event_survives_restart",
-            "An event scheduled before a homeserver restart is still sent at its time",
-            Level::Must,
-            PERSIST,
-            survives_restart,
-        )
-        .needs(&[Need::Restart])
-        .revisions(&[Rev::Jul2026]),
-        Case::new(
-            "msc4140.persistence.overdue_events_sent_in_order",
-            "Events that fell due while the homeserver was down are sent when it is back, in send-time order",
-            Level::Must,
-            OVERDUE_IN_ORDER,
-            overdue_in_order,
-        )
-        .needs(&[Need::Restart])
-        .revisions(&[Rev::Jul2026]),
-        Case::new(
-            "msc4140.persistence.listing_and_management_after_restart",
-            "After a restart, scheduled events are listed and can be cancelled, sent and restarted",
-            Level::Must,
-            PERSIST,
-            listing_and_management,
-        )
-        .needs(&[Need::Restart])
-        .revisions(&[Rev::Jul2026]),
-        Case::new(
-            "msc4140.persistence.exactly_once_across_restart_and_kill",
-            "An event sent before a restart is not sent again; events due during a hard kill are each sent exactly once",
-            Level::Must,
-            RESTART_SCANS_SCHEDULED,
-            exactly_once_across_restart_and_kill,
-        )
-        .needs(&[Need::Restart, Need::Kill])
-        .revisions(&[Rev::Jul2026]),
+    cases![
+        scheduled_event_survives_restart,
+        overdue_events_sent_in_order,
+        listing_and_management_after_restart,
+        exactly_once_across_restart_and_kill,
     ]
 }

@@ -10,13 +10,6 @@ const CHANGE_DELAY_MS: i64 = 3000;
 /// A state event type that needs the room's `state_default` (50) to send.
 const GUARDED_TYPE: &str = "org.example.dec.guarded";
 
-/// Given alice (who made the room) and bob (a member at power level 0) in a room.
-async fn alice_and_bob(ctx: &Ctx) -> Result<(User, User, String), Stop> {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    alice.start_sync().await?;
-    Ok((alice, bob, room))
-}
-
 async fn set_level(alice: &User, room: &str, user_id: &str, level: i64) -> CaseResult {
     alice
         .update_power_levels(room, |levels| levels["users"][user_id] = json!(level))
@@ -46,17 +39,21 @@ async fn schedule_as(bob: &User, event: &DelayedEvent, delay_ms: i64) -> Result<
     }
 }
 
-async fn promoted_before_delay(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = alice_and_bob(&ctx).await?;
+case! {
+    name: promoted_before_delay_is_sent,
+    title: "A state event scheduled without permission is sent if the user is promoted before its delay passes",
+    level: Must,
+    spec: PROMOTED_REACHES_DAG,
+}
+async fn promoted_before_delay_is_sent(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_alice().await?;
     let event = guarded_event(&ctx, &room);
     let scheduled = schedule_as(&bob, &event, CHANGE_DELAY_MS).await?;
     set_level(&alice, &room, bob.id(), 50).await?;
     ctx.changed_in_time("the promotion", &scheduled)?;
     let what = "the delayed state event of a user promoted before its delay passed";
     let seen = ctx
-        .await_delivery(&alice, what, scheduled.requested_at, CHANGE_DELAY_MS, |o| {
-            event.matches(o)
-        })
+        .expect_sent(&alice, what, scheduled.due(), |o| event.matches(o))
         .await?;
     check!(
         seen.event.get("sender").and_then(Value::as_str) == Some(bob.id()),
@@ -67,8 +64,14 @@ async fn promoted_before_delay(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn demoted_before_delay(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = alice_and_bob(&ctx).await?;
+case! {
+    name: demoted_before_delay_is_not_sent,
+    title: "A state event is not sent if its user is demoted before its delay passes",
+    level: Must,
+    spec: FAILS_AT_SEND,
+}
+async fn demoted_before_delay_is_not_sent(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_alice().await?;
     set_level(&alice, &room, bob.id(), 50).await?;
     let event = guarded_event(&ctx, &room);
     let scheduled = bob.schedule_ok(&event, CHANGE_DELAY_MS).await?;
@@ -93,7 +96,7 @@ async fn demoted_before_delay(ctx: Ctx) -> CaseResult {
             );
             ctx.matched(&[Rev::Jul2026]);
         } else {
-            expect_error(
+            check_error(
                 &lookup,
                 "looking up a failed delayed event",
                 &[404],
@@ -107,7 +110,7 @@ async fn demoted_before_delay(ctx: Ctx) -> CaseResult {
 /// Given bob (level 0) with a scheduled state event he may not send: the send action's answer,
 /// and what a plain `/state` PUT of the same event answers.
 async fn refused_send(ctx: &Ctx) -> Result<(User, Scheduled, Resp, Resp), Stop> {
-    let (_, bob, room) = alice_and_bob(ctx).await?;
+    let Scene { bob, room, .. } = ctx.alice_and_bob().await?.watched_by_alice().await?;
     let event = guarded_event(ctx, &room);
     let scheduled = schedule_as(&bob, &event, LONG_DELAY_MS).await?;
     let send = bob.manage(&scheduled.delay_id, Action::Send).await?;
@@ -117,7 +120,14 @@ async fn refused_send(ctx: &Ctx) -> Result<(User, Scheduled, Resp, Resp), Stop> 
     Ok((bob, scheduled, send, plain))
 }
 
-async fn send_action_gets_plain_error(ctx: Ctx) -> CaseResult {
+case! {
+    name: send_action_answers_like_a_plain_send,
+    title: "The send action for an event the user may not send answers the error a plain send gets",
+    level: Must,
+    spec: SEND_ACTION_ERROR,
+    revisions: &[Rev::Jul2026],
+}
+async fn send_action_answers_like_a_plain_send(ctx: Ctx) -> CaseResult {
     let (_, _, send, plain) = refused_send(&ctx).await?;
     check!(
         plain.status == 403,
@@ -134,7 +144,14 @@ async fn send_action_gets_plain_error(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn refused_send_keeps_scheduled(ctx: Ctx) -> CaseResult {
+case! {
+    name: refused_send_keeps_event_scheduled,
+    title: "An event whose send action was refused stays scheduled",
+    level: Should,
+    spec: KEEP_SCHEDULED,
+    revisions: &[Rev::Jul2026],
+}
+async fn refused_send_keeps_event_scheduled(ctx: Ctx) -> CaseResult {
     let (bob, scheduled, send, _) = refused_send(&ctx).await?;
     check!(
         !send.is_success(),
@@ -150,8 +167,24 @@ async fn refused_send_keeps_scheduled(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: member_who_left_is_not_sent,
+    title: "A delayed event of a member who left the room before its delay is not sent",
+    level: Must,
+    spec: FAILS_AT_SEND,
+    body: |ctx| gone_before_delay(ctx, false),
+}
+
+case! {
+    name: kicked_member_is_not_sent,
+    title: "A delayed event of a member kicked before its delay is not sent",
+    level: Must,
+    spec: FAILS_AT_SEND,
+    body: |ctx| gone_before_delay(ctx, true),
+}
+
 async fn gone_before_delay(ctx: Ctx, kicked: bool) -> CaseResult {
-    let (alice, bob, room) = alice_and_bob(&ctx).await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_alice().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("from a member who left"));
     let scheduled = bob.schedule_ok(&event, CHANGE_DELAY_MS).await?;
     if kicked {
@@ -177,50 +210,12 @@ async fn gone_before_delay(ctx: Ctx, kicked: bool) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.power_levels.promoted_before_delay_is_sent",
-            "A state event scheduled without permission is sent if the user is promoted before its delay passes",
-            Level::Must,
-            PROMOTED_REACHES_DAG,
-            promoted_before_delay,
-        ),
-        Case::new(
-            "msc4140.power_levels.demoted_before_delay_is_not_sent",
-            "A state event is not sent if its user is demoted before its delay passes",
-            Level::Must,
-            FAILS_AT_SEND,
-            demoted_before_delay,
-        ),
-        Case::new(
-            "msc4140.power_levels.send_action_answers_like_a_plain_send",
-            "The send action for an event the user may not send answers the error a plain send gets",
-            Level::Must,
-            SEND_ACTION_ERROR,
-            send_action_gets_plain_error,
-        )
-        .revisions(&[Rev::Jul2026]),
-        Case::new(
-            "msc4140.power_levels.refused_send_keeps_event_scheduled",
-            "An event whose send action was refused stays scheduled",
-            Level::Should,
-            KEEP_SCHEDULED,
-            refused_send_keeps_scheduled,
-        )
-        .revisions(&[Rev::Jul2026]),
-        Case::new(
-            "msc4140.power_levels.member_who_left_is_not_sent",
-            "A delayed event of a member who left the room before its delay is not sent",
-            Level::Must,
-            FAILS_AT_SEND,
-            |ctx| gone_before_delay(ctx, false),
-        ),
-        Case::new(
-            "msc4140.power_levels.kicked_member_is_not_sent",
-            "A delayed event of a member kicked before its delay is not sent",
-            Level::Must,
-            FAILS_AT_SEND,
-            |ctx| gone_before_delay(ctx, true),
-        ),
+    cases![
+        promoted_before_delay_is_sent,
+        demoted_before_delay_is_not_sent,
+        send_action_answers_like_a_plain_send,
+        refused_send_keeps_event_scheduled,
+        member_who_left_is_not_sent,
+        kicked_member_is_not_sent,
     ]
 }

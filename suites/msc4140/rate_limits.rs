@@ -10,7 +10,7 @@ use futures::future::join_all;
 /// Requests fired at once: far beyond any sensible burst for these endpoints.
 const BURST: usize = 30;
 
-async fn first_limited(ctx: &Ctx, what: &str, answers: Vec<Resp>) -> CaseResult {
+async fn check_rate_limited(ctx: &Ctx, what: &str, answers: Vec<Resp>) -> CaseResult {
     let limited = answers
         .iter()
         .position(|r| r.status == 429 && r.errcode() == Some("M_LIMIT_EXCEEDED"));
@@ -26,7 +26,14 @@ async fn first_limited(ctx: &Ctx, what: &str, answers: Vec<Resp>) -> CaseResult 
     }
 }
 
-async fn management(ctx: Ctx) -> CaseResult {
+case! {
+    name: management_is_rate_limited,
+    title: "A burst of management actions is rate-limited",
+    level: Should,
+    spec: MANAGEMENT_RATE_LIMIT,
+    needs: &[Need::NormalRateLimits],
+}
+async fn management_is_rate_limited(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
     let id = alice
@@ -38,14 +45,21 @@ async fn management(ctx: Ctx) -> CaseResult {
         .delay_id;
     let answers = join_all((0..BURST).map(|_| alice.manage(&id, Action::Restart))).await;
     let answers = answers.into_iter().collect::<Result<Vec<_>, _>>()?;
-    first_limited(&ctx, "restart actions", answers).await
+    check_rate_limited(&ctx, "restart actions", answers).await
 }
 
-async fn lookups(ctx: Ctx) -> CaseResult {
+case! {
+    name: lookups_are_rate_limited,
+    title: "A burst of delayed-event lookups is rate-limited",
+    level: Should,
+    spec: LOOKUP_RATE_LIMIT,
+    needs: &[Need::NormalRateLimits],
+}
+async fn lookups_are_rate_limited(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let answers = join_all((0..BURST).map(|_| alice.list_raw(true))).await;
     let answers = answers.into_iter().collect::<Result<Vec<_>, _>>()?;
-    first_limited(&ctx, "listings of delayed events", answers).await
+    check_rate_limited(&ctx, "listings of delayed events", answers).await
 }
 
 /// Call members heartbeating from one client address, each at a calm, client-like pace.
@@ -54,6 +68,14 @@ const HEARTBEAT_DELAY_MS: i64 = 3000;
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const HEARTBEATS_EACH: usize = 3;
 
+case! {
+    name: heartbeats_behind_one_address,
+    title: "Several users heartbeating from one address, each within its own limit, are not refused",
+    level: Must,
+    spec: HEARTBEAT,
+    needs: &[Need::NormalRateLimits],
+    revisions: &[Rev::Dec2025, Rev::Jul2026],
+}
 /// Several users heartbeat their own delayed events from the same client address (the harness's),
 /// each with a few restarts a second apart, well within any per-user management limit. A server
 /// that limits per address instead of per user refuses some, which drops calls in practice.
@@ -87,7 +109,7 @@ async fn heartbeats_behind_one_address(ctx: Ctx) -> CaseResult {
                 ));
             } else if !answer.is_success() {
                 // Not a refusal for the rate: the timer ran out before the harness got there.
-                ctx.done_before_due("the restart", timers[n].requested_at, HEARTBEAT_DELAY_MS)?;
+                ctx.done_before_due("the restart", timers[n].due())?;
                 fail!(
                     "a heartbeat (restart) of a scheduled event failed: {}",
                     answer.describe()
@@ -110,31 +132,9 @@ async fn heartbeats_behind_one_address(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.rate_limits.management_is_rate_limited",
-            "A burst of management actions is rate-limited",
-            Level::Should,
-            MANAGEMENT_RATE_LIMIT,
-            management,
-        )
-        .needs(&[Need::NormalRateLimits]),
-        Case::new(
-            "msc4140.rate_limits.lookups_are_rate_limited",
-            "A burst of delayed-event lookups is rate-limited",
-            Level::Should,
-            LOOKUP_RATE_LIMIT,
-            lookups,
-        )
-        .needs(&[Need::NormalRateLimits]),
-        Case::new(
-            "msc4140.rate_limits.heartbeats_behind_one_address",
-            "Several users heartbeating from one address, each within its own limit, are not refused",
-            Level::Must,
-            HEARTBEAT,
-            heartbeats_behind_one_address,
-        )
-        .needs(&[Need::NormalRateLimits])
-        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
+    cases![
+        management_is_rate_limited,
+        lookups_are_rate_limited,
+        heartbeats_behind_one_address,
     ]
 }

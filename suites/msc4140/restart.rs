@@ -23,8 +23,7 @@ pub(super) struct Restartable {
 }
 
 async fn scheduled(ctx: &Ctx) -> Result<Restartable, Stop> {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("restarted"));
     let scheduled = alice.schedule_ok(&event, DELAY_MS).await?;
     Ok(Restartable::new(alice, bob, event, scheduled))
@@ -42,9 +41,10 @@ impl Restartable {
         }
     }
 
-    /// Harness clock just before the request that last (re)started the timer successfully.
-    pub fn timer_started(&self) -> Instant {
-        self.timer.sent
+    /// When the event is due: its delay from the request that last (re)started the timer
+    /// successfully.
+    pub fn due(&self) -> Due {
+        Due::new(self.timer.sent, self.delay_ms)
     }
 
     /// Restarts the timer. A refusal is judged: if the event already arrived before one delay
@@ -90,9 +90,15 @@ impl Restartable {
     }
 }
 
+case! {
+    name: moves_send_time,
+    title: "A restart moves the send time to the time of the restart plus the original delay",
+    level: Must,
+    spec: RESTART_ACTION,
+}
 /// The restart moves the send time to the restart plus the delay: the event is not sent before
 /// that (by the harness's clock and the server's), nor later than the allowance after it (the
-/// wait's deadline, `Ctx::delivery_deadline`, counts from the restart); the scheduling time the
+/// wait's deadline, `Due::deadline`, counts from the restart); the scheduling time the
 /// server reports moves from the scheduling request to the restart.
 async fn moves_send_time(ctx: Ctx) -> CaseResult {
     let mut r = scheduled(&ctx).await?;
@@ -106,14 +112,20 @@ async fn moves_send_time(ctx: Ctx) -> CaseResult {
         .server_rescheduled_at(&r.alice, &r.delay_id, (first_start, &first), &r.timer)
         .await?;
     let what = "the restarted event";
-    ctx.expect_sent_not_early(&r.bob, what, r.timer.sent, new_start, DELAY_MS, |o| {
+    ctx.expect_sent_not_early(&r.bob, what, r.due().with_server_start(new_start), |o| {
         r.event.matches(o)
     })
     .await
     .map(drop)
 }
 
-async fn heartbeat_keeps_unsent(ctx: Ctx) -> CaseResult {
+case! {
+    name: heartbeat_keeps_event_unsent,
+    title: "Restarting an event more often than its delay keeps it from being sent",
+    level: Must,
+    spec: HEARTBEAT,
+}
+async fn heartbeat_keeps_event_unsent(ctx: Ctx) -> CaseResult {
     let mut r = scheduled(&ctx).await?;
     r.heartbeat(BEATS).await?;
     let early = r.bob.seen_matching(|o| r.event.matches(o)).await?;
@@ -128,6 +140,12 @@ async fn heartbeat_keeps_unsent(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: sent_after_heartbeat_stops,
+    title: "Once restarts stop, the event is sent one delay after the last restart, not earlier",
+    level: Must,
+    spec: HEARTBEAT,
+}
 async fn sent_after_heartbeat_stops(ctx: Ctx) -> CaseResult {
     let mut r = scheduled(&ctx).await?;
     let first = r.timer;
@@ -140,7 +158,7 @@ async fn sent_after_heartbeat_stops(ctx: Ctx) -> CaseResult {
         .await?;
     // Not early; not later than the allowance after the last restart (the wait's deadline).
     let what = "the event whose heartbeat stopped";
-    ctx.expect_sent_not_early(&r.bob, what, r.timer.sent, server_start, DELAY_MS, |o| {
+    ctx.expect_sent_not_early(&r.bob, what, r.due().with_server_start(server_start), |o| {
         r.event.matches(o)
     })
     .await
@@ -148,27 +166,9 @@ async fn sent_after_heartbeat_stops(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.restart.moves_send_time",
-            "A restart moves the send time to the time of the restart plus the original delay",
-            Level::Must,
-            RESTART_ACTION,
-            moves_send_time,
-        ),
-        Case::new(
-            "msc4140.restart.heartbeat_keeps_event_unsent",
-            "Restarting an event more often than its delay keeps it from being sent",
-            Level::Must,
-            HEARTBEAT,
-            heartbeat_keeps_unsent,
-        ),
-        Case::new(
-            "msc4140.restart.sent_after_heartbeat_stops",
-            "Once restarts stop, the event is sent one delay after the last restart, not earlier",
-            Level::Must,
-            HEARTBEAT,
-            sent_after_heartbeat_stops,
-        ),
+    cases![
+        moves_send_time,
+        heartbeat_keeps_event_unsent,
+        sent_after_heartbeat_stops,
     ]
 }

@@ -14,8 +14,7 @@ async fn schedule_then_send_now(
     delay_ms: i64,
     event: impl FnOnce(&str, &User) -> DelayedEvent,
 ) -> Result<SentNow, Stop> {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let event = event(&room, &alice);
     let scheduled = alice.schedule_ok(&event, delay_ms).await?;
     let sent_at = Instant::now();
@@ -41,6 +40,12 @@ struct SentNow {
     seen: Option<Observed>,
 }
 
+case! {
+    name: sends_immediately,
+    title: "The send action sends a scheduled event at once, long before its delay",
+    level: Must,
+    spec: SEND_ACTION,
+}
 async fn sends_immediately(ctx: Ctx) -> CaseResult {
     let sent = schedule_then_send_now(&ctx, LONG_DELAY_MS, |room, _| {
         DelayedEvent::message(room, &ctx.unique("now"))
@@ -55,6 +60,12 @@ async fn sends_immediately(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: keeps_type_content_and_state_key,
+    title: "The event sent by the send action has the scheduled type, state key and content",
+    level: Must,
+    spec: SEND_ACTION,
+}
 async fn keeps_type_content_and_state_key(ctx: Ctx) -> CaseResult {
     let marker = ctx.unique("state");
     let SentNow {
@@ -103,7 +114,13 @@ async fn keeps_type_content_and_state_key(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn not_sent_twice(ctx: Ctx) -> CaseResult {
+case! {
+    name: not_sent_again_by_timer,
+    title: "An event sent by the send action is not sent a second time when its timer would have fired",
+    level: Must,
+    spec: SEND_ACTION,
+}
+async fn not_sent_again_by_timer(ctx: Ctx) -> CaseResult {
     let body = ctx.unique("once");
     let SentNow {
         alice,
@@ -136,27 +153,9 @@ async fn not_sent_twice(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.send_now.sends_immediately",
-            "The send action sends a scheduled event at once, long before its delay",
-            Level::Must,
-            SEND_ACTION,
-            sends_immediately,
-        ),
-        Case::new(
-            "msc4140.send_now.keeps_type_content_and_state_key",
-            "The event sent by the send action has the scheduled type, state key and content",
-            Level::Must,
-            SEND_ACTION,
-            keeps_type_content_and_state_key,
-        ),
-        Case::new(
-            "msc4140.send_now.not_sent_again_by_timer",
-            "An event sent by the send action is not sent a second time when its timer would have fired",
-            Level::Must,
-            SEND_ACTION,
-            not_sent_twice,
-        ),
+    cases![
+        sends_immediately,
+        keeps_type_content_and_state_key,
+        not_sent_again_by_timer,
     ]
 }

@@ -14,13 +14,15 @@ use std::collections::HashSet;
 const SHARED_TYPE: &str = "org.example.dec.shared";
 
 /// Given alice (room creator) and bob in a room where members may set `SHARED_TYPE` state.
-async fn shared_room(ctx: &Ctx) -> Result<(User, User, String), Stop> {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    alice
-        .update_power_levels(&room, |levels| levels["events"][SHARED_TYPE] = json!(0))
+async fn shared_room(ctx: &Ctx) -> Result<Scene, Stop> {
+    let scene = ctx.alice_and_bob().await?;
+    scene
+        .alice
+        .update_power_levels(&scene.room, |levels| {
+            levels["events"][SHARED_TYPE] = json!(0)
+        })
         .await?;
-    alice.start_sync().await?;
-    Ok((alice, bob, room))
+    scene.watched_by_alice().await
 }
 
 /// A state key of this case's own: entries of other cases never meet it, even on a server that
@@ -52,14 +54,20 @@ async fn canary_gone(user: &User, delay_id: &str, until: Instant) -> Result<bool
     }
 }
 
+case! {
+    name: other_users_state_cancels,
+    title: "Another user's newer state for the same entry cancels a delayed state event (2024-10) or not (later)",
+    level: Must,
+    spec: OVERWRITE_CANCELS,
+}
 /// Whether the server cancels bob's delayed state event when alice sets the same entry must not
 /// depend on how fast it processes alice's state. Servers process state changes in order, and
 /// possibly in the background: alice overwrites a canary (another delayed state event of bob's)
 /// right after; once the canary is cancelled, the server has demonstrably processed alice's
 /// state. The verdict waits for that (or for the event's time), so a slow server is judged by
 /// its rule, and a rule applied only after the event went out is reported as that.
-async fn other_users_state(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = shared_room(&ctx).await?;
+async fn other_users_state_cancels(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = shared_room(&ctx).await?;
     alice
         .update_power_levels(&room, |levels| levels["events"][CANARY_TYPE] = json!(0))
         .await?;
@@ -79,12 +87,12 @@ async fn other_users_state(ctx: Ctx) -> CaseResult {
     alice
         .put_state(&room, SHARED_TYPE, &key, json!({"by": "alice, now"}))
         .await?
-        .setup_ok("set the same state")?;
+        .setup_step("set the same state")?;
     ctx.changed_in_time("alice's newer state event", &scheduled)?;
     alice
         .put_state(&room, CANARY_TYPE, &key, json!({"by": "alice, after"}))
         .await?
-        .setup_ok("overwrite the canary")?;
+        .setup_step("overwrite the canary")?;
     let due = scheduled.requested_at + Duration::from_millis(OVERWRITE_DELAY_MS as u64);
     let processed_in_time = canary_gone(&bob, &canary_id, due).await?;
     let copies = ctx
@@ -117,8 +125,14 @@ async fn other_users_state(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn own_state(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = shared_room(&ctx).await?;
+case! {
+    name: own_state_does_not_cancel,
+    title: "The user's own newer state for the same entry does not cancel their delayed state event",
+    level: Must,
+    spec: OVERWRITE_OWN,
+}
+async fn own_state_does_not_cancel(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = shared_room(&ctx).await?;
     let key = own_key(&ctx);
     let delayed = DelayedEvent::state(
         &room,
@@ -129,7 +143,7 @@ async fn own_state(ctx: Ctx) -> CaseResult {
     let scheduled = bob.schedule_ok(&delayed, SHORT_DELAY_MS).await?;
     bob.put_state(&room, SHARED_TYPE, &key, json!({"by": "bob, now"}))
         .await?
-        .setup_ok("set the same state")?;
+        .setup_step("set the same state")?;
     let copies = ctx
         .copies_once_due(&alice, &bob, &room, &scheduled, |o| delayed.matches(o))
         .await?;
@@ -142,8 +156,14 @@ async fn own_state(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn unrelated_events(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = shared_room(&ctx).await?;
+case! {
+    name: unrelated_events_do_not_cancel,
+    title: "Another state key, another room, or message events never cancel a delayed event",
+    level: Must,
+    spec: OVERWRITE_SCOPE,
+}
+async fn unrelated_events_do_not_cancel(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = shared_room(&ctx).await?;
     let other_room = ctx.room(&alice, &[&bob]).await?;
     alice
         .update_power_levels(&other_room, |levels| {
@@ -160,15 +180,15 @@ async fn unrelated_events(ctx: Ctx) -> CaseResult {
     alice
         .put_state(&room, SHARED_TYPE, &other_key, json!({"by": "alice"}))
         .await?
-        .setup_ok("set another state key")?;
+        .setup_step("set another state key")?;
     alice
         .put_state(&other_room, SHARED_TYPE, &key, json!({"by": "alice"}))
         .await?
-        .setup_ok("set state in another room")?;
+        .setup_step("set state in another room")?;
     alice
         .send_event(&room, SHARED_TYPE, json!({"by": "alice"}))
         .await?
-        .setup_ok("send a message event of that type")?;
+        .setup_step("send a message event of that type")?;
     alice
         .send_event(
             &room,
@@ -176,7 +196,7 @@ async fn unrelated_events(ctx: Ctx) -> CaseResult {
             json!({"msgtype": "m.text", "body": "hi"}),
         )
         .await?
-        .setup_ok("send a message")?;
+        .setup_step("send a message")?;
     let copies = ctx
         .copies_once_due(&alice, &bob, &room, &scheduled, |o| {
             delayed_state.matches(o) || delayed_message.matches(o)
@@ -220,7 +240,7 @@ async fn race_round(
     let key = own_key(ctx);
     bob.put_state(room, ev_type, &key, json!({"by": "bob, before"}))
         .await?
-        .setup_ok("set the state")?;
+        .setup_step("set the state")?;
     let event = DelayedEvent::state(
         room,
         ev_type,
@@ -231,6 +251,12 @@ async fn race_round(
     Ok(RaceRound { event, scheduled })
 }
 
+case! {
+    name: earlier_state_does_not_cancel,
+    title: "Another user's state change answered before a delayed state event was scheduled never cancels it",
+    level: Must,
+    spec: OVERWRITE_CANCELS,
+}
 /// A delayed state event may only be cancelled by state sent after it was scheduled (2024-10), or
 /// not by other users' state at all (later texts). A server that processes state changes in the
 /// background may process a change it answered just before the scheduling request only after the
@@ -238,8 +264,8 @@ async fn race_round(
 /// likely; every delayed event must then be sent, once, not early. Those neither seen nor listed
 /// once a later control arrived (plus a grace) count as cancelled, so a server that cancels them
 /// is judged in seconds, not after the 30 s allowance per event.
-async fn earlier_state(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
+async fn earlier_state_does_not_cancel(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?;
     let limit = ctx.features().capability_field("max_scheduled");
     let count = limit.map_or(RACE_ROUNDS, |l| RACE_ROUNDS.min(l.max(1) as usize));
     let types: Vec<String> = (0..count)
@@ -325,9 +351,10 @@ async fn earlier_state(ctx: Ctx) -> CaseResult {
         ctx.expect_sent_not_early(
             &alice,
             what,
-            round.scheduled.requested_at,
-            server_starts.get(&round.scheduled.delay_id).copied(),
-            round.scheduled.delay_ms,
+            round
+                .scheduled
+                .due()
+                .with_server_start(server_starts.get(&round.scheduled.delay_id).copied()),
             |o| round.event.matches(o),
         )
         .await?;
@@ -343,34 +370,10 @@ async fn earlier_state(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.state_overwrite.other_users_state_cancels",
-            "Another user's newer state for the same entry cancels a delayed state event (2024-10) or not (later)",
-            Level::Must,
-            OVERWRITE_CANCELS,
-            other_users_state,
-        ),
-        Case::new(
-            "msc4140.state_overwrite.own_state_does_not_cancel",
-            "The user's own newer state for the same entry does not cancel their delayed state event",
-            Level::Must,
-            OVERWRITE_OWN,
-            own_state,
-        ),
-        Case::new(
-            "msc4140.state_overwrite.unrelated_events_do_not_cancel",
-            "Another state key, another room, or message events never cancel a delayed event",
-            Level::Must,
-            OVERWRITE_SCOPE,
-            unrelated_events,
-        ),
-        Case::new(
-            "msc4140.state_overwrite.earlier_state_does_not_cancel",
-            "Another user's state change answered before a delayed state event was scheduled never cancels it",
-            Level::Must,
-            OVERWRITE_CANCELS,
-            earlier_state,
-        ),
+    cases![
+        other_users_state_cancels,
+        own_state_does_not_cancel,
+        unrelated_events_do_not_cancel,
+        earlier_state_does_not_cancel,
     ]
 }

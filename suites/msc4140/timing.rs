@@ -22,8 +22,7 @@ struct Delivery {
 /// Given two users in a room, the first schedules an event with a short delay and the second
 /// waits for it over /sync.
 async fn deliver(ctx: &Ctx, kind: Kind) -> Result<Delivery, Stop> {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let (what, event) = match kind {
         Kind::Message => (
             "the delayed message",
@@ -44,9 +43,7 @@ async fn deliver(ctx: &Ctx, kind: Kind) -> Result<Delivery, Stop> {
         .server_scheduled_at(&alice, &scheduled.delay_id, &scheduled.timer())
         .await?;
     let seen = ctx
-        .await_delivery(&bob, what, scheduled.requested_at, SHORT_DELAY_MS, |o| {
-            event.matches(o)
-        })
+        .expect_sent(&bob, what, scheduled.due(), |o| event.matches(o))
         .await?;
     Ok(Delivery {
         what,
@@ -56,6 +53,22 @@ async fn deliver(ctx: &Ctx, kind: Kind) -> Result<Delivery, Stop> {
     })
 }
 
+case! {
+    name: message_not_sent_early,
+    title: "A delayed message event is not sent before its delay has passed",
+    level: Must,
+    spec: NOT_BEFORE,
+    body: |ctx| not_early(ctx, Kind::Message),
+}
+
+case! {
+    name: state_not_sent_early,
+    title: "A delayed state event is not sent before its delay has passed",
+    level: Must,
+    spec: NOT_BEFORE,
+    body: |ctx| not_early(ctx, Kind::State),
+}
+
 /// The lower bound (MUST). The upper bound is the wait in `deliver`: an event not seen within its
 /// delay plus the allowance (and slack) fails as never sent; `within_allowance` judges it closely.
 async fn not_early(ctx: Ctx, kind: Kind) -> CaseResult {
@@ -63,10 +76,26 @@ async fn not_early(ctx: Ctx, kind: Kind) -> CaseResult {
     ctx.check_not_early(
         d.what,
         &d.seen,
-        d.scheduled.requested_at,
-        d.server_start,
-        SHORT_DELAY_MS,
+        d.scheduled.due().with_server_start(d.server_start),
     )
+}
+
+case! {
+    name: message_sent_within_allowance,
+    title: "A delayed message event is sent no more than 30 s after its scheduled time",
+    level: Should,
+    spec: ALLOWANCE,
+    body: |ctx| within_allowance(ctx, Kind::Message),
+    revisions: &[Rev::Dec2025, Rev::Jul2026],
+}
+
+case! {
+    name: state_sent_within_allowance,
+    title: "A delayed state event is sent no more than 30 s after its scheduled time",
+    level: Should,
+    spec: ALLOWANCE,
+    body: |ctx| within_allowance(ctx, Kind::State),
+    revisions: &[Rev::Dec2025, Rev::Jul2026],
 }
 
 /// The upper bound (SHOULD), by the server's timestamps against the scheduling time it reported
@@ -77,18 +106,22 @@ async fn within_allowance(ctx: Ctx, kind: Kind) -> CaseResult {
     ctx.check_within_allowance(
         d.what,
         &d.seen,
-        d.scheduled.requested_at,
-        d.server_start,
-        SHORT_DELAY_MS,
+        d.scheduled.due().with_server_start(d.server_start),
     )
 }
 
+case! {
+    name: delay_never_ignored,
+    title: "A request with a delay is scheduled or refused, never sent at once (also where the feature is off)",
+    level: Must,
+    spec: SCHEDULES_NOT_SENDS,
+    runs_without_feature,
+}
 /// The dangerous fallback: a server that does not know the delay treats the request as a plain
 /// send, and a "hang up in ten minutes" goes out now. Runs whether or not the server offers
 /// delayed events: it must schedule (a `delay_id`, no `event_id`) or refuse, never send at once.
 async fn delay_never_ignored(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("due in ten minutes"));
     let resp = alice.schedule(&event, Delay::Ms(LONG_DELAY_MS)).await?;
     let delay_id = resp.str_field("delay_id").filter(|_| resp.status == 200);
@@ -115,7 +148,7 @@ async fn delay_never_ignored(ctx: Ctx) -> CaseResult {
             json!({"msgtype": "m.text", "body": marker}),
         )
         .await?
-        .setup_ok("send a plain message")?;
+        .setup_step("send a plain message")?;
     let sent_at = Instant::now();
     if bob
         .wait_for(sent_at + Duration::from_secs(10), body_is(&marker))
@@ -193,9 +226,9 @@ async fn burst(ctx: &Ctx, senders: &[User], each: usize, watcher: &User, room: &
         ctx.expect_sent_not_early(
             watcher,
             what,
-            scheduled.requested_at,
-            server_starts.get(&scheduled.delay_id).copied(),
-            scheduled.delay_ms,
+            scheduled
+                .due()
+                .with_server_start(server_starts.get(&scheduled.delay_id).copied()),
             |o| event.matches(o),
         )
         .await?;
@@ -205,17 +238,29 @@ async fn burst(ctx: &Ctx, senders: &[User], each: usize, watcher: &User, room: &
         .await
 }
 
+case! {
+    name: burst_up_to_user_limit,
+    title: "A user's events up to the advertised limit, all due at one moment, are each sent once and none early",
+    level: Must,
+    spec: NOT_BEFORE,
+    needs: &[Need::Capability],
+}
 /// One user's events up to the per-user limit the server advertises, all due at once.
 async fn burst_up_to_user_limit(ctx: Ctx) -> CaseResult {
     let Some(limit) = ctx.features().capability_field("max_scheduled") else {
         skip!("the server does not advertise max_scheduled, so the harness cannot know how many events one user may have")
     };
     let count = limit.min(MAX_BURST) as usize;
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     burst(&ctx, &[alice], count, &bob, &room).await
 }
 
+case! {
+    name: many_users_due_together,
+    title: "Many users' events due at one moment in one room are each sent once and none early",
+    level: Must,
+    spec: NOT_BEFORE,
+}
 /// Several users' events in one room, all due at once.
 async fn many_users_due_together(ctx: Ctx) -> CaseResult {
     let (watcher, senders, room) = ctx.watched_room(BURST_USERS).await?;
@@ -223,59 +268,13 @@ async fn many_users_due_together(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.timing.delay_never_ignored",
-            "A request with a delay is scheduled or refused, never sent at once (also where the feature is off)",
-            Level::Must,
-            SCHEDULES_NOT_SENDS,
-            delay_never_ignored,
-        )
-        .runs_without_feature(),
-        Case::new(
-            "msc4140.timing.message_not_sent_early",
-            "A delayed message event is not sent before its delay has passed",
-            Level::Must,
-            NOT_BEFORE,
-            |ctx| not_early(ctx, Kind::Message),
-        ),
-        Case::new(
-            "msc4140.timing.state_not_sent_early",
-            "A delayed state event is not sent before its delay has passed",
-            Level::Must,
-            NOT_BEFORE,
-            |ctx| not_early(ctx, Kind::State),
-        ),
-        Case::new(
-            "msc4140.timing.message_sent_within_allowance",
-            "A delayed message event is sent no more than 30 s after its scheduled time",
-            Level::Should,
-            ALLOWANCE,
-            |ctx| within_allowance(ctx, Kind::Message),
-        )
-        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
-        Case::new(
-            "msc4140.timing.state_sent_within_allowance",
-            "A delayed state event is sent no more than 30 s after its scheduled time",
-            Level::Should,
-            ALLOWANCE,
-            |ctx| within_allowance(ctx, Kind::State),
-        )
-        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
-        Case::new(
-            "msc4140.timing.burst_up_to_user_limit",
-            "A user's events up to the advertised limit, all due at one moment, are each sent once and none early",
-            Level::Must,
-            NOT_BEFORE,
-            burst_up_to_user_limit,
-        )
-        .needs(&[Need::Capability]),
-        Case::new(
-            "msc4140.timing.many_users_due_together",
-            "Many users' events due at one moment in one room are each sent once and none early",
-            Level::Must,
-            NOT_BEFORE,
-            many_users_due_together,
-        ),
+    cases![
+        delay_never_ignored,
+        message_not_sent_early,
+        state_not_sent_early,
+        message_sent_within_allowance,
+        state_sent_within_allowance,
+        burst_up_to_user_limit,
+        many_users_due_together,
     ]
 }

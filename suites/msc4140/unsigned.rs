@@ -16,21 +16,21 @@ struct Sent {
 }
 
 async fn sent(ctx: &Ctx) -> Result<Sent, Stop> {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    alice.start_sync().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx
+        .alice_and_bob()
+        .await?
+        .watched_by_alice()
+        .await?
+        .watched_by_bob()
+        .await?;
     let event = DelayedEvent::message(&room, &ctx.unique("unsigned"));
     let scheduled = alice.schedule_ok(&event, SHORT_DELAY_MS).await?;
     let what = "the delayed message";
     let alice_saw = ctx
-        .await_delivery(&alice, what, scheduled.requested_at, SHORT_DELAY_MS, |o| {
-            event.matches(o)
-        })
+        .expect_sent(&alice, what, scheduled.due(), |o| event.matches(o))
         .await?;
     let bob_saw = ctx
-        .await_delivery(&bob, what, scheduled.requested_at, SHORT_DELAY_MS, |o| {
-            event.matches(o)
-        })
+        .expect_sent(&bob, what, scheduled.due(), |o| event.matches(o))
         .await?;
     Ok(Sent {
         alice,
@@ -60,7 +60,14 @@ async fn the_event_in_messages(user: &User, event: &DelayedEvent) -> Result<Valu
         })
 }
 
-async fn for_sender_over_sync(ctx: Ctx) -> CaseResult {
+case! {
+    name: delay_id_for_sender_over_sync,
+    title: "The sender sees the delay_id in the sent event's unsigned data over /sync",
+    level: Must,
+    spec: UNSIGNED,
+    revisions: &[Rev::Jul2026],
+}
+async fn delay_id_for_sender_over_sync(ctx: Ctx) -> CaseResult {
     let s = sent(&ctx).await?;
     let key = ctx.form().unsigned_key();
     let got = unsigned_delay_id(&s.alice_saw.event, key);
@@ -73,7 +80,14 @@ async fn for_sender_over_sync(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn for_sender_over_messages(ctx: Ctx) -> CaseResult {
+case! {
+    name: delay_id_for_sender_over_messages,
+    title: "The sender sees the delay_id in the sent event's unsigned data over /messages",
+    level: Must,
+    spec: UNSIGNED,
+    revisions: &[Rev::Jul2026],
+}
+async fn delay_id_for_sender_over_messages(ctx: Ctx) -> CaseResult {
     let s = sent(&ctx).await?;
     let key = ctx.form().unsigned_key();
     let event = the_event_in_messages(&s.alice, &s.event).await?;
@@ -86,7 +100,14 @@ async fn for_sender_over_messages(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn hidden_from_others(ctx: Ctx) -> CaseResult {
+case! {
+    name: delay_id_hidden_from_others,
+    title: "Other users never see the delay_id in the sent event's unsigned data",
+    level: Must,
+    spec: UNSIGNED,
+    revisions: &[Rev::Jul2026],
+}
+async fn delay_id_hidden_from_others(ctx: Ctx) -> CaseResult {
     let s = sent(&ctx).await?;
     let from_messages = the_event_in_messages(&s.bob, &s.event).await?;
     for (how, event) in [("/sync", &s.bob_saw.event), ("/messages", &from_messages)] {
@@ -102,30 +123,9 @@ async fn hidden_from_others(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.unsigned.delay_id_for_sender_over_sync",
-            "The sender sees the delay_id in the sent event's unsigned data over /sync",
-            Level::Must,
-            UNSIGNED,
-            for_sender_over_sync,
-        )
-        .revisions(&[Rev::Jul2026]),
-        Case::new(
-            "msc4140.unsigned.delay_id_for_sender_over_messages",
-            "The sender sees the delay_id in the sent event's unsigned data over /messages",
-            Level::Must,
-            UNSIGNED,
-            for_sender_over_messages,
-        )
-        .revisions(&[Rev::Jul2026]),
-        Case::new(
-            "msc4140.unsigned.delay_id_hidden_from_others",
-            "Other users never see the delay_id in the sent event's unsigned data",
-            Level::Must,
-            UNSIGNED,
-            hidden_from_others,
-        )
-        .revisions(&[Rev::Jul2026]),
+    cases![
+        delay_id_for_sender_over_sync,
+        delay_id_for_sender_over_messages,
+        delay_id_hidden_from_others,
     ]
 }

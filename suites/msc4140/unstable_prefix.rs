@@ -4,7 +4,13 @@ use super::texts::VERSIONS_FLAG;
 use crate::api::UNSTABLE_FEATURE;
 use crate::prelude::*;
 
-async fn advertised(ctx: Ctx) -> CaseResult {
+case! {
+    name: advertised_in_versions,
+    title: "/versions advertises org.matrix.msc4140 as an unstable feature",
+    level: Must,
+    spec: VERSIONS_FLAG,
+}
+async fn advertised_in_versions(ctx: Ctx) -> CaseResult {
     let resp = ctx
         .anonymous()
         .get("/_matrix/client/versions")
@@ -25,11 +31,5 @@ async fn advertised(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![Case::new(
-        "msc4140.unstable_prefix.advertised_in_versions",
-        "/versions advertises org.matrix.msc4140 as an unstable feature",
-        Level::Must,
-        VERSIONS_FLAG,
-        advertised,
-    )]
+    cases![advertised_in_versions]
 }

@@ -13,8 +13,14 @@ const CALL_MEMBER: &str = "org.matrix.msc3401.call.member";
 const LAST_WILL_DELAY_MS: i64 = 1500;
 const HEARTBEATS: u32 = 6;
 
-async fn last_will(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
+case! {
+    name: matrixrtc_last_will,
+    title: "A call membership kept alive by restarts stays while they run and is hung up one delay after they stop",
+    level: Must,
+    spec: LAST_WILL,
+}
+async fn matrixrtc_last_will(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?;
     alice
         .update_power_levels(&room, |levels| levels["events"][CALL_MEMBER] = json!(0))
         .await?;
@@ -26,7 +32,7 @@ async fn last_will(ctx: Ctx) -> CaseResult {
                         "focus_active": {"type": "livekit"}, "foci_preferred": []});
     bob.put_state(&room, CALL_MEMBER, &state_key, joined.clone())
         .await?
-        .setup_ok("join the call")?;
+        .setup_step("join the call")?;
     let hang_up = DelayedEvent::state(&room, CALL_MEMBER, &state_key, json!({}));
     let scheduled = bob.schedule_ok(&hang_up, LAST_WILL_DELAY_MS).await?;
     let mut will = Restartable::new(bob.clone(), alice.clone(), hang_up.clone(), scheduled);
@@ -39,11 +45,7 @@ async fn last_will(ctx: Ctx) -> CaseResult {
         .server_rescheduled_at(&bob, &will.delay_id, (first_start, &first), &will.timer)
         .await?;
     let membership = alice.get_state(&room, CALL_MEMBER, &state_key).await?;
-    ctx.done_before_due(
-        "reading the membership",
-        will.timer_started(),
-        LAST_WILL_DELAY_MS,
-    )?;
+    ctx.done_before_due("reading the membership", will.due())?;
     check!(
         membership.status == 200 && membership.body == joined,
         "while the heartbeat ran, the call membership should have stayed, but {}",
@@ -55,9 +57,7 @@ async fn last_will(ctx: Ctx) -> CaseResult {
     ctx.expect_sent_not_early(
         &alice,
         what,
-        will.timer_started(),
-        server_start,
-        LAST_WILL_DELAY_MS,
+        will.due().with_server_start(server_start),
         |o| hang_up.matches(o),
     )
     .await?;
@@ -70,9 +70,14 @@ async fn last_will(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: self_destructing_message,
+    title: "A delayed redaction redacts its message after the delay",
+    level: Must,
+    spec: SELF_DESTRUCT,
+}
 async fn self_destructing_message(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    alice.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_alice().await?;
     let sent = bob
         .send_event(
             &room,
@@ -80,7 +85,7 @@ async fn self_destructing_message(ctx: Ctx) -> CaseResult {
             json!({"msgtype": "m.text", "body": "this message will self-destruct"}),
         )
         .await?
-        .setup_ok("send the message")?;
+        .setup_step("send the message")?;
     let message_id = sent.str_field("event_id").unwrap_or_default().to_string();
     let redaction = DelayedEvent {
         room_id: room.clone(),
@@ -102,9 +107,7 @@ async fn self_destructing_message(ctx: Ctx) -> CaseResult {
     ctx.expect_sent_not_early(
         &alice,
         what,
-        scheduled.requested_at,
-        server_start,
-        SHORT_DELAY_MS,
+        scheduled.due().with_server_start(server_start),
         redacts,
     )
     .await?;
@@ -143,7 +146,7 @@ async fn settle_after_join(ctx: &Ctx, alice: &User, bob: &User, room: &str) -> C
         .delay_id;
     bob.put_state(room, CANARY, "k", json!({}))
         .await?
-        .setup_ok("overwrite the canary")?;
+        .setup_step("overwrite the canary")?;
     let started = Instant::now();
     while started.elapsed() < SETTLE_BOUND {
         if alice.listed(&id).await?.is_none() {
@@ -155,8 +158,14 @@ async fn settle_after_join(ctx: &Ctx, alice: &User, bob: &User, room: &str) -> C
     Ok(())
 }
 
+case! {
+    name: delayed_kick,
+    title: "A membership event scheduled by a moderator removes the member after the delay",
+    level: Must,
+    spec: REMINDERS,
+}
 async fn delayed_kick(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?;
     settle_after_join(&ctx, &alice, &bob, &room).await?;
     alice.start_sync().await?;
     let kick = DelayedEvent::state(
@@ -179,9 +188,7 @@ async fn delayed_kick(ctx: Ctx) -> CaseResult {
     ctx.expect_sent_not_early(
         &alice,
         what,
-        scheduled.requested_at,
-        server_start,
-        SHORT_DELAY_MS,
+        scheduled.due().with_server_start(server_start),
         is_kick,
     )
     .await?;
@@ -194,9 +201,14 @@ async fn delayed_kick(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn reminder(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+case! {
+    name: scheduled_reminder,
+    title: "A reminder with an intentional mention arrives at its time, mention intact",
+    level: Must,
+    spec: REMINDERS,
+}
+async fn scheduled_reminder(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let text = format!("{}: tea is ready ({})", bob.id(), ctx.unique("reminder"));
     let reminder = DelayedEvent::message(&room, &text).with_content(
         json!({"msgtype": "m.text", "body": text, "m.mentions": {"user_ids": [bob.id()]}}),
@@ -211,9 +223,7 @@ async fn reminder(ctx: Ctx) -> CaseResult {
         .expect_sent_not_early(
             &bob,
             what,
-            scheduled.requested_at,
-            server_start,
-            SHORT_DELAY_MS,
+            scheduled.due().with_server_start(server_start),
             body_is(&text),
         )
         .await?;
@@ -231,6 +241,13 @@ const CALL_MEMBERS: usize = 3;
 const CALL_DELAY_MS: i64 = 1000;
 const CALL_BEAT: Duration = Duration::from_millis(CALL_DELAY_MS as u64 / 5);
 
+case! {
+    name: call_of_many,
+    title: "In a call of many, only the hang-up of the member who stopped heartbeating lands, on time",
+    level: Must,
+    spec: HEARTBEAT,
+    revisions: &[Rev::Dec2025, Rev::Jul2026],
+}
 /// Several members of one room keep their "hang up" alive; one stops. Only that member's hang-up
 /// lands, one delay after their last restart (not earlier, not later than allowed), while the
 /// others' restarts go on; the others' hang-ups stay unsent. A server that lets one member's
@@ -278,7 +295,7 @@ async fn call_of_many(ctx: Ctx) -> CaseResult {
             &stopped.timer,
         )
         .await?;
-    let deadline = Ctx::delivery_deadline(stopped.timer_started(), CALL_DELAY_MS);
+    let deadline = stopped.due().deadline();
     let seen = loop {
         if let Some(seen) = watcher
             .wait_for(Instant::now() + CALL_BEAT, |o| stopped.event.matches(o))
@@ -301,22 +318,10 @@ async fn call_of_many(ctx: Ctx) -> CaseResult {
         will.restart().await?;
     }
     let what = "the hang-up of the member who stopped";
-    ctx.check_not_early(
-        what,
-        &seen,
-        stopped.timer_started(),
-        server_start,
-        CALL_DELAY_MS,
-    )?;
-    ctx.check_within_allowance(
-        what,
-        &seen,
-        stopped.timer_started(),
-        server_start,
-        CALL_DELAY_MS,
-    )?;
+    ctx.check_not_early(what, &seen, stopped.due().with_server_start(server_start))?;
+    ctx.check_within_allowance(what, &seen, stopped.due().with_server_start(server_start))?;
     for will in &wills {
-        ctx.done_before_due("the last heartbeat", will.timer_started(), CALL_DELAY_MS)?;
+        ctx.done_before_due("the last heartbeat", will.due())?;
         let landed = watcher.seen_matching(|o| will.event.matches(o)).await?;
         check!(
             landed.is_empty(),
@@ -328,42 +333,11 @@ async fn call_of_many(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4140.use_cases.matrixrtc_last_will",
-            "A call membership kept alive by restarts stays while they run and is hung up one delay after they stop",
-            Level::Must,
-            LAST_WILL,
-            last_will,
-        ),
-        Case::new(
-            "msc4140.use_cases.self_destructing_message",
-            "A delayed redaction redacts its message after the delay",
-            Level::Must,
-            SELF_DESTRUCT,
-            self_destructing_message,
-        ),
-        Case::new(
-            "msc4140.use_cases.delayed_kick",
-            "A membership event scheduled by a moderator removes the member after the delay",
-            Level::Must,
-            REMINDERS,
-            delayed_kick,
-        ),
-        Case::new(
-            "msc4140.use_cases.scheduled_reminder",
-            "A reminder with an intentional mention arrives at its time, mention intact",
-            Level::Must,
-            REMINDERS,
-            reminder,
-        ),
-        Case::new(
-            "msc4140.use_cases.call_of_many",
-            "In a call of many, only the hang-up of the member who stopped heartbeating lands, on time",
-            Level::Must,
-            HEARTBEAT,
-            call_of_many,
-        )
-        .revisions(&[Rev::Dec2025, Rev::Jul2026]),
+    cases![
+        matrixrtc_last_will,
+        self_destructing_message,
+        delayed_kick,
+        scheduled_reminder,
+        call_of_many,
     ]
 }

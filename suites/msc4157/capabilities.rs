@@ -2,10 +2,16 @@
 //! the stable ones where the driver knows them), and a delayed send needs both of its two.
 
 use super::texts::{SEND_CAPABILITY, TWO_CAPABILITIES, UNSTABLE_NAMES};
-use super::{all_caps, expect_error_reply, SHORT_DELAY_MS, STATE_TYPE};
+use super::{all_caps, check_error_reply, SHORT_DELAY_MS, STATE_TYPE};
 use crate::prelude::*;
 use crate::widget::{caps, Approval};
 
+case! {
+    name: unstable_names_approved,
+    title: "Both delayed-event capabilities are negotiated under their unstable names",
+    level: Must,
+    spec: UNSTABLE_NAMES,
+}
 async fn unstable_names_approved(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
@@ -21,6 +27,12 @@ async fn unstable_names_approved(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: stable_names,
+    title: "Which stable capability names the driver approves (and honours what it approves)",
+    level: Info,
+    spec: SEND_CAPABILITY,
+}
 async fn stable_names(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
@@ -69,8 +81,7 @@ async fn refused_without(
     missing: &str,
     state: bool,
 ) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let mut widget = ctx.widget(&alice, &room, Approval::Only(approved)).await?;
     widget.handshake(&all_caps()).await?;
     let event = if state {
@@ -84,7 +95,7 @@ async fn refused_without(
         DelayedEvent::message(&room, &ctx.unique("refused"))
     };
     let reply = widget.send_event(&event, Some(SHORT_DELAY_MS)).await?;
-    expect_error_reply(
+    check_error_reply(
         &reply,
         &format!("a delayed send_event without the capability {missing}"),
     )?;
@@ -108,6 +119,12 @@ async fn refused_without(
     Ok(())
 }
 
+case! {
+    name: delayed_send_needs_capability,
+    title: "Without the delayed-send capability a delayed send is refused and nothing is scheduled",
+    level: Must,
+    spec: TWO_CAPABILITIES,
+}
 async fn delayed_send_needs_capability(ctx: Ctx) -> CaseResult {
     let approved = vec![
         caps::send_event("m.room.message"),
@@ -117,6 +134,12 @@ async fn delayed_send_needs_capability(ctx: Ctx) -> CaseResult {
     refused_without(&ctx, approved, caps::SEND_DELAYED_UNSTABLE, false).await
 }
 
+case! {
+    name: delayed_send_needs_event_type_capability,
+    title: "Without the event type's send capability a delayed send is refused and nothing is scheduled",
+    level: Must,
+    spec: TWO_CAPABILITIES,
+}
 async fn delayed_send_needs_event_type_capability(ctx: Ctx) -> CaseResult {
     let approved = vec![
         caps::SEND_DELAYED_UNSTABLE.to_string(),
@@ -127,34 +150,10 @@ async fn delayed_send_needs_event_type_capability(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4157.capabilities.unstable_names_approved",
-            "Both delayed-event capabilities are negotiated under their unstable names",
-            Level::Must,
-            UNSTABLE_NAMES,
-            unstable_names_approved,
-        ),
-        Case::new(
-            "msc4157.capabilities.stable_names",
-            "Which stable capability names the driver approves (and honours what it approves)",
-            Level::Info,
-            SEND_CAPABILITY,
-            stable_names,
-        ),
-        Case::new(
-            "msc4157.capabilities.delayed_send_needs_capability",
-            "Without the delayed-send capability a delayed send is refused and nothing is scheduled",
-            Level::Must,
-            TWO_CAPABILITIES,
-            delayed_send_needs_capability,
-        ),
-        Case::new(
-            "msc4157.capabilities.delayed_send_needs_event_type_capability",
-            "Without the event type's send capability a delayed send is refused and nothing is scheduled",
-            Level::Must,
-            TWO_CAPABILITIES,
-            delayed_send_needs_event_type_capability,
-        ),
+    cases![
+        unstable_names_approved,
+        stable_names,
+        delayed_send_needs_capability,
+        delayed_send_needs_event_type_capability,
     ]
 }

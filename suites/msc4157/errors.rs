@@ -3,15 +3,21 @@
 //! before the capability handshake is reported.
 
 use super::texts::{TWO_CAPABILITIES, UPDATE_RESPONSE};
-use super::{alice_widget_and_bob, expect_error_reply, widget_schedules, LONG_DELAY_MS};
+use super::{alice_widget_and_bob, check_error_reply, widget_schedules, LONG_DELAY_MS};
 use crate::prelude::*;
 use crate::widget::{caps, Approval, Widget};
 
+case! {
+    name: unknown_action,
+    title: "An update with an unknown action gets an error reply",
+    level: Must,
+    spec: UPDATE_RESPONSE,
+}
 async fn unknown_action(ctx: Ctx) -> CaseResult {
     let (widget, _bob, _room) = alice_widget_and_bob(&ctx).await?;
     let (_event, scheduled) = widget_schedules(&ctx, &widget, "target", LONG_DELAY_MS).await?;
     let reply = widget.update(&scheduled.delay_id, "explode").await?;
-    expect_error_reply(&reply, "an update with the unknown action \"explode\"")?;
+    check_error_reply(&reply, "an update with the unknown action \"explode\"")?;
     ctx.note(match reply.matrix_errcode() {
         Some(errcode) => format!("forwarded to the homeserver, which refused it ({errcode})"),
         None => "refused by the driver".into(),
@@ -19,20 +25,38 @@ async fn unknown_action(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: missing_delay_id,
+    title: "An update without a delay_id gets an error reply",
+    level: Must,
+    spec: UPDATE_RESPONSE,
+}
 async fn missing_delay_id(ctx: Ctx) -> CaseResult {
     let (widget, _bob, _room) = alice_widget_and_bob(&ctx).await?;
     let reply = widget
         .update_as(caps::UPDATE_ACTION_UNSTABLE, json!({"action": "cancel"}))
         .await?;
-    expect_error_reply(&reply, "an update without a delay_id")
+    check_error_reply(&reply, "an update without a delay_id")
 }
 
+case! {
+    name: unknown_delay_id,
+    title: "An update of an unknown delay_id gets an error reply",
+    level: Must,
+    spec: UPDATE_RESPONSE,
+}
 async fn unknown_delay_id(ctx: Ctx) -> CaseResult {
     let (widget, _bob, _room) = alice_widget_and_bob(&ctx).await?;
     let reply = widget.update("no_such_delay_id", "cancel").await?;
-    expect_error_reply(&reply, "cancel of a delay_id that does not exist")
+    check_error_reply(&reply, "cancel of a delay_id that does not exist")
 }
 
+case! {
+    name: homeserver_error_carried,
+    title: "A homeserver refusal (delay over the maximum) comes back carrying the Matrix error",
+    level: Should,
+    spec: UPDATE_RESPONSE,
+}
 async fn homeserver_error_carried(ctx: Ctx) -> CaseResult {
     let (widget, _bob, room) = alice_widget_and_bob(&ctx).await?;
     // Ten years: over any server's maximum delay.
@@ -59,6 +83,12 @@ async fn homeserver_error_carried(ctx: Ctx) -> CaseResult {
 /// The largest advertised per-user limit the case fills up (a request each).
 const MAX_FILLABLE: i64 = 500;
 
+case! {
+    name: limit_error_carried,
+    title: "A homeserver refusal (the per-user limit) comes back carrying the Matrix error",
+    level: Should,
+    spec: UPDATE_RESPONSE,
+}
 async fn limit_error_carried(ctx: Ctx) -> CaseResult {
     let Some(limit) = ctx.features().capability_field("max_scheduled") else {
         skip!("the homeserver does not advertise max_scheduled, so the harness cannot know where its limit is")
@@ -100,6 +130,12 @@ async fn limit_error_carried(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: before_handshake,
+    title: "What a driver does with a send_event before the capability handshake",
+    level: Info,
+    spec: TWO_CAPABILITIES,
+}
 async fn before_handshake(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
@@ -132,48 +168,12 @@ async fn before_handshake(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4157.errors.unknown_action",
-            "An update with an unknown action gets an error reply",
-            Level::Must,
-            UPDATE_RESPONSE,
-            unknown_action,
-        ),
-        Case::new(
-            "msc4157.errors.missing_delay_id",
-            "An update without a delay_id gets an error reply",
-            Level::Must,
-            UPDATE_RESPONSE,
-            missing_delay_id,
-        ),
-        Case::new(
-            "msc4157.errors.unknown_delay_id",
-            "An update of an unknown delay_id gets an error reply",
-            Level::Must,
-            UPDATE_RESPONSE,
-            unknown_delay_id,
-        ),
-        Case::new(
-            "msc4157.errors.homeserver_error_carried",
-            "A homeserver refusal (delay over the maximum) comes back carrying the Matrix error",
-            Level::Should,
-            UPDATE_RESPONSE,
-            homeserver_error_carried,
-        ),
-        Case::new(
-            "msc4157.errors.limit_error_carried",
-            "A homeserver refusal (the per-user limit) comes back carrying the Matrix error",
-            Level::Should,
-            UPDATE_RESPONSE,
-            limit_error_carried,
-        ),
-        Case::new(
-            "msc4157.errors.before_handshake",
-            "What a driver does with a send_event before the capability handshake",
-            Level::Info,
-            TWO_CAPABILITIES,
-            before_handshake,
-        ),
+    cases![
+        unknown_action,
+        missing_delay_id,
+        unknown_delay_id,
+        homeserver_error_carried,
+        limit_error_carried,
+        before_handshake,
     ]
 }

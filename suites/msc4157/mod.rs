@@ -9,12 +9,12 @@ mod texts;
 mod update;
 mod use_cases;
 
+// The areas, in report order: `AREAS` and `cases()` follow from this list.
+dec_harness::areas!(capabilities, send, update, errors, use_cases);
+
 use crate::case::Case;
 use crate::prelude::*;
 use crate::widget::{caps, Widget};
-
-/// The areas of the MSC4157 suite, in report order.
-pub const AREAS: [&str; 5] = ["capabilities", "send", "update", "errors", "use_cases"];
 
 /// The delay of events a case waits for: short, with room for a driver process in between.
 pub const SHORT_DELAY_MS: i64 = 1500;
@@ -26,15 +26,9 @@ pub const LONG_DELAY_MS: i64 = 600_000;
 /// The state event type the cases send (a custom one: no power-level surprises).
 pub const STATE_TYPE: &str = "org.example.conformance.widget";
 
+/// Every case of the suite, area by area; each enforces the one text.
 pub fn cases() -> Vec<Case> {
-    let areas: [fn() -> Vec<Case>; 5] = [
-        capabilities::cases,
-        send::cases,
-        update::cases,
-        errors::cases,
-        use_cases::cases,
-    ];
-    areas
+    AREA_CASES
         .iter()
         .flat_map(|area| area())
         .map(|case| case.revisions(&[Rev::Widget2026]))
@@ -49,8 +43,7 @@ pub fn all_caps() -> Vec<String> {
 /// Alice, whose driver runs in a fresh room with every capability approved; bob, who watches the
 /// room over /sync.
 pub async fn alice_widget_and_bob(ctx: &Ctx) -> Result<(Widget, User, String), Stop> {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let widget = ctx.widget_with(&alice, &room, &all_caps()).await?;
     Ok((widget, bob, room))
 }
@@ -63,12 +56,12 @@ pub async fn widget_schedules(
     delay_ms: i64,
 ) -> Result<(DelayedEvent, Scheduled), Stop> {
     let event = DelayedEvent::message(&widget.room_id, &ctx.unique(what));
-    let (reply, delay_id) = widget.schedule(&event, delay_ms).await?;
+    let (reply, delay_id) = widget.schedule_ok(&event, delay_ms).await?;
     Ok((event, Widget::scheduled(&reply, &delay_id, delay_ms)))
 }
 
 /// Fails unless the reply is an error reply (`what` says what was asked).
-pub fn expect_error_reply(reply: &crate::widget::Reply, what: &str) -> Result<(), Stop> {
+pub fn check_error_reply(reply: &crate::widget::Reply, what: &str) -> Result<(), Stop> {
     check!(
         reply.is_error(),
         "{what}: expected a widget error response, but {}",
@@ -78,7 +71,7 @@ pub fn expect_error_reply(reply: &crate::widget::Reply, what: &str) -> Result<()
 }
 
 /// Fails if `delay_id` is no longer scheduled on the homeserver (the listing lacks it).
-pub async fn expect_still_scheduled(user: &User, delay_id: &str, after: &str) -> Result<(), Stop> {
+pub async fn check_still_scheduled(user: &User, delay_id: &str, after: &str) -> Result<(), Stop> {
     check!(
         user.listed(delay_id).await?.is_some(),
         "after {after}, the delayed event {delay_id} is no longer scheduled on the homeserver (not in \

@@ -18,7 +18,7 @@ async fn sends_delayed(ctx: &Ctx, state: bool) -> CaseResult {
     } else {
         DelayedEvent::message(&room, &ctx.unique("widget delayed"))
     };
-    let (reply, delay_id) = widget.schedule(&event, SHORT_DELAY_MS).await?;
+    let (reply, delay_id) = widget.schedule_ok(&event, SHORT_DELAY_MS).await?;
     match reply.field("event_id") {
         None => ctx.note("the reply has no event_id field"),
         Some(Value::Null) => ctx.note("the reply has \"event_id\": null"),
@@ -50,38 +50,33 @@ async fn sends_delayed(ctx: &Ctx, state: bool) -> CaseResult {
     ctx.expect_sent_not_early(
         &bob,
         what,
-        scheduled.requested_at,
-        server_start,
-        SHORT_DELAY_MS,
+        scheduled.due().with_server_start(server_start),
         |o| event.matches(o),
     )
     .await?;
     Ok(())
 }
 
+case! {
+    name: delayed_message,
+    title: "A delayed message send is scheduled (delay_id, no event_id) and sent after its delay",
+    level: Must,
+    spec: CLIENT_SENDS_DELAYED,
+}
 async fn delayed_message(ctx: Ctx) -> CaseResult {
     sends_delayed(&ctx, false).await
 }
 
+case! {
+    name: delayed_state,
+    title: "A delayed state send is scheduled (delay_id, no event_id) and sent after its delay",
+    level: Must,
+    spec: CLIENT_SENDS_DELAYED,
+}
 async fn delayed_state(ctx: Ctx) -> CaseResult {
     sends_delayed(&ctx, true).await
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4157.send.delayed_message",
-            "A delayed message send is scheduled (delay_id, no event_id) and sent after its delay",
-            Level::Must,
-            CLIENT_SENDS_DELAYED,
-            delayed_message,
-        ),
-        Case::new(
-            "msc4157.send.delayed_state",
-            "A delayed state send is scheduled (delay_id, no event_id) and sent after its delay",
-            Level::Must,
-            CLIENT_SENDS_DELAYED,
-            delayed_state,
-        ),
-    ]
+    cases![delayed_message, delayed_state]
 }

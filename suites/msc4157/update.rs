@@ -4,7 +4,7 @@
 
 use super::texts::{UNSTABLE_NAMES, UPDATE_ACTIONS, UPDATE_CAPABILITY, UPDATE_RESPONSE};
 use super::{
-    alice_widget_and_bob, all_caps, expect_error_reply, expect_still_scheduled, widget_schedules,
+    alice_widget_and_bob, all_caps, check_error_reply, check_still_scheduled, widget_schedules,
     LONG_DELAY_MS, RESTARTED_DELAY_MS, SHORT_DELAY_MS,
 };
 use crate::prelude::*;
@@ -22,11 +22,17 @@ fn note_reply_body(ctx: &Ctx, reply: &Reply) {
     }
 }
 
+case! {
+    name: cancel,
+    title: "cancel through the widget: success reply, and the event is never sent",
+    level: Must,
+    spec: UPDATE_RESPONSE,
+}
 async fn cancel(ctx: Ctx) -> CaseResult {
     let (widget, bob, room) = alice_widget_and_bob(&ctx).await?;
     let (event, scheduled) = widget_schedules(&ctx, &widget, "cancelled", SHORT_DELAY_MS).await?;
     let reply = widget.update(&scheduled.delay_id, "cancel").await?;
-    reply.expect_success("cancel through the widget was refused")?;
+    reply.check_success("cancel through the widget was refused")?;
     note_reply_body(&ctx, &reply);
     ctx.expect_never_sent(
         &bob,
@@ -39,24 +45,35 @@ async fn cancel(ctx: Ctx) -> CaseResult {
     .await
 }
 
+case! {
+    name: send,
+    title: "send through the widget: success reply, and the event is sent now",
+    level: Must,
+    spec: UPDATE_RESPONSE,
+}
 async fn send(ctx: Ctx) -> CaseResult {
     let (widget, bob, _room) = alice_widget_and_bob(&ctx).await?;
     let (event, scheduled) = widget_schedules(&ctx, &widget, "sent now", LONG_DELAY_MS).await?;
     let reply = widget.update(&scheduled.delay_id, "send").await?;
-    reply.expect_success("send through the widget was refused")?;
+    reply.check_success("send through the widget was refused")?;
     note_reply_body(&ctx, &reply);
     // Sent now: due at once, so the wait is the allowance a server may add.
-    ctx.await_delivery(
+    ctx.expect_sent(
         &bob,
         "the event sent through the widget's send action",
-        reply.requested_at,
-        0,
+        Due::new(reply.requested_at, 0),
         |o| event.matches(o),
     )
     .await?;
     Ok(())
 }
 
+case! {
+    name: restart,
+    title: "restart through the widget: success reply, and the event is sent a full delay later",
+    level: Must,
+    spec: UPDATE_RESPONSE,
+}
 async fn restart(ctx: Ctx) -> CaseResult {
     let (widget, bob, _room) = alice_widget_and_bob(&ctx).await?;
     let (event, scheduled) =
@@ -64,21 +81,25 @@ async fn restart(ctx: Ctx) -> CaseResult {
     tokio::time::sleep(RESTART_AFTER).await;
     let reply = widget.update(&scheduled.delay_id, "restart").await?;
     // First: a restart that came too late is refused rightly (the event was sent).
-    ctx.done_before_due("the restart", scheduled.requested_at, RESTARTED_DELAY_MS)?;
-    reply.expect_success("restart through the widget was refused")?;
+    ctx.done_before_due("the restart", scheduled.due())?;
+    reply.check_success("restart through the widget was refused")?;
     note_reply_body(&ctx, &reply);
     ctx.expect_sent_not_early(
         &bob,
         "the event restarted through the widget",
-        reply.requested_at,
-        None,
-        RESTARTED_DELAY_MS,
+        Due::new(reply.requested_at, RESTARTED_DELAY_MS),
         |o| event.matches(o),
     )
     .await?;
     Ok(())
 }
 
+case! {
+    name: needs_capability,
+    title: "Without the update capability cancel, restart and send are refused and the event is untouched",
+    level: Must,
+    spec: UPDATE_CAPABILITY,
+}
 async fn needs_capability(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
@@ -92,8 +113,8 @@ async fn needs_capability(ctx: Ctx) -> CaseResult {
     let (event, scheduled) = widget_schedules(&ctx, &widget, "untouchable", LONG_DELAY_MS).await?;
     for action in ["cancel", "restart", "send"] {
         let reply = widget.update(&scheduled.delay_id, action).await?;
-        expect_error_reply(&reply, &format!("`{action}` without the update capability"))?;
-        expect_still_scheduled(
+        check_error_reply(&reply, &format!("`{action}` without the update capability"))?;
+        check_still_scheduled(
             &alice,
             &scheduled.delay_id,
             &format!("a refused `{action}`"),
@@ -108,6 +129,12 @@ async fn needs_capability(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: stable_action_name,
+    title: "Whether the stable action name update_delayed_event is offered (and works when accepted)",
+    level: Info,
+    spec: UNSTABLE_NAMES,
+}
 async fn stable_action_name(ctx: Ctx) -> CaseResult {
     let (widget, _bob, _room) = alice_widget_and_bob(&ctx).await?;
     let (_event, scheduled) = widget_schedules(&ctx, &widget, "stable name", LONG_DELAY_MS).await?;
@@ -118,7 +145,7 @@ async fn stable_action_name(ctx: Ctx) -> CaseResult {
             "the stable action name `update_delayed_event` is not offered: {}",
             reply.describe()
         ));
-        return expect_still_scheduled(
+        return check_still_scheduled(
             &widget.user,
             &scheduled.delay_id,
             "a refused stable-name cancel",
@@ -135,6 +162,12 @@ async fn stable_action_name(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+case! {
+    name: refresh_or_restart,
+    title: "What the driver does with `refresh`, the MSC's name for restart",
+    level: Info,
+    spec: UPDATE_ACTIONS,
+}
 async fn refresh_or_restart(ctx: Ctx) -> CaseResult {
     let (widget, bob, _room) = alice_widget_and_bob(&ctx).await?;
     let (event, scheduled) =
@@ -151,13 +184,11 @@ async fn refresh_or_restart(ctx: Ctx) -> CaseResult {
     }
     // Accepted: then it must have done what the MSC means by it, restart the timer.
     ctx.note("`refresh` accepted as a restart");
-    ctx.done_before_due("the refresh", scheduled.requested_at, RESTARTED_DELAY_MS)?;
+    ctx.done_before_due("the refresh", scheduled.due())?;
     ctx.expect_sent_not_early(
         &bob,
         "the event `refresh`ed through the widget (accepted, so a restart)",
-        reply.requested_at,
-        None,
-        RESTARTED_DELAY_MS,
+        Due::new(reply.requested_at, RESTARTED_DELAY_MS),
         |o| event.matches(o),
     )
     .await?;
@@ -165,48 +196,12 @@ async fn refresh_or_restart(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "msc4157.update.cancel",
-            "cancel through the widget: success reply, and the event is never sent",
-            Level::Must,
-            UPDATE_RESPONSE,
-            cancel,
-        ),
-        Case::new(
-            "msc4157.update.send",
-            "send through the widget: success reply, and the event is sent now",
-            Level::Must,
-            UPDATE_RESPONSE,
-            send,
-        ),
-        Case::new(
-            "msc4157.update.restart",
-            "restart through the widget: success reply, and the event is sent a full delay later",
-            Level::Must,
-            UPDATE_RESPONSE,
-            restart,
-        ),
-        Case::new(
-            "msc4157.update.needs_capability",
-            "Without the update capability cancel, restart and send are refused and the event is untouched",
-            Level::Must,
-            UPDATE_CAPABILITY,
-            needs_capability,
-        ),
-        Case::new(
-            "msc4157.update.stable_action_name",
-            "Whether the stable action name update_delayed_event is offered (and works when accepted)",
-            Level::Info,
-            UNSTABLE_NAMES,
-            stable_action_name,
-        ),
-        Case::new(
-            "msc4157.update.refresh_or_restart",
-            "What the driver does with `refresh`, the MSC's name for restart",
-            Level::Info,
-            UPDATE_ACTIONS,
-            refresh_or_restart,
-        ),
+    cases![
+        cancel,
+        send,
+        restart,
+        needs_capability,
+        stable_action_name,
+        refresh_or_restart,
     ]
 }

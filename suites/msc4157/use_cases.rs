@@ -10,14 +10,19 @@ const CALL_MEMBER: &str = "org.matrix.msc3401.call.member";
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(400);
 const HEARTBEATS: usize = 4;
 
+case! {
+    name: matrixrtc_hangup,
+    title: "A delayed hang-up membership is kept alive by restarts and sent once they stop",
+    level: Must,
+    spec: HEARTBEAT,
+}
 async fn matrixrtc_hangup(ctx: Ctx) -> CaseResult {
-    let (alice, bob, room) = ctx.alice_and_bob().await?;
-    bob.start_sync().await?;
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let asked = crate::widget::caps::delayed(&[], &[CALL_MEMBER]);
     let widget = ctx.widget_with(&alice, &room, &asked).await?;
     let state_key = format!("_{}_{}", alice.id(), ctx.unique("device").replace(' ', "_"));
     let hangup = DelayedEvent::state(&room, CALL_MEMBER, &state_key, json!({}));
-    let (reply, delay_id) = widget.schedule(&hangup, RESTARTED_DELAY_MS).await?;
+    let (reply, delay_id) = widget.schedule_ok(&hangup, RESTARTED_DELAY_MS).await?;
     let mut timer_started = reply.requested_at;
     for beat in 1..=HEARTBEATS {
         tokio::time::sleep(HEARTBEAT_EVERY).await;
@@ -25,10 +30,9 @@ async fn matrixrtc_hangup(ctx: Ctx) -> CaseResult {
         // A heartbeat that came too late is refused rightly (the event was sent).
         ctx.done_before_due(
             &format!("heartbeat {beat}"),
-            timer_started,
-            RESTARTED_DELAY_MS,
+            Due::new(timer_started, RESTARTED_DELAY_MS),
         )?;
-        restart.expect_success(&format!(
+        restart.check_success(&format!(
             "heartbeat {beat} (restart through the widget) was refused"
         ))?;
         timer_started = restart.requested_at;
@@ -36,9 +40,7 @@ async fn matrixrtc_hangup(ctx: Ctx) -> CaseResult {
     ctx.expect_sent_not_early(
         &bob,
         "the hang-up membership kept alive by heartbeats",
-        timer_started,
-        None,
-        RESTARTED_DELAY_MS,
+        Due::new(timer_started, RESTARTED_DELAY_MS),
         |o| hangup.matches(o),
     )
     .await?;
@@ -46,11 +48,5 @@ async fn matrixrtc_hangup(ctx: Ctx) -> CaseResult {
 }
 
 pub fn cases() -> Vec<Case> {
-    vec![Case::new(
-        "msc4157.use_cases.matrixrtc_hangup",
-        "A delayed hang-up membership is kept alive by restarts and sent once they stop",
-        Level::Must,
-        HEARTBEAT,
-        matrixrtc_hangup,
-    )]
+    cases![matrixrtc_hangup]
 }
