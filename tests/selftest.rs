@@ -94,6 +94,35 @@ async fn catalogue_passes_with_query_param_scheduling_and_open_registration() {
     );
 }
 
+/// Where the target has an instance of its own for the restart cases, they run there from the
+/// start, beside the others: the catalogue still passes, and only that instance ever restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restart_cases_on_an_instance_of_their_own() {
+    let start = |options: FakeOptions| async move {
+        let fake = Arc::new(FakeTarget::start(options).await);
+        let target: Arc<dyn Target> = fake.clone();
+        let env = Env::prepare(target, http_client(), FormOverride::default())
+            .await
+            .expect("the fake registers users");
+        (fake, Arc::new(env))
+    };
+    let (main, main_env) = start(FakeOptions::default()).await;
+    let (own, own_env) = start(FakeOptions::default()).await;
+    let (_, rate_limited_env) = start(FakeOptions {
+        rate_limits: true,
+        ..FakeOptions::default()
+    })
+    .await;
+    let targets = Targets {
+        restart: Some(own_env),
+        ..Targets::single(main_env, Ok(rate_limited_env))
+    };
+    let reports = run_concurrently(&targets, catalogue(), CASE_TIMEOUT).await;
+    assert_clean(&reports, "restart cases on their own instance", |_| false);
+    assert_eq!(main.homeserver().restarts(), 0, "the main instance restarted");
+    assert!(own.homeserver().restarts() > 0, "the restart cases' instance never restarted");
+}
+
 /// A server with delayed events switched off (as Synapse with `max_event_delay_duration: null`):
 /// every case skips as "not offered" but the one that checks the delay is not ignored, which
 /// passes, since such a server refuses rather than sends.

@@ -192,6 +192,11 @@ impl FakeHomeserver {
         }
     }
 
+    /// Homeserver restarts and kills so far.
+    pub fn restarts(&self) -> u64 {
+        lock(&self.state).restarts
+    }
+
     /// Every delayed-event request so far (recording mode), oldest first.
     pub fn delayed_requests(&self) -> Vec<RecordedRequest> {
         lock(&self.state).recorded.clone()
