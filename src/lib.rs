@@ -6,10 +6,12 @@
 //! See ARCHITECTURE.md.
 
 pub mod api;
+pub mod args;
 pub mod case;
 pub mod catalogue;
 pub mod cli;
 pub mod client;
+pub mod commands;
 pub mod ctx;
 pub mod detect;
 pub mod expectations;

@@ -2,7 +2,7 @@
 //! apply expectations, write the results, and stop everything on every exit path.
 
 use crate::case::{Case, Need};
-use crate::cli::{RunArgs, SuiteName, TargetArgs, TargetKind, UsageError};
+use crate::args::{RunArgs, SuiteName, TargetArgs, TargetKind, UsageError};
 use crate::ctx::Env;
 use crate::expectations::{self, Expectations};
 use crate::outcome::Outcome;

@@ -9,7 +9,7 @@ mod workload;
 pub use figures::{Figures, Percentiles};
 pub use workload::Workload;
 
-use crate::cli::{LoadArgs, UsageError};
+use crate::args::{LoadArgs, TargetKind, UsageError};
 use crate::ctx::Env;
 use crate::results::Harness;
 use crate::run::{interrupt_signal, start_target};
@@ -59,7 +59,7 @@ pub(crate) fn load(args: LoadArgs) -> Result<ExitCode, UsageError> {
     for path in [&args.json, &args.html].into_iter().flatten() {
         crate::run::check_writable(path)?;
     }
-    if args.server.target == crate::cli::TargetKind::Container {
+    if args.server.target == TargetKind::Container {
         crate::homeserver::container::prepare_environment();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
