@@ -121,6 +121,43 @@ pub(crate) struct TargetArgs {
     pub(crate) api_form: Option<FormOverride>,
 }
 
+impl TargetArgs {
+    /// Flags that go with another target than the one chosen. What a target needs (`--image`,
+    /// `--base-url`) is asked for where it starts.
+    pub(crate) fn validate(&self) -> Result<(), UsageError> {
+        if self.target != TargetKind::Url
+            && (self.restart_command.is_some() || self.kill_command.is_some())
+        {
+            return Err(UsageError(
+                "--restart-command and --kill-command go with --target url (the harness restarts \
+                 the servers it starts itself)"
+                    .into(),
+            ));
+        }
+        if self.target != TargetKind::Synapse && self.synapse_config.is_some() {
+            return Err(UsageError(
+                "--synapse-config goes with --target synapse (the managed Synapse); configure other \
+                 servers where they run"
+                    .into(),
+            ));
+        }
+        match self.target {
+            TargetKind::Synapse if self.base_url.is_some() => {
+                Err(UsageError("--base-url goes with --target url".into()))
+            }
+            TargetKind::Container if self.base_url.is_some() => Err(UsageError(
+                "--base-url goes with --target url; --target container maps the container's \
+                 port itself"
+                    .into(),
+            )),
+            TargetKind::Synapse | TargetKind::Url if self.image.is_some() => {
+                Err(UsageError("--image goes with --target container".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Args)]
 pub(crate) struct RunArgs {
     #[command(flatten)]
@@ -316,5 +353,22 @@ fn read_synapse_config(path: &str) -> Result<SynapseConfig, String> {
 impl From<TargetError> for UsageError {
     fn from(e: TargetError) -> Self {
         UsageError(e.0)
+    }
+}
+
+/// An output file's folder must exist: found before the run, not after it.
+pub(crate) fn check_writable(path: &std::path::Path) -> Result<(), UsageError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(UsageError(format!(
+            "cannot write {}: folder {} does not exist",
+            path.display(),
+            dir.display()
+        )))
     }
 }

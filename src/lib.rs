@@ -16,6 +16,7 @@ pub mod ctx;
 pub mod detect;
 pub mod expectations;
 pub mod homeserver;
+pub mod interrupt;
 pub mod judgements;
 pub mod load;
 pub mod observation;
@@ -27,6 +28,7 @@ pub mod results;
 pub mod run;
 pub mod runner;
 pub mod spec;
+pub mod startup;
 pub mod users;
 pub mod widget;
 

@@ -1,24 +1,22 @@
 //! One run of the catalogue: start the target(s), prepare the environments, run the cases,
 //! apply expectations, write the results, and stop everything on every exit path.
 
+use crate::args::{check_writable, RunArgs, SuiteName, UsageError};
 use crate::case::{Case, Need};
-use crate::args::{RunArgs, SuiteName, TargetArgs, TargetKind, UsageError};
-use crate::ctx::Env;
-use crate::expectations::{self, Expectations};
-use crate::outcome::Outcome;
-use crate::results::{AppliedExpectations, Harness, RunReport, Summary};
-use crate::runner::{self, RunOptions, Targets};
 use crate::catalogue::Catalogue;
-use crate::homeserver::container::{self, ContainerOptions, ContainerTarget};
+use crate::commands::report::{write_reports, ReportFiles};
+use crate::ctx::Env;
+use crate::expectations::choose::{choose_expectations, given_expectations, update_expectations};
+use crate::expectations::Expectations;
 use crate::homeserver::identity::{self, Identity};
-use crate::homeserver::synapse::{SynapseOptions, SynapseTarget, PINNED_VERSION};
-use crate::homeserver::url::{UrlCommands, UrlTarget};
-use crate::homeserver::Target;
-use std::collections::BTreeSet;
+use crate::interrupt::{self, InterruptHandler};
+use crate::outcome::Outcome;
+use crate::results::{Harness, RunReport, Summary};
+use crate::runner::{self, RunOptions, Targets};
+use crate::startup::{self, RateLimitedTarget};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 
 /// The cases `--suite` and `--area` select (libtest-mimic applies --filter/--skip/--exact).
 fn select(args: &RunArgs, catalogue: &Catalogue) -> Result<Vec<Case>, UsageError> {
@@ -54,342 +52,9 @@ fn select(args: &RunArgs, catalogue: &Catalogue) -> Result<Vec<Case>, UsageError
         .collect())
 }
 
-/// The expectation file given on the command line (`--expectations`, or an existing
-/// `--update-expectations` file), read before anything starts so that a bad file costs nothing.
-fn given_expectations(
-    args: &RunArgs,
-    catalogue: &Catalogue,
-) -> Result<Option<(Expectations, AppliedExpectations)>, UsageError> {
-    let update = args.update_expectations.as_ref().filter(|p| p.exists());
-    let (path, why) =
-        match (&args.expectations, update) {
-            (Some(given), Some(update)) if !same_file(given, update) => {
-                return Err(UsageError(format!(
-                    "--update-expectations {} exists and would be updated from outcomes judged by \
-                 another file (--expectations {}): give the same file to both, or a new file \
-                 to --update-expectations",
-                    update.display(),
-                    given.display()
-                )))
-            }
-            (Some(given), _) => (given, "given with --expectations"),
-            (None, Some(_)) if args.no_expectations => return Err(UsageError(
-                "--no-expectations with an existing --update-expectations file: the file would \
-                 be updated from outcomes it did not judge; give a new file"
-                    .into(),
-            )),
-            (None, Some(update)) => (
-                update,
-                "given with --update-expectations (updated after the run)",
-            ),
-            (None, None) => return Ok(None),
-        };
-    let loaded = Expectations::load(path).map_err(UsageError)?;
-    check_stale(&loaded, &path.display().to_string(), args.strict, catalogue)?;
-    Ok(Some((
-        loaded,
-        AppliedExpectations {
-            file: path.display().to_string(),
-            why: why.into(),
-        },
-    )))
-}
-
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
-}
-
-/// Entries for cases that no longer exist: a warning, or with --strict an error.
-fn check_stale(
-    file: &Expectations,
-    origin: &str,
-    strict: bool,
-    catalogue: &Catalogue,
-) -> Result<(), UsageError> {
-    let ids: BTreeSet<&str> = catalogue.all_cases().map(|c| c.id).collect();
-    let stale = file.stale(&ids);
-    if stale.is_empty() {
-        return Ok(());
-    }
-    let message = format!(
-        "{origin} lists {} case(s) that do not exist (renamed or removed; `list` shows the ids): {}",
-        stale.len(),
-        stale.join(", ")
-    );
-    if strict {
-        return Err(UsageError(format!("{message} (an error with --strict)")));
-    }
-    eprintln!("warning: {message}");
-    Ok(())
-}
-
-/// The expectations of a run: the given file, none (--no-expectations), or the bundled file
-/// written for the detected server (or widget driver) and version. Says which and why on stderr.
-fn choose_expectations(
-    args: &RunArgs,
-    catalogue: &Catalogue,
-    given: Option<(Expectations, AppliedExpectations)>,
-    identity: Option<&Identity>,
-) -> Result<(Expectations, Option<AppliedExpectations>), UsageError> {
-    let chosen = match given {
-        Some(given) => Some(given),
-        None if args.no_expectations => {
-            eprintln!("expectations: none (--no-expectations)");
-            None
-        }
-        None => match expectations::choose_bundled(
-            &catalogue.bundled_expectations,
-            identity.map(|i| i.name.as_str()),
-            identity.and_then(|i| i.version.as_deref()),
-        )
-        .map_err(UsageError)?
-        {
-            Ok(bundled) => {
-                check_stale(&bundled.0, &bundled.1.file, args.strict, catalogue)?;
-                Some(bundled)
-            }
-            Err(why_none) => {
-                eprintln!("expectations: {why_none}");
-                None
-            }
-        },
-    };
-    Ok(match chosen {
-        Some((file, applied)) => {
-            eprintln!(
-                "expectations: {} ({} entries) — {}",
-                applied.file,
-                file.len(),
-                applied.why
-            );
-            (file, Some(applied))
-        }
-        None => (Expectations::default(), None),
-    })
-}
-
-/// `--update-expectations FILE`: the applied file updated from the run's outcomes.
-fn update_expectations(
-    path: &std::path::Path,
-    applied: &Expectations,
-    report: &RunReport,
-    catalogue: &Catalogue,
-) -> Result<(), UsageError> {
-    let ids: BTreeSet<&str> = catalogue.all_cases().map(|c| c.id).collect();
-    // Written for what was tested: the widget driver where there is one, else the server.
-    let server = match &report.target.driver {
-        Some(driver) => Some(expectations::Server {
-            name: driver.name.clone(),
-            versions: vec![driver.version.clone()],
-        }),
-        None => report
-            .target
-            .server_name
-            .clone()
-            .map(|name| expectations::Server {
-                name,
-                versions: report.target.server_version.iter().cloned().collect(),
-            }),
-    };
-    let (text, changes) = applied.updated(&report.cases, &ids, server);
-    std::fs::write(path, text)
-        .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
-    println!(
-        "expectations written to {}: {}",
-        path.display(),
-        if changes.is_empty() {
-            "no change".to_string()
-        } else {
-            changes.join("; ")
-        }
-    );
-    Ok(())
-}
-
-/// The targets running, for the interrupt handler: stopped however the process ends.
-type TargetSlot = Arc<Mutex<Vec<Arc<dyn Target>>>>;
-
-/// Set once Ctrl-C or SIGTERM arrived: the run then ends with 130 and no verdict, even if its
-/// cases finished (failing, as their server went away) before the shutdown did.
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub(crate) async fn interrupt_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminated = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = terminated => {},
-    }
-}
-
-/// On Ctrl-C or SIGTERM: shut the running target down and exit 130; during start-up (no target
-/// yet), tell the start-up to give up instead, so that dropping it cleans up what it made.
-fn install_interrupt_handler(
-    runtime: &tokio::runtime::Runtime,
-    slot: TargetSlot,
-    startup: Arc<Notify>,
-) {
-    runtime.spawn(async move {
-        interrupt_signal().await;
-        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-        eprintln!("\ninterrupted: stopping the homeserver and exiting");
-        let running = slot.lock().unwrap().clone();
-        if running.is_empty() {
-            startup.notify_one();
-        } else {
-            futures::future::join_all(running.iter().map(|t| t.shutdown())).await;
-            std::process::exit(130);
-        }
-    });
-}
-
-pub(crate) async fn start_target(
-    args: &TargetArgs,
-    http: &reqwest::Client,
-) -> Result<Arc<dyn Target>, UsageError> {
-    match args.target {
-        TargetKind::Synapse => {
-            if args.base_url.is_some() {
-                return Err(UsageError("--base-url goes with --target url".into()));
-            }
-            if args.image.is_some() {
-                return Err(UsageError("--image goes with --target container".into()));
-            }
-            Ok(Arc::new(
-                SynapseTarget::start(synapse_options(args, true, false)).await?,
-            ))
-        }
-        TargetKind::Container => {
-            if args.base_url.is_some() {
-                return Err(UsageError(
-                    "--base-url goes with --target url; --target container maps the container's \
-                     port itself"
-                        .into(),
-                ));
-            }
-            let Some(image) = &args.image else {
-                return Err(UsageError(format!(
-                    "--target container needs --image NAME[:TAG], an image that follows \
-                     Complement's contract (your homeserver's Complement image). Without a \
-                     registry, scripts/build-synapse-image builds {}:{PINNED_VERSION}.",
-                    container::BUILT_SYNAPSE_IMAGE
-                )));
-            };
-            let options = ContainerOptions {
-                image: image.clone(),
-                spawn_timeout: args.spawn_timeout,
-                registration_shared_secret: args.registration_shared_secret.clone(),
-            };
-            Ok(Arc::new(ContainerTarget::start(options).await?))
-        }
-        TargetKind::Url => {
-            if args.image.is_some() {
-                return Err(UsageError("--image goes with --target container".into()));
-            }
-            let Some(base_url) = &args.base_url else {
-                return Err(UsageError(
-                    "--target url needs --base-url URL (the homeserver's client API)".into(),
-                ));
-            };
-            let commands = UrlCommands {
-                restart: args.restart_command.clone(),
-                kill: args.kill_command.clone(),
-                spawn_timeout: args.spawn_timeout,
-            };
-            let target = UrlTarget::connect_with(
-                http,
-                base_url,
-                args.registration_shared_secret.clone(),
-                commands,
-            )
-            .await?;
-            Ok(Arc::new(target))
-        }
-    }
-}
-
-pub(crate) fn synapse_options(
-    args: &TargetArgs,
-    show_progress: bool,
-    default_delayed_event_limits: bool,
-) -> SynapseOptions {
-    SynapseOptions {
-        version: args.synapse_version.clone(),
-        venv: args.synapse_venv.clone(),
-        cache_dir: None,
-        spawn_timeout: args.spawn_timeout,
-        show_progress,
-        keep_data: args.keep_data,
-        default_delayed_event_limits,
-        config_fragment: args.synapse_config.clone().map(|c| c.0),
-    }
-}
-
-/// Further instances of the managed Synapse for the cases to share (none for other targets).
-async fn start_more_instances(args: &TargetArgs) -> Result<Vec<Arc<dyn Target>>, UsageError> {
-    if args.target != TargetKind::Synapse {
-        return Ok(Vec::new());
-    }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let instances = args.synapse_instances.unwrap_or(cores.min(4)).max(1);
-    let starts = (1..instances).map(|_| SynapseTarget::start(synapse_options(args, false, false)));
-    let started = futures::future::try_join_all(starts).await?;
-    Ok(started
-        .into_iter()
-        .map(|t| Arc::new(t) as Arc<dyn Target>)
-        .collect())
-}
-
-/// Where the cases that need a homeserver with its normal rate limits run.
-enum RateLimitedTarget {
-    /// A target of its own (the managed Synapse starts a second instance with its defaults).
-    Own(Arc<dyn Target>),
-    /// The main target (a server someone else runs, when the user asked for the area).
-    Main,
-    /// Nowhere; the reason the cases skip.
-    Unavailable(String),
-}
-
-async fn start_rate_limited(args: &RunArgs, needed: bool) -> Result<RateLimitedTarget, UsageError> {
-    if !needed {
-        return Ok(RateLimitedTarget::Unavailable("not selected".into()));
-    }
-    match args.server.target {
-        TargetKind::Synapse => {
-            let options = synapse_options(&args.server, false, true);
-            Ok(RateLimitedTarget::Own(Arc::new(SynapseTarget::start(options).await?)))
-        }
-        _ if args.area.iter().any(|a| a == "rate_limits") => Ok(RateLimitedTarget::Main),
-        _ => Ok(RateLimitedTarget::Unavailable(
-            "the harness does not know this target's rate limits; run `--area rate_limits` on its own \
-             against a server with its normal limits"
-                .into(),
-        )),
-    }
-}
-
 pub(crate) fn run(args: RunArgs, catalogue: &Catalogue) -> Result<ExitCode, UsageError> {
     let cases = select(&args, catalogue)?;
-    if args.server.target != TargetKind::Url
-        && (args.server.restart_command.is_some() || args.server.kill_command.is_some())
-    {
-        return Err(UsageError(
-            "--restart-command and --kill-command go with --target url (the harness restarts \
-             the servers it starts itself)"
-                .into(),
-        ));
-    }
+    args.server.validate()?;
     let driver = args
         .driver
         .as_deref()
@@ -397,13 +62,6 @@ pub(crate) fn run(args: RunArgs, catalogue: &Catalogue) -> Result<ExitCode, Usag
         .transpose()
         .map_err(UsageError)?
         .map(Arc::new);
-    if args.server.target != TargetKind::Synapse && args.server.synapse_config.is_some() {
-        return Err(UsageError(
-            "--synapse-config goes with --target synapse (the managed Synapse); configure other \
-             servers where they run"
-                .into(),
-        ));
-    }
     let given = given_expectations(&args, catalogue)?;
     let opts = RunOptions {
         filter: args.filter.clone(),
@@ -438,17 +96,8 @@ pub(crate) fn run(args: RunArgs, catalogue: &Catalogue) -> Result<ExitCode, Usag
         check_writable(path)?;
     }
 
-    if args.server.target == TargetKind::Container {
-        // Before the runtime's threads exist: it sets environment variables for testcontainers.
-        container::prepare_environment();
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| UsageError(format!("cannot start the async runtime: {e}")))?;
-    let slot: TargetSlot = Default::default();
-    let startup_interrupted = Arc::new(Notify::new());
-    install_interrupt_handler(&runtime, slot.clone(), startup_interrupted.clone());
+    let runtime = startup::runtime(&args.server)?;
+    let interrupts = InterruptHandler::install(&runtime);
 
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let clock = Instant::now();
@@ -457,27 +106,17 @@ pub(crate) fn run(args: RunArgs, catalogue: &Catalogue) -> Result<ExitCode, Usag
         .iter()
         .any(|c| c.needs.contains(&Need::NormalRateLimits) && opts.selects(c.id));
     let started = runtime.block_on(async {
-        let both = async {
-            tokio::try_join!(
-                start_target(&args.server, &http),
-                start_more_instances(&args.server),
-                start_rate_limited(&args, needs_rate_limited)
-            )
-        };
         tokio::select! {
-            targets = both => targets.map(Some),
-            _ = startup_interrupted.notified() => Ok(None),
+            started = startup::start_all(&args.server, &args.area, needs_rate_limited, &http) => started.map(Some),
+            _ = interrupts.startup_interrupted() => Ok(None),
         }
     })?;
-    let Some((target, more, rate_limited)) = started else {
+    let Some(started) = started else {
         return Ok(ExitCode::from(130));
     };
-    let mut running = vec![target.clone()];
-    running.extend(more.iter().cloned());
-    if let RateLimitedTarget::Own(own) = &rate_limited {
-        running.push(own.clone());
-    }
-    *slot.lock().unwrap() = running.clone();
+    let running = started.all();
+    interrupts.set_running(running.clone());
+    let (target, more, rate_limited) = (started.main, started.more, started.rate_limited);
 
     let http_for_identity = http.clone();
     let outcome = (|| -> Result<(RunReport, Arc<Expectations>), UsageError> {
@@ -599,13 +238,13 @@ pub(crate) fn run(args: RunArgs, catalogue: &Catalogue) -> Result<ExitCode, Usag
     runtime.block_on(futures::future::join_all(
         running.iter().map(|t| t.shutdown()),
     ));
-    slot.lock().unwrap().clear();
-    if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+    interrupts.set_running(Vec::new());
+    if interrupt::interrupted() {
         return Ok(ExitCode::from(130));
     }
     let (report, applied_expectations) = outcome?;
 
-    write_reports(&args, &report)?;
+    write_run_reports(&args, &report)?;
     if let Some(path) = &args.update_expectations {
         update_expectations(path, &applied_expectations, &report, catalogue)?;
     }
@@ -619,29 +258,16 @@ pub(crate) fn run(args: RunArgs, catalogue: &Catalogue) -> Result<ExitCode, Usag
     })
 }
 
-/// The reports asked for, the job summary and annotations in GitHub Actions: all from the
-/// results model, as `report` would render a saved file.
-fn write_reports(args: &RunArgs, report: &RunReport) -> Result<(), UsageError> {
-    let write = |path: &std::path::Path, text: String| {
-        std::fs::write(path, text)
-            .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))
+/// The reports asked for, and in GitHub Actions the job summary and annotations: all from the
+/// results model, as `report` renders a saved file.
+fn write_run_reports(args: &RunArgs, report: &RunReport) -> Result<(), UsageError> {
+    let files = ReportFiles {
+        json: args.json.as_deref(),
+        junit: args.junit.as_deref(),
+        html: args.html.as_deref(),
+        markdown: args.markdown.as_deref(),
     };
-    if let Some(path) = &args.json {
-        write(
-            path,
-            serde_json::to_string_pretty(report).expect("results serialise"),
-        )?;
-    }
-    if let Some(path) = &args.junit {
-        write(path, crate::report::junit::render(report))?;
-    }
-    if let Some(path) = &args.html {
-        write(path, crate::report::html::render(report))?;
-    }
-    let markdown = crate::report::markdown::render(report);
-    if let Some(path) = &args.markdown {
-        write(path, markdown.clone())?;
-    }
+    let markdown = write_reports(std::slice::from_ref(report), &files)?;
     if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
         use std::io::Write;
         let appended = std::fs::OpenOptions::new()
@@ -665,22 +291,6 @@ fn opts_to_list_args(opts: &RunOptions) -> libtest_mimic::Arguments {
         skip: opts.skip.clone(),
         exact: opts.exact,
         ..Default::default()
-    }
-}
-
-pub(crate) fn check_writable(path: &std::path::Path) -> Result<(), UsageError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(UsageError(format!(
-            "cannot write {}: folder {} does not exist",
-            path.display(),
-            dir.display()
-        )))
     }
 }
 
