@@ -1,5 +1,6 @@
-//! One run of the catalogue: start the target(s), prepare the environments, run the cases,
-//! apply expectations, write the results, and stop everything on every exit path.
+//! One run of the catalogue, in three steps: `prepare` (selection, flags, the expectation file
+//! given, targets started), `execute` (environments, who answers, the cases), `finish` (the
+//! expectation file updated, reports, summary, exit status). The targets stop on every exit path.
 
 use crate::args::{check_writable, RunArgs, SuiteName, UsageError};
 use crate::case::{Case, Need};
@@ -9,11 +10,14 @@ use crate::ctx::Env;
 use crate::expectations::choose::{choose_expectations, given_expectations, update_expectations};
 use crate::expectations::Expectations;
 use crate::homeserver::identity::{self, Identity};
+use crate::homeserver::Target;
 use crate::interrupt::{self, InterruptHandler};
 use crate::outcome::Outcome;
-use crate::results::{Harness, RunReport, Summary};
+use crate::results::{AppliedExpectations, Harness, RunReport, Summary};
 use crate::runner::{self, RunOptions, Targets};
-use crate::startup::{self, RateLimitedTarget};
+use crate::startup::{self, RateLimitedTarget, Started};
+use crate::widget::DriverSpec;
+use std::ops::ControlFlow;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,17 +56,75 @@ fn select(args: &RunArgs, catalogue: &Catalogue) -> Result<Vec<Case>, UsageError
         .collect())
 }
 
+/// A run in three steps: prepare (selection, flags, the expectation file given, targets
+/// started), execute (environments, the cases), finish (reports, summary, exit status). The
+/// targets stop between the last two, whatever `execute` ended with.
 pub(crate) fn run(args: RunArgs, catalogue: &Catalogue) -> Result<ExitCode, UsageError> {
-    let cases = select(&args, catalogue)?;
+    let (plan, running) = match prepare(&args, catalogue)? {
+        ControlFlow::Continue(prepared) => prepared,
+        // Listed, or interrupted while the targets started.
+        ControlFlow::Break(code) => return Ok(code),
+    };
+    let executed = execute(&args, catalogue, plan, &running);
+    running.stop();
+    if interrupt::interrupted() {
+        return Ok(ExitCode::from(130));
+    }
+    finish(&args, catalogue, executed?)
+}
+
+/// What the cases are given: chosen before anything started.
+struct Plan {
+    cases: Vec<Case>,
+    opts: RunOptions,
+    driver: Option<Arc<DriverSpec>>,
+    /// The expectation file given on the command line, read before the targets start.
+    given: Option<(Expectations, AppliedExpectations)>,
+    started_at: String,
+    clock: Instant,
+}
+
+/// The run's homeservers, running until `stop`; the interrupt handler stops them too.
+struct Running {
+    runtime: tokio::runtime::Runtime,
+    interrupts: InterruptHandler,
+    targets: Started,
+    http: reqwest::Client,
+}
+
+impl Running {
+    fn stop(&self) {
+        self.runtime.block_on(futures::future::join_all(
+            self.targets.all().iter().map(|t| t.shutdown()),
+        ));
+        self.interrupts.set_running(Vec::new());
+    }
+}
+
+/// What the cases came to, judged by these expectations.
+struct Executed {
+    report: RunReport,
+    expectations: Arc<Expectations>,
+    opts: RunOptions,
+    clock: Instant,
+}
+
+/// Checks the command line, reads the expectation file given, and starts the targets; bad usage
+/// costs nothing that takes time. `Break` ends the run early: `--list`, or an interrupt.
+fn prepare(
+    args: &RunArgs,
+    catalogue: &Catalogue,
+) -> Result<ControlFlow<ExitCode, (Plan, Running)>, UsageError> {
+    let cases = select(args, catalogue)?;
     args.server.validate()?;
     let driver = args
         .driver
         .as_deref()
-        .map(crate::widget::DriverSpec::parse)
+        .map(DriverSpec::parse)
         .transpose()
         .map_err(UsageError)?
         .map(Arc::new);
-    let given = given_expectations(&args, catalogue)?;
+    let given = given_expectations(args, catalogue)?;
     let opts = RunOptions {
         filter: args.filter.clone(),
         skip: args.skip.clone(),
@@ -81,7 +143,7 @@ pub(crate) fn run(args: RunArgs, catalogue: &Catalogue) -> Result<ExitCode, Usag
             },
             env_free,
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ControlFlow::Break(ExitCode::SUCCESS));
     }
     for path in [
         &args.json,
@@ -98,7 +160,6 @@ pub(crate) fn run(args: RunArgs, catalogue: &Catalogue) -> Result<ExitCode, Usag
 
     let runtime = startup::runtime(&args.server)?;
     let interrupts = InterruptHandler::install(&runtime);
-
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let clock = Instant::now();
     let http = crate::client::http_client();
@@ -111,142 +172,181 @@ pub(crate) fn run(args: RunArgs, catalogue: &Catalogue) -> Result<ExitCode, Usag
             _ = interrupts.startup_interrupted() => Ok(None),
         }
     })?;
-    let Some(started) = started else {
-        return Ok(ExitCode::from(130));
+    let Some(targets) = started else {
+        return Ok(ControlFlow::Break(ExitCode::from(130)));
     };
-    let running = started.all();
-    interrupts.set_running(running.clone());
-    let (target, more, rate_limited) = (started.main, started.more, started.rate_limited);
+    interrupts.set_running(targets.all());
+    let plan = Plan {
+        cases,
+        opts,
+        driver,
+        given,
+        started_at,
+        clock,
+    };
+    Ok(ControlFlow::Continue((
+        plan,
+        Running {
+            runtime,
+            interrupts,
+            targets,
+            http,
+        },
+    )))
+}
 
-    let http_for_identity = http.clone();
-    let outcome = (|| -> Result<(RunReport, Arc<Expectations>), UsageError> {
-        let forced = args.server.api_form.unwrap_or_default();
-        let with_driver = |mut env: Env| {
-            env.driver = driver.clone();
-            Arc::new(env)
-        };
-        let env = with_driver(
-            runtime
-                .block_on(Env::prepare(target.clone(), http.clone(), forced))
+/// Prepares each target's environment, learns who answers, chooses the expectations, and runs
+/// the cases.
+fn execute(
+    args: &RunArgs,
+    catalogue: &Catalogue,
+    plan: Plan,
+    running: &Running,
+) -> Result<Executed, UsageError> {
+    let targets = environments(args, plan.driver.as_ref(), running)?;
+    let env = &targets.main;
+    // The driver must start before any case runs: one that cannot is a usage problem.
+    let driver_info = match &plan.driver {
+        Some(spec) => Some(
+            running
+                .runtime
+                .block_on(crate::widget::probe(env, spec))
                 .map_err(UsageError)?,
-        );
-        // The driver must start before any case runs: one that cannot is a usage problem.
-        let driver_info = match &driver {
-            Some(spec) => Some(
-                runtime
-                    .block_on(crate::widget::probe(&env, spec))
-                    .map_err(UsageError)?,
-            ),
-            None => None,
-        };
-        let more_envs = runtime
-            .block_on(futures::future::try_join_all(
-                more.iter()
-                    .map(|t| Env::prepare(t.clone(), http.clone(), forced)),
-            ))
-            .map_err(UsageError)?
-            .into_iter()
-            .map(with_driver)
-            .collect();
-        let rate_limited_env = match &rate_limited {
-            RateLimitedTarget::Own(own) => Ok(Arc::new(
-                runtime
-                    .block_on(Env::prepare(own.clone(), http, forced))
-                    .map_err(UsageError)?,
-            )),
-            RateLimitedTarget::Main => Ok(env.clone()),
-            RateLimitedTarget::Unavailable(reason) => Err(reason.clone()),
-        };
-        let targets = Targets {
-            main: env.clone(),
-            more: more_envs,
-            rate_limited: rate_limited_env,
-        };
-        let identity = runtime.block_on(async {
-            let info = target.info();
-            identity::resolve(
-                identity::detect(&http_for_identity, &info.base_url).await,
-                &info,
-            )
-        });
-        let info = identity::apply(target.info(), identity.as_ref());
-        if let Some(d) = &driver_info {
-            eprintln!("widget driver: {} ({} {})", d.driver, d.name, d.version);
-        }
-        eprintln!(
-            "server: {}",
-            identity
-                .as_ref()
-                .map(Identity::describe)
-                .unwrap_or_else(|| "unknown (it does not say: no MSC4383 announcement in \
-                     /versions, no /_matrix/federation/v1/version on the client port)"
-                    .into())
-        );
-        // A widget-driver run's known outcomes are the driver's, not the homeserver's.
-        let driver_identity = driver_info.as_ref().map(|d| Identity {
-            name: d.name.clone(),
-            version: Some(d.version.clone()),
-            source: "driver",
-        });
-        let (expectations, applied) =
-            choose_expectations(&args, catalogue, given, driver_identity.as_ref().or(identity.as_ref()))?;
-        eprintln!(
-            "target: {} {} at {}{}{} · API form: {}",
-            info.name,
-            info.version.as_deref().unwrap_or(""),
-            info.base_url,
-            info.image
-                .as_deref()
-                .map(|image| format!(" (image {image})"))
-                .unwrap_or_default(),
-            if more.is_empty() {
-                String::new()
-            } else {
-                format!(" (+{} more instances)", more.len())
-            },
-            crate::report::form_label(env.form, env.features.not_offered().is_none()),
-        );
-        let expectations = Arc::new(expectations);
-        let reports = runner::run_all(
-            runtime.handle(),
-            &targets,
-            cases,
-            expectations.clone(),
-            &opts,
-        );
-        Ok((
-            RunReport {
-                schema: crate::results::SCHEMA,
-                harness: Harness::default(),
-                // Asked again after the cases: restart times are known now.
-                target: crate::homeserver::TargetInfo {
-                    driver: driver_info,
-                    ..identity::apply(target.info(), identity.as_ref())
-                },
-                api_form: env.form,
-                features: env.features.clone(),
-                not_implemented: env.features.not_offered(),
-                started_at,
-                duration_ms: clock.elapsed().as_millis() as u64,
-                expectations: applied,
-                summary: Summary::of(&reports),
-                cases: reports,
-            },
-            expectations,
-        ))
-    })();
-    runtime.block_on(futures::future::join_all(
-        running.iter().map(|t| t.shutdown()),
-    ));
-    interrupts.set_running(Vec::new());
-    if interrupt::interrupted() {
-        return Ok(ExitCode::from(130));
+        ),
+        None => None,
+    };
+    let main = &running.targets.main;
+    let identity = running.runtime.block_on(async {
+        let info = main.info();
+        identity::resolve(identity::detect(&running.http, &info.base_url).await, &info)
+    });
+    if let Some(d) = &driver_info {
+        eprintln!("widget driver: {} ({} {})", d.driver, d.name, d.version);
     }
-    let (report, applied_expectations) = outcome?;
+    eprintln!(
+        "server: {}",
+        identity
+            .as_ref()
+            .map(Identity::describe)
+            .unwrap_or_else(|| "unknown (it does not say: no MSC4383 announcement in \
+                 /versions, no /_matrix/federation/v1/version on the client port)"
+                .into())
+    );
+    // A widget-driver run's known outcomes are the driver's, not the homeserver's.
+    let driver_identity = driver_info.as_ref().map(|d| Identity {
+        name: d.name.clone(),
+        version: Some(d.version.clone()),
+        source: "driver",
+    });
+    let (expectations, applied) = choose_expectations(
+        args,
+        catalogue,
+        plan.given,
+        driver_identity.as_ref().or(identity.as_ref()),
+    )?;
+    let info = identity::apply(main.info(), identity.as_ref());
+    let more = running.targets.more.len();
+    eprintln!(
+        "target: {} {} at {}{}{} · API form: {}",
+        info.name,
+        info.version.as_deref().unwrap_or(""),
+        info.base_url,
+        info.image
+            .as_deref()
+            .map(|image| format!(" (image {image})"))
+            .unwrap_or_default(),
+        if more == 0 {
+            String::new()
+        } else {
+            format!(" (+{more} more instances)")
+        },
+        crate::report::form_label(env.form, env.features.not_offered().is_none()),
+    );
+    let expectations = Arc::new(expectations);
+    let reports = runner::run_all(
+        running.runtime.handle(),
+        &targets,
+        plan.cases,
+        expectations.clone(),
+        &plan.opts,
+    );
+    let report = RunReport {
+        schema: crate::results::SCHEMA,
+        harness: Harness::default(),
+        // Asked again after the cases: restart times are known now.
+        target: crate::homeserver::TargetInfo {
+            driver: driver_info,
+            ..identity::apply(main.info(), identity.as_ref())
+        },
+        api_form: env.form,
+        features: env.features.clone(),
+        not_implemented: env.features.not_offered(),
+        started_at: plan.started_at,
+        duration_ms: plan.clock.elapsed().as_millis() as u64,
+        expectations: applied,
+        summary: Summary::of(&reports),
+        cases: reports,
+    };
+    Ok(Executed {
+        report,
+        expectations,
+        opts: plan.opts,
+        clock: plan.clock,
+    })
+}
 
-    write_run_reports(&args, &report)?;
+/// Each target's environment (`Env::prepare`: a probing user, what the server offers), with the
+/// widget driver where there is one.
+fn environments(
+    args: &RunArgs,
+    driver: Option<&Arc<DriverSpec>>,
+    running: &Running,
+) -> Result<Targets, UsageError> {
+    let forced = args.server.api_form.unwrap_or_default();
+    let prepare = |target: &Arc<dyn Target>| {
+        let env = Env::prepare(target.clone(), running.http.clone(), forced);
+        async move {
+            let mut env = env.await?;
+            env.driver = driver.cloned();
+            Ok::<_, String>(Arc::new(env))
+        }
+    };
+    let started = &running.targets;
+    running
+        .runtime
+        .block_on(async {
+            let main = prepare(&started.main).await?;
+            let more = futures::future::try_join_all(started.more.iter().map(prepare)).await?;
+            let rate_limited = match &started.rate_limited {
+                RateLimitedTarget::Own(own) => Ok(prepare(own).await?),
+                RateLimitedTarget::Main => Ok(main.clone()),
+                RateLimitedTarget::Unavailable(reason) => Err(reason.clone()),
+            };
+            Ok(Targets {
+                main,
+                more,
+                rate_limited,
+            })
+        })
+        .map_err(UsageError)
+}
+
+/// The expectation file updated where asked, the reports written, the summary, and the exit
+/// status (from unexpected outcomes, not from libtest).
+fn finish(
+    args: &RunArgs,
+    catalogue: &Catalogue,
+    executed: Executed,
+) -> Result<ExitCode, UsageError> {
+    let Executed {
+        report,
+        expectations,
+        opts,
+        clock,
+    } = executed;
+    write_run_reports(args, &report)?;
     if let Some(path) = &args.update_expectations {
-        update_expectations(path, &applied_expectations, &report, catalogue)?;
+        update_expectations(path, &expectations, &report, catalogue)?;
     }
     let failing = report.cases.iter().filter(|r| opts.fails_run(r)).count();
     print_summary(&report, failing, clock.elapsed());

@@ -42,13 +42,19 @@ pub(crate) fn write_reports(runs: &[RunReport], to: &ReportFiles) -> Result<Stri
         _ => None,
     };
     if let (Some(path), Some(one)) = (to.json, one) {
-        write(path, &serde_json::to_string_pretty(one).expect("results serialise"))?;
+        write(
+            path,
+            &serde_json::to_string_pretty(one).expect("results serialise"),
+        )?;
     }
     if let (Some(path), Some(one)) = (to.junit, one) {
         write(path, &junit::render(one))?;
     }
     if let Some(path) = to.html {
-        write(path, &one.map_or_else(|| matrix::render_html(runs), html::render))?;
+        write(
+            path,
+            &one.map_or_else(|| matrix::render_html(runs), html::render),
+        )?;
     }
     let markdown_text = one.map_or_else(|| matrix::render_markdown(runs), markdown::render);
     if let Some(path) = to.markdown {

@@ -139,14 +139,10 @@ pub(crate) fn update_expectations(
             name: driver.name.clone(),
             versions: vec![driver.version.clone()],
         }),
-        None => report
-            .target
-            .server_name
-            .clone()
-            .map(|name| super::Server {
-                name,
-                versions: report.target.server_version.iter().cloned().collect(),
-            }),
+        None => report.target.server_name.clone().map(|name| super::Server {
+            name,
+            versions: report.target.server_version.iter().cloned().collect(),
+        }),
     };
     let (text, changes) = applied.updated(&report.cases, &ids, server);
     std::fs::write(path, text)
