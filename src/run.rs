@@ -16,7 +16,7 @@ use crate::outcome::Outcome;
 use crate::results::{AppliedExpectations, Harness, RunReport, Summary};
 use crate::runner::{self, RunOptions, Targets};
 use crate::startup::{self, RateLimitedTarget, Started};
-use crate::widget::DriverSpec;
+use crate::widget::driver::DriverSpec;
 use std::ops::ControlFlow;
 use std::process::ExitCode;
 use std::sync::Arc;
