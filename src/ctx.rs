@@ -4,7 +4,8 @@
 
 use crate::api::{ApiForm, Features, FormOverride, User};
 use crate::check;
-use crate::client::{Client, Evidence, Observed, Resp};
+use crate::client::{Client, Observed, Resp};
+use crate::evidence::Evidence;
 use crate::outcome::Stop;
 use crate::phase::{Restarts, Round, Settling, SETTLE_WINDOW};
 use crate::spec::Rev;

@@ -4,7 +4,8 @@
 
 use super::bridge::{Bridge, BridgeSession};
 use crate::api::{DelayedEvent, Scheduled, User};
-use crate::client::{Evidence, Exchange, Resp};
+use crate::client::Resp;
+use crate::evidence::{Evidence, Exchange};
 use crate::ctx::Ctx;
 use crate::outcome::Stop;
 use serde_json::{json, Value};
