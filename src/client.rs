@@ -2,6 +2,7 @@
 //! it as evidence (`evidence.rs`: method, path, status, body; secrets redacted) and turns transport failures into
 //! `Stop::Error` (the environment broke, not the server under test).
 
+use crate::endpoints;
 use crate::evidence::{redact, Evidence, Exchange};
 use crate::outcome::Stop;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -318,7 +319,7 @@ impl Client {
 
     pub async fn create_room(&self, body: Value) -> Result<String, Stop> {
         let resp = self
-            .post("/_matrix/client/v3/createRoom")
+            .post(endpoints::CREATE_ROOM)
             .json(body)
             .send()
             .await?;
@@ -366,7 +367,7 @@ impl Client {
 
     /// Deactivates the account, answering the password stage of user-interactive auth.
     pub async fn deactivate(&self) -> Result<(), Stop> {
-        let path = "/_matrix/client/v3/account/deactivate";
+        let path = endpoints::DEACTIVATE;
         let first = self.post(path).json(json!({})).send().await?;
         if first.is_success() {
             return Ok(());
@@ -473,7 +474,7 @@ impl Client {
     /// One `/sync` round; new timeline events are added to what this client has seen.
     async fn sync_round(&self, state: &mut SyncState, timeout: Duration) -> Result<(), Stop> {
         let mut call = self
-            .get("/_matrix/client/v3/sync")
+            .get(endpoints::SYNC)
             .query("filter", SYNC_FILTER)
             .unrecorded();
         if let Some(since) = &state.since {
@@ -512,7 +513,7 @@ impl Client {
                 .collect();
             self.evidence.push(Exchange {
                 method: "GET".into(),
-                path: "/_matrix/client/v3/sync (timeline events only)".into(),
+                path: format!("{} (timeline events only)", endpoints::SYNC),
                 request: None,
                 status: resp.status,
                 body: redact(&json!({ "events": summary })),

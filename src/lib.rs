@@ -14,6 +14,7 @@ pub mod client;
 pub mod commands;
 pub mod ctx;
 pub mod detect;
+pub mod endpoints;
 pub mod evidence;
 pub mod expectations;
 pub mod homeserver;

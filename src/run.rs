@@ -7,6 +7,7 @@ use crate::case::{Case, Need};
 use crate::catalogue::Catalogue;
 use crate::commands::report::{write_reports, ReportFiles};
 use crate::ctx::Env;
+use crate::endpoints::FEDERATION_VERSION;
 use crate::expectations::choose::{choose_expectations, given_expectations, update_expectations};
 use crate::expectations::Expectations;
 use crate::homeserver::identity::{self, Identity};
@@ -228,9 +229,10 @@ fn execute(
         identity
             .as_ref()
             .map(Identity::describe)
-            .unwrap_or_else(|| "unknown (it does not say: no MSC4383 announcement in \
-                 /versions, no /_matrix/federation/v1/version on the client port)"
-                .into())
+            .unwrap_or_else(|| format!(
+                "unknown (it does not say: no MSC4383 announcement in /versions, no \
+                 {FEDERATION_VERSION} on the client port)"
+            ))
     );
     // A widget-driver run's known outcomes are the driver's, not the homeserver's.
     let driver_identity = driver_info.as_ref().map(|d| Identity {

@@ -12,6 +12,7 @@
 //! start or restart, a timeout, and a panic or an abandoned start-up (`RunGuard` on drop).
 
 use super::{Registration, Target, TargetError, TargetInfo};
+use crate::endpoints::{SYNAPSE_SERVER_VERSION, VERSIONS};
 use async_trait::async_trait;
 use futures::StreamExt;
 use std::collections::{HashMap, VecDeque};
@@ -207,7 +208,7 @@ impl ContainerTarget {
     /// Polls `/versions` until it answers 200; the reason otherwise (the container exited, or
     /// the spawn timeout passed).
     async fn wait_until_ready(&self) -> Result<(), String> {
-        let url = format!("{}/_matrix/client/versions", self.base_url);
+        let url = format!("{}{VERSIONS}", self.base_url);
         let deadline = Instant::now() + self.spawn_timeout;
         let mut state_checked = Instant::now();
         loop {
@@ -1062,7 +1063,7 @@ async fn identify(http: &reqwest::Client, base_url: &str) -> (Option<String>, Op
     if let Some(found) = super::identity::detect(http, base_url).await {
         return (Some(found.name), found.version);
     }
-    let url = format!("{base_url}/_synapse/admin/v1/server_version");
+    let url = format!("{base_url}{SYNAPSE_SERVER_VERSION}");
     let body: Option<serde_json::Value> = match http.get(url).send().await {
         Ok(r) if r.status().is_success() => r.json().await.ok(),
         _ => None,

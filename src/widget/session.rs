@@ -145,7 +145,7 @@ impl Ctx {
             ));
         };
         let whoami = user
-            .get("/_matrix/client/v3/account/whoami")
+            .get(crate::endpoints::WHOAMI)
             .send()
             .await?
             .setup_ok("asking the homeserver for the driver user's device id")?;
