@@ -1,14 +1,15 @@
 //! The one Matrix HTTP client. Every request a case makes goes through `Call::send`, which records
-//! it as evidence (method, path, status, body; secrets redacted) and turns transport failures into
+//! it as evidence (`evidence.rs`: method, path, status, body; secrets redacted) and turns transport failures into
 //! `Stop::Error` (the environment broke, not the server under test).
 
+use crate::endpoints;
+use crate::evidence::{redact, Evidence, Exchange};
 use crate::outcome::Stop;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Characters left as they are in a path segment (RFC 3986 unreserved).
@@ -30,70 +31,6 @@ pub fn http_client() -> reqwest::Client {
 /// Percent-encodes one path segment (room ids, event types, state keys, delay ids).
 pub fn seg(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()
-}
-
-/// JSON keys whose values never leave the harness.
-const SECRET_KEYS: [&str; 5] = [
-    "access_token",
-    "refresh_token",
-    "password",
-    "mac",
-    "new_password",
-];
-
-/// Largest body kept in evidence; bigger ones are cut so result files stay readable.
-const MAX_EVIDENCE_BODY: usize = 4000;
-
-/// One request and its answer, as shown in results.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Exchange {
-    pub method: String,
-    pub path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request: Option<Value>,
-    pub status: u16,
-    pub body: Value,
-}
-
-/// The evidence log of one case, shared by all of its clients.
-#[derive(Clone, Default)]
-pub struct Evidence(Arc<Mutex<Vec<Exchange>>>);
-
-impl Evidence {
-    pub fn push(&self, exchange: Exchange) {
-        self.0.lock().unwrap().push(exchange);
-    }
-    pub fn snapshot(&self) -> Vec<Exchange> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-/// Replaces secret values anywhere in a JSON document and caps its size.
-pub fn redact(value: &Value) -> Value {
-    fn walk(v: &mut Value) {
-        match v {
-            Value::Object(map) => {
-                for (key, inner) in map.iter_mut() {
-                    if SECRET_KEYS.contains(&key.as_str()) {
-                        *inner = Value::String("<redacted>".into());
-                    } else {
-                        walk(inner);
-                    }
-                }
-            }
-            Value::Array(items) => items.iter_mut().for_each(walk),
-            _ => {}
-        }
-    }
-    let mut copy = value.clone();
-    walk(&mut copy);
-    let text = copy.to_string();
-    if text.len() > MAX_EVIDENCE_BODY {
-        let cut: String = text.chars().take(MAX_EVIDENCE_BODY).collect();
-        json!({ "truncated": cut })
-    } else {
-        copy
-    }
 }
 
 /// Human wording for a transport failure (connection refused, timeout, DNS...).
@@ -382,7 +319,7 @@ impl Client {
 
     pub async fn create_room(&self, body: Value) -> Result<String, Stop> {
         let resp = self
-            .post("/_matrix/client/v3/createRoom")
+            .post(endpoints::CREATE_ROOM)
             .json(body)
             .send()
             .await?;
@@ -430,7 +367,7 @@ impl Client {
 
     /// Deactivates the account, answering the password stage of user-interactive auth.
     pub async fn deactivate(&self) -> Result<(), Stop> {
-        let path = "/_matrix/client/v3/account/deactivate";
+        let path = endpoints::DEACTIVATE;
         let first = self.post(path).json(json!({})).send().await?;
         if first.is_success() {
             return Ok(());
@@ -537,7 +474,7 @@ impl Client {
     /// One `/sync` round; new timeline events are added to what this client has seen.
     async fn sync_round(&self, state: &mut SyncState, timeout: Duration) -> Result<(), Stop> {
         let mut call = self
-            .get("/_matrix/client/v3/sync")
+            .get(endpoints::SYNC)
             .query("filter", SYNC_FILTER)
             .unrecorded();
         if let Some(since) = &state.since {
@@ -576,7 +513,7 @@ impl Client {
                 .collect();
             self.evidence.push(Exchange {
                 method: "GET".into(),
-                path: "/_matrix/client/v3/sync (timeline events only)".into(),
+                path: format!("{} (timeline events only)", endpoints::SYNC),
                 request: None,
                 status: resp.status,
                 body: redact(&json!({ "events": summary })),

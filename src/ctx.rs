@@ -3,7 +3,8 @@
 //! late, never sent) are methods of `Ctx` too, in `judgements.rs`.
 
 use crate::api::{ApiForm, Features, FormOverride, User};
-use crate::client::{Client, Evidence, Observed, Resp};
+use crate::client::{Client, Observed, Resp};
+use crate::evidence::Evidence;
 use crate::outcome::Stop;
 use crate::phase::{Restarts, Round, Settling, SETTLE_WINDOW};
 use crate::spec::Rev;
@@ -22,7 +23,7 @@ pub struct Env {
     /// Shares homeserver restarts between the cases of the restart phase.
     pub restarts: Arc<Restarts>,
     /// The widget driver under test (suite msc4157), set by the run after `prepare`.
-    pub driver: Option<Arc<crate::widget::DriverSpec>>,
+    pub driver: Option<Arc<crate::widget::driver::DriverSpec>>,
 }
 
 impl Env {
@@ -74,7 +75,7 @@ pub struct Record {
     /// Measurements worth reporting whatever the outcome (say, a delay_id's entropy).
     pub notes: Vec<String>,
     /// The log of the widget driver the case started, attached to failures.
-    pub driver_log: Option<crate::widget::DriverLog>,
+    pub driver_log: Option<crate::widget::driver::DriverLog>,
 }
 
 #[derive(Clone)]
@@ -125,12 +126,12 @@ impl Ctx {
     }
 
     /// The widget driver under test, if the run has one.
-    pub fn driver(&self) -> Option<&crate::widget::DriverSpec> {
+    pub fn driver(&self) -> Option<&crate::widget::driver::DriverSpec> {
         self.env.driver.as_deref()
     }
 
     /// The log the case's widget driver writes to (one per case, shared by its drivers).
-    pub fn driver_log(&self) -> crate::widget::DriverLog {
+    pub fn driver_log(&self) -> crate::widget::driver::DriverLog {
         self.record
             .lock()
             .unwrap()

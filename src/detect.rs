@@ -6,6 +6,7 @@ use crate::api::{
     STABLE_CAPABILITY, STABLE_PREFIX, UNSTABLE_CAPABILITY, UNSTABLE_FEATURE, UNSTABLE_PREFIX,
 };
 use crate::client::{new_txn_id, Client, Resp};
+use crate::endpoints;
 use crate::outcome::Stop;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -89,7 +90,7 @@ pub async fn detect(prober: &Client, room_id: &str) -> Result<Features, Stop> {
     let mut features = Features::default();
 
     let versions = prober
-        .get("/_matrix/client/versions")
+        .get(endpoints::VERSIONS)
         .without_token()
         .send()
         .await?;
@@ -102,7 +103,7 @@ pub async fn detect(prober: &Client, room_id: &str) -> Result<Features, Stop> {
         .and_then(Value::as_bool)
         .unwrap_or(false);
 
-    let caps = prober.get("/_matrix/client/v3/capabilities").send().await?;
+    let caps = prober.get(endpoints::CAPABILITIES).send().await?;
     features.capability = [STABLE_CAPABILITY, UNSTABLE_CAPABILITY]
         .iter()
         .find_map(|name| {

@@ -6,14 +6,19 @@
 //! See ARCHITECTURE.md.
 
 pub mod api;
+pub mod args;
 pub mod case;
 pub mod catalogue;
 pub mod cli;
 pub mod client;
+pub mod commands;
 pub mod ctx;
 pub mod detect;
+pub mod endpoints;
+pub mod evidence;
 pub mod expectations;
 pub mod homeserver;
+pub mod interrupt;
 pub mod judgements;
 pub mod load;
 pub mod observation;
@@ -25,6 +30,7 @@ pub mod results;
 pub mod run;
 pub mod runner;
 pub mod spec;
+pub mod startup;
 pub mod users;
 pub mod widget;
 

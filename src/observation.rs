@@ -7,7 +7,7 @@
 //! Set-up requests (registration, room creation, joins) and `/sync` summaries are left out:
 //! they are the same in every run and say nothing about delayed events.
 
-use crate::client::Exchange;
+use crate::evidence::Exchange;
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};

@@ -3,7 +3,7 @@
 
 use crate::api::{ApiForm, Features};
 use crate::case::Case;
-use crate::client::Exchange;
+use crate::evidence::Exchange;
 use crate::observation;
 use crate::outcome::Outcome;
 use crate::spec::{Level, SpecRef};

@@ -21,6 +21,34 @@ pub enum Rev {
 
 impl Rev {
     pub const ALL_MSC4140: [Rev; 3] = [Rev::Oct2024, Rev::Dec2025, Rev::Jul2026];
+    pub const ALL: [Rev; 5] = [
+        Rev::Oct2024,
+        Rev::Dec2025,
+        Rev::Jul2026,
+        Rev::Merged2026,
+        Rev::Widget2026,
+    ];
+
+    /// The proposal the revision is of.
+    pub fn doc(self) -> &'static str {
+        match self {
+            Rev::Widget2026 => "MSC4157",
+            _ => "MSC4140",
+        }
+    }
+
+    /// Where the revision's text is public in matrix-spec-proposals: the commit and the file.
+    /// None for the reconstructed revision, which has no text.
+    pub fn published(self) -> Option<(&'static str, &'static str)> {
+        const MSC4140: &str = "proposals/4140-delayed-events-futures.md";
+        match self {
+            Rev::Oct2024 => Some(("d1a37f06f", MSC4140)),
+            Rev::Dec2025 => Some(("3ee73abe5", MSC4140)),
+            Rev::Jul2026 => Some(("cd878d2", MSC4140)),
+            Rev::Merged2026 => None,
+            Rev::Widget2026 => Some(("6a719a8", "proposals/4157-delayed-events-widget-api.md")),
+        }
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {

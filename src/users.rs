@@ -2,6 +2,7 @@
 //! open registration with `m.login.dummy`.
 
 use crate::client::{Client, Resp};
+use crate::endpoints;
 use crate::outcome::Stop;
 use crate::homeserver::Registration;
 use hmac::{Hmac, Mac};
@@ -9,8 +10,6 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 use serde_json::json;
 
-const ADMIN_REGISTER: &str = "/_synapse/admin/v1/register";
-const OPEN_REGISTER: &str = "/_matrix/client/v3/register";
 
 fn random_text(len: usize) -> String {
     rand::thread_rng()
@@ -75,7 +74,7 @@ impl GuestForm {
 /// Registers a guest account: with `?kind=guest` first, then with the kind in the body.
 pub async fn register_guest(anon: &Client) -> Result<(Client, GuestForm), Stop> {
     let by_query = anon
-        .post(OPEN_REGISTER)
+        .post(endpoints::REGISTER)
         .query("kind", "guest")
         .json(json!({}))
         .send()
@@ -84,7 +83,7 @@ pub async fn register_guest(anon: &Client) -> Result<(Client, GuestForm), Stop> 
         return Ok((logged_in_from(anon, by_query, None)?, GuestForm::QueryParam));
     }
     let by_body = anon
-        .post(OPEN_REGISTER)
+        .post(endpoints::REGISTER)
         .json(json!({"kind": "guest"}))
         .send()
         .await?;
@@ -118,7 +117,7 @@ async fn register_with_secret(
     password: &str,
 ) -> Result<Resp, Stop> {
     let nonce_resp = anon
-        .get(ADMIN_REGISTER)
+        .get(endpoints::SYNAPSE_ADMIN_REGISTER)
         .send()
         .await?
         .setup_step("get a registration nonce")?;
@@ -139,7 +138,7 @@ async fn register_with_secret(
     }
     let mac = hex::encode(mac.finalize().into_bytes());
     let body = json!({"nonce": nonce, "username": localpart, "password": password, "admin": false, "mac": mac});
-    anon.post(ADMIN_REGISTER)
+    anon.post(endpoints::SYNAPSE_ADMIN_REGISTER)
         .json(body)
         .send()
         .await?
@@ -148,7 +147,7 @@ async fn register_with_secret(
 
 async fn register_open(anon: &Client, localpart: &str, password: &str) -> Result<Resp, Stop> {
     let mut body = json!({"username": localpart, "password": password, "inhibit_login": false});
-    let first = anon.post(OPEN_REGISTER).json(body.clone()).send().await?;
+    let first = anon.post(endpoints::REGISTER).json(body.clone()).send().await?;
     if first.is_success() {
         return Ok(first);
     }
@@ -161,7 +160,7 @@ async fn register_open(anon: &Client, localpart: &str, password: &str) -> Result
         )));
     }
     body["auth"] = json!({"type": "m.login.dummy", "session": session});
-    anon.post(OPEN_REGISTER)
+    anon.post(endpoints::REGISTER)
         .json(body)
         .send()
         .await?

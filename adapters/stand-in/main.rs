@@ -6,7 +6,8 @@
 //! Not a product: the binary exists for `tests/widget_selftest.rs` only.
 
 use dec_harness::api::{ApiForm, Delay, DelayedEvent, User};
-use dec_harness::client::{http_client, Client, Evidence, Resp};
+use dec_harness::client::{http_client, Client, Resp};
+use dec_harness::evidence::Evidence;
 use serde_json::{json, Value};
 use std::io::{BufRead, Write};
 use std::sync::mpsc;

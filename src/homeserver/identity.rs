@@ -4,6 +4,7 @@
 //! target itself knows (the managed Synapse's release).
 
 use super::TargetInfo;
+use crate::endpoints::{FEDERATION_VERSION, VERSIONS};
 use serde_json::Value;
 
 /// MSC4383's unstable key in `/versions`: `{"name": ..., "version": ...}`.
@@ -20,10 +21,10 @@ pub struct Identity {
 impl Identity {
     pub fn describe(&self) -> String {
         let from = match self.source {
-            "msc4383" => "MSC4383 in /_matrix/client/versions",
-            "federation" => "/_matrix/federation/v1/version",
-            "driver" => "the widget driver's hello",
-            _ => "the target",
+            "msc4383" => format!("MSC4383 in {VERSIONS}"),
+            "federation" => FEDERATION_VERSION.to_string(),
+            "driver" => "the widget driver's hello".to_string(),
+            _ => "the target".to_string(),
         };
         format!(
             "{} {} (from {from})",
@@ -61,7 +62,7 @@ fn name_and_version(object: Option<&Value>) -> Option<(String, Option<String>)> 
 
 /// What the server says about itself over HTTP, if anything.
 pub async fn detect(http: &reqwest::Client, base_url: &str) -> Option<Identity> {
-    let versions = get_json(http, format!("{base_url}/_matrix/client/versions")).await;
+    let versions = get_json(http, format!("{base_url}{VERSIONS}")).await;
     if let Some((name, version)) =
         name_and_version(versions.as_ref().and_then(|v| v.get(MSC4383_KEY)))
     {
@@ -71,7 +72,7 @@ pub async fn detect(http: &reqwest::Client, base_url: &str) -> Option<Identity> 
             source: "msc4383",
         });
     }
-    let federation = get_json(http, format!("{base_url}/_matrix/federation/v1/version")).await;
+    let federation = get_json(http, format!("{base_url}{FEDERATION_VERSION}")).await;
     name_and_version(federation.as_ref().and_then(|v| v.get("server"))).map(|(name, version)| {
         Identity {
             name,

@@ -46,7 +46,7 @@ pub struct TargetInfo {
     pub restart_ms: Option<u64>,
     /// The widget driver under test (suite msc4157), in front of this homeserver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub driver: Option<crate::widget::DriverInfo>,
+    pub driver: Option<crate::widget::driver::DriverInfo>,
 }
 
 /// A startup or restart failure: shown to the user as-is, with exit status 2.

@@ -4,6 +4,7 @@
 
 use super::identity::{self, Identity};
 use super::{Registration, Target, TargetError, TargetInfo};
+use crate::endpoints::VERSIONS;
 use async_trait::async_trait;
 use std::io::{Read, Seek};
 use std::process::Stdio;
@@ -52,7 +53,7 @@ impl UrlTarget {
         commands: UrlCommands,
     ) -> Result<UrlTarget, TargetError> {
         let base_url = base_url.trim_end_matches('/').to_string();
-        let versions_url = format!("{base_url}/_matrix/client/versions");
+        let versions_url = format!("{base_url}{VERSIONS}");
         let answer = http
             .get(&versions_url)
             .timeout(Duration::from_secs(10))
@@ -134,7 +135,7 @@ impl UrlTarget {
     }
 
     async fn wait_until_answering(&self, what: &str, deadline: Instant) -> Result<(), TargetError> {
-        let url = format!("{}/_matrix/client/versions", self.base_url);
+        let url = format!("{}{VERSIONS}", self.base_url);
         loop {
             let request = self.http.get(&url).timeout(Duration::from_secs(2)).send();
             if matches!(request.await, Ok(r) if r.status().is_success()) {

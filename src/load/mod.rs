@@ -9,10 +9,11 @@ mod workload;
 pub use figures::{Figures, Percentiles};
 pub use workload::Workload;
 
-use crate::cli::{LoadArgs, UsageError};
+use crate::args::{check_writable, LoadArgs, UsageError};
+use crate::interrupt::interrupt_signal;
+use crate::startup::{self, start_target};
 use crate::ctx::Env;
 use crate::results::Harness;
-use crate::run::{interrupt_signal, start_target};
 use crate::homeserver::TargetInfo;
 use serde::Serialize;
 use std::process::ExitCode;
@@ -56,16 +57,11 @@ pub(crate) fn load(args: LoadArgs) -> Result<ExitCode, UsageError> {
             "--heartbeat-every must be longer than zero".into(),
         ));
     }
+    args.server.validate()?;
     for path in [&args.json, &args.html].into_iter().flatten() {
-        crate::run::check_writable(path)?;
+        check_writable(path)?;
     }
-    if args.server.target == crate::cli::TargetKind::Container {
-        crate::homeserver::container::prepare_environment();
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| UsageError(format!("cannot start the async runtime: {e}")))?;
+    let runtime = startup::runtime(&args.server)?;
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let http = crate::client::http_client();
 

@@ -221,7 +221,7 @@ async fn new_member(env: &Env, label: &str) -> Result<Member, Stop> {
     let anon = crate::client::Client::new(
         env.http.clone(),
         &env.base_url,
-        crate::client::Evidence::default(),
+        crate::evidence::Evidence::default(),
     );
     let client = users::register(&anon, &env.target.registration(), label).await?;
     let user = User {

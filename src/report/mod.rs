@@ -11,7 +11,7 @@ pub mod matrix;
 
 use crate::outcome::Outcome;
 use crate::results::{CaseReport, RunReport, SpecRecord};
-use crate::spec::Level;
+use crate::spec::{Level, Rev};
 
 /// Outcomes in the order reports list them.
 pub const OUTCOMES: [Outcome; 6] = [
@@ -23,34 +23,6 @@ pub const OUTCOMES: [Outcome; 6] = [
     Outcome::Error,
 ];
 
-/// The public text of each revision: (document, revision date prefix, commit, file).
-const REVISION_SOURCES: [(&str, &str, &str, &str); 4] = [
-    (
-        "MSC4140",
-        "2024-10",
-        "d1a37f06f",
-        "proposals/4140-delayed-events-futures.md",
-    ),
-    (
-        "MSC4140",
-        "2025-12",
-        "3ee73abe5",
-        "proposals/4140-delayed-events-futures.md",
-    ),
-    (
-        "MSC4140",
-        "2026-07",
-        "cd878d2",
-        "proposals/4140-delayed-events-futures.md",
-    ),
-    (
-        "MSC4157",
-        "2026-01",
-        "6a719a8",
-        "proposals/4157-delayed-events-widget-api.md",
-    ),
-];
-
 const PROPOSALS: &str = "https://github.com/matrix-org/matrix-spec-proposals";
 
 /// Where a reader finds the quoted sentence: the proposal file at the revision's commit, at the
@@ -59,11 +31,12 @@ pub fn spec_link(spec: &SpecRecord) -> String {
     if let Some(source) = &spec.source {
         return source.clone();
     }
-    let known = REVISION_SOURCES
-        .iter()
-        .find(|(doc, rev, _, _)| *doc == spec.doc && spec.revision.starts_with(rev));
+    let known = Rev::ALL
+        .into_iter()
+        .find(|r| r.doc() == spec.doc && r.as_str() == spec.revision)
+        .and_then(Rev::published);
     match known {
-        Some((_, _, commit, file)) => {
+        Some((commit, file)) => {
             format!("{PROPOSALS}/blob/{commit}/{file}#{}", anchor(&spec.section))
         }
         None => {

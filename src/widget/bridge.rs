@@ -6,19 +6,17 @@
 //! `{"bridge": {"name": ..., "version": ...}}`, once the driver is ready; every later line is a
 //! widget-API message. Lines on stdin are widget-API messages from the widget (the harness).
 
+use super::driver::DriverLog;
 use crate::outcome::Stop;
 use crate::homeserver::synapse::process;
 use serde_json::{json, Value};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, oneshot};
-
-/// Lines of the driver's stderr kept for failure messages.
-const LOG_TAIL_LINES: usize = 30;
 
 /// What the harness gives a driver process (as environment variables, see `BridgeSession::env`).
 #[derive(Clone, Debug)]
@@ -58,51 +56,6 @@ impl BridgeSession {
 pub struct DriverIdentity {
     pub name: String,
     pub version: String,
-}
-
-/// The driver's log (stderr) and anything it printed on stdout that was not a widget-API
-/// message, newest last; shared with the case record so failures carry it.
-#[derive(Clone, Default, Debug)]
-pub struct DriverLog(Arc<Mutex<LogLines>>);
-
-#[derive(Default, Debug)]
-struct LogLines {
-    lines: VecDeque<String>,
-    /// Access tokens handed to the driver: blanked out of every line kept.
-    secrets: Vec<String>,
-}
-
-impl DriverLog {
-    fn push(&self, mut line: String) {
-        let mut log = self.0.lock().unwrap();
-        for secret in log.secrets.iter().filter(|s| !s.is_empty()) {
-            line = line.replace(secret.as_str(), "<redacted>");
-        }
-        if log.lines.len() == LOG_TAIL_LINES {
-            log.lines.pop_front();
-        }
-        log.lines.push_back(line);
-    }
-
-    fn redact(&self, secret: &str) {
-        self.0.lock().unwrap().secrets.push(secret.to_string());
-    }
-
-    /// The tail as it goes into a failure message: indented, or "(nothing)".
-    pub fn indented_tail(&self) -> String {
-        indent(&self.tail())
-    }
-
-    pub fn tail(&self) -> String {
-        self.0
-            .lock()
-            .unwrap()
-            .lines
-            .iter()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
 }
 
 /// Why the driver can no longer be talked to (it exited, or wrote something that is not JSON).
@@ -310,16 +263,6 @@ impl Drop for Bridge {
         }
         let _ = self.child.start_kill();
     }
-}
-
-fn indent(text: &str) -> String {
-    if text.is_empty() {
-        return "    (nothing)".into();
-    }
-    text.lines()
-        .map(|l| format!("    {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Reads the driver's stdout: the hello, then widget-API messages, routed by direction.

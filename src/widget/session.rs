@@ -4,7 +4,8 @@
 
 use super::bridge::{Bridge, BridgeSession};
 use crate::api::{DelayedEvent, Scheduled, User};
-use crate::client::{Evidence, Exchange, Resp};
+use crate::client::Resp;
+use crate::evidence::{Evidence, Exchange};
 use crate::ctx::Ctx;
 use crate::outcome::Stop;
 use serde_json::{json, Value};
@@ -144,7 +145,7 @@ impl Ctx {
             ));
         };
         let whoami = user
-            .get("/_matrix/client/v3/account/whoami")
+            .get(crate::endpoints::WHOAMI)
             .send()
             .await?
             .setup_step("asking the homeserver for the driver user's device id")?;

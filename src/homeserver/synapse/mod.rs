@@ -3,6 +3,7 @@
 //! per run, SQLite, delayed events enabled and rate limits out of the way.
 
 use super::{Registration, Target, TargetError, TargetInfo};
+use crate::endpoints::VERSIONS;
 use async_trait::async_trait;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::distributions::{Alphanumeric, DistString};
@@ -193,7 +194,7 @@ impl SynapseTarget {
 
     /// Polls `/versions` until it answers 200; the reason otherwise.
     async fn wait_until_ready(&self, child: &mut Child) -> Result<(), String> {
-        let url = format!("{}/_matrix/client/versions", self.base_url());
+        let url = format!("{}{VERSIONS}", self.base_url());
         let deadline = Instant::now() + self.spawn_timeout;
         loop {
             if let Ok(Some(status)) = child.try_wait() {

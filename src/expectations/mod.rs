@@ -20,6 +20,8 @@
 //!   date), which fails the run like an unexpected failure;
 //! - any other outcome the file does not expect stays as it is and counts as without a file.
 
+pub(crate) mod choose;
+
 use crate::outcome::Outcome;
 use crate::results::{AppliedExpectations, CaseReport};
 use serde::Deserialize;

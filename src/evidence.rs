@@ -1,0 +1,70 @@
+//! The evidence of a case: each request and its answer as the results show them, secrets
+//! redacted and bodies capped. The client records it; results, observations and reports read it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+/// JSON keys whose values never leave the harness.
+const SECRET_KEYS: [&str; 5] = [
+    "access_token",
+    "refresh_token",
+    "password",
+    "mac",
+    "new_password",
+];
+
+/// Largest body kept in evidence; bigger ones are cut so result files stay readable.
+const MAX_EVIDENCE_BODY: usize = 4000;
+
+/// One request and its answer, as shown in results.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Exchange {
+    pub method: String,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<Value>,
+    pub status: u16,
+    pub body: Value,
+}
+
+/// The evidence log of one case, shared by all of its clients.
+#[derive(Clone, Default)]
+pub struct Evidence(Arc<Mutex<Vec<Exchange>>>);
+
+impl Evidence {
+    pub fn push(&self, exchange: Exchange) {
+        self.0.lock().unwrap().push(exchange);
+    }
+    pub fn snapshot(&self) -> Vec<Exchange> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Replaces secret values anywhere in a JSON document and caps its size.
+pub fn redact(value: &Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                for (key, inner) in map.iter_mut() {
+                    if SECRET_KEYS.contains(&key.as_str()) {
+                        *inner = Value::String("<redacted>".into());
+                    } else {
+                        walk(inner);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut copy = value.clone();
+    walk(&mut copy);
+    let text = copy.to_string();
+    if text.len() > MAX_EVIDENCE_BODY {
+        let cut: String = text.chars().take(MAX_EVIDENCE_BODY).collect();
+        json!({ "truncated": cut })
+    } else {
+        copy
+    }
+}
