@@ -43,7 +43,7 @@ fn select(
         SuiteName::Msc4140 => suite("msc4140")?,
         SuiteName::Msc4157 if args.driver.is_none() && !args.list => return Err(UsageError(
             "--suite msc4157 tests a widget driver: give --driver rust-sdk, --driver widget-api, \
-                 or --driver 'COMMAND ARGS' for your own (README, \"Testing a widget driver\")"
+                 or --driver 'COMMAND ARGS' for your own (docs/widget-drivers.md)"
                 .into(),
         )),
         SuiteName::Msc4157 => suite("msc4157")?,

@@ -92,7 +92,7 @@ impl Expectations {
             };
             format!(
                 "{origin}: {e}\nEach entry is [[case]] with id, expected (an outcome or a list of \
-                 them), reason, and optionally link{renamed}; see README, \"Expectation files\"."
+                 them), reason, and optionally link{renamed}; see docs/reports.md, \"Expectation files\"."
             )
         })?;
         let mut entries: Vec<Entry> = Vec::new();

@@ -113,7 +113,7 @@ impl DriverSpec {
                 if !found {
                     return Err(format!(
                         "--driver '{command}': no program '{program}' found; give rust-sdk, widget-api, \
-                         or the command that starts your driver (see README, \"Testing a widget driver\")"
+                         or the command that starts your driver (see docs/widget-drivers.md)"
                     ));
                 }
                 Ok(DriverSpec {

@@ -33,7 +33,7 @@ pub async fn probe(
         }),
         Err(stop) => Err(format!(
             "the widget driver `{}` could not start: {}\nCheck the command, or run it by hand with the \
-             BRIDGE_* variables README lists.",
+             BRIDGE_* variables docs/widget-drivers.md lists.",
             spec.label,
             stop.message()
         )),
