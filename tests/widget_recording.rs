@@ -92,7 +92,7 @@ fn real_driver(name: &str) -> DriverSpec {
 async fn stand_in_forms() {
     let stand_in = DriverSpec {
         label: "stand-in".into(),
-        program: env!("CARGO_BIN_EXE_widget-stand-in").into(),
+        program: support::stand_in::binary().into(),
         args: Vec::new(),
     };
     let recorded = record(stand_in).await;

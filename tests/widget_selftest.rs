@@ -23,7 +23,6 @@ use support::fake_target::FakeTarget;
 use support::fault_matrix::{self, assert_clean, describe};
 use support::stand_in_faults::StandInFault;
 
-const STAND_IN: &str = env!("CARGO_BIN_EXE_widget-stand-in");
 
 const CASE_TIMEOUT: Duration = Duration::from_secs(60);
 const PARALLEL_FAULT_RUNS: usize = 2;
@@ -40,7 +39,7 @@ fn stand_in(program: &str, fault: Option<&str>) -> DriverSpec {
 
 /// Every msc4157 case, the stand-in (with `fault`) in front of a correct fake homeserver.
 async fn run_widget_catalogue(fault: Option<&str>, only: Option<&str>) -> Vec<CaseReport> {
-    run_with(STAND_IN, fault, only).await
+    run_with(support::stand_in::binary(), fault, only).await
 }
 
 async fn run_with(program: &str, fault: Option<&str>, only: Option<&str>) -> Vec<CaseReport> {
@@ -108,7 +107,7 @@ async fn a_broken_driver_ends_the_case_in_error_and_leaves_nothing_running() {
     // A copy of its own, so that other tests' stand-ins do not count.
     let dir = tempfile::tempdir().unwrap();
     let program = dir.path().join("broken-stand-in");
-    std::fs::copy(STAND_IN, &program).unwrap();
+    std::fs::copy(support::stand_in::binary(), &program).unwrap();
     let program_text = program.display().to_string();
     for (fault, phrase) in broken {
         let only = Some("msc4157.send.delayed_message");
@@ -198,7 +197,7 @@ async fn a_driver_that_cannot_start_exits_2_with_its_output() {
                 "--registration-shared-secret",
                 support::fake_homeserver::FakeHomeserver::SHARED_SECRET,
             ])
-            .args(["--driver", &format!("{STAND_IN} --fault no-such-fault")])
+            .args(["--driver", &format!("{} --fault no-such-fault", support::stand_in::binary())])
             .output()
             .unwrap()
     })
@@ -218,7 +217,7 @@ async fn drivers_die_with_a_killed_harness() {
     let fake = support::fake_homeserver::FakeHomeserver::start(FakeOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let program = dir.path().join("orphan-stand-in");
-    std::fs::copy(STAND_IN, &program).unwrap();
+    std::fs::copy(support::stand_in::binary(), &program).unwrap();
     let mut harness = binary()
         .args(["run", "--quiet", "--suite", "msc4157", "--target", "url"])
         .args(["--base-url", &fake.uri(), "--registration-shared-secret"])
