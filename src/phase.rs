@@ -1,5 +1,7 @@
-//! Phases and shared restarts. Cases that restart the homeserver run after every other case has
-//! finished (so a restart never disturbs them), concurrently with each other, and share restarts:
+//! Phases and shared restarts. Cases that restart the homeserver run on an instance of their own
+//! where the target has one; otherwise after every other case has finished (`PhaseGate`). Either
+//! way a restart never disturbs another case. They run concurrently with each other and share
+//! restarts:
 //! a restart *round* gathers every restart case that is still running, lets each prepare (say,
 //! schedule events that must fall due while the server is down), then restarts the server once.
 //!

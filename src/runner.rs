@@ -1,7 +1,8 @@
 //! Runs cases as libtest-mimic trials (cargo-test style output, filtering, listing) on a shared
 //! tokio runtime: each trial blocks its libtest thread on the case's future, so `concurrency`
-//! libtest threads means that many cases in flight. Cases that restart the homeserver run in a
-//! phase of their own, after all others, sharing restarts (see `phase.rs`).
+//! libtest threads means that many cases in flight. Cases that restart the homeserver share
+//! restarts (see `phase.rs`): on an instance of their own, beside the others, where the target
+//! has one; else in a phase of their own on the main instance, after all others.
 
 use crate::case::{Case, Need};
 use crate::ctx::{Ctx, Env};

@@ -2,7 +2,7 @@
 //! its stdout one JSON object per line, match replies to requests in both directions, keep the
 //! tail of its stderr (its log), and kill its whole process group when dropped.
 //!
-//! The contract (README, "Testing a widget driver"): the first stdout line is a hello,
+//! The contract (docs/widget-drivers.md, "The bridge contract"): the first stdout line is a hello,
 //! `{"bridge": {"name": ..., "version": ...}}`, once the driver is ready; every later line is a
 //! widget-API message. Lines on stdin are widget-API messages from the widget (the harness).
 
