@@ -67,6 +67,23 @@ impl Env {
     }
 }
 
+impl Env {
+    /// The environment of an identical instance of `like`'s homeserver (same release, same
+    /// configuration): what detection found there holds here too, so the instance is spared a
+    /// probing user, a room and the probes.
+    pub fn like(like: &Env, target: Arc<dyn Target>) -> Env {
+        Env {
+            http: like.http.clone(),
+            base_url: target.info().base_url,
+            form: like.form,
+            features: like.features.clone(),
+            restarts: Restarts::new(target.clone()),
+            driver: like.driver.clone(),
+            target,
+        }
+    }
+}
+
 /// What a case reports besides its outcome.
 #[derive(Default, Debug, Clone)]
 pub struct Record {

@@ -332,11 +332,10 @@ fn environments(
         .runtime
         .block_on(async {
             let main = prepare(&started.main).await?;
-            let more = futures::future::try_join_all(started.more.iter().map(prepare)).await?;
-            let restart = match &started.restart {
-                Some(own) => Some(prepare(own).await?),
-                None => None,
-            };
+            // The extra instances are the main one's twins: detected once, on the main one.
+            let twin = |target: &Arc<dyn Target>| Arc::new(Env::like(&main, target.clone()));
+            let more = started.more.iter().map(twin).collect();
+            let restart = started.restart.as_ref().map(twin);
             let rate_limited = match &started.rate_limited {
                 RateLimitedTarget::Own(own) => Ok(prepare(own).await?),
                 RateLimitedTarget::Main => Ok(main.clone()),
