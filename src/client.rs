@@ -318,11 +318,7 @@ impl Client {
     // ---- rooms and events -------------------------------------------------------------------
 
     pub async fn create_room(&self, body: Value) -> Result<String, Stop> {
-        let resp = self
-            .post(endpoints::CREATE_ROOM)
-            .json(body)
-            .send()
-            .await?;
+        let resp = self.post(endpoints::CREATE_ROOM).json(body).send().await?;
         let resp = resp.setup_step("create a room")?;
         resp.str_field("room_id")
             .map(str::to_string)

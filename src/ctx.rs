@@ -5,10 +5,10 @@
 use crate::api::{ApiForm, Features, FormOverride, User};
 use crate::client::{Client, Observed, Resp};
 use crate::evidence::Evidence;
+use crate::homeserver::Target;
 use crate::outcome::Stop;
 use crate::phase::{Restarts, Round, Settling, SETTLE_WINDOW};
 use crate::spec::Rev;
-use crate::homeserver::Target;
 use crate::users;
 use serde_json::json;
 use std::sync::{Arc, Mutex};

@@ -4,10 +4,10 @@
 use crate::api::{ApiForm, Features};
 use crate::case::Case;
 use crate::evidence::Exchange;
+use crate::homeserver::TargetInfo;
 use crate::observation;
 use crate::outcome::Outcome;
 use crate::spec::{Level, SpecRef};
-use crate::homeserver::TargetInfo;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -157,7 +157,8 @@ async fn start_more_instances(args: &TargetArgs) -> Result<Vec<Arc<dyn Target>>,
     if args.target != TargetKind::Synapse {
         return Ok(Vec::new());
     }
-    let starts = (1..synapse_instances(args)).map(|_| SynapseTarget::start(synapse_options(args, false, false)));
+    let starts = (1..synapse_instances(args))
+        .map(|_| SynapseTarget::start(synapse_options(args, false, false)));
     let started = futures::future::try_join_all(starts).await?;
     Ok(started
         .into_iter()

@@ -3,13 +3,12 @@
 
 use crate::client::{Client, Resp};
 use crate::endpoints;
-use crate::outcome::Stop;
 use crate::homeserver::Registration;
+use crate::outcome::Stop;
 use hmac::{Hmac, Mac};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use serde_json::json;
-
 
 fn random_text(len: usize) -> String {
     rand::thread_rng()
@@ -147,7 +146,11 @@ async fn register_with_secret(
 
 async fn register_open(anon: &Client, localpart: &str, password: &str) -> Result<Resp, Stop> {
     let mut body = json!({"username": localpart, "password": password, "inhibit_login": false});
-    let first = anon.post(endpoints::REGISTER).json(body.clone()).send().await?;
+    let first = anon
+        .post(endpoints::REGISTER)
+        .json(body.clone())
+        .send()
+        .await?;
     if first.is_success() {
         return Ok(first);
     }

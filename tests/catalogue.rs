@@ -5,11 +5,11 @@
 //! docs/revisions.md links to) from `DEC_SPEC_DIR`, by default `../shared/spec` beside the
 //! checkout. Without them it prints a SKIPPED line saying how to enable it.
 
-use dec_harness::commands::list::case_listing;
-use dec_harness::spec::Rev;
 use dec_catalogue::msc4140::cases as catalogue;
 use dec_catalogue::msc4157::{self, cases as widget_catalogue};
 use dec_catalogue::AREAS;
+use dec_harness::commands::list::case_listing;
+use dec_harness::spec::Rev;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 

@@ -352,13 +352,9 @@ fn the_container_restarts_with_its_data_and_a_panic_removes_it() {
                 panic!("the container target did not start:\n{e}\n{SETUP}");
             });
             let anon = Client::new(http_client(), &target.info().base_url, Default::default());
-            let user = dec_harness::users::register(
-                &anon,
-                &target.registration(),
-                "restart",
-            )
-            .await
-            .expect("a user registers with the Complement shared secret");
+            let user = dec_harness::users::register(&anon, &target.registration(), "restart")
+                .await
+                .expect("a user registers with the Complement shared secret");
             target.restart().await.expect("the container restarts");
             let whoami = user
                 .get("/_matrix/client/v3/account/whoami")

@@ -12,7 +12,14 @@ fn listed(package: &str) -> Vec<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(root)
-        .args(["package", "--list", "--allow-dirty", "--quiet", "-p", package])
+        .args([
+            "package",
+            "--list",
+            "--allow-dirty",
+            "--quiet",
+            "-p",
+            package,
+        ])
         .output()
         .expect("cargo runs");
     assert!(
@@ -52,9 +59,16 @@ fn assert_holds(package: &str, needed: &[String]) {
     let tooling: Vec<&String> = listed
         .iter()
         .filter(|f| {
-            ["tests/", "ci/", "scripts/", ".github/", ".ci/", "snapshots/"]
-                .iter()
-                .any(|d| f.starts_with(d))
+            [
+                "tests/",
+                "ci/",
+                "scripts/",
+                ".github/",
+                ".ci/",
+                "snapshots/",
+            ]
+            .iter()
+            .any(|d| f.starts_with(d))
         })
         .collect();
     assert!(

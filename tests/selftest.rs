@@ -5,15 +5,15 @@
 
 mod support;
 
+use dec_catalogue::msc4140::cases as catalogue;
 use dec_harness::api::FormOverride;
 use dec_harness::client::http_client;
 use dec_harness::ctx::Env;
+use dec_harness::homeserver::url::UrlTarget;
+use dec_harness::homeserver::Target;
 use dec_harness::outcome::Outcome;
 use dec_harness::results::CaseReport;
 use dec_harness::runner::{run_concurrently, Targets};
-use dec_catalogue::msc4140::cases as catalogue;
-use dec_harness::homeserver::url::UrlTarget;
-use dec_harness::homeserver::Target;
 use std::sync::Arc;
 use std::time::Duration;
 use support::fake_homeserver::{FakeHomeserver, FakeOptions, Fault};
@@ -119,8 +119,15 @@ async fn restart_cases_on_an_instance_of_their_own() {
     };
     let reports = run_concurrently(&targets, catalogue(), CASE_TIMEOUT).await;
     assert_clean(&reports, "restart cases on their own instance", |_| false);
-    assert_eq!(main.homeserver().restarts(), 0, "the main instance restarted");
-    assert!(own.homeserver().restarts() > 0, "the restart cases' instance never restarted");
+    assert_eq!(
+        main.homeserver().restarts(),
+        0,
+        "the main instance restarted"
+    );
+    assert!(
+        own.homeserver().restarts() > 0,
+        "the restart cases' instance never restarted"
+    );
 }
 
 /// A server with delayed events switched off (as Synapse with `max_event_delay_duration: null`):

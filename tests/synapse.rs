@@ -71,10 +71,9 @@ fn managed_synapse_restarts_with_its_data() {
             .await
             .expect("the managed Synapse starts");
         let anon = Client::new(http_client(), &target.info().base_url, Default::default());
-        let user =
-            dec_harness::users::register(&anon, &target.registration(), "restart")
-                .await
-                .expect("a user registers");
+        let user = dec_harness::users::register(&anon, &target.registration(), "restart")
+            .await
+            .expect("a user registers");
         target
             .restart()
             .await

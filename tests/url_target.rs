@@ -168,10 +168,9 @@ fn url_target_names_the_server_and_restarts_it_with_the_restart_command() {
             .unwrap();
         assert!(target.can_restart().is_err(), "no restart command given");
         let anon = Client::new(http.clone(), &base_url, Default::default());
-        let user =
-            dec_harness::users::register(&anon, &target.registration(), "kill")
-                .await
-                .expect("a user registers");
+        let user = dec_harness::users::register(&anon, &target.registration(), "kill")
+            .await
+            .expect("a user registers");
         let pid_before = std::fs::read_to_string(external.dir.path().join("pid")).unwrap();
         target
             .kill()

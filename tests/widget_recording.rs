@@ -5,10 +5,10 @@
 
 mod support;
 
+use dec_catalogue::msc4157::all_caps;
 use dec_harness::api::{DelayedEvent, FormOverride};
 use dec_harness::client::http_client;
 use dec_harness::ctx::{Ctx, Env};
-use dec_catalogue::msc4157::all_caps;
 use dec_harness::homeserver::Target;
 use dec_harness::widget::DriverSpec;
 use serde_json::json;

@@ -6,14 +6,14 @@
 
 mod support;
 
+use dec_catalogue::msc4157::cases as widget_catalogue;
 use dec_harness::api::FormOverride;
 use dec_harness::client::http_client;
 use dec_harness::ctx::Env;
+use dec_harness::homeserver::Target;
 use dec_harness::outcome::Outcome;
 use dec_harness::results::CaseReport;
 use dec_harness::runner::{run_concurrently, Targets};
-use dec_catalogue::msc4157::cases as widget_catalogue;
-use dec_harness::homeserver::Target;
 use dec_harness::widget::DriverSpec;
 use std::process::Command;
 use std::sync::Arc;
@@ -22,7 +22,6 @@ use support::fake_homeserver::FakeOptions;
 use support::fake_target::FakeTarget;
 use support::fault_matrix::{self, assert_clean, describe};
 use support::stand_in_faults::StandInFault;
-
 
 const CASE_TIMEOUT: Duration = Duration::from_secs(60);
 const PARALLEL_FAULT_RUNS: usize = 2;
@@ -197,7 +196,10 @@ async fn a_driver_that_cannot_start_exits_2_with_its_output() {
                 "--registration-shared-secret",
                 support::fake_homeserver::FakeHomeserver::SHARED_SECRET,
             ])
-            .args(["--driver", &format!("{} --fault no-such-fault", support::stand_in::binary())])
+            .args([
+                "--driver",
+                &format!("{} --fault no-such-fault", support::stand_in::binary()),
+            ])
             .output()
             .unwrap()
     })

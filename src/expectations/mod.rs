@@ -363,7 +363,9 @@ mod tests {
     /// A case to build reports from (its id is replaced).
     fn some_case() -> Case {
         let spec = SpecRef::msc4140(Rev::Jul2026, "section", "text");
-        Case::new("msc4140.area.name", "title", Level::Must, spec, |_| async { Ok(()) })
+        Case::new("msc4140.area.name", "title", Level::Must, spec, |_| async {
+            Ok(())
+        })
     }
 
     #[test]

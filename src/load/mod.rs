@@ -10,11 +10,11 @@ pub use figures::{Figures, Percentiles};
 pub use workload::Workload;
 
 use crate::args::{check_writable, LoadArgs, UsageError};
-use crate::interrupt::interrupt_signal;
-use crate::startup::{self, start_target};
 use crate::ctx::Env;
-use crate::results::Harness;
 use crate::homeserver::TargetInfo;
+use crate::interrupt::interrupt_signal;
+use crate::results::Harness;
+use crate::startup::{self, start_target};
 use serde::Serialize;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -7,8 +7,8 @@
 //! widget-API message. Lines on stdin are widget-API messages from the widget (the harness).
 
 use super::driver::DriverLog;
-use crate::outcome::Stop;
 use crate::homeserver::synapse::process;
+use crate::outcome::Stop;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::process::Stdio;

@@ -5,8 +5,8 @@
 use super::bridge::{Bridge, BridgeSession};
 use crate::api::{DelayedEvent, Scheduled, User};
 use crate::client::Resp;
-use crate::evidence::{Evidence, Exchange};
 use crate::ctx::Ctx;
+use crate::evidence::{Evidence, Exchange};
 use crate::outcome::Stop;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};

@@ -14,9 +14,12 @@ pub fn binary() -> &'static str {
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--quiet", "--example", "widget-stand-in"]);
+        build.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "build",
+            "--quiet",
+            "--example",
+            "widget-stand-in",
+        ]);
         if !cfg!(debug_assertions) {
             build.arg("--release");
         }
