@@ -207,7 +207,7 @@ impl Ctx {
 
     /// A crowd: `count` members ("member0", ...) in a fresh room a watcher created and watches
     /// over `/sync` (started).
-    pub async fn watched_room(&self, count: usize) -> Result<(User, Vec<User>, String), Stop> {
+    pub async fn watched_room(&self, count: usize) -> Result<Crowd, Stop> {
         let watcher = self.user("watcher").await?;
         let mut members = Vec::new();
         for n in 0..count {
@@ -217,7 +217,11 @@ impl Ctx {
             .room(&watcher, &members.iter().collect::<Vec<_>>())
             .await?;
         watcher.start_sync().await?;
-        Ok((watcher, members, room))
+        Ok(Crowd {
+            watcher,
+            members,
+            room,
+        })
     }
 
     /// A text unique to this run, to recognise a case's own events.
@@ -311,6 +315,14 @@ impl Ctx {
 }
 
 /// The usual cast of a case (`Ctx::alice_and_bob`): alice, who created a fresh room, and bob, a
+/// A crowd in one room: `members` act (schedule, heartbeat), `watcher` created the room and
+/// watches it over `/sync`.
+pub struct Crowd {
+    pub watcher: User,
+    pub members: Vec<User>,
+    pub room: String,
+}
+
 /// member at power level 0.
 pub struct Scene {
     pub alice: User,

@@ -263,7 +263,11 @@ case! {
 }
 /// Several users' events in one room, all due at once.
 async fn many_users_due_together(ctx: Ctx) -> CaseResult {
-    let (watcher, senders, room) = ctx.watched_room(BURST_USERS).await?;
+    let Crowd {
+        watcher,
+        members: senders,
+        room,
+    } = ctx.watched_room(BURST_USERS).await?;
     burst(&ctx, &senders, BURST_EVENTS_EACH, &watcher, &room).await
 }
 

@@ -253,7 +253,11 @@ case! {
 /// others' restarts go on; the others' hang-ups stay unsent. A server that lets one member's
 /// restart re-arm another's timer keeps the stopped member in the call forever.
 async fn call_of_many(ctx: Ctx) -> CaseResult {
-    let (watcher, members, room) = ctx.watched_room(CALL_MEMBERS).await?;
+    let Crowd {
+        watcher,
+        members,
+        room,
+    } = ctx.watched_room(CALL_MEMBERS).await?;
     let mut wills = Vec::new();
     // The server's first scheduling time of the member who will stop, and the request behind it.
     let mut first_start = (None, None);

@@ -3,7 +3,9 @@
 //! before the capability handshake is reported.
 
 use super::texts::{TWO_CAPABILITIES, UPDATE_RESPONSE};
-use super::{alice_widget_and_bob, check_error_reply, widget_schedules, LONG_DELAY_MS};
+use super::{
+    alice_widget_and_bob, check_error_reply, widget_schedules, WidgetScene, LONG_DELAY_MS,
+};
 use crate::prelude::*;
 use crate::widget::{caps, Approval, Widget};
 
@@ -14,7 +16,7 @@ case! {
     spec: UPDATE_RESPONSE,
 }
 async fn unknown_action(ctx: Ctx) -> CaseResult {
-    let (widget, _bob, _room) = alice_widget_and_bob(&ctx).await?;
+    let WidgetScene { widget, .. } = alice_widget_and_bob(&ctx).await?;
     let (_event, scheduled) = widget_schedules(&ctx, &widget, "target", LONG_DELAY_MS).await?;
     let reply = widget.update(&scheduled.delay_id, "explode").await?;
     check_error_reply(&reply, "an update with the unknown action \"explode\"")?;
@@ -32,7 +34,7 @@ case! {
     spec: UPDATE_RESPONSE,
 }
 async fn missing_delay_id(ctx: Ctx) -> CaseResult {
-    let (widget, _bob, _room) = alice_widget_and_bob(&ctx).await?;
+    let WidgetScene { widget, .. } = alice_widget_and_bob(&ctx).await?;
     let reply = widget
         .update_as(caps::UPDATE_ACTION_UNSTABLE, json!({"action": "cancel"}))
         .await?;
@@ -46,7 +48,7 @@ case! {
     spec: UPDATE_RESPONSE,
 }
 async fn unknown_delay_id(ctx: Ctx) -> CaseResult {
-    let (widget, _bob, _room) = alice_widget_and_bob(&ctx).await?;
+    let WidgetScene { widget, .. } = alice_widget_and_bob(&ctx).await?;
     let reply = widget.update("no_such_delay_id", "cancel").await?;
     check_error_reply(&reply, "cancel of a delay_id that does not exist")
 }
@@ -58,7 +60,7 @@ case! {
     spec: UPDATE_RESPONSE,
 }
 async fn homeserver_error_carried(ctx: Ctx) -> CaseResult {
-    let (widget, _bob, room) = alice_widget_and_bob(&ctx).await?;
+    let WidgetScene { widget, room, .. } = alice_widget_and_bob(&ctx).await?;
     // Ten years: over any server's maximum delay.
     let too_long: i64 = 10 * 365 * 24 * 3600 * 1000;
     let event = DelayedEvent::message(&room, &ctx.unique("too late"));
@@ -96,7 +98,7 @@ async fn limit_error_carried(ctx: Ctx) -> CaseResult {
     if limit > MAX_FILLABLE {
         skip!("the advertised limit of {limit} scheduled events is more than this case fills up ({MAX_FILLABLE})");
     }
-    let (widget, _bob, room) = alice_widget_and_bob(&ctx).await?;
+    let WidgetScene { widget, room, .. } = alice_widget_and_bob(&ctx).await?;
     // The quota filled by the harness's own client, as the same user; one more through the widget.
     for n in 0..limit {
         let filler = DelayedEvent::message(&room, &format!("filler {n}"));

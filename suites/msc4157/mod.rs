@@ -42,10 +42,18 @@ pub fn all_caps() -> Vec<String> {
 
 /// Alice, whose driver runs in a fresh room with every capability approved; bob, who watches the
 /// room over /sync.
-pub async fn alice_widget_and_bob(ctx: &Ctx) -> Result<(Widget, User, String), Stop> {
+pub async fn alice_widget_and_bob(ctx: &Ctx) -> Result<WidgetScene, Stop> {
     let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let widget = ctx.widget_with(&alice, &room, &all_caps()).await?;
-    Ok((widget, bob, room))
+    Ok(WidgetScene { widget, bob, room })
+}
+
+/// The widget suite's usual cast: alice's widget (her driver, every capability approved), and bob
+/// watching their room.
+pub struct WidgetScene {
+    pub widget: Widget,
+    pub bob: User,
+    pub room: String,
 }
 
 /// Schedules a delayed message through the widget; the reply must carry a delay_id.

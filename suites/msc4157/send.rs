@@ -2,12 +2,12 @@
 //! `delay_id` and no `event_id`, and the event arrives after its delay, not before.
 
 use super::texts::CLIENT_SENDS_DELAYED;
-use super::{alice_widget_and_bob, SHORT_DELAY_MS, STATE_TYPE};
+use super::{alice_widget_and_bob, WidgetScene, SHORT_DELAY_MS, STATE_TYPE};
 use crate::prelude::*;
 use crate::widget::Widget;
 
 async fn sends_delayed(ctx: &Ctx, state: bool) -> CaseResult {
-    let (widget, bob, room) = alice_widget_and_bob(ctx).await?;
+    let WidgetScene { widget, bob, room } = alice_widget_and_bob(ctx).await?;
     let event = if state {
         DelayedEvent::state(
             &room,

@@ -5,7 +5,7 @@
 use super::texts::{UNSTABLE_NAMES, UPDATE_ACTIONS, UPDATE_CAPABILITY, UPDATE_RESPONSE};
 use super::{
     alice_widget_and_bob, all_caps, check_error_reply, check_still_scheduled, widget_schedules,
-    LONG_DELAY_MS, RESTARTED_DELAY_MS, SHORT_DELAY_MS,
+    WidgetScene, LONG_DELAY_MS, RESTARTED_DELAY_MS, SHORT_DELAY_MS,
 };
 use crate::prelude::*;
 use crate::widget::{caps, Approval, Reply};
@@ -29,7 +29,7 @@ case! {
     spec: UPDATE_RESPONSE,
 }
 async fn cancel(ctx: Ctx) -> CaseResult {
-    let (widget, bob, room) = alice_widget_and_bob(&ctx).await?;
+    let WidgetScene { widget, bob, room } = alice_widget_and_bob(&ctx).await?;
     let (event, scheduled) = widget_schedules(&ctx, &widget, "cancelled", SHORT_DELAY_MS).await?;
     let reply = widget.update(&scheduled.delay_id, "cancel").await?;
     reply.check_success("cancel through the widget was refused")?;
@@ -52,7 +52,7 @@ case! {
     spec: UPDATE_RESPONSE,
 }
 async fn send(ctx: Ctx) -> CaseResult {
-    let (widget, bob, _room) = alice_widget_and_bob(&ctx).await?;
+    let WidgetScene { widget, bob, .. } = alice_widget_and_bob(&ctx).await?;
     let (event, scheduled) = widget_schedules(&ctx, &widget, "sent now", LONG_DELAY_MS).await?;
     let reply = widget.update(&scheduled.delay_id, "send").await?;
     reply.check_success("send through the widget was refused")?;
@@ -75,7 +75,7 @@ case! {
     spec: UPDATE_RESPONSE,
 }
 async fn restart(ctx: Ctx) -> CaseResult {
-    let (widget, bob, _room) = alice_widget_and_bob(&ctx).await?;
+    let WidgetScene { widget, bob, .. } = alice_widget_and_bob(&ctx).await?;
     let (event, scheduled) =
         widget_schedules(&ctx, &widget, "restarted", RESTARTED_DELAY_MS).await?;
     tokio::time::sleep(RESTART_AFTER).await;
@@ -136,7 +136,7 @@ case! {
     spec: UNSTABLE_NAMES,
 }
 async fn stable_action_name(ctx: Ctx) -> CaseResult {
-    let (widget, _bob, _room) = alice_widget_and_bob(&ctx).await?;
+    let WidgetScene { widget, .. } = alice_widget_and_bob(&ctx).await?;
     let (_event, scheduled) = widget_schedules(&ctx, &widget, "stable name", LONG_DELAY_MS).await?;
     let data = json!({"delay_id": scheduled.delay_id, "action": "cancel"});
     let reply = widget.update_as(caps::UPDATE_ACTION_STABLE, data).await?;
@@ -169,7 +169,7 @@ case! {
     spec: UPDATE_ACTIONS,
 }
 async fn refresh_or_restart(ctx: Ctx) -> CaseResult {
-    let (widget, bob, _room) = alice_widget_and_bob(&ctx).await?;
+    let WidgetScene { widget, bob, .. } = alice_widget_and_bob(&ctx).await?;
     let (event, scheduled) =
         widget_schedules(&ctx, &widget, "refreshed", RESTARTED_DELAY_MS).await?;
     tokio::time::sleep(RESTART_AFTER).await;
