@@ -357,6 +357,12 @@ impl From<TargetError> for UsageError {
     }
 }
 
+/// Writes an output file the user asked for; failing is a usage error (exit 2).
+pub(crate) fn write_file(path: &std::path::Path, text: &str) -> Result<(), UsageError> {
+    std::fs::write(path, text)
+        .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))
+}
+
 /// An output file's folder must exist: found before the run, not after it.
 pub(crate) fn check_writable(path: &std::path::Path) -> Result<(), UsageError> {
     let dir = path

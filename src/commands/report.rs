@@ -1,7 +1,7 @@
 //! `report`: saved results files rendered again: one run's report, or the matrix of several.
 //! `run` writes its reports through the same `write_reports`.
 
-use crate::args::{ReportArgs, UsageError};
+use crate::args::{write_file as write, ReportArgs, UsageError};
 use crate::report::{html, junit, markdown, matrix};
 use crate::results::RunReport;
 use std::path::Path;
@@ -61,9 +61,4 @@ pub(crate) fn write_reports(runs: &[RunReport], to: &ReportFiles) -> Result<Stri
         write(path, &markdown_text)?;
     }
     Ok(markdown_text)
-}
-
-fn write(path: &Path, text: &str) -> Result<(), UsageError> {
-    std::fs::write(path, text)
-        .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))
 }

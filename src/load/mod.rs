@@ -9,7 +9,7 @@ mod workload;
 pub use figures::{Figures, Percentiles};
 pub use workload::Workload;
 
-use crate::args::{check_writable, LoadArgs, UsageError};
+use crate::args::{check_writable, write_file as write, LoadArgs, UsageError};
 use crate::ctx::Env;
 use crate::homeserver::TargetInfo;
 use crate::interrupt::interrupt_signal;
@@ -141,11 +141,6 @@ pub(crate) fn load(args: LoadArgs) -> Result<ExitCode, UsageError> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn write(path: &std::path::Path, text: &str) -> Result<(), UsageError> {
-    std::fs::write(path, text)
-        .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))
 }
 
 /// Runs the workloads one after the other, until done, stopped or past the deadline.
