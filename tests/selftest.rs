@@ -79,6 +79,21 @@ async fn catalogue_passes_against_a_correct_server() {
     );
 }
 
+/// With the per-user limit deployments use (Synapse's default, 20), a correct server still passes
+/// every case: no case needs more scheduled events of one user than the limit allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catalogue_passes_with_a_per_user_limit_of_20() {
+    assert_clean(
+        &run_catalogue(FakeOptions {
+            max_scheduled: 20,
+            ..FakeOptions::default()
+        })
+        .await,
+        "correct fake with a per-user limit of 20",
+        |_| false,
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn catalogue_passes_with_query_param_scheduling_and_open_registration() {
     let options = FakeOptions {

@@ -279,6 +279,9 @@ async fn earlier_state_does_not_cancel(ctx: Ctx) -> CaseResult {
         })
         .await?;
     alice.start_sync().await?;
+    // bob schedules and watches the control (alice's rounds may use up her limit of scheduled
+    // events), while alice's listing says whether the server has decided about her rounds.
+    bob.start_sync().await?;
     let rounds = join_all(
         types
             .iter()
@@ -296,9 +299,8 @@ async fn earlier_state_does_not_cancel(ctx: Ctx) -> CaseResult {
         .map(|r| &r.scheduled)
         .max_by_key(|s| s.resp.received)
         .expect("at least one round");
-    // bob schedules the control: alice's rounds may use up her limit of scheduled events.
     let copies = ctx
-        .copies_once_due(&alice, &bob, &room, last, |o| {
+        .copies_once_due(&bob, &alice, &room, last, |o| {
             rounds.iter().any(|r| r.event.matches(o))
         })
         .await?;
@@ -346,10 +348,11 @@ async fn earlier_state_does_not_cancel(ctx: Ctx) -> CaseResult {
         );
     }
     // Every other one was sent, or is still scheduled (then it gets its delay plus the allowance).
+    // Judged over bob's /sync, which the wait for the control kept current.
     let what = "a delayed state event scheduled just after another user set the same entry";
     for round in &rounds {
         ctx.expect_sent_not_early(
-            &alice,
+            &bob,
             what,
             round
                 .scheduled
@@ -360,7 +363,7 @@ async fn earlier_state_does_not_cancel(ctx: Ctx) -> CaseResult {
         .await?;
     }
     let each: Vec<(&str, &DelayedEvent)> = rounds.iter().map(|r| (what, &r.event)).collect();
-    ctx.expect_each_once(&alice, &alice, &room, &each).await?;
+    ctx.expect_each_once(&alice, &bob, &room, &each).await?;
     ctx.note(format!(
         "0 of {n} delayed state events cancelled by another user's state change for the same entry answered just \
          before they were scheduled ({n} rounds at once)",
