@@ -18,6 +18,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, oneshot};
 
+/// How long a driver that died at start may take to finish writing its stderr.
+const STDERR_DRAIN: Duration = Duration::from_secs(2);
+
 /// What the harness gives a driver process (as environment variables, see `BridgeSession::env`).
 #[derive(Clone, Debug)]
 pub struct BridgeSession {
@@ -121,7 +124,7 @@ impl Bridge {
         let stderr = child.stderr.take().expect("piped stderr");
 
         let log_for_stderr = log.clone();
-        tokio::spawn(async move {
+        let stderr_reader = tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 log_for_stderr.push(line);
@@ -153,7 +156,12 @@ impl Bridge {
         };
         bridge.identity = match tokio::time::timeout(start_timeout, hello_rx).await {
             Ok(Ok(identity)) => identity,
-            Ok(Err(_)) => return Err(bridge.broken_stop("while starting")),
+            Ok(Err(_)) => {
+                // A driver that exits at once says why on stderr; its last lines may still be
+                // in the pipe when stdout closes, so read them before saying what happened.
+                let _ = tokio::time::timeout(STDERR_DRAIN, stderr_reader).await;
+                return Err(bridge.broken_stop("while starting"));
+            }
             Err(_) => {
                 return Err(bridge.error(format!(
                     "the widget driver did not say it was ready (its hello line) within {} s",
