@@ -5,9 +5,20 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
+use std::sync::Mutex;
+
+/// The tests here run one at a time: each starts Synapse processes that use a core each, and the
+/// catalogue's timing cases judge the harness fallen behind (`error`) when the two cores are
+/// shared with another test's Synapses, as a user's run never shares them.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 #[test]
 fn catalogue_against_the_managed_synapse() {
+    let _alone = alone();
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results.json");
     let output = Command::new(env!("CARGO_BIN_EXE_delayed-events-conformance"))
@@ -57,6 +68,7 @@ fn catalogue_against_the_managed_synapse() {
 /// registered before the restart is still logged in after it.
 #[test]
 fn managed_synapse_restarts_with_its_data() {
+    let _alone = alone();
     use dec_harness::client::{http_client, Client};
     use dec_harness::homeserver::synapse::{SynapseOptions, SynapseTarget};
     use dec_harness::homeserver::Target;
@@ -101,6 +113,7 @@ fn managed_synapse_restarts_with_its_data() {
 /// refuses the delayed request rather than sending it at once).
 #[test]
 fn synapse_without_delayed_events_is_not_implemented() {
+    let _alone = alone();
     let dir = tempfile::tempdir().unwrap();
     let (config, results) = (dir.path().join("off.yaml"), dir.path().join("off.json"));
     std::fs::write(&config, "max_event_delay_duration: null\n").unwrap();
