@@ -387,6 +387,36 @@ impl Client {
             .map(drop)
     }
 
+    /// Logs the same account in again: a new device with its own access token (and its own
+    /// `/sync` stream), as a user's second client would be.
+    pub async fn login_new_device(&self) -> Result<Client, Stop> {
+        let Some(password) = &self.password else {
+            return Err(Stop::Error(
+                "logging in again needs the account's password, which the harness does not know"
+                    .into(),
+            ));
+        };
+        let body = json!({
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": self.user_id},
+            "password": password.as_ref(),
+        });
+        let resp = self
+            .post(endpoints::LOGIN)
+            .without_token()
+            .json(body)
+            .send()
+            .await?
+            .setup_step("log in on another device")?;
+        match resp.str_field("access_token") {
+            Some(token) => Ok(self.logged_in(&self.user_id, token, Some(password))),
+            None => Err(Stop::Error(format!(
+                "login gave no access_token: {}",
+                resp.describe()
+            ))),
+        }
+    }
+
     /// Sends a message event now; answers the raw response (cases judge it themselves).
     pub async fn send_event(
         &self,
@@ -463,6 +493,30 @@ impl Client {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default())
+    }
+
+    /// One event of a room (`GET /rooms/{roomId}/event/{eventId}`), answered unjudged.
+    pub async fn event(&self, room_id: &str, event_id: &str) -> Result<Resp, Stop> {
+        self.get(format!(
+            "/_matrix/client/v3/rooms/{}/event/{}",
+            seg(room_id),
+            seg(event_id)
+        ))
+        .send()
+        .await
+    }
+
+    /// An event with the events around it (`GET /rooms/{roomId}/context/{eventId}`), answered
+    /// unjudged.
+    pub async fn context(&self, room_id: &str, event_id: &str) -> Result<Resp, Stop> {
+        self.get(format!(
+            "/_matrix/client/v3/rooms/{}/context/{}",
+            seg(room_id),
+            seg(event_id)
+        ))
+        .query("limit", 1)
+        .send()
+        .await
     }
 
     // ---- sync -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ pub const SYNC: &str = "/_matrix/client/v3/sync";
 pub const CREATE_ROOM: &str = "/_matrix/client/v3/createRoom";
 pub const WHOAMI: &str = "/_matrix/client/v3/account/whoami";
 pub const DEACTIVATE: &str = "/_matrix/client/v3/account/deactivate";
+pub const LOGIN: &str = "/_matrix/client/v3/login";
 /// Open registration (`m.login.dummy`).
 pub const REGISTER: &str = "/_matrix/client/v3/register";
 /// Synapse's shared-secret registration.

@@ -36,6 +36,14 @@ impl User {
         &self.client.user_id
     }
 
+    /// The same user logged in again: another device, with its own access token.
+    pub async fn on_another_device(&self) -> Result<User, Stop> {
+        Ok(User {
+            client: self.client.login_new_device().await?,
+            form: self.form,
+        })
+    }
+
     /// Schedules `event` and answers whatever the server said.
     pub async fn schedule(&self, event: &DelayedEvent, delay: Delay) -> Result<Resp, Stop> {
         self.schedule_with_txn(event, delay, &new_txn_id()).await

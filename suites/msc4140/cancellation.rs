@@ -22,6 +22,45 @@ async fn cancelled_event_is_never_sent(ctx: Ctx) -> CaseResult {
 }
 
 case! {
+    name: actions_answer_empty_object,
+    title: "A successful send, cancel or restart action answers 200 with an empty object",
+    level: Must,
+    spec: crate::msc4140::texts::ACTION_ANSWER,
+    revisions: &[Rev::Dec2025, Rev::Jul2026],
+}
+async fn actions_answer_empty_object(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    let mut answers = Vec::new();
+    for action in [Action::Restart, Action::Send, Action::Cancel] {
+        let event = DelayedEvent::message(&room, &ctx.unique(action.as_str()));
+        let delay_id = alice.schedule_ok(&event, LONG_DELAY_MS).await?.delay_id;
+        answers.push((action, alice.manage_ok(&delay_id, action).await?));
+    }
+    if ctx.form().manage == ManageForm::Body {
+        // The body form is 2024-10's, which says nothing of the answer's body.
+        for (action, resp) in &answers {
+            ctx.note(format!(
+                "the '{}' action (body form) answered {} {}",
+                action.as_str(),
+                resp.status,
+                resp.body
+            ));
+        }
+        return Ok(());
+    }
+    for (action, resp) in &answers {
+        check!(
+            resp.status == 200 && resp.body == json!({}),
+            "a successful '{}' action should answer 200 with an empty object, but {}",
+            action.as_str(),
+            resp.describe()
+        );
+    }
+    Ok(())
+}
+
+case! {
     name: cancelled_event_leaves_listing,
     title: "A cancelled delayed event no longer appears among the scheduled ones",
     level: Must,
@@ -245,6 +284,7 @@ async fn retried_actions_leave_others_alone(ctx: Ctx) -> CaseResult {
 pub fn cases() -> Vec<Case> {
     cases![
         cancelled_event_is_never_sent,
+        actions_answer_empty_object,
         cancelled_event_leaves_listing,
         actions_on_cancelled_event,
         actions_on_sent_event,

@@ -64,6 +64,71 @@ async fn same_txn_schedules_once(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+/// `second` repeats `first`'s scheduling request, transaction id included, as someone the
+/// transaction id's scope does not cover (`who`): a new event must be scheduled, with a new
+/// delay_id, and both listed for their owners.
+async fn repeated_by_another(
+    first: &User,
+    second: &User,
+    who: &str,
+    event: &DelayedEvent,
+) -> CaseResult {
+    let txn = new_txn_id();
+    let original = first
+        .schedule_ok_with_txn(event, super::LONG_DELAY_MS, &txn)
+        .await?;
+    let repeated = second
+        .schedule_ok_with_txn(event, super::LONG_DELAY_MS, &txn)
+        .await?;
+    check!(
+        original.delay_id != repeated.delay_id,
+        "the same scheduling request with transaction id {txn} from {who} was answered with the first \
+         request's delay_id {}, as a retry: a transaction id is scoped to one device",
+        original.delay_id
+    );
+    for (owner, scheduled) in [(first, &original), (second, &repeated)] {
+        check!(
+            owner.listed(&scheduled.delay_id).await?.is_some(),
+            "the event scheduled with transaction id {txn} (delay_id {}) is not in the listing of {}, \
+             though it was answered as scheduled",
+            scheduled.delay_id,
+            owner.id()
+        );
+    }
+    Ok(())
+}
+
+case! {
+    name: same_txn_other_device_schedules_anew,
+    title: "The same transaction id from the user's other device schedules a new event",
+    level: Must,
+    spec: TXN_IDS,
+}
+async fn same_txn_other_device_schedules_anew(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    let alice_elsewhere = alice.on_another_device().await?;
+    let event = DelayedEvent::message(&room, &ctx.unique("two devices"));
+    repeated_by_another(&alice, &alice_elsewhere, "the user's other device", &event).await
+}
+
+case! {
+    name: same_txn_other_user_schedules_anew,
+    title: "The same transaction id from another user schedules a new event",
+    level: Must,
+    spec: TXN_IDS,
+}
+async fn same_txn_other_user_schedules_anew(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?;
+    let event = DelayedEvent::message(&room, &ctx.unique("two users"));
+    repeated_by_another(&alice, &bob, "another user", &event).await
+}
+
 pub fn cases() -> Vec<Case> {
-    cases![same_txn_same_delay_id, same_txn_schedules_once]
+    cases![
+        same_txn_same_delay_id,
+        same_txn_schedules_once,
+        same_txn_other_device_schedules_anew,
+        same_txn_other_user_schedules_anew,
+    ]
 }

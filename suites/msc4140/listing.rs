@@ -433,6 +433,129 @@ async fn single_lookup_other_users_event(ctx: Ctx) -> CaseResult {
     )
 }
 
+/// How much later than the event to be restarted another is due: less than `BEFORE_RESTART`,
+/// so the restart moves the first behind it.
+const OVERTAKEN_BY_MS: i64 = 100;
+
+case! {
+    name: in_send_time_order_after_restart,
+    title: "After a restart action the listing is in the order of the new send times",
+    level: Must,
+    spec: LISTING_ORDER,
+}
+/// Three events due in the order: to be restarted, overtaken (due `OVERTAKEN_BY_MS` after the
+/// first), last. Restarting the first `BEFORE_RESTART` later moves its send time behind the
+/// overtaken one's, so the listing must then put it second.
+async fn in_send_time_order_after_restart(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    let mut scheduled = Vec::new();
+    for (name, delay) in [
+        ("restarted", LONG_DELAY_MS),
+        ("overtaken", LONG_DELAY_MS + OVERTAKEN_BY_MS),
+        ("last", LONG_DELAY_MS + 60_000),
+    ] {
+        let event = DelayedEvent::message(&room, &ctx.unique(name));
+        scheduled.push(alice.schedule_ok(&event, delay).await?);
+    }
+    let [restarted, overtaken, last] = &scheduled[..] else {
+        unreachable!("three events were scheduled")
+    };
+    // The spec's own time is the point: the restart comes measurably after the others were
+    // scheduled.
+    tokio::time::sleep(BEFORE_RESTART).await;
+    let requested = Instant::now();
+    let resp = alice
+        .manage_ok(&restarted.delay_id, Action::Restart)
+        .await?;
+    let restart = TimerStart::restart(requested, &resp);
+    let items = alice.list().await?;
+    ctx.check_listed_times(
+        &items,
+        &[
+            (&restarted.delay_id, restart),
+            (&overtaken.delay_id, overtaken.timer()),
+            (&last.delay_id, last.timer()),
+        ],
+    )?;
+    let own = [&restarted.delay_id, &overtaken.delay_id, &last.delay_id];
+    let listed: Vec<&str> = items
+        .iter()
+        .filter_map(DelayedInfo::delay_id)
+        .filter(|id| own.iter().any(|o| o.as_str() == *id))
+        .collect();
+    let expected = [
+        overtaken.delay_id.as_str(),
+        restarted.delay_id.as_str(),
+        last.delay_id.as_str(),
+    ];
+    check!(
+        listed == expected,
+        "after the restart action, the listing is not in the order of the new send times: expected \
+         {expected:?}, got {listed:?}. {} was due {OVERTAKEN_BY_MS} ms after {} and {} 60 s after it; the \
+         restart, {} ms later, moved {} behind {}",
+        overtaken.delay_id,
+        restarted.delay_id,
+        last.delay_id,
+        BEFORE_RESTART.as_millis(),
+        restarted.delay_id,
+        overtaken.delay_id
+    );
+    Ok(())
+}
+
+case! {
+    name: restarted_entries_lack_finalised_fields,
+    title: "After restart, send and cancel actions, listed events carry no field of finalised events",
+    level: Must,
+    spec: LISTING_FIELDS,
+}
+async fn restarted_entries_lack_finalised_fields(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    let mut ids = Vec::new();
+    for name in ["restarted", "kept", "sent", "cancelled"] {
+        let event = DelayedEvent::message(&room, &ctx.unique(name));
+        ids.push(alice.schedule_ok(&event, LONG_DELAY_MS).await?.delay_id);
+    }
+    let [restarted, kept, sent, cancelled] = &ids[..] else {
+        unreachable!("four events were scheduled")
+    };
+    alice.manage_ok(restarted, Action::Restart).await?;
+    alice.manage_ok(sent, Action::Send).await?;
+    alice.manage_ok(cancelled, Action::Cancel).await?;
+    let items = alice.list().await?;
+    for id in [restarted, kept] {
+        check!(
+            find(&items, id).is_some(),
+            "the listing lacks the still-scheduled event {id}"
+        );
+    }
+    for item in &items {
+        let id = item.delay_id().unwrap_or("?");
+        for field in ["error", "event_id", "finalised_ts"] {
+            match item.raw.get(field) {
+                None => {}
+                Some(Value::Null) => ctx.note(format!(
+                    "the listing entry of {id} has `{field}: null`, a field of finalised events only"
+                )),
+                Some(value) => fail!(
+                    "the listing entry of {id} carries `{field}` ({value}), a field of finalised events \
+                     only: {}",
+                    item.raw
+                ),
+            }
+        }
+        // The merged text's nested outcome: no quotable sentence says so of the listing yet.
+        if let Some(outcome) = item.raw.get("finalised") {
+            ctx.note(format!(
+                "the listing entry of {id} has `finalised`: {outcome}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn cases() -> Vec<Case> {
     cases![
         entries_have_revision_fields,
@@ -443,5 +566,7 @@ pub fn cases() -> Vec<Case> {
         requires_access_token,
         single_lookup_own_event,
         single_lookup_other_users_event,
+        in_send_time_order_after_restart,
+        restarted_entries_lack_finalised_fields,
     ]
 }

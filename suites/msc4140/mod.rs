@@ -3,6 +3,7 @@
 mod auth;
 mod cancellation;
 mod capabilities;
+mod content;
 mod errors;
 mod idempotency;
 mod limits;
@@ -37,6 +38,7 @@ dec_harness::areas!(
     rate_limits,
     auth,
     unsigned,
+    content,
     use_cases,
 );
 

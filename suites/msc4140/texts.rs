@@ -94,6 +94,14 @@ pub const SPLIT_ACTION: SpecRef = SpecRef::msc4140(
     "The `action` specifies the management action to take on the scheduled delayed event with the specified `delay_id`. The supported `action`s are the following:",
 );
 
+/// 2025-12 says the same ("The success response body is always an empty object."); 2024-10 is
+/// silent.
+pub const ACTION_ANSWER: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    MANAGING_2026,
+    "On success, the homeserver will respond with HTTP 200 and a response body of an empty object.",
+);
+
 /// What of the listing moved to MSC4486 before the merge.
 const LISTING_MOVED: &str = "before the merge (2026-09-08), filtering and pagination of the bulk lookup (e.g. 2025-12's `?status=scheduled|finalised`, listing finalised events) moved to MSC4486, https://github.com/matrix-org/matrix-spec-proposals/pull/4486 (see Synapse PR https://github.com/element-hq/synapse/pull/20229); MSC4140 keeps the unfiltered listing of scheduled events, which is what this case checks";
 
@@ -124,6 +132,20 @@ pub const SCHEDULED_AT: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,
     "Getting a single delayed event",
     "`scheduled_at` - Required. The timestamp (as Unix time in milliseconds) when the delayed event was scheduled or last restarted.",
+);
+
+/// What the listing and the single lookup give back as an event's content.
+pub const CONTENT_AS_SCHEDULED: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    "Getting a single delayed event",
+    "`content` - Required. The content of the delayed event. This is the body of the original `PUT` request, not a preview of the full event after sending.",
+);
+
+/// The content a client schedules is the content of the event sent.
+pub const CONTENT_SENT: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    SCHEDULING,
+    "`content` - Required. The content of the event to be sent.",
 );
 
 pub const LOOKUPS_AUTHENTICATED: SpecRef = SpecRef::msc4140(

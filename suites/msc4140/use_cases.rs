@@ -111,12 +111,7 @@ async fn self_destructing_message(ctx: Ctx) -> CaseResult {
         redacts,
     )
     .await?;
-    let path = format!(
-        "/_matrix/client/v3/rooms/{}/event/{}",
-        crate::client::seg(&room),
-        crate::client::seg(&message_id)
-    );
-    let message = alice.get(path).send().await?;
+    let message = alice.event(&room, &message_id).await?;
     check!(
         message.status == 200 && message.body.get("content") == Some(&json!({})),
         "after the delayed redaction was sent, the message should be redacted (empty content), but {}",

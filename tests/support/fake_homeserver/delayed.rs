@@ -23,6 +23,23 @@ pub(super) const BACKGROUND_LAG_MS: u64 = 300;
 pub(super) const BURST_CAPACITY: usize = 8;
 pub(super) const BURST_WINDOW_MS: u64 = 200;
 
+/// [`Fault::SentContentTruncated`]: the longest string an event sent from a delayed event keeps.
+pub(super) const TRUNCATED_TO_BYTES: usize = 8192;
+
+/// `value` with every string value (not keys) passed through `f`.
+pub(super) fn map_strings(value: &Value, f: &dyn Fn(&str) -> String) -> Value {
+    match value {
+        Value::String(s) => Value::String(f(s)),
+        Value::Array(items) => Value::Array(items.iter().map(|v| map_strings(v, f)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), map_strings(v, f)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(super) enum Outcome {
     Scheduled,
@@ -155,6 +172,13 @@ impl State {
         }
         if self.fault(Fault::ReportedTimeInFuture) {
             o["scheduled_at"] = json!(d.scheduled_at + REPORTED_AHEAD_MS);
+        }
+        if self.fault(Fault::ListedContentMangled) {
+            o["content"] = map_strings(&d.content, &|s| {
+                s.chars()
+                    .map(|c| if c.is_ascii() { c } else { '?' })
+                    .collect()
+            });
         }
         o
     }
@@ -298,7 +322,17 @@ impl State {
                 phase,
             )?;
         }
-        let mut content = d.content.clone();
+        let mut content = if self.fault(Fault::SentContentTruncated) {
+            map_strings(&d.content, &|s| {
+                let mut cut = s.len().min(TRUNCATED_TO_BYTES);
+                while !s.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                s[..cut].to_string()
+            })
+        } else {
+            d.content.clone()
+        };
         if let (true, Some(map)) = (
             self.fault(Fault::DelayedContentMangled),
             content.as_object_mut(),

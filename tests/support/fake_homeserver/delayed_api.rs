@@ -335,9 +335,15 @@ impl State {
         };
         match self.emit_delayed(idx, self.now, state_key, Phase::SendAction) {
             Ok(event_id) => {
+                self.sent_by_action.insert(event_id.clone());
+                let answer = if self.fault(Fault::ActionAnswerNotEmpty) {
+                    json!({ "event_id": event_id })
+                } else {
+                    json!({})
+                };
                 self.finalise(idx, Outcome::Sent { event_id });
                 self.delayed_mut(idx).timer_resend = self.fault(Fault::SendActionTwice);
-                Ok(ok(json!({})))
+                Ok(ok(answer))
             }
             Err(e) => {
                 if self.fault(Fault::SendActionFailureFinalises) {
@@ -454,7 +460,11 @@ pub(super) fn list_delayed(st: &mut State, cx: &Ctx) -> Res {
         .iter()
         .filter(|d| (leak || d.owner == viewer) && st.listed(d))
         .collect();
-    items.sort_by_key(|d| (d.due(), d.seq));
+    if st.fault(Fault::ListingOrderIgnoresRestart) {
+        items.sort_by_key(|d| (d.first_scheduled_at as i64 + d.delay_ms, d.seq));
+    } else {
+        items.sort_by_key(|d| (d.due(), d.seq));
+    }
     if st.fault(Fault::ListingUnsorted) {
         items.reverse();
     }
@@ -465,6 +475,10 @@ pub(super) fn list_delayed(st: &mut State, cx: &Ctx) -> Res {
             let mut o = st.report(d, false);
             if let (true, Some(m)) = (drop_content, o.as_object_mut()) {
                 m.remove("content");
+            }
+            let restarted = d.scheduled_at != d.first_scheduled_at;
+            if restarted && st.fault(Fault::ListingMarksRestartFinalised) {
+                o["finalised_ts"] = json!(d.scheduled_at);
             }
             o
         })

@@ -106,6 +106,8 @@ declare_faults! {
                 "msc4140.power_levels.refused_send_keeps_event_scheduled"
                     => "should have been refused",
                 "msc4140.persistence.listing_and_management_after_restart" => "did not arrive",
+                "msc4140.content.unchanged_when_sent" => "did not arrive",
+                "msc4140.unsigned.delay_id_after_send_action" => "did not arrive",
             ],
         },
         /// `send` sends now, and the timer sends it a second time at its due time.
@@ -136,6 +138,8 @@ declare_faults! {
                 "msc4140.use_cases.matrixrtc_last_will" => "before its delay",
                 "msc4140.listing.scheduling_time_is_when_timer_started"
                     => "after a successful restart",
+                "msc4140.listing.in_send_time_order_after_restart"
+                    => "not in the order of the new send times",
             ],
         },
         /// The listing shows every user's scheduled events.
@@ -160,6 +164,25 @@ declare_faults! {
         ListingUnsorted {
             breaks: [
                 "msc4140.listing.in_send_time_order" => "not in order of send time",
+                "msc4140.listing.in_send_time_order_after_restart"
+                    => "not in the order of the new send times",
+            ],
+        },
+        /// The listing is in the order of the send times the events were first scheduled with,
+        /// whatever restarts moved them since (though the timer and the reported times follow
+        /// the restarts).
+        ListingOrderIgnoresRestart {
+            breaks: [
+                "msc4140.listing.in_send_time_order_after_restart"
+                    => "not in the order of the new send times",
+            ],
+        },
+        /// The listing gives a restarted event `finalised_ts` (the restart's time), a field of
+        /// finalised events only.
+        ListingMarksRestartFinalised {
+            breaks: [
+                "msc4140.listing.restarted_entries_lack_finalised_fields"
+                    => "a field of finalised events",
             ],
         },
         /// Listing and single lookup answer 200 without a token, as the first registered user.
@@ -174,6 +197,7 @@ declare_faults! {
                 "msc4140.listing.entries_have_revision_fields" => "content is not the scheduled",
                 "msc4140.persistence.listing_and_management_after_restart"
                     => "lacks the scheduled event",
+                "msc4140.content.unchanged_in_listing_and_lookup" => "the listing has no content",
             ],
         },
         /// Single lookup of another user's delay_id answers 200 with its details.
@@ -193,6 +217,24 @@ declare_faults! {
             breaks: [
                 "msc4140.idempotency.same_txn_same_delay_id" => "gave a new delay_id",
                 "msc4140.idempotency.same_txn_schedules_once" => "sent the event 2 times",
+            ],
+        },
+        /// A transaction id is scoped to the user rather than the device: the same one from the
+        /// user's other login is answered as a retry (the first request's answer, nothing new).
+        TxnScopedToUser {
+            breaks: [
+                "msc4140.idempotency.same_txn_other_device_schedules_anew"
+                    => "answered with the first request's delay_id",
+            ],
+        },
+        /// A transaction id is scoped to the whole server: the same one from anyone on the same
+        /// path is answered as a retry.
+        TxnScopedToServer {
+            breaks: [
+                "msc4140.idempotency.same_txn_other_device_schedules_anew"
+                    => "answered with the first request's delay_id",
+                "msc4140.idempotency.same_txn_other_user_schedules_anew"
+                    => "answered with the first request's delay_id",
             ],
         },
         /// A negative delay is accepted (and sent at the next request).
@@ -280,12 +322,41 @@ declare_faults! {
                 "msc4140.unsigned.delay_id_for_sender_over_sync" => "over /sync, the sender's copy",
                 "msc4140.unsigned.delay_id_for_sender_over_messages"
                     => "over /messages, the sender's copy",
+                "msc4140.unsigned.delay_id_on_state_events" => "the sender's copy",
+                "msc4140.unsigned.delay_id_after_send_action" => "the sender's copy",
+                "msc4140.unsigned.delay_id_over_event_and_context" => "the sender's copy",
             ],
         },
         /// The delay_id in `unsigned` is shown to every user, not only the sender.
         UnsignedLeaked {
             breaks: [
                 "msc4140.unsigned.delay_id_hidden_from_others" => "another user's copy",
+                "msc4140.unsigned.delay_id_on_state_events" => "another user's copy",
+                "msc4140.unsigned.delay_id_after_send_action" => "another user's copy",
+                "msc4140.unsigned.delay_id_over_event_and_context" => "another user's copy",
+            ],
+        },
+        /// Sent delayed *state* events never carry the delay_id in `unsigned`.
+        UnsignedMissingOnState {
+            breaks: [
+                "msc4140.unsigned.delay_id_on_state_events"
+                    => "over /sync, the sender's copy of the delayed state event",
+            ],
+        },
+        /// Events sent by the `send` action never carry the delay_id in `unsigned` (those the
+        /// timer sends do).
+        UnsignedMissingAfterSendAction {
+            breaks: [
+                "msc4140.unsigned.delay_id_after_send_action"
+                    => "the sender's copy of the event sent by the send action",
+            ],
+        },
+        /// `GET /rooms/{roomId}/event/{eventId}` and `/context/{eventId}` never show the delay_id
+        /// in `unsigned` (`/sync` and `/messages` do).
+        UnsignedMissingOnEventLookups {
+            breaks: [
+                "msc4140.unsigned.delay_id_over_event_and_context"
+                    => "over /event, the sender's copy",
             ],
         },
         /// The delay_id in `unsigned` is present over /sync but absent over /messages.
@@ -367,6 +438,8 @@ declare_faults! {
         SingleLookupDropsContent {
             breaks: [
                 "msc4140.listing.single_lookup_own_event" => "content is not the scheduled",
+                "msc4140.content.unchanged_in_listing_and_lookup"
+                    => "the single-item lookup has no content",
             ],
         },
         /// Management without a token, or of another user's delay_id, answers 400 M_UNKNOWN:
@@ -566,6 +639,9 @@ declare_faults! {
         RestartRearmsWholeRoom {
             breaks: [
                 "msc4140.use_cases.call_of_many" => "never sent",
+                // The others' send times moved with the restarted one's.
+                "msc4140.listing.in_send_time_order_after_restart"
+                    => "not in the order of the new send times",
             ],
         },
         /// The management rate limit (with `FakeOptions::rate_limits`) counts every user's actions
@@ -619,6 +695,31 @@ declare_faults! {
                 "msc4140.use_cases.scheduled_reminder" => "mention must be kept",
             ],
         },
+        /// The listing and the single lookup report every non-ASCII character of a delayed
+        /// event's content as `?` (text stored or read as ASCII); the event sent is intact.
+        ListedContentMangled {
+            breaks: [
+                "msc4140.content.unchanged_in_listing_and_lookup"
+                    => "the listing changed the content of the delayed event with non-ASCII text",
+            ],
+        },
+        /// An event sent from a delayed event keeps at most
+        /// [`TRUNCATED_TO_BYTES`](super::delayed::TRUNCATED_TO_BYTES) of each string in its
+        /// content (a short column); the listing is intact.
+        SentContentTruncated {
+            breaks: [
+                "msc4140.content.unchanged_when_sent" => "changed the content of the delayed event with a large body",
+            ],
+        },
+
+        // --- answers to management actions -------------------------------------------------------
+        /// A successful `send` action answers `{"event_id": ...}` instead of an empty object.
+        ActionAnswerNotEmpty {
+            breaks: [
+                "msc4140.cancellation.actions_answer_empty_object"
+                    => "should answer 200 with an empty object",
+            ],
+        },
 
         // --- reported scheduling times -----------------------------------------------------------
         /// The listing and the single lookup report `scheduled_at` [`REPORTED_AHEAD_MS`] later than
@@ -649,6 +750,7 @@ declare_faults! {
                 "msc4140.timing.burst_up_to_user_limit" => "in the future",
                 "msc4140.timing.many_users_due_together" => "in the future",
                 "msc4140.state_overwrite.earlier_state_does_not_cancel" => "in the future",
+                "msc4140.listing.in_send_time_order_after_restart" => "in the future",
             ],
         },
         /// After a `restart` action the listing and the single lookup still report the time the

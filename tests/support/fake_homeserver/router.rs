@@ -230,6 +230,7 @@ pub(super) fn route_v3(st: &mut State, cx: &Ctx, method: &str, rest: &[&str]) ->
         ("PUT", ["rooms", room, "redact", event_id, _txn]) => redact(st, cx, room, event_id),
         ("GET", ["rooms", room, "messages"]) => messages(st, cx, room),
         ("GET", ["rooms", room, "event", event_id]) => get_event(st, cx, room, event_id),
+        ("GET", ["rooms", room, "context", event_id]) => get_context(st, cx, room, event_id),
         ("GET", ["sync"]) => sync(st, cx),
         _ => Err(unrecognized()),
     }

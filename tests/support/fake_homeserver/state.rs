@@ -70,7 +70,8 @@ pub(super) struct State {
     pub(super) event_index: HashMap<String, usize>,
     pub(super) delayed: Vec<Delayed>,
     pub(super) delayed_index: HashMap<String, usize>,
-    /// (access token, request path) -> the successful reply, for transaction ids.
+    /// (access token, request path) -> the successful reply, for transaction ids (the faults
+    /// about their scope put the user id, or nothing, in place of the token).
     pub(super) txns: HashMap<(String, String), Reply>,
     pub(super) guest_counter: u64,
     /// Delayed events scheduled so far (their `seq`; sequential delay_ids).
@@ -88,6 +89,8 @@ pub(super) struct State {
     /// [`Fault::StateOverwriteLate`], [`Fault::StateOverwriteProcessedLate`]: events whose overwrite
     /// takes effect later, and when.
     pub(super) late_overwrites: Vec<(u64, usize)>,
+    /// [`Fault::UnsignedMissingAfterSendAction`]: the events the `send` action sent.
+    pub(super) sent_by_action: HashSet<String>,
     /// Rate-limit buckets, by user id (or [`ANONYMOUS`]).
     pub(super) buckets: HashMap<String, Bucket>,
     /// What the fake did, oldest first (requests, sends, restarts); at most [`LOG_LINES`].
@@ -169,6 +172,7 @@ impl State {
             killed: false,
             timer_stalled: false,
             late_overwrites: Vec::new(),
+            sent_by_action: HashSet::new(),
             recent_timer_sends: VecDeque::new(),
             buckets: HashMap::new(),
             log: VecDeque::new(),
@@ -279,7 +283,15 @@ impl State {
         use_cache: bool,
         f: impl FnOnce(&mut State) -> Res,
     ) -> Res {
-        let key = (session.token.clone(), cx.path.clone());
+        // A transaction id's scope is one device (here, one access token); the faults widen it.
+        let scope = if self.fault(Fault::TxnScopedToServer) {
+            String::new()
+        } else if self.fault(Fault::TxnScopedToUser) {
+            session.user_id.clone()
+        } else {
+            session.token.clone()
+        };
+        let key = (scope, cx.path.clone());
         if use_cache {
             if let Some(reply) = self.txns.get(&key) {
                 return Ok(reply.clone());

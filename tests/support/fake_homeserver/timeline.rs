@@ -26,6 +26,8 @@ pub(super) struct Draft<'a> {
 pub(super) enum Surface {
     Sync,
     Messages,
+    /// `GET /rooms/{roomId}/event/{eventId}` and `/context/{eventId}`.
+    EventLookup,
     Other,
 }
 
@@ -147,6 +149,16 @@ impl State {
                 true
             } else if self.fault(Fault::UnsignedMissingInMessages) && surface == Surface::Messages {
                 false
+            } else if self.fault(Fault::UnsignedMissingOnEventLookups)
+                && surface == Surface::EventLookup
+            {
+                false
+            } else if self.fault(Fault::UnsignedMissingOnState) && ev.state_key.is_some() {
+                false
+            } else if self.fault(Fault::UnsignedMissingAfterSendAction)
+                && self.sent_by_action.contains(&ev.event_id)
+            {
+                false
             } else {
                 ev.sender == viewer
             };
@@ -224,10 +236,58 @@ pub(super) fn get_event(st: &State, cx: &Ctx, room_id: &str, event_id: &str) -> 
     let until = visible_until(st, room, &s.user_id)?;
     match st.event_index.get(event_id) {
         Some(&i) if st.events[i].room_id == room_id && st.events[i].pos <= until => {
-            Ok(ok(st.render(i, &s.user_id, Surface::Other, true)))
+            Ok(ok(st.render(i, &s.user_id, Surface::EventLookup, true)))
         }
         _ => Err(not_found("Event not found.")),
     }
+}
+
+/// `GET /rooms/{roomId}/context/{eventId}`: the event, and up to `limit` events around it (half
+/// before, as Synapse splits it), without state.
+pub(super) fn get_context(st: &State, cx: &Ctx, room_id: &str, event_id: &str) -> Res {
+    let s = st.session(cx)?;
+    let room = st.room(room_id)?;
+    let until = visible_until(st, room, &s.user_id)?;
+    let limit = cx
+        .q("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(10)
+        .min(100);
+    let visible: Vec<usize> = room
+        .timeline
+        .iter()
+        .copied()
+        .filter(|&i| st.events[i].pos <= until)
+        .collect();
+    let Some(at) = st
+        .event_index
+        .get(event_id)
+        .and_then(|idx| visible.iter().position(|i| i == idx))
+    else {
+        return Err(not_found("Event not found."));
+    };
+    let render = |i: usize| st.render(i, &s.user_id, Surface::EventLookup, true);
+    let before_count = limit / 2;
+    let before: Vec<Value> = visible[..at]
+        .iter()
+        .rev()
+        .take(before_count)
+        .map(|&i| render(i))
+        .collect();
+    let after: Vec<Value> = visible[at + 1..]
+        .iter()
+        .take(limit - before_count)
+        .map(|&i| render(i))
+        .collect();
+    let pos = st.events[visible[at]].pos;
+    Ok(ok(json!({
+        "event": render(visible[at]),
+        "events_before": before,
+        "events_after": after,
+        "state": [],
+        "start": pos.saturating_sub(1).to_string(),
+        "end": pos.to_string(),
+    })))
 }
 
 pub(super) fn parse_token(raw: Option<&str>, name: &str) -> Result<Option<u64>, Reply> {
