@@ -1414,3 +1414,66 @@ async fn call_membership_heartbeat_then_leave() {
     let r = hs.put_state(&bob, &closed, CALL_MEMBER, &key, joined).await;
     assert_eq!(r.status, 403, "{r:?}");
 }
+
+/// `/context` answers the event with up to `limit` events around it, half before; like
+/// `/event`, it shows the delay_id in `unsigned` to the sender only.
+#[tokio::test]
+async fn context_serves_the_event_and_its_neighbours() {
+    let (_fake, hs) = Hs::start(FakeOptions::default()).await;
+    let alice = hs.register("alice").await;
+    let bob = hs.register("bob").await;
+    let room = hs.room(&alice, &[&bob], json!({})).await;
+    for body in ["one", "two"] {
+        assert_eq!(
+            hs.send(&alice, &room, "m.room.message", text(body))
+                .await
+                .status,
+            200
+        );
+    }
+    let id = hs.delayed_message(&alice, &room, "delayed", 50).await;
+    let event_id = loop {
+        if let Some(e) = hs.message_event(&alice, &room, "delayed").await {
+            break e["event_id"].as_str().unwrap().to_string();
+        }
+        sleep_ms(20).await;
+    };
+    assert_eq!(
+        hs.send(&alice, &room, "m.room.message", text("three"))
+            .await
+            .status,
+        200
+    );
+    let path = |limit: u32| {
+        format!(
+            "/_matrix/client/v3/rooms/{}/context/{}?limit={limit}",
+            seg(&room),
+            seg(&event_id)
+        )
+    };
+    let r = hs.get(&alice, &path(4)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let bodies = |key: &str| -> Vec<Value> {
+        r.body[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["content"]["body"].clone())
+            .collect()
+    };
+    assert_eq!(r.body["event"]["event_id"], json!(event_id));
+    assert_eq!(bodies("events_before"), [json!("two"), json!("one")]);
+    assert_eq!(bodies("events_after"), [json!("three")]);
+    assert_eq!(
+        r.body["event"]["unsigned"]["org.matrix.msc4140.delay_id"],
+        json!(id)
+    );
+    let others = hs.get(&bob, &path(4)).await;
+    assert_eq!(others.status, 200, "{others:?}");
+    assert!(
+        others.body["event"]["unsigned"]
+            .get("org.matrix.msc4140.delay_id")
+            .is_none(),
+        "{others:?}"
+    );
+}

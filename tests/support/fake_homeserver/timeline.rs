@@ -143,24 +143,18 @@ impl State {
         let ev = &self.events[idx];
         let mut unsigned = Map::new();
         if let Some(delay_id) = &ev.delay_id {
-            let show = if self.fault(Fault::UnsignedMissing) {
-                false
-            } else if self.fault(Fault::UnsignedLeaked) {
-                true
-            } else if self.fault(Fault::UnsignedMissingInMessages) && surface == Surface::Messages {
-                false
-            } else if self.fault(Fault::UnsignedMissingOnEventLookups)
-                && surface == Surface::EventLookup
-            {
-                false
-            } else if self.fault(Fault::UnsignedMissingOnState) && ev.state_key.is_some() {
-                false
-            } else if self.fault(Fault::UnsignedMissingAfterSendAction)
-                && self.sent_by_action.contains(&ev.event_id)
-            {
+            // Where a fault hides it from the sender too.
+            let hidden = self.fault(Fault::UnsignedMissing)
+                || (self.fault(Fault::UnsignedMissingInMessages) && surface == Surface::Messages)
+                || (self.fault(Fault::UnsignedMissingOnEventLookups)
+                    && surface == Surface::EventLookup)
+                || (self.fault(Fault::UnsignedMissingOnState) && ev.state_key.is_some())
+                || (self.fault(Fault::UnsignedMissingAfterSendAction)
+                    && self.sent_by_action.contains(&ev.event_id));
+            let show = if hidden {
                 false
             } else {
-                ev.sender == viewer
+                ev.sender == viewer || self.fault(Fault::UnsignedLeaked)
             };
             if show {
                 unsigned.insert(UNSIGNED_DELAY_ID.into(), json!(delay_id));
