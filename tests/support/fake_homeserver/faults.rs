@@ -373,6 +373,7 @@ declare_faults! {
                 "msc4140.limits.advertised_limit_is_enforced" => "not enforced",
                 "msc4140.limits.limit_spans_rooms" => "not enforced",
                 "msc4140.limits.sent_event_frees_a_slot" => "not enforced",
+                "msc4140.limits.zero_limit_is_forbidden" => "limit is 0",
             ],
         },
         /// The per-user limit answers 429 without a `Retry-After` header.
