@@ -31,6 +31,12 @@ pub enum Need {
     /// A homeserver with its normal rate limits (the run's main target has them lifted so that
     /// concurrent cases never trip them).
     NormalRateLimits,
+    /// A homeserver whose per-user limit on scheduled delayed events is 0 (an instance of its
+    /// own: that limit would refuse every other case's scheduling).
+    ScheduledLimitZero,
+    /// The dedicated scheduling endpoint (`PUT .../delayed_event/{eventType}/{txnId}`) is
+    /// offered.
+    ScheduleEndpoint,
 }
 
 pub type CaseFn = Arc<dyn Fn(Ctx) -> BoxFuture<'static, CaseResult> + Send + Sync>;

@@ -178,6 +178,7 @@ fn prepare(
     let needs = startup::Needs {
         rate_limited: selected_need(Need::NormalRateLimits),
         restarts: selected_need(Need::Restart),
+        limit_zero: selected_need(Need::ScheduledLimitZero),
     };
     let started = runtime.block_on(async {
         tokio::select! {
@@ -341,11 +342,14 @@ fn environments(
                 RateLimitedTarget::Main => Ok(main.clone()),
                 RateLimitedTarget::Unavailable(reason) => Err(reason.clone()),
             };
+            // Detection there would find scheduling refused: it is the main one's twin.
+            let limit_zero = started.limit_zero.as_ref().map(twin).map_err(Clone::clone);
             Ok(Targets {
                 main,
                 more,
                 restart,
                 rate_limited,
+                limit_zero,
             })
         })
         .map_err(UsageError)

@@ -94,6 +94,8 @@ pub struct Targets {
     /// have one: they then start at once, beside the others, instead of in a phase after them.
     pub restart: Option<Arc<Env>>,
     pub rate_limited: Result<Arc<Env>, String>,
+    /// An instance whose per-user limit on scheduled events is 0 (or why there is none).
+    pub limit_zero: Result<Arc<Env>, String>,
 }
 
 impl Targets {
@@ -104,6 +106,7 @@ impl Targets {
             more: Vec::new(),
             restart: None,
             rate_limited,
+            limit_zero: Err("no instance with a per-user limit of 0 in this run".into()),
         }
     }
 
@@ -112,6 +115,9 @@ impl Targets {
     pub fn env_for(&self, case: &Case, slot: usize) -> Result<Arc<Env>, String> {
         if case.needs.contains(&Need::NormalRateLimits) {
             return self.rate_limited.clone();
+        }
+        if case.needs.contains(&Need::ScheduledLimitZero) {
+            return self.limit_zero.clone();
         }
         if case.needs.contains(&Need::Restart) {
             return Ok(self.restart.as_ref().unwrap_or(&self.main).clone());
@@ -150,8 +156,12 @@ pub fn unmet_need(env: &Env, case: &Case) -> Option<String> {
             .capability
             .is_none()
             .then(|| "the server does not advertise the delayed-events capability".into()),
+        Need::ScheduleEndpoint => (!features.schedule_endpoint).then(|| {
+            "the server does not offer the dedicated scheduling endpoint PUT .../delayed_event/{eventType}/{txnId}"
+                .into()
+        }),
         // Resolved when the run's environments are built (`Targets::env_for`).
-        Need::NormalRateLimits => None,
+        Need::NormalRateLimits | Need::ScheduledLimitZero => None,
     })
 }
 

@@ -17,6 +17,8 @@ pub(crate) struct Started {
     /// One more, for the cases that restart the server, so that they run beside the others.
     pub(crate) restart: Option<Arc<dyn Target>>,
     pub(crate) rate_limited: RateLimitedTarget,
+    /// One whose per-user limit on scheduled events is 0, or why there is none.
+    pub(crate) limit_zero: Result<Arc<dyn Target>, String>,
 }
 
 impl Started {
@@ -28,6 +30,7 @@ impl Started {
         if let RateLimitedTarget::Own(own) = &self.rate_limited {
             all.push(own.clone());
         }
+        all.extend(self.limit_zero.iter().cloned());
         all
     }
 }
@@ -62,6 +65,8 @@ pub(crate) struct Needs {
     pub(crate) rate_limited: bool,
     /// A case restarts the homeserver.
     pub(crate) restarts: bool,
+    /// A case needs a homeserver whose per-user limit on scheduled events is 0.
+    pub(crate) limit_zero: bool,
 }
 
 /// A run's targets, started at once: the main one, its extra instances, and (where selected
@@ -73,17 +78,19 @@ pub(crate) async fn start_all(
     needs: Needs,
     http: &reqwest::Client,
 ) -> Result<Started, UsageError> {
-    let (main, more, restart, rate_limited) = tokio::try_join!(
+    let (main, more, restart, rate_limited, limit_zero) = tokio::try_join!(
         start_target(args, http),
         start_more_instances(args),
         start_restart_instance(args, needs.restarts),
-        start_rate_limited(args, areas, needs.rate_limited)
+        start_rate_limited(args, areas, needs.rate_limited),
+        start_limit_zero(args, needs.limit_zero)
     )?;
     Ok(Started {
         main,
         more,
         restart,
         rate_limited,
+        limit_zero,
     })
 }
 
@@ -205,4 +212,36 @@ async fn start_rate_limited(
                 .into(),
         )),
     }
+}
+
+/// An instance of the managed Synapse whose per-user limit on scheduled delayed events is 0, for
+/// the case about that limit: in `--synapse-config` it would refuse every other case. Other
+/// targets' configuration is not the harness's to change, so the case skips there.
+async fn start_limit_zero(
+    args: &TargetArgs,
+    needed: bool,
+) -> Result<Result<Arc<dyn Target>, String>, UsageError> {
+    if !needed {
+        return Ok(Err("not selected".into()));
+    }
+    if args.target != TargetKind::Synapse {
+        return Ok(Err(
+            "the harness cannot start an instance of this target with a per-user limit of 0 on scheduled \
+             delayed events (only the managed Synapse can be configured so)"
+                .into(),
+        ));
+    }
+    let mut options = synapse_options(args, false, false);
+    let mut fragment = options
+        .config_fragment
+        .take()
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| serde_json::json!({}));
+    if !fragment["experimental_features"].is_object() {
+        fragment["experimental_features"] = serde_json::json!({});
+    }
+    fragment["experimental_features"]["msc4140_max_delayed_events_per_user"] = 0.into();
+    options.config_fragment = Some(fragment);
+    let started = SynapseTarget::start(options).await?;
+    Ok(Ok(Arc::new(started)))
 }

@@ -27,12 +27,13 @@ const CASE_TIMEOUT: Duration = Duration::from_secs(90);
 const PARALLEL_FAULT_RUNS: usize = 4;
 
 /// Runs the whole catalogue against fakes started with `options`: a restartable one for most
-/// cases, and one with rate limits on for the cases that need a server's normal limits.
+/// cases, one with rate limits on for the cases that need a server's normal limits, and one whose
+/// per-user limit is 0.
 async fn run_catalogue(options: FakeOptions) -> Vec<CaseReport> {
     let main = FakeTarget::start(options.clone()).await;
     let rate_limited = FakeTarget::start(FakeOptions {
         rate_limits: true,
-        ..options
+        ..options.clone()
     })
     .await;
     let env = |target: FakeTarget| async move {
@@ -43,8 +44,24 @@ async fn run_catalogue(options: FakeOptions) -> Vec<CaseReport> {
                 .expect("the fake registers users"),
         )
     };
-    let targets = Targets::single(env(main).await, Ok(env(rate_limited).await));
+    let main = env(main).await;
+    let limit_zero = limit_zero_twin(&main, options).await;
+    let targets = Targets {
+        limit_zero: Ok(limit_zero),
+        ..Targets::single(main, Ok(env(rate_limited).await))
+    };
     run_concurrently(&targets, catalogue(), CASE_TIMEOUT).await
+}
+
+/// A fake like `options` but with a per-user limit of 0, as the run starts one for the managed
+/// Synapse: the twin of `main` (detection there would find scheduling refused).
+async fn limit_zero_twin(main: &Env, options: FakeOptions) -> Arc<Env> {
+    let fake = FakeTarget::start(FakeOptions {
+        max_scheduled: 0,
+        ..options
+    })
+    .await;
+    Arc::new(Env::like(main, Arc::new(fake)))
 }
 
 /// The same, registering users through open registration (no shared secret).
@@ -101,11 +118,17 @@ async fn catalogue_passes_with_query_param_scheduling_and_open_registration() {
         ..FakeOptions::default()
     };
     let reports = run_catalogue_with_open_registration(options).await;
-    // Without a restartable target or a rate-limited twin, those cases skip.
+    // Without a restartable target, a rate-limited twin or one with a per-user limit of 0, those
+    // cases skip; so do those about the dedicated endpoint, which this fake does not offer.
     assert_clean(
         &reports,
         "correct fake (query-parameter scheduling, open registration)",
-        |r| r.area == "persistence" || r.area == "rate_limits",
+        |r| {
+            r.area == "persistence"
+                || r.area == "rate_limits"
+                || r.id == "msc4140.limits.zero_limit_is_forbidden"
+                || r.id.starts_with("msc4140.errors.endpoint_")
+        },
     );
 }
 
@@ -128,8 +151,10 @@ async fn restart_cases_on_an_instance_of_their_own() {
         ..FakeOptions::default()
     })
     .await;
+    let limit_zero = limit_zero_twin(&main_env, FakeOptions::default()).await;
     let targets = Targets {
         restart: Some(own_env),
+        limit_zero: Ok(limit_zero),
         ..Targets::single(main_env, Ok(rate_limited_env))
     };
     let reports = run_concurrently(&targets, catalogue(), CASE_TIMEOUT).await;

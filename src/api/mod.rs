@@ -8,7 +8,7 @@
 mod form;
 mod model;
 
-use crate::client::{new_txn_id, seg, Client, Resp};
+use crate::client::{new_txn_id, seg, Call, Client, Resp};
 use crate::outcome::Stop;
 use serde_json::{json, Value};
 use std::time::Instant;
@@ -55,6 +55,23 @@ impl User {
         delay: Delay,
         txn_id: &str,
     ) -> Result<Resp, Stop> {
+        self.schedule_call(event, delay, txn_id).send().await
+    }
+
+    /// The same request without the access token.
+    pub async fn schedule_without_token(
+        &self,
+        event: &DelayedEvent,
+        delay: Delay,
+    ) -> Result<Resp, Stop> {
+        self.schedule_call(event, delay, &new_txn_id())
+            .without_token()
+            .send()
+            .await
+    }
+
+    /// The scheduling request for `event` in the user's form, ready to send.
+    fn schedule_call(&self, event: &DelayedEvent, delay: Delay, txn_id: &str) -> Call<'_> {
         let room = seg(&event.room_id);
         let event_type = seg(&event.event_type);
         match self.form.schedule {
@@ -72,8 +89,6 @@ impl User {
                 self.put(path)
                     .query(self.form.delay_param(), delay.query_text())
                     .json(event.content.clone())
-                    .send()
-                    .await
             }
             ScheduleForm::Endpoint => {
                 let path = format!(
@@ -85,7 +100,7 @@ impl User {
                 if let Some(key) = &event.state_key {
                     body["state_key"] = json!(key);
                 }
-                self.put(path).json(body).send().await
+                self.put(path).json(body)
             }
         }
     }
@@ -119,6 +134,36 @@ impl User {
                 let body = format!(r#"{{"delay_ms": {delay_ms}, "content": {raw_body}}}"#);
                 self.put(path).raw(&body).send().await
             }
+        }
+    }
+
+    /// A request to the dedicated scheduling endpoint (2026-07) with a raw body, or none at all
+    /// (`None`): for the cases about what that endpoint refuses.
+    pub async fn schedule_endpoint_raw(
+        &self,
+        room_id: &str,
+        event_type: &str,
+        raw_body: Option<&str>,
+    ) -> Result<Resp, Stop> {
+        let path = format!(
+            "{}/rooms/{}/delayed_event/{}/{}",
+            self.form.rooms_prefix(),
+            seg(room_id),
+            seg(event_type),
+            new_txn_id()
+        );
+        let call = self.put(path);
+        match raw_body {
+            Some(body) => call.raw(body).send().await,
+            None => call.send().await,
+        }
+    }
+
+    /// The same user, asking in another API form (say, under the other prefix).
+    pub fn in_form(&self, form: ApiForm) -> User {
+        User {
+            client: self.client.clone(),
+            form,
         }
     }
 

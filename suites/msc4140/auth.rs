@@ -1,8 +1,12 @@
 //! auth: who may manage a delayed event (authenticated and owner-only in 2024-10 and 2026-07; the
 //! delay_id as credential in 2025-12), how good delay_ids are, guests, deactivated accounts.
 
-use super::texts::{DELAY_ID_UNIQUE, FAILS_AT_SEND, GUESTS, MANAGEMENT_AUTHENTICATED};
+use super::texts::{
+    ALL_AUTHENTICATED, DELAY_ID_UNIQUE, FAILS_AT_SEND, GUESTS, MANAGEMENT_AUTHENTICATED,
+    UNSTABLE_MANAGEMENT_PATH,
+};
 use super::LONG_DELAY_MS;
+use crate::api::{ApiForm, Prefix};
 use crate::prelude::*;
 use std::collections::HashSet;
 
@@ -16,22 +20,22 @@ const SAMPLE: usize = 100;
 const MIN_ENTROPY_BITS: f64 = 96.0;
 
 /// Judges a cancel request that should be refused in 2024-10 and 2026-07 and may succeed in
-/// 2025-12, by its answer and by whether the event is still scheduled afterwards.
+/// 2025-12, by its answer and by whether the event is still scheduled afterwards; answers the
+/// revisions it matched.
 async fn check_cancel(
-    ctx: &Ctx,
     owner: &User,
     delay_id: &str,
     resp: &Resp,
     who: &str,
-) -> CaseResult {
+) -> Result<&'static [Rev], Stop> {
     let still_scheduled = owner.listed(delay_id).await?.is_some();
     let refused = matches!(
         (resp.status, resp.errcode()),
         (401, Some("M_MISSING_TOKEN")) | (403, Some("M_FORBIDDEN")) | (404, Some("M_NOT_FOUND"))
     );
     match (resp.is_success(), refused, still_scheduled) {
-        (true, _, false) => ctx.matched(&[Rev::Dec2025]),
-        (false, true, true) => ctx.matched(&[Rev::Oct2024, Rev::Jul2026]),
+        (true, _, false) => Ok(&[Rev::Dec2025]),
+        (false, true, true) => Ok(&[Rev::Oct2024, Rev::Jul2026]),
         (true, _, true) => fail!("a cancel {who} answered success but the event is still scheduled: {}", resp.describe()),
         (false, _, false) => fail!("a cancel {who} was refused yet the event is no longer scheduled: {}", resp.describe()),
         (false, false, true) => fail!(
@@ -40,7 +44,6 @@ async fn check_cancel(
             resp.describe()
         ),
     }
-    Ok(())
 }
 
 case! {
@@ -62,7 +65,8 @@ async fn management_without_token(ctx: Ctx) -> CaseResult {
     let resp = alice
         .manage_via(&id, Action::Cancel, ctx.form().manage, false)
         .await?;
-    check_cancel(&ctx, &alice, &id, &resp, "without an access token").await
+    ctx.matched(check_cancel(&alice, &id, &resp, "without an access token").await?);
+    Ok(())
 }
 
 case! {
@@ -81,7 +85,107 @@ async fn management_by_another_user(ctx: Ctx) -> CaseResult {
         .await?
         .delay_id;
     let resp = bob.manage(&id, Action::Cancel).await?;
-    check_cancel(&ctx, &alice, &id, &resp, "by another user").await
+    ctx.matched(check_cancel(&alice, &id, &resp, "by another user").await?);
+    Ok(())
+}
+
+case! {
+    name: scheduling_without_token,
+    title: "Scheduling without an access token is refused with 401",
+    level: Must,
+    spec: ALL_AUTHENTICATED,
+}
+async fn scheduling_without_token(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    let resp = alice
+        .schedule_without_token(
+            &DelayedEvent::message(&room, &ctx.unique("no token")),
+            Delay::Ms(LONG_DELAY_MS),
+        )
+        .await?;
+    check_error(
+        &resp,
+        "scheduling a delayed event without an access token",
+        &[401],
+        &["M_MISSING_TOKEN"],
+    )
+}
+
+case! {
+    name: rules_on_each_prefix,
+    title: "Where both prefixes are served, each refuses requests without a token and other users' requests",
+    level: Must,
+    spec: UNSTABLE_MANAGEMENT_PATH,
+    revisions: &[Rev::Dec2025, Rev::Jul2026],
+}
+async fn rules_on_each_prefix(ctx: Ctx) -> CaseResult {
+    let features = ctx.features();
+    if !(features.unstable_prefix && features.stable_prefix) {
+        skip!(
+            "the server does not serve both prefixes (unstable: {}, stable: {})",
+            features.unstable_prefix,
+            features.stable_prefix
+        );
+    }
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?;
+    let mut matched: Vec<(&str, &[Rev])> = Vec::new();
+    for (prefix, name) in [(Prefix::Unstable, "unstable"), (Prefix::Stable, "stable")] {
+        let form = ApiForm {
+            prefix,
+            ..ctx.form()
+        };
+        let (owner, other) = (alice.in_form(form), bob.in_form(form));
+        let under = format!("under the {name} prefix");
+        let event = DelayedEvent::message(&room, &ctx.unique(&format!("{name} prefix")));
+        let first = alice.schedule_ok(&event, LONG_DELAY_MS).await?.delay_id;
+        check_error(
+            &owner.list_raw(false).await?,
+            &format!("listing delayed events without an access token {under}"),
+            &[401],
+            &["M_MISSING_TOKEN"],
+        )?;
+        if features.single_lookup {
+            check_error(
+                &other.lookup(&first, true).await?,
+                &format!("another user looking up alice's delayed event {under}"),
+                &[404],
+                &["M_NOT_FOUND"],
+            )?;
+        }
+        let resp = owner
+            .manage_via(&first, Action::Cancel, form.manage, false)
+            .await?;
+        let without_token = check_cancel(
+            &owner,
+            &first,
+            &resp,
+            &format!("without an access token {under}"),
+        )
+        .await?;
+        let second = alice.schedule_ok(&event, LONG_DELAY_MS).await?.delay_id;
+        let resp = other.manage(&second, Action::Cancel).await?;
+        let by_other =
+            check_cancel(&owner, &second, &resp, &format!("by another user {under}")).await?;
+        if without_token != by_other {
+            ctx.note(format!(
+                "{under}, management without a token follows {without_token:?} and by another user {by_other:?}"
+            ));
+        }
+        matched.push((name, by_other));
+    }
+    let revisions: Vec<Rev> = matched
+        .iter()
+        .flat_map(|(_, r)| r.iter().copied())
+        .collect();
+    if matched.windows(2).any(|w| w[0].1 != w[1].1) {
+        // Each prefix answered as some revision does; that they differ is worth knowing.
+        ctx.note(format!(
+            "the prefixes follow different revisions' management rules: {matched:?}"
+        ));
+    }
+    ctx.matched(&revisions);
+    Ok(())
 }
 
 /// Users the samples are spread over, so a sample never nears a per-user limit (even on a server
@@ -259,6 +363,8 @@ pub fn cases() -> Vec<Case> {
     cases![
         management_without_token,
         management_by_another_user,
+        scheduling_without_token,
+        rules_on_each_prefix,
         delay_ids_are_unique,
         delay_ids_are_unguessable,
         guests_can_use_delayed_events,

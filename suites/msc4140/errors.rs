@@ -3,9 +3,11 @@
 //! ones where the texts say "standard error response"), and schedule nothing.
 
 use super::texts::{
-    BODY_ACTION, DELAY_POSITIVE, MAX_DELAY_MERGED, NOT_FOUND, SPLIT_ACTION, STANDARD_ERRORS,
+    BODY_ACTION, DELAY_POSITIVE, ENDPOINT_BODY, ENDPOINT_CONTENT, ENDPOINT_STATE_KEY,
+    MAX_DELAY_MERGED, NOT_FOUND, SINGLE_LOOKUP_OTHERS, SPLIT_ACTION, STANDARD_ERRORS,
 };
 use super::LONG_DELAY_MS;
+use crate::api::{ApiForm, ScheduleForm};
 use crate::client::new_txn_id;
 use crate::prelude::*;
 
@@ -163,6 +165,27 @@ async fn unknown_delay_id(ctx: Ctx, action: Action) -> CaseResult {
 }
 
 case! {
+    name: unknown_delay_id_lookup,
+    title: "Looking up an unknown delay_id answers 404 M_NOT_FOUND",
+    level: Must,
+    spec: SINGLE_LOOKUP_OTHERS,
+    needs: &[Need::SingleLookup],
+    revisions: &[Rev::Jul2026],
+}
+async fn unknown_delay_id_lookup(ctx: Ctx) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let resp = alice
+        .lookup(&format!("dec-unknown-{}", new_txn_id()), true)
+        .await?;
+    check_error(
+        &resp,
+        "looking up an unknown delay_id",
+        &[404],
+        &["M_NOT_FOUND"],
+    )
+}
+
+case! {
     name: body_form_missing_action,
     title: "A body-form management request without an action is rejected with 400",
     level: Must,
@@ -202,6 +225,21 @@ case! {
         r#"{"action": 5}"#,
         "a non-string action",
         &["M_INVALID_PARAM", "M_BAD_JSON"],
+    ),
+    needs: &[Need::BodyForm],
+    revisions: &[Rev::Oct2024],
+}
+
+case! {
+    name: body_form_without_body,
+    title: "A body-form management request without a body is rejected with 400",
+    level: Must,
+    spec: BODY_ACTION,
+    body: |ctx| body_form_rejects(
+        ctx,
+        "",
+        "no body at all",
+        &["M_NOT_JSON", "M_BAD_JSON", "M_MISSING_PARAM"],
     ),
     needs: &[Need::BodyForm],
     revisions: &[Rev::Oct2024],
@@ -278,6 +316,94 @@ async fn split_path_unknown_action(ctx: Ctx) -> CaseResult {
         "after an unknown action, the event is no longer scheduled"
     );
     Ok(())
+}
+
+/// Errcodes for a request body that lacks a required field or has one of the wrong type: the
+/// Client-Server API's for a missing parameter or a body that is JSON but not as required.
+const BAD_BODY: [&str; 3] = ["M_MISSING_PARAM", "M_BAD_JSON", "M_INVALID_PARAM"];
+
+case! {
+    name: endpoint_missing_delay_ms,
+    title: "The scheduling endpoint rejects a body without delay_ms with 400 and schedules nothing",
+    level: Must,
+    spec: DELAY_POSITIVE,
+    body: |ctx| endpoint_rejects(ctx, Some(r#"{"content": {"msgtype": "m.text", "body": "no delay"}}"#), "without delay_ms", &BAD_BODY),
+    needs: &[Need::ScheduleEndpoint],
+    revisions: &[Rev::Jul2026],
+}
+
+case! {
+    name: endpoint_missing_content,
+    title: "The scheduling endpoint rejects a body without content with 400 and schedules nothing",
+    level: Must,
+    spec: ENDPOINT_CONTENT,
+    body: |ctx| endpoint_rejects(ctx, Some(r#"{"delay_ms": 600000}"#), "without content", &BAD_BODY),
+    needs: &[Need::ScheduleEndpoint],
+    revisions: &[Rev::Jul2026],
+}
+
+case! {
+    name: endpoint_state_key_not_a_string,
+    title: "The scheduling endpoint rejects a state_key that is not a string with 400 and schedules nothing",
+    level: Must,
+    spec: ENDPOINT_STATE_KEY,
+    body: |ctx| endpoint_rejects(
+        ctx,
+        Some(r#"{"delay_ms": 600000, "state_key": 5, "content": {"topic": "not a string key"}}"#),
+        "a state_key that is a number",
+        &BAD_BODY,
+    ),
+    needs: &[Need::ScheduleEndpoint],
+    revisions: &[Rev::Jul2026],
+}
+
+case! {
+    name: endpoint_without_body,
+    title: "The scheduling endpoint rejects a request without a body with 400 and schedules nothing",
+    level: Must,
+    spec: ENDPOINT_BODY,
+    body: |ctx| endpoint_rejects(ctx, None, "no body at all", &["M_NOT_JSON", "M_BAD_JSON", "M_MISSING_PARAM"]),
+    needs: &[Need::ScheduleEndpoint],
+    revisions: &[Rev::Jul2026],
+}
+
+/// Given a user in their own room, sends the dedicated scheduling endpoint `body` (or none) and
+/// expects a 400 with one of `errcodes`; the user must have nothing scheduled afterwards.
+async fn endpoint_rejects(
+    ctx: Ctx,
+    body: Option<&'static str>,
+    what: &'static str,
+    errcodes: &'static [&'static str],
+) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    // Whatever form the run schedules in, this case asks the endpoint.
+    let endpoint = alice.in_form(ApiForm {
+        schedule: ScheduleForm::Endpoint,
+        ..ctx.form()
+    });
+    // A state event type, so that a state_key makes sense.
+    let resp = endpoint
+        .schedule_endpoint_raw(&room, "m.room.topic", body)
+        .await?;
+    let scheduled = alice.list().await?;
+    check!(
+        scheduled.is_empty(),
+        "a scheduling request {what} ({}) was {}, yet the user now has {} delayed event(s) scheduled: {}",
+        body.unwrap_or("no body"),
+        if resp.is_success() { "accepted" } else { "refused" },
+        scheduled.len(),
+        scheduled.iter().map(|i| i.raw.to_string()).collect::<Vec<_>>().join(", ")
+    );
+    check_error(
+        &resp,
+        &format!(
+            "a scheduling request {what} ({})",
+            body.unwrap_or("no body")
+        ),
+        &[400],
+        errcodes,
+    )
 }
 
 case! {
@@ -357,11 +483,17 @@ pub fn cases() -> Vec<Case> {
         unknown_delay_id_send,
         unknown_delay_id_cancel,
         unknown_delay_id_restart,
+        unknown_delay_id_lookup,
         body_form_missing_action,
         body_form_unknown_action,
         body_form_malformed_action,
+        body_form_without_body,
         body_form_malformed_json,
         split_path_unknown_action,
+        endpoint_missing_delay_ms,
+        endpoint_missing_content,
+        endpoint_state_key_not_a_string,
+        endpoint_without_body,
         malformed_json_scheduling,
         invalid_content,
         unknown_room,

@@ -40,6 +40,25 @@ pub const MAX_DELAY_MERGED: SpecRef = SpecRef::reconstructed(
     "https://github.com/element-hq/synapse/pull/20156",
 );
 
+/// The dedicated endpoint's body (2026-07).
+pub const ENDPOINT_BODY: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    SCHEDULING,
+    "The body for requests to this endpoint is a JSON object containing the following fields:",
+);
+
+pub const ENDPOINT_CONTENT: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    SCHEDULING,
+    "`content` - Required. The content of the event to be sent.",
+);
+
+pub const ENDPOINT_STATE_KEY: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    SCHEDULING,
+    "`state_key` - The state key for the event to be sent, if it is to be a state event; absent otherwise.",
+);
+
 pub const TXN_IDS: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,
     SCHEDULING,
@@ -267,6 +286,20 @@ pub const LIMIT_RETRY_AFTER: SpecRef = SpecRef::msc4140(
     "and a `Retry-After` header whose value is set to the time of/until the scheduled send time of the next of the user's delayed events to be sent, rounded up to the nearest second.",
 );
 
+/// A limit of 0: scheduling refused outright.
+pub const LIMIT_ZERO: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    SCHEDULING,
+    "As a special case, if this limit has been set to 0 such that scheduling delayed events is disallowed entirely, the homeserver will instead respond with HTTP 403 and a standard error response with an `errcode` of `M_FORBIDDEN`.",
+);
+
+/// Read the other way round: a field the capability has is a limit the server enforces.
+pub const CAPABILITY_UNENFORCED_ABSENT: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    "Delayed event limits as a capability",
+    "If the server doesn't enforce one of these limits, its representative field MUST be absent from the capability.",
+);
+
 pub const LIMIT_SCHEDULED: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,
     SCHEDULING,
@@ -289,6 +322,25 @@ pub const MANAGEMENT_AUTHENTICATED: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,
     MANAGING_2026,
     "A set of new authenticated Client-Server API endpoints at `POST /_matrix/client/v1/delayed_events/{delay_id}/{action}` allows clients to manage the sending of scheduled delayed events.",
+);
+
+pub const ALL_AUTHENTICATED: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    "Authentication",
+    "All new endpoints are authenticated.",
+);
+
+/// The unstable management endpoints are the stable ones under another name: same rules.
+pub const UNSTABLE_MANAGEMENT_PATH: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    "Unstable prefix",
+    "`POST /_matrix/client/unstable/org.matrix.msc4140/delayed_events/{delay_id}/{action}` should be used instead of the `POST /_matrix/client/v1/delayed_events/{delay_id}/{action}` endpoints.",
+);
+
+pub const STABLE_FLAG: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    "Unstable prefix",
+    "Once the MSC is accepted, but before the homeserver advertises the spec version that includes the MSC, the homeserver should advertise `org.matrix.msc4140.stable` as an unstable feature flag to let clients know that they can use the stable endpoints for sending and managing delayed events.",
 );
 
 pub const DELAY_ID_UNIQUE: SpecRef = SpecRef::msc4140(

@@ -145,6 +145,9 @@ pub(super) fn versions(st: &State) -> Res {
             "org.matrix.msc4140".into(),
             json!(!st.opts.delayed_events_off),
         );
+        if st.opts.stable_prefix && !st.opts.delayed_events_off {
+            unstable.insert("org.matrix.msc4140.stable".into(), json!(true));
+        }
     }
     let mut versions = json!({"versions": ["v1.11", "v1.12"], "unstable_features": unstable});
     if st.opts.announce_in_versions {

@@ -115,17 +115,25 @@ impl State {
         }
     }
 
-    /// The per-user limit on scheduled delayed events.
-    pub(super) fn check_limit(&self, user_id: &str) -> Result<(), Reply> {
+    /// The per-user limit on scheduled delayed events, for a new one in `room_id`.
+    pub(super) fn check_limit(&self, user_id: &str, room_id: &str) -> Result<(), Reply> {
         if self.fault(Fault::LimitNotEnforced) {
             return Ok(());
         }
         if self.opts.max_scheduled == 0 {
+            if self.fault(Fault::LimitZeroAnswersLimitExceeded) {
+                return Err(err(
+                    429,
+                    "M_LIMIT_EXCEEDED",
+                    "The maximum number of delayed events has been reached.",
+                ));
+            }
             return Err(forbidden("Delayed events are not allowed."));
         }
         let counts = |d: &Delayed| match d.outcome {
-            Outcome::Scheduled => true,
+            Outcome::Scheduled => !self.fault(Fault::LimitPerRoom) || d.room_id == room_id,
             Outcome::Cancelled => self.fault(Fault::LimitNotFreedByCancel),
+            Outcome::Sent { .. } => self.fault(Fault::LimitNotFreedBySend),
             _ => false,
         };
         let dues: Vec<u64> = self
@@ -142,19 +150,40 @@ impl State {
         } else {
             dues.iter().min()
         };
-        let retry_after = next_due
-            .unwrap_or(&self.now)
-            .saturating_sub(self.now)
-            .div_ceil(1000);
-        let reply = err(
-            429,
-            "M_LIMIT_EXCEEDED",
-            "The maximum number of delayed events has been reached.",
-        );
+        let wait_ms = next_due.unwrap_or(&self.now).saturating_sub(self.now);
+        let retry_after_ms = if self.fault(Fault::LimitRetryAfterMsWrapped) {
+            // A wait computed the wrong way round, wrapped around in 64 bits.
+            0u64.wrapping_sub(wait_ms.max(1))
+        } else {
+            wait_ms
+        };
+        let reply = ok(json!({
+            "errcode": "M_LIMIT_EXCEEDED",
+            "error": "The maximum number of delayed events has been reached.",
+            "retry_after_ms": retry_after_ms,
+        }))
+        .with_status(429);
         if self.fault(Fault::LimitWrongRetryAfter) {
             return Err(reply);
         }
-        Err(reply.header("Retry-After", retry_after.to_string()))
+        let seconds = wait_ms.div_ceil(1000);
+        let header = if self.fault(Fault::LimitRetryAfterListed) {
+            // Every counted event's wait, as a list.
+            let mut waits: Vec<u64> = dues
+                .iter()
+                .map(|due| due.saturating_sub(self.now).div_ceil(1000))
+                .collect();
+            waits.sort();
+            waits.dedup();
+            waits
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            seconds.to_string()
+        };
+        Err(reply.header("Retry-After", header))
     }
 
     /// A fresh delay_id for `owner`: random and unused unless a delay_id fault says otherwise.
@@ -197,7 +226,7 @@ impl State {
                 Phase::Schedule,
             )?;
         }
-        self.check_limit(&session.user_id)?;
+        self.check_limit(&session.user_id, &new.room_id)?;
         let delay_id = self.new_delay_id(&session.user_id);
         self.log(format!(
             "scheduled delayed event {delay_id} ({} in {}, {} ms) for {}",
@@ -388,27 +417,32 @@ pub(super) fn schedule_dedicated(
     ty: &str,
     _txn: &str,
 ) -> Res {
-    let s = st.session(cx)?;
+    let s = st.scheduling_session(cx)?;
     let use_cache = !st.fault(Fault::IdempotencyBroken);
     st.with_txn(&s, cx, use_cache, |st| {
+        if matches!(cx.body(), Body::Empty) && st.fault(Fault::EmptyBodyServerError) {
+            return Err(err(500, "M_UNKNOWN", "Internal server error"));
+        }
         let body = st.delayed_api_body(cx, false)?;
         let body = body
             .as_object()
             .ok_or_else(|| bad_json("The body must be a JSON object."))?;
-        let delay_ms = st.validate_delay(DelayInput::from_json(
-            body.get("delay_ms")
-                .ok_or_else(|| missing_param("delay_ms"))?,
-        ))?;
+        let delay_ms = match body.get("delay_ms") {
+            None if st.fault(Fault::EndpointMissingDelayDefaulted) => 1000,
+            None => return Err(missing_param("delay_ms")),
+            Some(delay) => st.validate_delay(DelayInput::from_json(delay))?,
+        };
         let state_key = match body.get("state_key") {
             None | Some(Value::Null) => None,
             Some(Value::String(k)) => Some(k.clone()),
+            Some(other) if st.fault(Fault::EndpointStateKeyCoerced) => Some(other.to_string()),
             Some(_) => return Err(bad_json("state_key must be a string.")),
         };
-        let content = st.check_content(
-            body.get("content")
-                .cloned()
-                .ok_or_else(|| missing_param("content"))?,
-        )?;
+        let content = match body.get("content") {
+            None if st.fault(Fault::EndpointMissingContentDefaulted) => json!({}),
+            None => return Err(missing_param("content")),
+            Some(content) => st.check_content(content.clone())?,
+        };
         let new = NewDelayed {
             room_id: room_id.into(),
             ev_type: ty.into(),
@@ -436,6 +470,9 @@ pub(super) fn manage_split_form(st: &mut State, cx: &Ctx, delay_id: &str, action
 pub(super) fn manage_body_form(st: &mut State, cx: &Ctx, delay_id: &str) -> Res {
     let requester = st.mgmt_requester(cx)?;
     st.rate_limit(cx, Limited::Management)?;
+    if matches!(cx.body(), Body::Empty) && st.fault(Fault::EmptyBodyServerError) {
+        return Err(err(500, "M_UNKNOWN", "Internal server error"));
+    }
     let body = st.delayed_api_body(cx, false)?;
     let action = match body.get("action") {
         None => Err(missing_param("action")),
@@ -502,6 +539,9 @@ pub(super) fn lookup_delayed(st: &mut State, cx: &Ctx, delay_id: &str) -> Res {
                 m.remove("content");
             }
             Ok(ok(item))
+        }
+        None if st.fault(Fault::UnknownDelayIdWrongError) => {
+            Err(err(400, "M_UNKNOWN", "Unknown delay_id"))
         }
         _ => Err(not_found("No such delayed event.")),
     }

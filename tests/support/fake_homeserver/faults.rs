@@ -189,6 +189,7 @@ declare_faults! {
         ListingWithoutAuth {
             breaks: [
                 "msc4140.listing.requires_access_token" => "without an access token",
+                "msc4140.auth.rules_on_each_prefix" => "without an access token",
             ],
         },
         /// Listing items lack `content`.
@@ -204,6 +205,7 @@ declare_faults! {
         SingleLookupLeaks {
             breaks: [
                 "msc4140.listing.single_lookup_other_users_event" => "another user looking up",
+                "msc4140.auth.rules_on_each_prefix" => "another user looking up",
             ],
         },
         /// Single lookup `GET .../delayed_events/{delay_id}` is not offered (404 M_UNRECOGNIZED).
@@ -274,6 +276,34 @@ declare_faults! {
                 "msc4140.errors.unknown_delay_id_send" => "unknown delay_id",
                 "msc4140.errors.unknown_delay_id_cancel" => "unknown delay_id",
                 "msc4140.errors.unknown_delay_id_restart" => "unknown delay_id",
+                "msc4140.errors.unknown_delay_id_lookup" => "unknown delay_id",
+            ],
+        },
+        /// The dedicated scheduling endpoint schedules a body without `delay_ms` with 1000 ms.
+        EndpointMissingDelayDefaulted {
+            breaks: [
+                "msc4140.errors.endpoint_missing_delay_ms" => "without delay_ms",
+            ],
+        },
+        /// The dedicated scheduling endpoint schedules a body without `content` with `{}`.
+        EndpointMissingContentDefaulted {
+            breaks: [
+                "msc4140.errors.endpoint_missing_content" => "without content",
+            ],
+        },
+        /// The dedicated scheduling endpoint takes a `state_key` that is not a string as its JSON
+        /// text.
+        EndpointStateKeyCoerced {
+            breaks: [
+                "msc4140.errors.endpoint_state_key_not_a_string" => "state_key that is a number",
+            ],
+        },
+        /// A request without a body to the dedicated scheduling endpoint or to body-form
+        /// management answers 500 `M_UNKNOWN`.
+        EmptyBodyServerError {
+            breaks: [
+                "msc4140.errors.endpoint_without_body" => "no body at all",
+                "msc4140.errors.body_form_without_body" => "no body at all",
             ],
         },
         /// Body-form management with a missing, non-string or unknown action answers 200 {}.
@@ -411,6 +441,10 @@ declare_faults! {
                 "msc4140.limits.over_limit_is_refused" => "not enforced",
                 "msc4140.limits.retry_after_until_next_send" => "not enforced",
                 "msc4140.limits.cancel_frees_a_slot" => "not enforced",
+                "msc4140.limits.advertised_limit_is_enforced" => "not enforced",
+                "msc4140.limits.limit_spans_rooms" => "not enforced",
+                "msc4140.limits.sent_event_frees_a_slot" => "not enforced",
+                "msc4140.limits.zero_limit_is_forbidden" => "limit is 0",
             ],
         },
         /// The per-user limit answers 429 without a `Retry-After` header.
@@ -418,6 +452,29 @@ declare_faults! {
             breaks: [
                 "msc4140.limits.retry_after_until_next_send" => "no Retry-After",
             ],
+        },
+        /// Scheduling (either form) without an access token schedules for the first registered user.
+        SchedulingWithoutAuth {
+            breaks: [
+                "msc4140.auth.scheduling_without_token" => "without an access token",
+            ],
+        },
+        /// Under the unstable prefix only, the listing and the single lookup answer without a
+        /// token (as the first registered user); the stable prefix asks for one.
+        UnstablePrefixListsWithoutToken {
+            breaks: [
+                "msc4140.auth.rules_on_each_prefix" => "under the unstable prefix",
+            ],
+        },
+        /// `/versions` advertises `org.matrix.msc4140.stable`, but the stable endpoints are not
+        /// served (404 `M_UNRECOGNIZED`, `?delay=` ignored).
+        StableAdvertisedNotServed {
+            breaks: [
+                "msc4140.unstable_prefix.stable_endpoints_once_advertised"
+                    => "advertises org.matrix.msc4140.stable",
+            ],
+            // With one prefix served, the per-prefix case has nothing to compare.
+            skips: Skips::Cases(&["msc4140.auth.rules_on_each_prefix"]),
         },
         /// Management works without a token and on other users' delay_ids (the 2025-12 text).
         MgmtWithoutAuth {
@@ -448,6 +505,7 @@ declare_faults! {
             breaks: [
                 "msc4140.auth.management_without_token" => "should be refused",
                 "msc4140.auth.management_by_another_user" => "should be refused",
+                "msc4140.auth.rules_on_each_prefix" => "should be refused",
             ],
         },
         /// The split form answers 200 {} to an unknown action path and does nothing.
@@ -468,6 +526,9 @@ declare_faults! {
                 "msc4140.limits.over_limit_is_refused",
                 "msc4140.limits.retry_after_until_next_send",
                 "msc4140.limits.cancel_frees_a_slot",
+                "msc4140.limits.advertised_limit_is_enforced",
+                "msc4140.limits.limit_spans_rooms",
+                "msc4140.limits.sent_event_frees_a_slot",
             ]),
         },
 
@@ -657,6 +718,36 @@ declare_faults! {
         LimitNotFreedByCancel {
             breaks: [
                 "msc4140.limits.cancel_frees_a_slot" => "still refused",
+            ],
+        },
+        /// Sent delayed events still count against the per-user limit.
+        LimitNotFreedBySend {
+            breaks: [
+                "msc4140.limits.sent_event_frees_a_slot" => "still refused",
+            ],
+        },
+        /// The per-user limit counts the user's scheduled events per room, not in all rooms.
+        LimitPerRoom {
+            breaks: [
+                "msc4140.limits.limit_spans_rooms" => "in a room of its own",
+            ],
+        },
+        /// The limit's 429 gives `retry_after_ms` as the negative wait wrapped around in 64 bits.
+        LimitRetryAfterMsWrapped {
+            breaks: [
+                "msc4140.limits.retry_after_until_next_send" => "wrapped around",
+            ],
+        },
+        /// The limit's `Retry-After` lists the wait of every counted event ("120, 600").
+        LimitRetryAfterListed {
+            breaks: [
+                "msc4140.limits.retry_after_until_next_send" => "not one whole number",
+            ],
+        },
+        /// Where the per-user limit is 0, scheduling answers 429 `M_LIMIT_EXCEEDED`, not 403.
+        LimitZeroAnswersLimitExceeded {
+            breaks: [
+                "msc4140.limits.zero_limit_is_forbidden" => "limit is 0",
             ],
         },
         /// The limit's `Retry-After` is the time until the user's latest due event, not the

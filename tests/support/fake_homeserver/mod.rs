@@ -51,6 +51,7 @@ use self::{
 
 const SERVER_NAME: &str = "fake";
 const DELAY_PARAM: &str = "org.matrix.msc4140.delay";
+const STABLE_DELAY_PARAM: &str = "delay";
 const UNSIGNED_DELAY_ID: &str = "org.matrix.msc4140.delay_id";
 
 /// How the fake is configured. `Default` is a correct server.
@@ -80,6 +81,10 @@ pub struct FakeOptions {
     /// `/versions` flag is false, no capability, and scheduling (either form) answers 403
     /// `M_FORBIDDEN` (default false).
     pub delayed_events_off: bool,
+    /// Serve the stable endpoints too (`/_matrix/client/v1/delayed_events...`, `PUT
+    /// /_matrix/client/v3/rooms/{roomId}/delayed_event/...`, `?delay=`), with the unsigned
+    /// `delay_id` under both names, and advertise `org.matrix.msc4140.stable` (default true).
+    pub stable_prefix: bool,
 }
 
 impl Default for FakeOptions {
@@ -95,6 +100,7 @@ impl Default for FakeOptions {
             announce_in_versions: true,
             federation_version: true,
             delayed_events_off: false,
+            stable_prefix: true,
         }
     }
 }

@@ -503,8 +503,11 @@ pub(super) fn send_now(
 }
 
 pub(super) fn send(st: &mut State, cx: &Ctx, room_id: &str, ty: &str, _txn: &str) -> Res {
-    let s = st.session(cx)?;
-    let delay = cx.q(DELAY_PARAM).filter(|_| st.knows_msc4140());
+    let delay = st.delay_param(cx);
+    let s = match delay {
+        Some(_) => st.scheduling_session(cx)?,
+        None => st.session(cx)?,
+    };
     let use_cache = !(delay.is_some() && st.fault(Fault::IdempotencyBroken));
     st.with_txn(&s, cx, use_cache, |st| match delay {
         Some(raw) => schedule_from_query(st, &s, cx, raw, room_id, ty, None),
@@ -520,8 +523,12 @@ pub(super) fn send(st: &mut State, cx: &Ctx, room_id: &str, ty: &str, _txn: &str
 }
 
 pub(super) fn put_state(st: &mut State, cx: &Ctx, room_id: &str, ty: &str, key: &str) -> Res {
-    let s = st.session(cx)?;
-    match cx.q(DELAY_PARAM).filter(|_| st.knows_msc4140()) {
+    let delay = st.delay_param(cx);
+    let s = match delay {
+        Some(_) => st.scheduling_session(cx)?,
+        None => st.session(cx)?,
+    };
+    match delay {
         Some(raw) => schedule_from_query(st, &s, cx, raw, room_id, ty, Some(key)),
         None => send_now(
             st,

@@ -138,7 +138,10 @@ pub struct RecordedRequest {
 
 impl RecordedRequest {
     pub(super) fn of(cx: &Ctx, status: u16) -> Option<RecordedRequest> {
-        let delay = cx.q(DELAY_PARAM).map(str::to_string);
+        let delay = cx
+            .q(DELAY_PARAM)
+            .or_else(|| cx.q(STABLE_DELAY_PARAM))
+            .map(str::to_string);
         if delay.is_none() && !cx.path.contains("delayed_event") {
             return None;
         }
@@ -181,7 +184,15 @@ pub(super) fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 /// MSC4140 prefix).
 pub(super) fn is_delayed_api(cx: &Ctx) -> bool {
     pub(super) const PREFIX: [&str; 4] = ["_matrix", "client", "unstable", "org.matrix.msc4140"];
-    cx.q(DELAY_PARAM).is_some() || cx.segs.iter().map(String::as_str).take(4).eq(PREFIX)
+    pub(super) const STABLE: [&str; 4] = ["_matrix", "client", "v1", "delayed_events"];
+    let segs = || cx.segs.iter().map(String::as_str);
+    let stable_scheduling = segs().take(3).eq(["_matrix", "client", "v3"])
+        && cx.segs.get(5).is_some_and(|s| s == "delayed_event");
+    cx.q(DELAY_PARAM).is_some()
+        || cx.q(STABLE_DELAY_PARAM).is_some()
+        || segs().take(4).eq(PREFIX)
+        || segs().take(4).eq(STABLE)
+        || stable_scheduling
 }
 
 pub(super) fn route(st: &mut State, cx: &Ctx) -> Res {
@@ -204,6 +215,12 @@ pub(super) fn route(st: &mut State, cx: &Ctx) -> Res {
         {
             route_msc4140(st, cx, m, rest)
         }
+        // The stable management and lookup endpoints are the unstable ones under another name.
+        (m, ["_matrix", "client", "v1", rest @ ..])
+            if st.serves_stable() && rest.first() == Some(&"delayed_events") =>
+        {
+            route_msc4140(st, cx, m, rest)
+        }
         _ => Err(unrecognized()),
     }
 }
@@ -222,6 +239,11 @@ pub(super) fn route_v3(st: &mut State, cx: &Ctx, method: &str, rest: &[&str]) ->
         ("POST", ["rooms", room, "leave"]) => leave(st, cx, room),
         ("POST", ["rooms", room, "kick"]) => kick(st, cx, room),
         ("PUT", ["rooms", room, "send", ty, txn]) => send(st, cx, room, ty, txn),
+        ("PUT", ["rooms", room, "delayed_event", ty, txn])
+            if st.serves_stable() && st.opts.dedicated_endpoint =>
+        {
+            schedule_dedicated(st, cx, room, ty, txn)
+        }
         ("PUT", ["rooms", room, "state", ty]) => put_state(st, cx, room, ty, ""),
         ("PUT", ["rooms", room, "state", ty, key]) => put_state(st, cx, room, ty, key),
         ("GET", ["rooms", room, "state"]) => get_all_state(st, cx, room),

@@ -189,6 +189,24 @@ impl State {
         !self.fault(Fault::IgnoresDelay)
     }
 
+    /// The stable endpoints are served (and `org.matrix.msc4140.stable` advertised, whatever
+    /// [`Fault::StableAdvertisedNotServed`] says).
+    pub(super) fn serves_stable(&self) -> bool {
+        self.opts.stable_prefix
+            && self.knows_msc4140()
+            && !self.fault(Fault::StableAdvertisedNotServed)
+    }
+
+    /// The delay a scheduling request through `/send` or `/state` asks for, if any: the unstable
+    /// query parameter, or the stable one where the stable endpoints are served.
+    pub(super) fn delay_param<'a>(&self, cx: &'a Ctx) -> Option<&'a str> {
+        if !self.knows_msc4140() {
+            return None;
+        }
+        cx.q(DELAY_PARAM)
+            .or_else(|| cx.q(STABLE_DELAY_PARAM).filter(|_| self.serves_stable()))
+    }
+
     pub(super) fn head(&self) -> u64 {
         self.events.len() as u64
     }
@@ -217,9 +235,24 @@ impl State {
         Ok(Some(self.session(cx)?.user_id))
     }
 
+    /// Who schedules: the session's user ([`Fault::SchedulingWithoutAuth`]: without a token, the
+    /// first registered user).
+    pub(super) fn scheduling_session(&self, cx: &Ctx) -> Result<Session, Reply> {
+        if cx.token.is_none() && self.fault(Fault::SchedulingWithoutAuth) {
+            let first = self.user_order.first();
+            if let Some(s) = self.sessions.values().find(|s| Some(&s.user_id) == first) {
+                return Ok(s.clone());
+            }
+        }
+        self.session(cx)
+    }
+
     /// Whose delayed events a lookup shows.
     pub(super) fn lookup_requester(&self, cx: &Ctx) -> Result<String, Reply> {
-        if cx.token.is_none() && self.fault(Fault::ListingWithoutAuth) {
+        let unstable = cx.segs.get(2).is_some_and(|s| s == "unstable");
+        let leaks = self.fault(Fault::ListingWithoutAuth)
+            || (unstable && self.fault(Fault::UnstablePrefixListsWithoutToken));
+        if cx.token.is_none() && leaks {
             if let Some(first) = self.user_order.first() {
                 return Ok(first.clone());
             }

@@ -158,6 +158,9 @@ impl State {
             };
             if show {
                 unsigned.insert(UNSIGNED_DELAY_ID.into(), json!(delay_id));
+                if self.serves_stable() {
+                    unsigned.insert("delay_id".into(), json!(delay_id));
+                }
             }
         }
         if let Some(r) = ev.redacted_by {
