@@ -265,7 +265,20 @@ impl Ctx {
         timer: &TimerStart,
     ) -> Result<Option<i64>, Stop> {
         // A listing or lookup the server refuses is the listing cases' to judge, not this one's.
-        if let Some(info) = user.listed(delay_id).await.ok().flatten() {
+        // A listing served by a worker may lag behind the request that started this timer: it
+        // is asked again until it shows the event with a time no older than that request.
+        let earliest = wall_ms(timer.sent) - CLOCK_TOLERANCE_MS;
+        let current = |info: &DelayedInfo| {
+            info.delay_id() == Some(delay_id)
+                && info.scheduled_at().is_some()
+                && info.scheduling_times().iter().all(|(_, at)| *at >= earliest)
+        };
+        let listed = user
+            .list_settled(|items| items.iter().any(current))
+            .await
+            .ok()
+            .and_then(|items| items.into_iter().find(|i| i.delay_id() == Some(delay_id)));
+        if let Some(info) = listed {
             if let Some(at) = self.check_reported_time("the listing", &info, timer)? {
                 return Ok(Some(at));
             }

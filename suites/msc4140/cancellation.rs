@@ -37,13 +37,13 @@ async fn cancelled_event_leaves_listing(ctx: Ctx) -> CaseResult {
         )
         .await?;
     check!(
-        alice.listed(&scheduled.delay_id).await?.is_some(),
+        alice.listed_settled(&scheduled.delay_id, true).await?.is_some(),
         "the scheduled event {} is missing from the listing even before it was cancelled",
         scheduled.delay_id
     );
     alice.manage_ok(&scheduled.delay_id, Action::Cancel).await?;
     check!(
-        alice.listed(&scheduled.delay_id).await?.is_none(),
+        alice.listed_settled(&scheduled.delay_id, false).await?.is_none(),
         "after a successful cancel, the event {} is still in the listing of scheduled delayed events",
         scheduled.delay_id
     );
@@ -217,7 +217,7 @@ async fn retried_actions_leave_others_alone(ctx: Ctx) -> CaseResult {
     }
     for (scheduled, _, _) in &others {
         check!(
-            alice.listed(&scheduled.delay_id).await?.is_some(),
+            alice.listed_settled(&scheduled.delay_id, true).await?.is_some(),
             "after retried actions on other, finalised delayed events, the user's still scheduled event {} is \
              no longer listed",
             scheduled.delay_id

@@ -242,7 +242,7 @@ async fn body_form_rejects(
         errcodes,
     )?;
     check!(
-        alice.listed(&id).await?.is_some(),
+        alice.listed_settled(&id, true).await?.is_some(),
         "after a rejected management request with {what}, the event is no longer scheduled"
     );
     Ok(())
@@ -274,7 +274,7 @@ async fn split_path_unknown_action(ctx: Ctx) -> CaseResult {
         &["M_UNRECOGNIZED", "M_INVALID_PARAM", "M_NOT_FOUND"],
     )?;
     check!(
-        alice.listed(&id).await?.is_some(),
+        alice.listed_settled(&id, true).await?.is_some(),
         "after an unknown action, the event is no longer scheduled"
     );
     Ok(())

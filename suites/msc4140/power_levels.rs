@@ -81,7 +81,7 @@ async fn demoted_before_delay_is_not_sent(ctx: Ctx) -> CaseResult {
     ctx.expect_never_sent(&alice, &bob, &room, what, &scheduled, |o| event.matches(o))
         .await?;
     check!(
-        bob.listed(&scheduled.delay_id).await?.is_none(),
+        bob.listed_settled(&scheduled.delay_id, false).await?.is_none(),
         "{what} was not sent but is still listed as scheduled after its send time"
     );
     if ctx.features().single_lookup {
@@ -159,7 +159,7 @@ async fn refused_send_keeps_event_scheduled(ctx: Ctx) -> CaseResult {
         send.describe()
     );
     check!(
-        bob.listed(&scheduled.delay_id).await?.is_some(),
+        bob.listed_settled(&scheduled.delay_id, true).await?.is_some(),
         "after the send action was refused ({} {}), the event is no longer scheduled",
         send.status,
         send.errcode().unwrap_or("")
