@@ -230,12 +230,21 @@ impl DelayedInfo {
             Some(other) => return Err(format!("`finalised` is not an object: {other}")),
         };
         match (flat, nested) {
-            (None, None) => Ok(ReadFate { fate: Fate::Scheduled, shapes: Vec::new() }),
-            (Some(fate), None) => Ok(ReadFate { fate, shapes: vec![Rev::Jul2026] }),
+            (None, None) => Ok(ReadFate {
+                fate: Fate::Scheduled,
+                shapes: Vec::new(),
+            }),
+            (Some(fate), None) => Ok(ReadFate {
+                fate,
+                shapes: vec![Rev::Jul2026],
+            }),
             (None, Some(Fate::Scheduled)) => {
                 Err("`finalised` is an object without `finalised_ts`".into())
             }
-            (None, Some(fate)) => Ok(ReadFate { fate, shapes: vec![Rev::Merged2026] }),
+            (None, Some(fate)) => Ok(ReadFate {
+                fate,
+                shapes: vec![Rev::Merged2026],
+            }),
             (Some(flat), Some(nested)) if flat == nested => Ok(ReadFate {
                 fate: flat,
                 shapes: vec![Rev::Jul2026, Rev::Merged2026],

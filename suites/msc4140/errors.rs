@@ -3,7 +3,8 @@
 //! ones where the texts say "standard error response"), and schedule nothing.
 
 use super::texts::{
-    BODY_ACTION, DELAY_POSITIVE, MAX_DELAY_MERGED, NOT_FOUND, SPLIT_ACTION, STANDARD_ERRORS,
+    BODY_ACTION, DELAY_POSITIVE, INVALID_CONTENT, MAX_DELAY_MERGED, NOT_FOUND, SPLIT_ACTION,
+    STANDARD_ERRORS,
 };
 use super::LONG_DELAY_MS;
 use crate::client::new_txn_id;
@@ -305,7 +306,7 @@ case! {
     name: invalid_content,
     title: "Scheduling with content that is not a JSON object is rejected with 400",
     level: Must,
-    spec: STANDARD_ERRORS,
+    spec: INVALID_CONTENT,
 }
 async fn invalid_content(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
@@ -318,8 +319,14 @@ async fn invalid_content(ctx: Ctx) -> CaseResult {
         &resp,
         "scheduling with content that is a JSON array, not an object",
         &[400],
-        &["M_BAD_JSON", "M_NOT_JSON"],
-    )
+        &["M_BAD_JSON", "M_NOT_JSON", "M_INVALID_PARAM"],
+    )?;
+    ctx.note(format!(
+        "content that is not an object got {} {}",
+        resp.status,
+        resp.errcode().unwrap_or("")
+    ));
+    Ok(())
 }
 
 case! {

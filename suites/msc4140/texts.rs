@@ -140,15 +140,6 @@ pub const LISTING_FIELDS: SpecRef = SpecRef::msc4140(
 /// What the merged text calls the delay and the scheduling time, per its public record.
 const MERGED_FIELD_NAMES: &str = "merged 2026-09-08 (reconstructed, the text is not available): entries name the scheduling time `delayed_since_ts` beside `delay_ms`: MSC4486, split off the merged text, computes the send time from \"`delayed_since_ts` + `delay_ms` (where those fields are as defined in MSC4140)\"; Palpo PR #349 answers so \"as defined by the current proposal\"; Synapse 1.163.2 sends both names and the older ones; ruma PR #2493 follows the MSC as it changed. Each shape is accepted, and the one matched is recorded";
 
-/// What a lookup says of a finalised event, and how the merged text nests it.
-pub const FINALISED_LOOKUP: SpecRef = SpecRef::msc4140(
-    Rev::Jul2026,
-    "Getting a single delayed event",
-    "Whether a delayed event is still scheduled, or has been sent, failed to be sent due to an error, or was cancelled can be determined by examining which of the optional fields are present in the response object:",
-)
-.with_note(MERGED_FINALISED)
-.with_sources(&[MSC4486_PR, PALPO_349, SYNAPSE_20229, SYNAPSE_19038, SYNAPSE_EPIC_20254]);
-
 const MERGED_FINALISED: &str = "merged 2026-09-08 (reconstructed): the outcome fields `finalised_ts`, `event_id` and `error` come nested in a `finalised` object (absent while scheduled), as in MSC4486's examples and Palpo PR #349 (\"the nested `finalised` result defined by the current proposal\"); 2026-07 has them flat. Both shapes are read in one place and the one matched is recorded. How long finalised events are kept is the server's choice (2026-07, \"Retention of finalised delayed events\"), so a server that already forgot one is reported, not failed";
 
 pub const SENT_MANUALLY: SpecRef = SpecRef::msc4140(
@@ -165,7 +156,13 @@ pub const EVENT_ID_OF_SENT: SpecRef = SpecRef::msc4140(
     "`event_id` - The `event_id` this event got in case it was sent.",
 )
 .with_note(MERGED_FINALISED)
-.with_sources(&[MSC4486_PR, PALPO_349, SYNAPSE_20229]);
+.with_sources(&[
+    MSC4486_PR,
+    PALPO_349,
+    SYNAPSE_20229,
+    SYNAPSE_19038,
+    SYNAPSE_EPIC_20254,
+]);
 
 pub const LISTING_ORDER: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,

@@ -262,6 +262,75 @@ declare_faults! {
                 "msc4140.errors.invalid_content" => "not an object",
             ],
         },
+
+        // --- shapes no revision gives (the merged text's are accepted: `merged_shapes`) ----------
+        /// Non-object content gets 400 `M_UNKNOWN`: none of `M_BAD_JSON`, `M_NOT_JSON`,
+        /// `M_INVALID_PARAM`.
+        InvalidContentWrongErrcode {
+            breaks: [
+                "msc4140.errors.invalid_content" => "not an object",
+            ],
+        },
+        /// Listing and lookup entries give the scheduling time as `since_ts`: neither
+        /// `scheduled_at`, `running_since` nor `delayed_since_ts`.
+        ListingFieldsUnknown {
+            breaks: [
+                "msc4140.listing.entries_have_revision_fields" => "has neither",
+                "msc4140.listing.scheduling_time_is_when_timer_started"
+                    => "reports no scheduling time",
+                "msc4140.listing.single_lookup_own_event" => "lacks the delay",
+                "msc4140.listing.lookup_after_timer_sent" => "lacks its delay or scheduling time",
+                "msc4140.listing.lookup_after_send_action" => "lacks its delay or scheduling time",
+                "msc4140.listing.lookup_after_cancel" => "lacks its delay or scheduling time",
+            ],
+        },
+        /// A finalised event's lookup gives its outcome as `status` ("sent", "failed",
+        /// "cancelled"), with no `finalised_ts`, `event_id` or `error`, flat or nested.
+        FinalisedOutcomeUnreadable {
+            breaks: [
+                "msc4140.listing.lookup_after_timer_sent" => "still scheduled",
+                "msc4140.listing.lookup_after_send_action" => "still scheduled",
+                "msc4140.listing.lookup_after_cancel" => "still scheduled",
+                "msc4140.power_levels.demoted_before_delay_is_not_sent" => "still scheduled",
+            ],
+        },
+        /// The lookup of a sent event gives an `event_id` other than the one it was sent as.
+        LookupEventIdWrong {
+            breaks: [
+                "msc4140.listing.lookup_after_timer_sent" => "arrived over /sync as",
+                "msc4140.listing.lookup_after_send_action" => "arrived over /sync as",
+            ],
+        },
+        /// A sent event's `finalised_ts` tells the wrong story: one sent by the send action is
+        /// reported finalised at its due time, one sent by its timer at its scheduling time.
+        FinalisedTsSwapped {
+            breaks: [
+                "msc4140.listing.lookup_after_timer_sent" => "which says it was sent manually",
+                "msc4140.listing.lookup_after_send_action"
+                    => "which says it was sent on its scheduled send time",
+            ],
+        },
+        /// The lookup of a cancelled event carries an `error`, as if it had failed.
+        CancelledLookupHasError {
+            breaks: [
+                "msc4140.listing.lookup_after_cancel" => "says it was failed",
+            ],
+        },
+        /// A conflicting action on a finalised event gets 400 `M_UNKNOWN` instead of 409.
+        ConflictWrongStatus {
+            breaks: [
+                "msc4140.cancellation.actions_on_cancelled_event"
+                    => "actions on a cancelled delayed event",
+                "msc4140.cancellation.actions_on_failed_event" => "failed to send",
+            ],
+        },
+        /// An event that failed to send is treated as unknown by send and restart (404), and its
+        /// retried cancel is refused with a conflict, as if failing were not being cancelled.
+        ActionsOnFailedWrong {
+            breaks: [
+                "msc4140.cancellation.actions_on_failed_event" => "failed to send",
+            ],
+        },
         /// `/versions` lacks `org.matrix.msc4140` in `unstable_features`.
         NoVersionsFlag {
             breaks: [
