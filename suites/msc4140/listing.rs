@@ -396,7 +396,7 @@ async fn reported_time(
 ) -> Result<i64, Stop> {
     let items = user
         .list_settled(|items| {
-            find(items, delay_id).is_some_and(|i| i.scheduled_at().is_some_and(|at| at >= earliest))
+            find(items, delay_id).is_some_and(|i| i.scheduled_at().is_none_or(|at| at >= earliest))
         })
         .await?;
     let Some(item) = find(&items, delay_id) else {

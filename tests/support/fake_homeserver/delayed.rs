@@ -181,9 +181,9 @@ impl State {
             self.misreport_outcome(d, &mut o);
         }
         if self.fault(Fault::ListingFieldsUnknown) {
-            // A scheduling time under a name no revision uses.
-            if let Some(at) = o.as_object_mut().and_then(|m| m.remove("scheduled_at")) {
-                o["since_ts"] = at;
+            // The delay under a name no revision uses.
+            if let Some(delay) = o.as_object_mut().and_then(|m| m.remove("delay_ms")) {
+                o["delay_millis"] = delay;
             }
         }
         if self.opts.merged_shapes {

@@ -31,6 +31,7 @@ declare_faults! {
                     => "sent before its delay",
                 "msc4140.use_cases.matrixrtc_last_will" => "before its delay",
                 "msc4140.use_cases.self_destructing_message" => "sent before its delay",
+                "msc4140.listing.lookup_after_timer_sent" => "which says it was sent manually",
             ],
         },
         /// A server that never heard of MSC4140: the delay query parameter is ignored (the event is
@@ -65,6 +66,7 @@ declare_faults! {
                 "msc4140.persistence.listing_and_management_after_restart"
                     => "cancelled event is still listed",
                 "msc4140.limits.cancel_frees_a_slot" => "still refused",
+                "msc4140.listing.lookup_after_cancel" => "still scheduled",
             ],
         },
         /// `cancel` works (never sent, lookup says cancelled) but the event stays in the listing.
@@ -92,6 +94,7 @@ declare_faults! {
                 "msc4140.persistence.listing_and_management_after_restart"
                     => "cancelled event is still listed",
                 "msc4140.limits.cancel_frees_a_slot" => "still refused",
+                "msc4140.listing.lookup_after_cancel" => "still scheduled",
             ],
         },
         /// `send` answers 200 but the event stays scheduled and is sent at its due time.
@@ -106,6 +109,7 @@ declare_faults! {
                 "msc4140.power_levels.refused_send_keeps_event_scheduled"
                     => "should have been refused",
                 "msc4140.persistence.listing_and_management_after_restart" => "did not arrive",
+                "msc4140.listing.lookup_after_send_action" => "did not send the event",
             ],
         },
         /// `send` sends now, and the timer sends it a second time at its due time.
@@ -271,13 +275,11 @@ declare_faults! {
                 "msc4140.errors.invalid_content" => "not an object",
             ],
         },
-        /// Listing and lookup entries give the scheduling time as `since_ts`: neither
-        /// `scheduled_at`, `running_since` nor `delayed_since_ts`.
+        /// Listing and lookup entries give the delay as `delay_millis`: neither `delay_ms` nor
+        /// `delay`.
         ListingFieldsUnknown {
             breaks: [
                 "msc4140.listing.entries_have_revision_fields" => "has neither",
-                "msc4140.listing.scheduling_time_is_when_timer_started"
-                    => "reports no scheduling time",
                 "msc4140.listing.single_lookup_own_event" => "lacks the delay",
                 "msc4140.listing.lookup_after_timer_sent" => "lacks its delay or scheduling time",
                 "msc4140.listing.lookup_after_send_action" => "lacks its delay or scheduling time",
@@ -374,8 +376,7 @@ declare_faults! {
         /// `cancel` on a sent event answers 200 {} (instead of 409) and does nothing.
         ActionsOnSentWrong {
             breaks: [
-                "msc4140.cancellation.actions_on_sent_event"
-                    => "actions on an already sent delayed event",
+                "msc4140.cancellation.actions_on_sent_event" => "already sent by",
             ],
         },
         /// A newer state event from another user does not cancel a pending delayed state event.
@@ -611,6 +612,7 @@ declare_faults! {
             breaks: [
                 "msc4140.power_levels.member_who_left_is_not_sent" => "sent anyway",
                 "msc4140.power_levels.kicked_member_is_not_sent" => "sent anyway",
+                "msc4140.cancellation.actions_on_failed_event" => "was sent anyway",
             ],
         },
 
@@ -718,6 +720,7 @@ declare_faults! {
                 "msc4140.timing.burst_up_to_user_limit" => "in the future",
                 "msc4140.timing.many_users_due_together" => "in the future",
                 "msc4140.state_overwrite.earlier_state_does_not_cancel" => "in the future",
+                "msc4140.listing.lookup_after_timer_sent" => "which says it was sent manually",
             ],
         },
         /// After a `restart` action the listing and the single lookup still report the time the
