@@ -489,9 +489,9 @@ async fn single_lookup_other_users_event(ctx: Ctx) -> CaseResult {
 /// How the looked-up event was finalised.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Finalised {
-    ByTimer,
-    BySendAction,
-    ByCancel,
+    Timer,
+    SendAction,
+    Cancel,
 }
 
 /// Two times from the server's own clock compared with each other: rounding only.
@@ -502,7 +502,7 @@ case! {
     title: "The lookup of an event its timer sent gives the timeline's event_id and a finalised_ts not before its send time",
     level: Must,
     spec: EVENT_ID_OF_SENT,
-    body: |ctx| lookup_finalised(ctx, Finalised::ByTimer),
+    body: |ctx| lookup_finalised(ctx, Finalised::Timer),
     needs: &[Need::SingleLookup],
     revisions: &[Rev::Jul2026, Rev::Merged2026],
 }
@@ -512,7 +512,7 @@ case! {
     title: "The lookup of an event sent by the send action gives its event_id and a finalised_ts before its scheduled send time",
     level: Must,
     spec: SENT_MANUALLY,
-    body: |ctx| lookup_finalised(ctx, Finalised::BySendAction),
+    body: |ctx| lookup_finalised(ctx, Finalised::SendAction),
     needs: &[Need::SingleLookup],
     revisions: &[Rev::Jul2026, Rev::Merged2026],
 }
@@ -522,7 +522,7 @@ case! {
     title: "The lookup of a cancelled event gives a finalised_ts, and no event_id or error",
     level: Must,
     spec: CANCELLED_LOOKUP,
-    body: |ctx| lookup_finalised(ctx, Finalised::ByCancel),
+    body: |ctx| lookup_finalised(ctx, Finalised::Cancel),
     needs: &[Need::SingleLookup],
     revisions: &[Rev::Jul2026, Rev::Merged2026],
 }
@@ -535,7 +535,7 @@ async fn lookup_finalised(ctx: Ctx, how: Finalised) -> CaseResult {
     let room = ctx.room(&alice, &[]).await?;
     alice.start_sync().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("finalised"));
-    let delay = if how == Finalised::ByTimer {
+    let delay = if how == Finalised::Timer {
         SHORT_DELAY_MS
     } else {
         LONG_DELAY_MS
@@ -543,7 +543,7 @@ async fn lookup_finalised(ctx: Ctx, how: Finalised) -> CaseResult {
     let scheduled = alice.schedule_ok(&event, delay).await?;
     let id = &scheduled.delay_id;
     let seen = match how {
-        Finalised::ByTimer => Some(
+        Finalised::Timer => Some(
             ctx.expect_sent(
                 &alice,
                 "the event sent by its timer",
@@ -552,7 +552,7 @@ async fn lookup_finalised(ctx: Ctx, how: Finalised) -> CaseResult {
             )
             .await?,
         ),
-        Finalised::BySendAction => {
+        Finalised::SendAction => {
             let sent_at = Instant::now();
             alice.manage_ok(id, Action::Send).await?;
             let seen = alice
@@ -563,7 +563,7 @@ async fn lookup_finalised(ctx: Ctx, how: Finalised) -> CaseResult {
             };
             Some(seen)
         }
-        Finalised::ByCancel => {
+        Finalised::Cancel => {
             alice.manage_ok(id, Action::Cancel).await?;
             None
         }
@@ -614,7 +614,7 @@ async fn lookup_finalised(ctx: Ctx, how: Finalised) -> CaseResult {
     let send_time = scheduled_at + delay_ms;
     match (how, &read.fate, &seen) {
         (
-            Finalised::ByTimer | Finalised::BySendAction,
+            Finalised::Timer | Finalised::SendAction,
             Fate::Sent {
                 event_id,
                 finalised_ts,
@@ -627,7 +627,7 @@ async fn lookup_finalised(ctx: Ctx, how: Finalised) -> CaseResult {
                 how.describe(),
                 seen.event_id().unwrap_or("?")
             );
-            if how == Finalised::BySendAction {
+            if how == Finalised::SendAction {
                 check!(
                     *finalised_ts < send_time,
                     "the lookup of an event sent by the send action gives `finalised_ts` {finalised_ts}, not before \
@@ -646,7 +646,7 @@ async fn lookup_finalised(ctx: Ctx, how: Finalised) -> CaseResult {
                 );
             }
         }
-        (Finalised::ByCancel, Fate::Cancelled { .. }, None) => {}
+        (Finalised::Cancel, Fate::Cancelled { .. }, None) => {}
         (_, fate, _) => fail!(
             "the lookup of an event {} says it was {}: {}",
             how.describe(),
@@ -661,9 +661,9 @@ async fn lookup_finalised(ctx: Ctx, how: Finalised) -> CaseResult {
 impl Finalised {
     fn describe(self) -> &'static str {
         match self {
-            Finalised::ByTimer => "sent by its timer",
-            Finalised::BySendAction => "sent by the send action",
-            Finalised::ByCancel => "cancelled",
+            Finalised::Timer => "sent by its timer",
+            Finalised::SendAction => "sent by the send action",
+            Finalised::Cancel => "cancelled",
         }
     }
 }
