@@ -77,6 +77,17 @@ pub fn wall_ms(at: Instant) -> i64 {
 /// asked again.
 const UNDECIDED_POLL: Duration = Duration::from_secs(2);
 
+/// The least a server's reported scheduling time can have moved between the timer's start
+/// `first` and its `restart` (the time between the two requests on the harness's clock, less
+/// rounding): the lower bound of `check_restart_moved_time`.
+pub fn least_moved(first: &TimerStart, restart: &TimerStart) -> i64 {
+    restart
+        .sent
+        .saturating_duration_since(first.answered)
+        .as_millis() as i64
+        - SAME_CLOCK_TOLERANCE_MS
+}
+
 /// When a delayed event is due, as the harness knows it: its timer (re)started just before
 /// `timer_started` on the harness's clock and runs `delay_ms`; `server_start` is the scheduling
 /// time the server reported for it (Unix ms), where it did (`Ctx::server_scheduled_at`), so that
@@ -264,8 +275,36 @@ impl Ctx {
         delay_id: &str,
         timer: &TimerStart,
     ) -> Result<Option<i64>, Stop> {
+        let earliest = wall_ms(timer.sent) - CLOCK_TOLERANCE_MS;
+        self.server_scheduled_at_from(user, delay_id, timer, earliest)
+            .await
+    }
+
+    /// `server_scheduled_at`, where a listing that lags behind (a worker that replication
+    /// reaches late) is asked again until it reports a time of at least `earliest` (this timer's,
+    /// not an earlier one's), within `SETTLE_BOUND`; what it reports then is judged.
+    async fn server_scheduled_at_from(
+        &self,
+        user: &User,
+        delay_id: &str,
+        timer: &TimerStart,
+        earliest: i64,
+    ) -> Result<Option<i64>, Stop> {
         // A listing or lookup the server refuses is the listing cases' to judge, not this one's.
-        if let Some(info) = user.listed(delay_id).await.ok().flatten() {
+        let current = |info: &DelayedInfo| {
+            info.delay_id() == Some(delay_id)
+                && info.scheduled_at().is_some()
+                && info
+                    .scheduling_times()
+                    .iter()
+                    .all(|(_, at)| *at >= earliest)
+        };
+        let listed = user
+            .list_settled(|items| items.iter().any(current))
+            .await
+            .ok()
+            .and_then(|items| items.into_iter().find(|i| i.delay_id() == Some(delay_id)));
+        if let Some(info) = listed {
             if let Some(at) = self.check_reported_time("the listing", &info, timer)? {
                 return Ok(Some(at));
             }
@@ -292,7 +331,13 @@ impl Ctx {
         (before, first): (Option<i64>, &TimerStart),
         restart: &TimerStart,
     ) -> Result<Option<i64>, Stop> {
-        let after = self.server_scheduled_at(user, delay_id, restart).await?;
+        let mut earliest = wall_ms(restart.sent) - CLOCK_TOLERANCE_MS;
+        if let Some(before) = before {
+            earliest = earliest.max(before + least_moved(first, restart));
+        }
+        let after = self
+            .server_scheduled_at_from(user, delay_id, restart, earliest)
+            .await?;
         if let (Some(before), Some(after)) = (before, after) {
             self.check_restart_moved_time("the server", (before, first), (after, restart))?;
         }

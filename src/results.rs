@@ -36,9 +36,16 @@ pub struct SpecRecord {
     pub revision: String,
     pub section: String,
     pub text: String,
-    /// A public URL for the text, where no quotable text is kept (a reconstructed revision).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    /// Public URLs for the text, where no quotable text is kept (a reconstructed revision), or
+    /// beside a quote for what the merged text accepts besides. Files written before there
+    /// could be several have one string under `source`: it reads back as a one-item list.
+    #[serde(
+        default,
+        alias = "source",
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub sources: Vec<String>,
     /// The revision was reconstructed (e.g. a merged text), not taken from a published file.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reconstructed: bool,
@@ -50,18 +57,23 @@ pub struct SpecRecord {
 impl SpecRecord {
     /// How the reference reads in a message: the quote, or what the source says.
     pub fn describe(&self) -> String {
-        let mut text = match &self.source {
-            Some(source) => format!(
-                "{} {} (reconstructed: the text is not available) § {}: per {source}: {}",
+        let sources = self.sources.join(", ");
+        let mut text = if self.reconstructed {
+            format!(
+                "{} {} (reconstructed: the text is not available) § {}: per {sources}: {}",
                 self.doc, self.revision, self.section, self.text
-            ),
-            None => format!(
+            )
+        } else {
+            format!(
                 "{} {} § {}: \"{}\"",
                 self.doc, self.revision, self.section, self.text
-            ),
+            )
         };
         if let Some(note) = &self.note {
             text.push_str(&format!(" (note: {note})"));
+        }
+        if !self.reconstructed && !self.sources.is_empty() {
+            text.push_str(&format!(" (sources: {sources})"));
         }
         text
     }
@@ -74,11 +86,26 @@ impl From<&SpecRef> for SpecRecord {
             revision: spec.revision.as_str().into(),
             section: spec.section.into(),
             text: spec.text.into(),
-            source: spec.source.map(str::to_string),
+            sources: spec.sources.iter().map(|s| s.to_string()).collect(),
             reconstructed: spec.reconstructed,
             note: spec.note.map(str::to_string),
         }
     }
+}
+
+/// A list of strings, or (as files written before there could be several had) one string.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(one)) => vec![one],
+        Some(OneOrMany::Many(many)) => many,
+    })
 }
 
 /// Which expectation file a run applied, and why that one.
@@ -296,5 +323,27 @@ impl RunReport {
             Some(v) if !v.is_empty() => format!("{name} {v}"),
             _ => name.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SpecRecord;
+
+    #[test]
+    fn a_single_source_of_older_files_reads_as_a_list() {
+        let old: SpecRecord = serde_json::from_str(
+            r#"{"doc": "MSC4140", "revision": "2026-09-08", "section": "S", "text": "t",
+                "source": "https://example.org/a", "reconstructed": true}"#,
+        )
+        .unwrap();
+        assert_eq!(old.sources, ["https://example.org/a"]);
+        let new: SpecRecord = serde_json::from_value(serde_json::to_value(&old).unwrap()).unwrap();
+        assert_eq!(new.sources, old.sources);
+        let none: SpecRecord = serde_json::from_str(
+            r#"{"doc": "MSC4140", "revision": "2026-07-10", "section": "S", "text": "t"}"#,
+        )
+        .unwrap();
+        assert!(none.sources.is_empty());
     }
 }

@@ -63,7 +63,7 @@ impl Rev {
 
 impl Rev {
     /// Whether the revision's text is unavailable and what it says is reconstructed from public
-    /// sources: its cases cite a source (`SpecRef::source`) instead of a quote.
+    /// sources: its cases cite sources (`SpecRef::sources`) instead of a quote.
     pub fn is_reconstructed(self) -> bool {
         self == Rev::Merged2026
     }
@@ -130,17 +130,20 @@ impl Serialize for Level {
 }
 
 /// Where a requirement comes from, with the sentence quoted verbatim; for a reconstructed
-/// revision, `text` says what the public `source` says instead (it is not a quote).
+/// revision, `text` says what the public `sources` say instead (it is not a quote). A quoted
+/// reference may cite sources too: where the merged text (reconstructed) accepts more than the
+/// quoted revision, the public record of what it accepts (its `note` says what).
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct SpecRef {
     pub doc: &'static str,
     pub revision: Rev,
     pub section: &'static str,
     pub text: &'static str,
-    /// The public source (a URL) a reconstructed revision's requirement comes from.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<&'static str>,
-    /// Whether `text` is reconstructed from `source` rather than quoted.
+    /// The public sources (URLs) a reconstructed revision's requirement comes from, or, beside
+    /// a quote, those that say what the merged text accepts besides.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub sources: &'static [&'static str],
+    /// Whether `text` is reconstructed from `sources` rather than quoted.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub reconstructed: bool,
     /// Where part of the behaviour has moved since (e.g. to another proposal).
@@ -155,25 +158,25 @@ impl SpecRef {
             revision,
             section,
             text,
-            source: None,
+            sources: &[],
             reconstructed: false,
             note: None,
         }
     }
 
-    /// A requirement of a reconstructed revision: what the public `source` says, not a quote.
+    /// A requirement of a reconstructed revision: what the public `sources` say, not a quote.
     pub const fn reconstructed(
         revision: Rev,
         section: &'static str,
         text: &'static str,
-        source: &'static str,
+        sources: &'static [&'static str],
     ) -> SpecRef {
         SpecRef {
             doc: "MSC4140",
             revision,
             section,
             text,
-            source: Some(source),
+            sources,
             reconstructed: true,
             note: None,
         }
@@ -182,6 +185,13 @@ impl SpecRef {
     /// The same reference, noting where part of the behaviour has moved since.
     pub const fn with_note(mut self, note: &'static str) -> SpecRef {
         self.note = Some(note);
+        self
+    }
+
+    /// The same quoted reference, citing the public sources of what the merged text (not
+    /// available to quote) accepts besides; the note says what that is.
+    pub const fn with_sources(mut self, sources: &'static [&'static str]) -> SpecRef {
+        self.sources = sources;
         self
     }
 }

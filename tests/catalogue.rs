@@ -146,19 +146,30 @@ fn every_quote_is_in_the_cited_text() {
     };
     for case in catalogue().into_iter().chain(widget_catalogue()) {
         // A reconstructed revision's text is not available: its cases cite a public source.
+        assert!(
+            case.spec.sources.iter().all(|s| s.starts_with("https://")),
+            "{}: every source cited is a public URL: {:?}",
+            case.id,
+            case.spec.sources
+        );
         if case.spec.revision.is_reconstructed() {
-            let source = case.spec.source.unwrap_or_default();
             assert!(
-                source.starts_with("https://") && case.spec.reconstructed,
-                "{}: a case citing the reconstructed revision {} names its public source",
+                !case.spec.sources.is_empty() && case.spec.reconstructed,
+                "{}: a case citing the reconstructed revision {} names its public sources",
                 case.id,
                 case.spec.revision
             );
             continue;
         }
         assert!(
-            case.spec.source.is_none() && !case.spec.reconstructed,
-            "{}: only the reconstructed revision cites a source instead of a quote",
+            !case.spec.reconstructed,
+            "{}: only the reconstructed revision cites sources instead of a quote",
+            case.id
+        );
+        // Beside a quote, sources say what the merged text accepts besides: the note says what.
+        assert!(
+            case.spec.sources.is_empty() || case.spec.note.is_some(),
+            "{}: a quote citing sources says in its note what they add",
             case.id
         );
         let spec = normalised_spec(&dir, case.spec.revision);

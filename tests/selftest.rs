@@ -111,6 +111,79 @@ async fn catalogue_passes_with_a_per_user_limit_of_20() {
     );
 }
 
+/// A server answering in the shapes the merged text's public record gives (nested `finalised`,
+/// `delayed_since_ts`, 409 with another errcode, `M_INVALID_PARAM`): no case fails, and the
+/// cases about those shapes record that the merged revision matched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catalogue_passes_against_the_merged_shapes() {
+    use dec_harness::spec::Rev;
+    let reports = run_catalogue(FakeOptions {
+        merged_shapes: true,
+        ..FakeOptions::default()
+    })
+    .await;
+    assert_clean(
+        &reports,
+        "correct fake answering in the merged shapes",
+        |_| false,
+    );
+    for id in [
+        "msc4140.listing.entries_have_revision_fields",
+        "msc4140.listing.lookup_after_timer_sent",
+        "msc4140.listing.lookup_after_send_action",
+        "msc4140.listing.lookup_after_cancel",
+        "msc4140.cancellation.actions_on_cancelled_event",
+        "msc4140.cancellation.actions_on_failed_event",
+    ] {
+        let report = reports.iter().find(|r| r.id == id).expect(id);
+        assert!(
+            report
+                .matched_revisions
+                .iter()
+                .any(|r| r == Rev::Merged2026.as_str())
+                && !report
+                    .matched_revisions
+                    .iter()
+                    .any(|r| r == Rev::Jul2026.as_str()),
+            "{id} should match the merged revision only: {}",
+            describe(report)
+        );
+    }
+}
+
+/// Behind a worker that replication reaches late, new and changed delayed events show in the
+/// listing only after a while: the cases wait for what they expect within a bound and still
+/// pass; where an event never shows, they still fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catalogue_passes_with_a_lagging_listing() {
+    let reports = run_catalogue(FakeOptions {
+        listing_lag: Duration::from_millis(300),
+        ..FakeOptions::default()
+    })
+    .await;
+    assert_clean(&reports, "correct fake whose listing lags 300 ms", |_| {
+        false
+    });
+    // A listing that never catches up (longer than any wait) is a failure, not a pass.
+    let never = FakeOptions {
+        listing_lag: Duration::from_secs(600),
+        ..FakeOptions::default()
+    };
+    for id in [
+        "msc4140.listing.entries_have_revision_fields",
+        "msc4140.listing.excludes_other_users",
+        "msc4140.listing.in_send_time_order",
+    ] {
+        let reports = run_some(never.clone(), id).await;
+        assert_eq!(
+            reports[0].outcome,
+            Outcome::Fail,
+            "{}",
+            describe(&reports[0])
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn catalogue_passes_with_query_param_scheduling_and_open_registration() {
     let options = FakeOptions {

@@ -11,11 +11,20 @@ mod model;
 use crate::client::{new_txn_id, seg, Call, Client, Resp};
 use crate::outcome::Stop;
 use serde_json::{json, Value};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use crate::detect::{detect, Features};
 pub use form::*;
 pub use model::*;
+
+/// How long a listing or lookup may lag behind a change the server has already answered: a
+/// deployment with workers replicates it to the worker that serves `/delayed_events` after a
+/// while (Complement had to wait it out: matrix-org/complement PRs #762 and #869). Checks that
+/// read right after scheduling or an action ask again until their condition holds, at most this
+/// long, and then judge what they last saw.
+pub const SETTLE_BOUND: Duration = Duration::from_secs(5);
+/// How often a listing or lookup is asked again while it has not settled.
+const SETTLE_POLL: Duration = Duration::from_millis(100);
 
 /// A logged-in user, with the delayed-event operations in the run's API form.
 #[derive(Clone)]
@@ -294,6 +303,56 @@ impl User {
         }
         let items = listing_items(&resp)?;
         Ok(Some(items.iter().any(|i| i.delay_id() == Some(delay_id))))
+    }
+
+    /// The listing, asked again until `settled` holds for it or [`SETTLE_BOUND`] has passed,
+    /// whichever comes first: the last answer either way, for the case to judge. A listing the
+    /// server refuses or garbles fails the case, as `list` does.
+    pub async fn list_settled(
+        &self,
+        mut settled: impl FnMut(&[DelayedInfo]) -> bool,
+    ) -> Result<Vec<DelayedInfo>, Stop> {
+        let give_up = Instant::now() + SETTLE_BOUND;
+        loop {
+            let items = self.list().await?;
+            if settled(&items) || Instant::now() >= give_up {
+                return Ok(items);
+            }
+            tokio::time::sleep(SETTLE_POLL).await;
+        }
+    }
+
+    /// The listing entry for `delay_id` once the listing shows it (`present`) or no longer does
+    /// (`!present`), within [`SETTLE_BOUND`]; else the entry as last seen (or `None`), for the
+    /// case to judge.
+    pub async fn listed_settled(
+        &self,
+        delay_id: &str,
+        present: bool,
+    ) -> Result<Option<DelayedInfo>, Stop> {
+        let has = |items: &[DelayedInfo]| items.iter().any(|i| i.delay_id() == Some(delay_id));
+        Ok(self
+            .list_settled(|items| has(items) == present)
+            .await?
+            .into_iter()
+            .find(|i| i.delay_id() == Some(delay_id)))
+    }
+
+    /// A single-item lookup, asked again until `settled` holds for its answer or
+    /// [`SETTLE_BOUND`] has passed: the last answer either way, unjudged.
+    pub async fn lookup_settled(
+        &self,
+        delay_id: &str,
+        mut settled: impl FnMut(&Resp) -> bool,
+    ) -> Result<Resp, Stop> {
+        let give_up = Instant::now() + SETTLE_BOUND;
+        loop {
+            let resp = self.lookup(delay_id, true).await?;
+            if settled(&resp) || Instant::now() >= give_up {
+                return Ok(resp);
+            }
+            tokio::time::sleep(SETTLE_POLL).await;
+        }
     }
 
     pub async fn lookup(&self, delay_id: &str, with_token: bool) -> Result<Resp, Stop> {

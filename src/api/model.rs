@@ -173,3 +173,125 @@ impl DelayedInfo {
         Some(self.scheduled_at()? + self.delay_ms()?)
     }
 }
+
+/// What a lookup says became of a delayed event: still scheduled, or finalised (sent, failed,
+/// cancelled) with the time it was finalised.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fate {
+    Scheduled,
+    Sent { event_id: String, finalised_ts: i64 },
+    Failed { error: Value, finalised_ts: i64 },
+    Cancelled { finalised_ts: i64 },
+}
+
+impl Fate {
+    pub fn finalised_ts(&self) -> Option<i64> {
+        match self {
+            Fate::Scheduled => None,
+            Fate::Sent { finalised_ts, .. }
+            | Fate::Failed { finalised_ts, .. }
+            | Fate::Cancelled { finalised_ts } => Some(*finalised_ts),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Fate::Scheduled => "still scheduled".into(),
+            Fate::Sent { event_id, .. } => format!("sent as {event_id}"),
+            Fate::Failed { error, .. } => format!("failed with {error}"),
+            Fate::Cancelled { .. } => "cancelled".into(),
+        }
+    }
+}
+
+/// A lookup's outcome as read (`DelayedInfo::fate`), with the revisions whose shape it came in:
+/// flat `finalised_ts` / `event_id` / `error` (2026-07), or nested in a `finalised` object (the
+/// merged text, reconstructed). A server may send both, if they agree.
+#[derive(Clone, Debug)]
+pub struct ReadFate {
+    pub fate: Fate,
+    /// Empty for a still scheduled event (nothing to tell the shapes apart by).
+    pub shapes: Vec<crate::spec::Rev>,
+}
+
+impl DelayedInfo {
+    /// The event's outcome, read from either shape in which revisions give it (the one place
+    /// that reads it). `Err` says what is wrong with an outcome that reads as none of them: an
+    /// `event_id` or `error` without `finalised_ts`, both at once, wrong types, two shapes that
+    /// disagree.
+    pub fn fate(&self) -> Result<ReadFate, String> {
+        use crate::spec::Rev;
+        let flat = Self::fate_in(&self.raw, "")?;
+        let nested = match self.raw.get("finalised") {
+            None | Some(Value::Null) => None,
+            Some(inner @ Value::Object(_)) => {
+                Some(Self::fate_in(inner, "finalised.")?.unwrap_or(Fate::Scheduled))
+            }
+            Some(other) => return Err(format!("`finalised` is not an object: {other}")),
+        };
+        match (flat, nested) {
+            (None, None) => Ok(ReadFate {
+                fate: Fate::Scheduled,
+                shapes: Vec::new(),
+            }),
+            (Some(fate), None) => Ok(ReadFate {
+                fate,
+                shapes: vec![Rev::Jul2026],
+            }),
+            (None, Some(Fate::Scheduled)) => {
+                Err("`finalised` is an object without `finalised_ts`".into())
+            }
+            (None, Some(fate)) => Ok(ReadFate {
+                fate,
+                shapes: vec![Rev::Merged2026],
+            }),
+            (Some(flat), Some(nested)) if flat == nested => Ok(ReadFate {
+                fate: flat,
+                shapes: vec![Rev::Jul2026, Rev::Merged2026],
+            }),
+            (Some(flat), Some(nested)) => Err(format!(
+                "the flat fields say {} but the `finalised` object says {}",
+                flat.describe(),
+                nested.describe()
+            )),
+        }
+    }
+
+    /// The outcome given by `finalised_ts`, `event_id` and `error` in `o` (`prefix` names where,
+    /// for messages); `None` where none of them is present.
+    fn fate_in(o: &Value, prefix: &str) -> Result<Option<Fate>, String> {
+        // A null field is an absent one (some servers spell absence so).
+        let field = |k: &str| o.get(k).filter(|v| !v.is_null());
+        let (ts, event_id, error) = (field("finalised_ts"), field("event_id"), field("error"));
+        if ts.is_none() && event_id.is_none() && error.is_none() {
+            return Ok(None);
+        }
+        let Some(finalised_ts) = ts.and_then(Value::as_i64) else {
+            return Err(format!(
+                "`{prefix}event_id` or `{prefix}error` without a numeric `{prefix}finalised_ts` (got {ts:?})"
+            ));
+        };
+        match (event_id, error) {
+            (Some(_), Some(_)) => Err(format!(
+                "both `{prefix}event_id` and `{prefix}error`: an event is either sent or failed"
+            )),
+            (Some(id), None) => match id.as_str() {
+                Some(id) if !id.is_empty() => Ok(Some(Fate::Sent {
+                    event_id: id.to_string(),
+                    finalised_ts,
+                })),
+                _ => Err(format!("`{prefix}event_id` is not an event id: {id}")),
+            },
+            (None, Some(error)) => match error.get("errcode").and_then(Value::as_str) {
+                Some(_) => Ok(Some(Fate::Failed {
+                    error: error.clone(),
+                    finalised_ts,
+                })),
+                None => Err(format!(
+                    "`{prefix}error` is not a standard error response (no `errcode`): {error}"
+                )),
+            },
+            (None, None) => Ok(Some(Fate::Cancelled { finalised_ts })),
+        }
+    }
+}

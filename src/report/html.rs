@@ -143,7 +143,8 @@ pub fn filters(outcome_counts: &[(Outcome, usize)], areas: &[String]) -> String 
 }
 
 /// The quoted requirement, linked to its section.
-/// For a reconstructed revision, what its public source says (not a quote), so no quote marks.
+/// For a reconstructed revision, what its public sources say (not a quote), so no quote marks;
+/// every source cited is listed.
 pub fn requirement(case: &CaseReport) -> String {
     let spec = &case.spec;
     let text = if spec.reconstructed {
@@ -156,8 +157,18 @@ pub fn requirement(case: &CaseReport) -> String {
         .as_deref()
         .map(|n| format!("<br><small>Note: {}</small>", esc(n)))
         .unwrap_or_default();
+    let sources = if spec.sources.is_empty() {
+        String::new()
+    } else {
+        let links: Vec<String> = spec
+            .sources
+            .iter()
+            .map(|s| format!("<a href=\"{0}\">{0}</a>", esc(s)))
+            .collect();
+        format!("<br><small>Sources: {}</small>", links.join(", "))
+    };
     format!(
-        "<blockquote>{text} <a href=\"{}\">{}</a>{note}</blockquote>",
+        "<blockquote>{text} <a href=\"{}\">{}</a>{note}{sources}</blockquote>",
         esc(&spec_link(spec)),
         esc(&spec_label(spec))
     )

@@ -104,6 +104,15 @@ fn counts(out: &mut String, run: &RunReport) {
     let _ = writeln!(out);
 }
 
+/// The public sources a reference cites, as a quoted line of links (none: nothing).
+fn sources_line(sources: &[String]) -> String {
+    if sources.is_empty() {
+        return String::new();
+    }
+    let links: Vec<String> = sources.iter().map(|s| format!("<{s}>")).collect();
+    format!("\n>\n> Sources: {}", links.join(", "))
+}
+
 fn unexpected(out: &mut String, run: &RunReport) {
     let failures: Vec<&CaseReport> = run
         .cases
@@ -139,6 +148,7 @@ fn unexpected(out: &mut String, run: &RunReport) {
                 .as_deref()
                 .map(|n| format!("\n>\n> Note: {n}"))
                 .unwrap_or_default()
+                + &sources_line(&case.spec.sources)
         );
         match case.outcome {
             Outcome::Xpass => {

@@ -26,9 +26,10 @@ pub const OUTCOMES: [Outcome; 6] = [
 const PROPOSALS: &str = "https://github.com/matrix-org/matrix-spec-proposals";
 
 /// Where a reader finds the quoted sentence: the proposal file at the revision's commit, at the
-/// section's anchor; a revision's own `source` where it has one; else the pull request.
+/// section's anchor; a reconstructed revision's first source where it has one; else the pull
+/// request.
 pub fn spec_link(spec: &SpecRecord) -> String {
-    if let Some(source) = &spec.source {
+    if let (true, Some(source)) = (spec.reconstructed, spec.sources.first()) {
         return source.clone();
     }
     let known = Rev::ALL

@@ -28,7 +28,11 @@ async fn check_cancel(
     resp: &Resp,
     who: &str,
 ) -> Result<&'static [Rev], Stop> {
-    let still_scheduled = owner.listed(delay_id).await?.is_some();
+    // Asked until it shows what the answer implies (a lagging listing catches up), then judged.
+    let still_scheduled = owner
+        .listed_settled(delay_id, !resp.is_success())
+        .await?
+        .is_some();
     let refused = matches!(
         (resp.status, resp.errcode()),
         (401, Some("M_MISSING_TOKEN")) | (403, Some("M_FORBIDDEN")) | (404, Some("M_NOT_FOUND"))

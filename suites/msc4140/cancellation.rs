@@ -76,13 +76,16 @@ async fn cancelled_event_leaves_listing(ctx: Ctx) -> CaseResult {
         )
         .await?;
     check!(
-        alice.listed(&scheduled.delay_id).await?.is_some(),
+        alice
+            .listed_settled(&scheduled.delay_id, true)
+            .await?
+            .is_some(),
         "the scheduled event {} is missing from the listing even before it was cancelled",
         scheduled.delay_id
     );
     alice.manage_ok(&scheduled.delay_id, Action::Cancel).await?;
     check!(
-        alice.listed(&scheduled.delay_id).await?.is_none(),
+        alice.listed_settled(&scheduled.delay_id, false).await?.is_none(),
         "after a successful cancel, the event {} is still in the listing of scheduled delayed events",
         scheduled.delay_id
     );
@@ -97,12 +100,34 @@ fn is_error(resp: &Resp, status: u16, errcode: &str) -> bool {
     resp.status == status && resp.errcode() == Some(errcode)
 }
 
+/// Which revisions' answer to a conflicting action `resp` is: 409 `M_UNKNOWN` (2026-07), or 409
+/// with whatever errcode (the merged text names none, Synapse PR #20229).
+fn conflict_revisions(resp: &Resp) -> Vec<Rev> {
+    match (resp.status, resp.errcode()) {
+        (409, Some("M_UNKNOWN")) => vec![Rev::Jul2026, Rev::Merged2026],
+        (409, _) => vec![Rev::Merged2026],
+        _ => Vec::new(),
+    }
+}
+
+/// The revisions in all of `sets`.
+fn common(sets: &[Vec<Rev>]) -> Vec<Rev> {
+    let Some((first, rest)) = sets.split_first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .copied()
+        .filter(|r| rest.iter().all(|s| s.contains(r)))
+        .collect()
+}
+
 case! {
     name: actions_on_cancelled_event,
     title: "Cancel, send and restart on a cancelled event get the answer the revision prescribes",
     level: Must,
     spec: RETRY,
-    revisions: &[Rev::Dec2025, Rev::Jul2026],
+    revisions: &[Rev::Dec2025, Rev::Jul2026, Rev::Merged2026],
 }
 async fn actions_on_cancelled_event(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
@@ -123,17 +148,18 @@ async fn actions_on_cancelled_event(ctx: Ctx) -> CaseResult {
     {
         matched.push(Rev::Dec2025);
     }
-    // 2026-07: a matching retry (cancel) succeeds; conflicting actions (send, restart) get 409.
-    if cancel.status == 200
-        && is_error(&send, 409, "M_UNKNOWN")
-        && is_error(&restart, 409, "M_UNKNOWN")
-    {
-        matched.push(Rev::Jul2026);
+    // 2026-07 and merged: a matching retry (cancel) succeeds; conflicting ones (send, restart) 409.
+    if cancel.status == 200 {
+        matched.extend(common(&[
+            conflict_revisions(&send),
+            conflict_revisions(&restart),
+        ]));
     }
     check!(
         !matched.is_empty(),
         "actions on a cancelled delayed event got cancel → {}, send → {}, restart → {}; 2025-12 prescribes 404 \
-         M_NOT_FOUND for each, 2026-07 prescribes 200 for cancel and 409 M_UNKNOWN for send and restart (last: {})",
+         M_NOT_FOUND for each, 2026-07 prescribes 200 for cancel and 409 M_UNKNOWN for send and restart, the merged \
+         text 409 with any errcode (last: {})",
         answer(&cancel),
         answer(&send),
         answer(&restart),
@@ -153,50 +179,145 @@ case! {
     title: "A retried send on a sent event succeeds and a cancel does not",
     level: Must,
     spec: RETRY,
-    revisions: &[Rev::Dec2025, Rev::Jul2026],
+    revisions: &[Rev::Dec2025, Rev::Jul2026, Rev::Merged2026],
 }
+/// The table for sent events, for one sent by the send action and one sent by its timer: send
+/// matches the outcome (200), cancel conflicts with it (409). What `restart` answers is recorded:
+/// no revision's text says (MSC4542 proposes 409; a client library relies on 404).
 async fn actions_on_sent_event(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
     let room = ctx.room(&alice, &[]).await?;
     alice.start_sync().await?;
-    let event = DelayedEvent::message(&room, &ctx.unique("sent"));
-    let id = alice.schedule_ok(&event, LONG_DELAY_MS).await?.delay_id;
+    let by_action = DelayedEvent::message(&room, &ctx.unique("sent by the action"));
+    let action_id = alice.schedule_ok(&by_action, LONG_DELAY_MS).await?.delay_id;
+    let by_timer = DelayedEvent::message(&room, &ctx.unique("sent by its timer"));
+    let timer_scheduled = alice.schedule_ok(&by_timer, SHORT_DELAY_MS).await?;
     let sent_at = Instant::now();
-    alice.manage_ok(&id, Action::Send).await?;
+    alice.manage_ok(&action_id, Action::Send).await?;
     check!(
         alice
-            .wait_for(sent_at + Duration::from_secs(5), |o| event.matches(o))
+            .wait_for(sent_at + Duration::from_secs(5), |o| by_action.matches(o))
             .await?
             .is_some(),
         "the send action did not send the event within 5 s"
     );
-    let send = alice.manage(&id, Action::Send).await?;
-    let cancel = alice.manage(&id, Action::Cancel).await?;
+    ctx.expect_sent(
+        &alice,
+        "the event sent by its timer",
+        timer_scheduled.due(),
+        |o| by_timer.matches(o),
+    )
+    .await?;
 
+    let mut matched: Option<Vec<Rev>> = None;
+    let mut restarts = Vec::new();
+    for (id, event, how) in [
+        (&action_id, &by_action, "the send action"),
+        (&timer_scheduled.delay_id, &by_timer, "its timer"),
+    ] {
+        let send = alice.manage(id, Action::Send).await?;
+        let cancel = alice.manage(id, Action::Cancel).await?;
+        let restart = alice.manage(id, Action::Restart).await?;
+        restarts.push(format!(
+            "restart on an event sent by {how} → {}",
+            answer(&restart)
+        ));
+        let mut here = Vec::new();
+        // 2025-12: "the send action should return HTTP 200 even if the event was already sent
+        // successfully by a previous request or by the delay timing out"; it prescribes nothing
+        // for cancel, which must still not succeed.
+        if send.status == 200 && (400..500).contains(&cancel.status) {
+            here.push(Rev::Dec2025);
+        }
+        // 2026-07 and merged: send matches the outcome (success); cancel conflicts with it.
+        if send.status == 200 {
+            here.extend(conflict_revisions(&cancel));
+        }
+        check!(
+            !here.is_empty(),
+            "actions on a delayed event already sent by {how} got send → {}, cancel → {}; 2025-12 and 2026-07 \
+             prescribe 200 for a retried send, 2026-07 409 M_UNKNOWN for cancel and the merged text 409 ({}; {})",
+            answer(&send),
+            answer(&cancel),
+            send.describe(),
+            cancel.describe()
+        );
+        let copies = alice.seen_matching(|o| event.matches(o)).await?;
+        check!(
+            copies.len() == 1,
+            "the retried send action sent the event sent by {how} again ({} copies)",
+            copies.len()
+        );
+        matched = Some(match matched {
+            None => here,
+            Some(before) => before.into_iter().filter(|r| here.contains(r)).collect(),
+        });
+    }
+    ctx.note(format!(
+        "no revision says what restart on a sent event answers (MSC4542 proposes 409): {}",
+        restarts.join(", ")
+    ));
+    ctx.matched(&matched.unwrap_or_default());
+    Ok(())
+}
+
+/// Room for leaving the room while the delay runs, even on a loaded server.
+const LEAVE_DELAY_MS: i64 = 2000;
+
+case! {
+    name: actions_on_failed_event,
+    title: "Cancel, send and restart on an event that failed to send get the answer the revision prescribes",
+    level: Must,
+    spec: RETRY,
+    revisions: &[Rev::Dec2025, Rev::Jul2026, Rev::Merged2026],
+}
+/// A failed event is "cancelled due to an error": 2026-07 answers a retried cancel with success
+/// and send or restart with 409 (merged: 409, errcode unnamed); 2025-12 answers send with the
+/// error that stopped it ("if the event already failed previously, the endpoint returns the
+/// error that happened while sending the event"), and says nothing of cancel and restart.
+async fn actions_on_failed_event(ctx: Ctx) -> CaseResult {
+    let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_alice().await?;
+    let event = DelayedEvent::message(&room, &ctx.unique("from a member who left"));
+    let scheduled = bob.schedule_ok(&event, LEAVE_DELAY_MS).await?;
+    bob.leave(&room).await?;
+    ctx.changed_in_time("leaving the room", &scheduled)?;
+    let what = "the delayed message of a member who left before its delay";
+    ctx.expect_never_sent(&alice, &bob, &room, what, &scheduled, |o| event.matches(o))
+        .await?;
+    let id = &scheduled.delay_id;
+    // What sending it plainly gets now: the error its own send met.
+    let plain = bob
+        .send_event(&room, &event.event_type, event.content.clone())
+        .await?;
+    let send = bob.manage(id, Action::Send).await?;
+    let restart = bob.manage(id, Action::Restart).await?;
+    let cancel = bob.manage(id, Action::Cancel).await?;
     let mut matched = Vec::new();
-    // 2025-12: "the send action should return HTTP 200 even if the event was already sent"; it
-    // prescribes nothing for cancel, which must still not succeed.
-    if send.status == 200 && (400..500).contains(&cancel.status) {
+    if !plain.is_success() && send.status == plain.status && send.errcode() == plain.errcode() {
         matched.push(Rev::Dec2025);
     }
-    // 2026-07: send matches the outcome (success); cancel conflicts with it (409 M_UNKNOWN).
-    if send.status == 200 && is_error(&cancel, 409, "M_UNKNOWN") {
-        matched.push(Rev::Jul2026);
+    if cancel.status == 200 {
+        matched.extend(common(&[
+            conflict_revisions(&send),
+            conflict_revisions(&restart),
+        ]));
     }
     check!(
         !matched.is_empty(),
-        "actions on an already sent delayed event got send → {}, cancel → {}; 2025-12 and 2026-07 prescribe 200 \
-         for a retried send, and 2026-07 409 M_UNKNOWN for cancel ({}; {})",
+        "actions on a delayed event that failed to send (its sender had left the room) got send → {}, restart → {}, \
+         cancel → {}; 2026-07 prescribes 200 for cancel (\"already been cancelled (either due to user action or an \
+         error)\") and 409 M_UNKNOWN for send and restart, the merged text 409 with any errcode, and 2025-12 the \
+         sending error for send (a plain send now gets {}) (last: {})",
         answer(&send),
+        answer(&restart),
         answer(&cancel),
-        send.describe(),
+        answer(&plain),
         cancel.describe()
     );
     let copies = alice.seen_matching(|o| event.matches(o)).await?;
     check!(
-        copies.len() == 1,
-        "the retried send action sent the event again ({} copies)",
-        copies.len()
+        copies.is_empty(),
+        "the send action on a delayed event that had failed sent it anyway"
     );
     ctx.matched(&matched);
     Ok(())
@@ -256,7 +377,7 @@ async fn retried_actions_leave_others_alone(ctx: Ctx) -> CaseResult {
     }
     for (scheduled, _, _) in &others {
         check!(
-            alice.listed(&scheduled.delay_id).await?.is_some(),
+            alice.listed_settled(&scheduled.delay_id, true).await?.is_some(),
             "after retried actions on other, finalised delayed events, the user's still scheduled event {} is \
              no longer listed",
             scheduled.delay_id
@@ -288,6 +409,7 @@ pub fn cases() -> Vec<Case> {
         cancelled_event_leaves_listing,
         actions_on_cancelled_event,
         actions_on_sent_event,
+        actions_on_failed_event,
         retried_actions_leave_others_alone,
     ]
 }

@@ -183,7 +183,14 @@ async fn unchanged_in_listing_and_lookup(ctx: Ctx) -> CaseResult {
             .delay_id;
         scheduled.push((sample, delay_id));
     }
-    let items = alice.list().await?;
+    // A worker may answer from before the last scheduling: asked until every event is listed.
+    let items = alice
+        .list_settled(|items| {
+            scheduled
+                .iter()
+                .all(|(_, id)| items.iter().any(|i| i.delay_id() == Some(id)))
+        })
+        .await?;
     for (sample, delay_id) in &scheduled {
         let Some(item) = items.iter().find(|i| i.delay_id() == Some(delay_id)) else {
             fail!(
@@ -193,7 +200,7 @@ async fn unchanged_in_listing_and_lookup(ctx: Ctx) -> CaseResult {
         };
         check_same_content("the listing", sample, item.raw.get("content"))?;
         if ctx.features().single_lookup {
-            let resp = alice.lookup(delay_id, true).await?;
+            let resp = alice.lookup_settled(delay_id, |r| r.status == 200).await?;
             check!(
                 resp.status == 200,
                 "looking up one's own scheduled event (the one with {}) should answer 200, but {}",

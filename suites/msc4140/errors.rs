@@ -4,7 +4,8 @@
 
 use super::texts::{
     BODY_ACTION, DELAY_POSITIVE, ENDPOINT_BODY, ENDPOINT_CONTENT, ENDPOINT_STATE_KEY,
-    MAX_DELAY_MERGED, NOT_FOUND, SINGLE_LOOKUP_OTHERS, SPLIT_ACTION, STANDARD_ERRORS,
+    INVALID_CONTENT, MAX_DELAY_MERGED, NOT_FOUND, SINGLE_LOOKUP_OTHERS, SPLIT_ACTION,
+    STANDARD_ERRORS,
 };
 use super::LONG_DELAY_MS;
 use crate::api::{ApiForm, ScheduleForm};
@@ -280,7 +281,7 @@ async fn body_form_rejects(
         errcodes,
     )?;
     check!(
-        alice.listed(&id).await?.is_some(),
+        alice.listed_settled(&id, true).await?.is_some(),
         "after a rejected management request with {what}, the event is no longer scheduled"
     );
     Ok(())
@@ -312,7 +313,7 @@ async fn split_path_unknown_action(ctx: Ctx) -> CaseResult {
         &["M_UNRECOGNIZED", "M_INVALID_PARAM", "M_NOT_FOUND"],
     )?;
     check!(
-        alice.listed(&id).await?.is_some(),
+        alice.listed_settled(&id, true).await?.is_some(),
         "after an unknown action, the event is no longer scheduled"
     );
     Ok(())
@@ -431,7 +432,7 @@ case! {
     name: invalid_content,
     title: "Scheduling with content that is not a JSON object is rejected with 400",
     level: Must,
-    spec: STANDARD_ERRORS,
+    spec: INVALID_CONTENT,
 }
 async fn invalid_content(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
@@ -444,8 +445,14 @@ async fn invalid_content(ctx: Ctx) -> CaseResult {
         &resp,
         "scheduling with content that is a JSON array, not an object",
         &[400],
-        &["M_BAD_JSON", "M_NOT_JSON"],
-    )
+        &["M_BAD_JSON", "M_NOT_JSON", "M_INVALID_PARAM"],
+    )?;
+    ctx.note(format!(
+        "content that is not an object got {} {}",
+        resp.status,
+        resp.errcode().unwrap_or("")
+    ));
+    Ok(())
 }
 
 case! {

@@ -88,7 +88,7 @@ async fn repeated_by_another(
     );
     for (owner, scheduled) in [(first, &original), (second, &repeated)] {
         check!(
-            owner.listed(&scheduled.delay_id).await?.is_some(),
+            owner.listed_settled(&scheduled.delay_id, true).await?.is_some(),
             "the event scheduled with transaction id {txn} (delay_id {}) is not in the listing of {}, \
              though it was answered as scheduled",
             scheduled.delay_id,

@@ -3,15 +3,22 @@
 //! lookup without an access token.
 
 use super::texts::{
-    LISTING, LISTING_FIELDS, LISTING_ORDER, LISTING_SCHEDULED_ONLY, LOOKUPS_AUTHENTICATED,
-    SCHEDULED_AT, SINGLE_LOOKUP, SINGLE_LOOKUP_OTHERS,
+    CANCELLED_LOOKUP, EVENT_ID_OF_SENT, LISTING, LISTING_FIELDS, LISTING_ORDER,
+    LISTING_SCHEDULED_ONLY, LOOKUPS_AUTHENTICATED, SCHEDULED_AT, SENT_MANUALLY, SINGLE_LOOKUP,
+    SINGLE_LOOKUP_OTHERS,
 };
 use super::{LONG_DELAY_MS, SHORT_DELAY_MS};
-use crate::api::DelayedInfo;
+use crate::api::{DelayedInfo, Fate};
+use crate::judgements::{least_moved, wall_ms, CLOCK_TOLERANCE_MS};
 use crate::prelude::*;
 
 fn find<'a>(items: &'a [DelayedInfo], delay_id: &str) -> Option<&'a DelayedInfo> {
     items.iter().find(|i| i.delay_id() == Some(delay_id))
+}
+
+/// Whether the listing shows each of `ids`.
+fn lists_all(items: &[DelayedInfo], ids: &[&str]) -> bool {
+    ids.iter().all(|id| find(items, id).is_some())
 }
 
 /// Checks what every revision agrees on: room, type, state key (absent for messages), content.
@@ -59,6 +66,12 @@ fn field_revisions(item: &DelayedInfo, delay_ms: i64) -> Vec<Rev> {
     {
         revisions.push(Rev::Jul2026);
     }
+    // The merged text (reconstructed): `delayed_since_ts` for the scheduling time.
+    if raw.get("delay_ms") == Some(&json!(delay_ms))
+        && raw.get("delayed_since_ts").is_some_and(Value::is_i64)
+    {
+        revisions.push(Rev::Merged2026);
+    }
     revisions
 }
 
@@ -67,6 +80,7 @@ case! {
     title: "Listed events carry room, type, state key, content, delay and scheduling time",
     level: Must,
     spec: LISTING_FIELDS,
+    revisions: &[Rev::Oct2024, Rev::Dec2025, Rev::Jul2026, Rev::Merged2026],
 }
 async fn entries_have_revision_fields(ctx: Ctx) -> CaseResult {
     let alice = ctx.user("alice").await?;
@@ -81,7 +95,9 @@ async fn entries_have_revision_fields(ctx: Ctx) -> CaseResult {
     let message_scheduled = alice.schedule_ok(&message, LONG_DELAY_MS).await?;
     let state_scheduled = alice.schedule_ok(&state, LONG_DELAY_MS).await?;
     let (message_id, state_id) = (&message_scheduled.delay_id, &state_scheduled.delay_id);
-    let items = alice.list().await?;
+    let items = alice
+        .list_settled(|items| lists_all(items, &[message_id, state_id]))
+        .await?;
     ctx.check_listed_times(
         &items,
         &[
@@ -105,8 +121,9 @@ async fn entries_have_revision_fields(ctx: Ctx) -> CaseResult {
         let revisions = field_revisions(item, LONG_DELAY_MS);
         check!(
             !revisions.is_empty(),
-            "the listing entry has neither `delay_ms` + `scheduled_at` (2026-07) nor `delay` + `running_since` \
-             (2024-10, 2025-12) with the scheduled delay {LONG_DELAY_MS}: {}",
+            "the listing entry has neither `delay_ms` + `scheduled_at` (2026-07), `delay_ms` + `delayed_since_ts` \
+             (merged 2026-09-08) nor `delay` + `running_since` (2024-10, 2025-12) with the scheduled delay \
+             {LONG_DELAY_MS}: {}",
             item.raw
         );
         matched = Some(match matched {
@@ -141,8 +158,11 @@ async fn in_send_time_order(ctx: Ctx) -> CaseResult {
         timers.push((scheduled.delay_id.clone(), scheduled.timer()));
         ids.push((delay, scheduled.delay_id));
     }
-    let items = alice.list().await?;
     let own: Vec<(&str, TimerStart)> = timers.iter().map(|(id, t)| (id.as_str(), *t)).collect();
+    let own_ids: Vec<&str> = own.iter().map(|(id, _)| *id).collect();
+    let items = alice
+        .list_settled(|items| lists_all(items, &own_ids))
+        .await?;
     ctx.check_listed_times(&items, &own)?;
     let listed: Vec<String> = items
         .iter()
@@ -181,9 +201,13 @@ async fn excludes_other_users(ctx: Ctx) -> CaseResult {
             LONG_DELAY_MS,
         )
         .await?;
-    let bob_sees = bob.list().await?;
+    let bob_sees = bob
+        .list_settled(|items| lists_all(items, &[&bobs.delay_id]))
+        .await?;
     ctx.check_listed_times(&bob_sees, &[(&bobs.delay_id, bobs.timer())])?;
-    let alice_sees = alice.list().await?;
+    let alice_sees = alice
+        .list_settled(|items| lists_all(items, &[&alices.delay_id]))
+        .await?;
     ctx.check_listed_times(&alice_sees, &[(&alices.delay_id, alices.timer())])?;
     let (alices, bobs) = (&alices.delay_id, &bobs.delay_id);
     check!(
@@ -240,7 +264,12 @@ async fn excludes_sent_and_cancelled(ctx: Ctx) -> CaseResult {
         timed.matches(o)
     })
     .await?;
-    let items = alice.list().await?;
+    let gone = [&timed_id.delay_id, &sent_now, &cancelled];
+    let items = alice
+        .list_settled(|items| {
+            find(items, kept).is_some() && gone.iter().all(|id| find(items, id).is_none())
+        })
+        .await?;
     ctx.check_listed_times(&items, &[(kept, kept_scheduled.timer())])?;
     check!(
         find(&items, kept).is_some(),
@@ -313,7 +342,7 @@ async fn single_lookup_own_event(ctx: Ctx) -> CaseResult {
     );
     let scheduled = alice.schedule_ok(&event, LONG_DELAY_MS).await?;
     let id = &scheduled.delay_id;
-    let resp = alice.lookup(id, true).await?;
+    let resp = alice.lookup_settled(id, |r| r.status == 200).await?;
     check!(
         resp.status == 200,
         "looking up one's own scheduled event should answer 200, but {}",
@@ -334,9 +363,17 @@ async fn single_lookup_own_event(ctx: Ctx) -> CaseResult {
         resp.describe()
     );
     ctx.check_reported_time("the single-item lookup", &item, &scheduled.timer())?;
+    let read = item.fate().map_err(|why| {
+        Stop::Fail(format!(
+            "a still-scheduled event's lookup reads as no outcome any revision gives: {why}: {}",
+            resp.describe()
+        ))
+    })?;
     check!(
-        resp.body.get("finalised_ts").is_none(),
-        "a still-scheduled event's lookup has `finalised_ts`, which marks finalised events: {}",
+        read.fate == Fate::Scheduled,
+        "a still-scheduled event's lookup says it was {}, with the fields that mark finalised events \
+         (`finalised_ts`, or a `finalised` object): {}",
+        read.fate.describe(),
         resp.describe()
     );
     Ok(())
@@ -347,14 +384,21 @@ async fn single_lookup_own_event(ctx: Ctx) -> CaseResult {
 const BEFORE_RESTART: Duration = Duration::from_millis(300);
 
 /// The scheduling time the listing (and the single lookup, where offered) reports for `delay_id`,
-/// each judged against `timer`, the request that last (re)started the event's timer.
+/// each judged against `timer`, the request that last (re)started the event's timer. The
+/// listing is asked until it reports at least `earliest` (this timer's time, not an earlier
+/// one's: a worker may lag behind the restart); a stale time left after that is judged.
 async fn reported_time(
     ctx: &Ctx,
     user: &User,
     delay_id: &str,
     timer: &TimerStart,
+    earliest: i64,
 ) -> Result<i64, Stop> {
-    let items = user.list().await?;
+    let items = user
+        .list_settled(|items| {
+            find(items, delay_id).is_some_and(|i| i.scheduled_at().is_none_or(|at| at >= earliest))
+        })
+        .await?;
     let Some(item) = find(&items, delay_id) else {
         fail!("the listing lacks the scheduled event {delay_id}")
     };
@@ -367,7 +411,7 @@ async fn reported_time(
     };
     ctx.note(format!(
         "the listing reported the scheduling time {} ms after {} left (its answer came after {} ms)",
-        at - crate::judgements::wall_ms(timer.sent),
+        at - wall_ms(timer.sent),
         timer.by,
         timer.answered.duration_since(timer.sent).as_millis()
     ));
@@ -397,13 +441,22 @@ async fn scheduling_time_is_when_timer_started(ctx: Ctx) -> CaseResult {
     let scheduled = alice.schedule_ok(&event, LONG_DELAY_MS).await?;
     let id = &scheduled.delay_id;
     let first = scheduled.timer();
-    let before = reported_time(&ctx, &alice, id, &first).await?;
+    let earliest = |timer: &TimerStart| wall_ms(timer.sent) - CLOCK_TOLERANCE_MS;
+    let before = reported_time(&ctx, &alice, id, &first, earliest(&first)).await?;
     // The spec's own time is the point: the restart comes measurably after the scheduling.
     tokio::time::sleep(BEFORE_RESTART).await;
     let requested = Instant::now();
     let resp = alice.manage_ok(id, Action::Restart).await?;
     let restart = TimerStart::restart(requested, &resp);
-    let after = reported_time(&ctx, &alice, id, &restart).await?;
+    let moved_since = before + least_moved(&first, &restart);
+    let after = reported_time(
+        &ctx,
+        &alice,
+        id,
+        &restart,
+        earliest(&restart).max(moved_since),
+    )
+    .await?;
     ctx.check_restart_moved_time("the listing", (before, &first), (after, &restart))
 }
 
@@ -469,7 +522,15 @@ async fn in_send_time_order_after_restart(ctx: Ctx) -> CaseResult {
         .manage_ok(&restarted.delay_id, Action::Restart)
         .await?;
     let restart = TimerStart::restart(requested, &resp);
-    let items = alice.list().await?;
+    // A worker may answer from before the restart: asked until the order has changed.
+    let items = alice
+        .list_settled(|items| {
+            let first = items.iter().filter_map(DelayedInfo::delay_id).find(|id| {
+                *id == restarted.delay_id.as_str() || *id == overtaken.delay_id.as_str()
+            });
+            first == Some(overtaken.delay_id.as_str())
+        })
+        .await?;
     ctx.check_listed_times(
         &items,
         &[
@@ -524,7 +585,10 @@ async fn restarted_entries_lack_finalised_fields(ctx: Ctx) -> CaseResult {
     alice.manage_ok(restarted, Action::Restart).await?;
     alice.manage_ok(sent, Action::Send).await?;
     alice.manage_ok(cancelled, Action::Cancel).await?;
-    let items = alice.list().await?;
+    // A worker may answer from before the actions: asked until sent and cancelled are gone.
+    let items = alice
+        .list_settled(|items| find(items, sent).is_none() && find(items, cancelled).is_none())
+        .await?;
     for id in [restarted, kept] {
         check!(
             find(&items, id).is_some(),
@@ -556,6 +620,192 @@ async fn restarted_entries_lack_finalised_fields(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+/// How the looked-up event was finalised.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Finalised {
+    Timer,
+    SendAction,
+    Cancel,
+}
+
+/// Two times from the server's own clock compared with each other: rounding only.
+const SAME_CLOCK_MS: i64 = 100;
+
+case! {
+    name: lookup_after_timer_sent,
+    title: "The lookup of an event its timer sent gives the timeline's event_id and a finalised_ts not before its send time",
+    level: Must,
+    spec: EVENT_ID_OF_SENT,
+    body: |ctx| lookup_finalised(ctx, Finalised::Timer),
+    needs: &[Need::SingleLookup],
+    revisions: &[Rev::Jul2026, Rev::Merged2026],
+}
+
+case! {
+    name: lookup_after_send_action,
+    title: "The lookup of an event sent by the send action gives its event_id and a finalised_ts before its scheduled send time",
+    level: Must,
+    spec: SENT_MANUALLY,
+    body: |ctx| lookup_finalised(ctx, Finalised::SendAction),
+    needs: &[Need::SingleLookup],
+    revisions: &[Rev::Jul2026, Rev::Merged2026],
+}
+
+case! {
+    name: lookup_after_cancel,
+    title: "The lookup of a cancelled event gives a finalised_ts, and no event_id or error",
+    level: Must,
+    spec: CANCELLED_LOOKUP,
+    body: |ctx| lookup_finalised(ctx, Finalised::Cancel),
+    needs: &[Need::SingleLookup],
+    revisions: &[Rev::Jul2026, Rev::Merged2026],
+}
+
+/// Finalises an event of alice's (`how`), then looks it up: the outcome (in either shape,
+/// `DelayedInfo::fate`) must be the one that happened, with the timeline's event id for a sent
+/// event, and a `finalised_ts` that tells manual sending from the timer's.
+async fn lookup_finalised(ctx: Ctx, how: Finalised) -> CaseResult {
+    let alice = ctx.user("alice").await?;
+    let room = ctx.room(&alice, &[]).await?;
+    alice.start_sync().await?;
+    let event = DelayedEvent::message(&room, &ctx.unique("finalised"));
+    let delay = if how == Finalised::Timer {
+        SHORT_DELAY_MS
+    } else {
+        LONG_DELAY_MS
+    };
+    let scheduled = alice.schedule_ok(&event, delay).await?;
+    let id = &scheduled.delay_id;
+    let seen = match how {
+        Finalised::Timer => Some(
+            ctx.expect_sent(
+                &alice,
+                "the event sent by its timer",
+                scheduled.due(),
+                |o| event.matches(o),
+            )
+            .await?,
+        ),
+        Finalised::SendAction => {
+            let sent_at = Instant::now();
+            alice.manage_ok(id, Action::Send).await?;
+            let seen = alice
+                .wait_for(sent_at + Duration::from_secs(5), |o| event.matches(o))
+                .await?;
+            let Some(seen) = seen else {
+                fail!("the send action did not send the event within 5 s")
+            };
+            Some(seen)
+        }
+        Finalised::Cancel => {
+            alice.manage_ok(id, Action::Cancel).await?;
+            None
+        }
+    };
+    // A worker may answer from before the change: asked until it shows an outcome.
+    let finalised = |r: &Resp| {
+        r.status != 200
+            || DelayedInfo {
+                raw: r.body.clone(),
+            }
+            .fate()
+            .map_or(true, |read| read.fate != Fate::Scheduled)
+    };
+    let resp = alice.lookup_settled(id, finalised).await?;
+    if is_not_found(&resp) {
+        skip!(
+            "the server keeps no finalised delayed events: looking up one right after it was {} answered {}; how \
+             long they are kept is the server's choice (2026-07: \"The amount of finalised events that stay on the \
+             homeserver can be chosen by the homeserver.\")",
+            how.describe(),
+            resp.describe()
+        );
+    }
+    check!(
+        resp.status == 200,
+        "looking up one's own delayed event right after it was {} should answer 200 (or 404 where finalised \
+         events are not kept), but {}",
+        how.describe(),
+        resp.describe()
+    );
+    let item = DelayedInfo {
+        raw: resp.body.clone(),
+    };
+    let read = item.fate().map_err(|why| {
+        Stop::Fail(format!(
+            "the lookup of an event {} gives its outcome in no shape a revision defines (flat `finalised_ts` / \
+             `event_id` / `error` of 2026-07, or the merged text's `finalised` object): {why}: {}",
+            how.describe(),
+            resp.describe()
+        ))
+    })?;
+    let (Some(scheduled_at), Some(delay_ms)) = (item.scheduled_at(), item.delay_ms()) else {
+        fail!(
+            "the lookup of a finalised event lacks its delay or scheduling time: {}",
+            resp.describe()
+        )
+    };
+    let send_time = scheduled_at + delay_ms;
+    match (how, &read.fate, &seen) {
+        (
+            Finalised::Timer | Finalised::SendAction,
+            Fate::Sent {
+                event_id,
+                finalised_ts,
+            },
+            Some(seen),
+        ) => {
+            check!(
+                seen.event_id() == Some(event_id.as_str()),
+                "the lookup of an event {} gives `event_id` {event_id}, but the event arrived over /sync as {}",
+                how.describe(),
+                seen.event_id().unwrap_or("?")
+            );
+            if how == Finalised::SendAction {
+                check!(
+                    *finalised_ts < send_time,
+                    "the lookup of an event sent by the send action gives `finalised_ts` {finalised_ts}, not before \
+                     its scheduled send time {send_time} (`scheduled_at` + `delay_ms`), which says it was sent on \
+                     its scheduled send time: {}",
+                    resp.describe()
+                );
+            } else {
+                check!(
+                    *finalised_ts >= send_time - SAME_CLOCK_MS,
+                    "the lookup of an event its timer sent gives `finalised_ts` {finalised_ts}, {} ms before its \
+                     scheduled send time {send_time} (`scheduled_at` + `delay_ms`), which says it was sent \
+                     manually: {}",
+                    send_time - finalised_ts,
+                    resp.describe()
+                );
+            }
+        }
+        (Finalised::Cancel, Fate::Cancelled { .. }, None) => {}
+        (_, fate, _) => fail!(
+            "the lookup of an event {} says it was {}: {}",
+            how.describe(),
+            fate.describe(),
+            resp.describe()
+        ),
+    }
+    ctx.matched(&read.shapes);
+    Ok(())
+}
+
+impl Finalised {
+    fn describe(self) -> &'static str {
+        match self {
+            Finalised::Timer => "sent by its timer",
+            Finalised::SendAction => "sent by the send action",
+            Finalised::Cancel => "cancelled",
+        }
+    }
+}
+
+fn is_not_found(resp: &Resp) -> bool {
+    resp.status == 404 && resp.errcode() == Some("M_NOT_FOUND")
+}
+
 pub fn cases() -> Vec<Case> {
     cases![
         entries_have_revision_fields,
@@ -568,5 +818,8 @@ pub fn cases() -> Vec<Case> {
         single_lookup_other_users_event,
         in_send_time_order_after_restart,
         restarted_entries_lack_finalised_fields,
+        lookup_after_timer_sent,
+        lookup_after_send_action,
+        lookup_after_cancel,
     ]
 }

@@ -4,6 +4,18 @@
 use crate::spec::{Rev, SpecRef};
 
 const SCHEDULING: &str = "Scheduling a delayed event";
+
+/// Public sources of what the merged text (2026-09-08, not available to quote) says.
+const SYNAPSE_20229: &str = "https://github.com/element-hq/synapse/pull/20229";
+const SYNAPSE_19038: &str = "https://github.com/element-hq/synapse/pull/19038";
+const SYNAPSE_EPIC_20254: &str = "https://github.com/element-hq/synapse/issues/20254";
+const RUMA_2493: &str = "https://github.com/ruma/ruma/pull/2493";
+const MSC4140_PR: &str = "https://github.com/matrix-org/matrix-spec-proposals/pull/4140";
+const MSC4486_PR: &str = "https://github.com/matrix-org/matrix-spec-proposals/pull/4486";
+const MSC4542_PR: &str = "https://github.com/matrix-org/matrix-spec-proposals/pull/4542";
+const PALPO_349: &str = "https://github.com/palpo-im/palpo/pull/349";
+const JS_SDK_5522: &str = "https://github.com/matrix-org/matrix-js-sdk/pull/5522";
+const JS_SDK_5553: &str = "https://github.com/matrix-org/matrix-js-sdk/pull/5553";
 const MANAGING_2026: &str = "Managing scheduled delayed events";
 const GETTING_2026: &str = "Getting delayed events";
 
@@ -37,7 +49,7 @@ pub const MAX_DELAY_MERGED: SpecRef = SpecRef::reconstructed(
     Rev::Merged2026,
     SCHEDULING,
     "Synapse PR #20156 (merged 2026-08-27) makes a delay over the maximum get \"the HTTP code & errcode specified in the latest revision of the MSC\" (MSC4140 commit 0c7193a); Synapse 1.163.2, which includes it, answers HTTP 400 with `ORG.MATRIX.MSC4140_DELAY_TOO_LARGE`, the unstable name of `M_DELAY_TOO_LARGE`, in place of 2026-07's 403 `M_FORBIDDEN`.",
-    "https://github.com/element-hq/synapse/pull/20156",
+    &["https://github.com/element-hq/synapse/pull/20156"],
 );
 
 /// The dedicated endpoint's body (2026-07).
@@ -99,7 +111,21 @@ pub const RETRY: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,
     MANAGING_2026,
     "To allow safely retrying requests, the homeserver will respond with success if the target delayed event is already finalised with an outcome that matches the `action` [...] If the target delayed event is already finalised with an outcome that conflicts with the `action` [...] the homeserver will respond with HTTP 409 and a standard error response with an `errcode` of `M_UNKNOWN`.",
-);
+)
+.with_note(MERGED_CONFLICT)
+.with_sources(&[SYNAPSE_20229, SYNAPSE_19038, JS_SDK_5553, MSC4542_PR, JS_SDK_5522]);
+
+/// The merged text's conflict answer, and the case it leaves open.
+const MERGED_CONFLICT: &str = "merged 2026-09-08 (reconstructed): the same table, but a conflict is \"HTTP 409\" with no errcode named (Synapse PR #20229, per MSC commit e2636d62; matrix-js-sdk PR #5553 quotes it), so `M_UNKNOWN` is required only under 2026-07. Neither text says what `restart` on an already sent event answers: MSC4542 (open) proposes 409, as Synapse PR #20229 answers, while matrix-js-sdk PR #5522 relies on 404; it is recorded, not judged";
+
+/// A cancelled event's lookup: "Otherwise, the delayed event was cancelled".
+pub const CANCELLED_LOOKUP: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    "Getting a single delayed event",
+    "Otherwise, the delayed event was cancelled by the `/cancel` endpoint.",
+)
+.with_note(MERGED_FINALISED)
+.with_sources(&[MSC4486_PR, PALPO_349, SYNAPSE_20229]);
 
 pub const BODY_ACTION: SpecRef = SpecRef::msc4140(
     Rev::Oct2024,
@@ -134,7 +160,36 @@ pub const LISTING_FIELDS: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,
     GETTING_2026,
     "`delayed_events` - An array of objects describing delayed events owned by the requesting user. These objects contain the same fields as the object returned by the single-item lookup, except for the fields exclusive to finalised delayed events (`error`, `event_id`, and `finalised_ts`).",
-);
+)
+.with_note(MERGED_FIELD_NAMES)
+.with_sources(&[MSC4486_PR, PALPO_349, SYNAPSE_20229, RUMA_2493]);
+
+/// What the merged text calls the delay and the scheduling time, per its public record.
+const MERGED_FIELD_NAMES: &str = "merged 2026-09-08 (reconstructed, the text is not available): entries name the scheduling time `delayed_since_ts` beside `delay_ms`: MSC4486, split off the merged text, computes the send time from \"`delayed_since_ts` + `delay_ms` (where those fields are as defined in MSC4140)\"; Palpo PR #349 answers so \"as defined by the current proposal\"; Synapse 1.163.2 sends both names and the older ones; ruma PR #2493 follows the MSC as it changed. Each shape is accepted, and the one matched is recorded";
+
+const MERGED_FINALISED: &str = "merged 2026-09-08 (reconstructed): the outcome fields `finalised_ts`, `event_id` and `error` come nested in a `finalised` object (absent while scheduled), as in MSC4486's examples and Palpo PR #349 (\"the nested `finalised` result defined by the current proposal\"); 2026-07 has them flat. Both shapes are read in one place and the one matched is recorded. How long finalised events are kept is the server's choice (2026-07, \"Retention of finalised delayed events\"), so a server that already forgot one is reported, not failed";
+
+pub const SENT_MANUALLY: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    "Getting a single delayed event",
+    "If `finalised_ts` < `scheduled_at` + `delay_ms`, then the event was sent manually by the `/send` endpoint; otherwise, it was sent on its scheduled send time.",
+)
+.with_note(MERGED_FINALISED)
+.with_sources(&[MSC4486_PR, PALPO_349, SYNAPSE_20229]);
+
+pub const EVENT_ID_OF_SENT: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    "Getting a single delayed event",
+    "`event_id` - The `event_id` this event got in case it was sent.",
+)
+.with_note(MERGED_FINALISED)
+.with_sources(&[
+    MSC4486_PR,
+    PALPO_349,
+    SYNAPSE_20229,
+    SYNAPSE_19038,
+    SYNAPSE_EPIC_20254,
+]);
 
 pub const LISTING_ORDER: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,
@@ -209,6 +264,12 @@ pub const STANDARD_ERRORS: SpecRef = SpecRef::msc4140(
     "A new authenticated Client-Server API endpoint at `PUT /_matrix/client/v3/rooms/{roomId}/delayed_event/{eventType}/{txnId}` allows clients to schedule the sending of a message or state event. The path parameters of this endpoint are the same as for the existing `PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}` endpoint.",
 );
 
+/// Content that is not an object: the texts say only "standard error response", and the
+/// Client-Server API does not settle which of its errcodes a bad body field gets.
+pub const INVALID_CONTENT: SpecRef = STANDARD_ERRORS
+    .with_note("the texts name no errcode for content that is not an object; the Client-Server API uses `M_BAD_JSON` and `M_NOT_JSON` for bodies and `M_INVALID_PARAM` for bad values, and leaves the line between them open (matrix-spec issue #786), so a 400 with any of the three is accepted and the one given is recorded")
+    .with_sources(&["https://github.com/matrix-org/matrix-spec/issues/786"]);
+
 const POWER_LEVELS_2026: &str = "Power levels are evaluated at the point of sending";
 
 pub const FAILS_AT_SEND: SpecRef = SpecRef::msc4140(
@@ -259,20 +320,29 @@ pub const PERSIST: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,
     SCHEDULING,
     "The homeserver MUST persist scheduled delayed events such that they will not be lost by the homeserver being restarted.",
-);
+)
+.with_note(PERSISTENCE_REMOVED)
+.with_sources(&[MSC4140_PR]);
+
+/// Where the persistence sentences stand: stated at MUST by 2026-07 only.
+const PERSISTENCE_REMOVED: &str = "stated at MUST by 2026-07 only (2024-10 and 2025-12 do not state it); removed before the merge: in the review of MSC PR #4140 (2026-07-27) reviewers called these sentences homeserver implementation details, and the author answered \"Removed in fc9077af\", so the merged text (2026-09-08) does not state them. Kept here at the level 2026-07 gives: a server that loses scheduled events across a restart defeats what delayed events are for (a last will that outlives its client)";
 
 pub const OVERDUE_IN_ORDER: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,
     SCHEDULING,
     "Moreover, when a homeserver restarts, it MUST scan for all scheduled delayed events whose send time has already passed (i.e. delayed events that were scheduled to be sent while the homeserver was offline), and send those delayed events as soon as possible, in chronological order of their scheduled send times.",
-);
+)
+.with_note(PERSISTENCE_REMOVED)
+.with_sources(&[MSC4140_PR]);
 
 /// Only *scheduled* events are sent at start-up: one already sent is finalised, and is not again.
 pub const RESTART_SCANS_SCHEDULED: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,
     SCHEDULING,
     "Moreover, when a homeserver restarts, it MUST scan for all scheduled delayed events whose send time has already passed (i.e. delayed events that were scheduled to be sent while the homeserver was offline), and send those delayed events as soon as possible",
-);
+)
+.with_note(PERSISTENCE_REMOVED)
+.with_sources(&[MSC4140_PR]);
 
 pub const LIMIT_REFUSED: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,

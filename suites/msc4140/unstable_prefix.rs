@@ -91,13 +91,13 @@ async fn stable_endpoints_once_advertised(ctx: Ctx) -> CaseResult {
     };
     let listing = user.list_raw(true).await?;
     check!(
-        listing.is_success() && user.listed(&id).await?.is_some(),
+        listing.is_success() && user.listed_settled(&id, true).await?.is_some(),
         "the server advertises {STABLE_FEATURE}, but the stable listing does not show the event scheduled there: {}",
         listing.describe()
     );
     let cancel = user.manage(&id, Action::Cancel).await?;
     check!(
-        cancel.is_success() && user.listed(&id).await?.is_none(),
+        cancel.is_success() && user.listed_settled(&id, false).await?.is_none(),
         "the server advertises {STABLE_FEATURE}, but the stable cancel of an event did not cancel it: {}",
         cancel.describe()
     );

@@ -9,7 +9,7 @@ const fn msc4157(section: &'static str, text: &'static str) -> SpecRef {
         revision: Rev::Widget2026,
         section,
         text,
-        source: None,
+        sources: &[],
         reconstructed: false,
         note: None,
     }

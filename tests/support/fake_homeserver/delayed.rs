@@ -101,6 +101,9 @@ pub(super) struct Delayed {
     pub(super) unchecked: bool,
     /// [`Fault::CancelIgnoredSentLate`]: the timer sends it this long after its due time.
     pub(super) late_by_ms: u64,
+    /// [`FakeOptions::listing_lag`]: until when the listing still shows this event as it was
+    /// before its last change (`None`: not at all).
+    pub(super) listing_view: Option<(u64, Option<Value>)>,
 }
 
 impl Delayed {
@@ -133,6 +136,24 @@ impl Delayed {
             }
         }
         o
+    }
+}
+
+/// [`FakeOptions::merged_shapes`]: the scheduling time as `delayed_since_ts`, and a finalised
+/// outcome nested in a `finalised` object.
+fn merged_shape(o: &mut Value) {
+    let Some(m) = o.as_object_mut() else { return };
+    if let Some(at) = m.remove("scheduled_at") {
+        m.insert("delayed_since_ts".into(), at);
+    }
+    let mut finalised = serde_json::Map::new();
+    for key in ["finalised_ts", "event_id", "error"] {
+        if let Some(v) = m.remove(key) {
+            finalised.insert(key.into(), v);
+        }
+    }
+    if !finalised.is_empty() {
+        m.insert("finalised".into(), Value::Object(finalised));
     }
 }
 
@@ -180,7 +201,79 @@ impl State {
                     .collect()
             });
         }
+        if finalised_fields {
+            self.misreport_outcome(d, &mut o);
+        }
+        if self.fault(Fault::ListingFieldsUnknown) {
+            // The delay under a name no revision uses.
+            if let Some(delay) = o.as_object_mut().and_then(|m| m.remove("delay_ms")) {
+                o["delay_millis"] = delay;
+            }
+        }
+        if self.opts.merged_shapes {
+            merged_shape(&mut o);
+        }
         o
+    }
+
+    /// The lookup faults about a finalised event's outcome.
+    fn misreport_outcome(&self, d: &Delayed, o: &mut Value) {
+        let Some(m) = o.as_object_mut() else { return };
+        if self.fault(Fault::FinalisedOutcomeUnreadable) && d.finalised_ts.is_some() {
+            // An outcome in neither the flat nor the nested shape.
+            let status = match &d.outcome {
+                Outcome::Sent { .. } => "sent",
+                Outcome::Failed { .. } => "failed",
+                _ => "cancelled",
+            };
+            for key in ["finalised_ts", "event_id", "error"] {
+                m.remove(key);
+            }
+            m.insert("status".into(), json!(status));
+        }
+        if let (true, Outcome::Sent { .. }) = (self.fault(Fault::LookupEventIdWrong), &d.outcome) {
+            m.insert(
+                "event_id".into(),
+                json!(format!("$not-the-sent-{}", d.delay_id)),
+            );
+        }
+        if let (true, Outcome::Sent { .. }, Some(ts)) = (
+            self.fault(Fault::FinalisedTsSwapped),
+            &d.outcome,
+            d.finalised_ts,
+        ) {
+            // Sent manually (before the due time) reported as on time, and the other way round.
+            let swapped = if ts < d.due() {
+                d.due()
+            } else {
+                d.scheduled_at
+            };
+            m.insert("finalised_ts".into(), json!(swapped));
+        }
+        if let (true, Outcome::Cancelled) = (self.fault(Fault::CancelledLookupHasError), &d.outcome)
+        {
+            m.insert(
+                "error".into(),
+                json!({"errcode": "M_UNKNOWN", "error": "Cancelled"}),
+            );
+        }
+    }
+
+    /// [`FakeOptions::listing_lag`]: the listing keeps showing the delayed event at `idx` as it
+    /// is now (or not at all, for a new one) for a while after the change about to be made.
+    pub(super) fn lag_listing(&mut self, idx: usize) {
+        let lag = self.opts.listing_lag.as_millis() as u64;
+        if lag == 0 {
+            return;
+        }
+        let until = self.now + lag;
+        let d = &self.delayed[idx];
+        let before = match &d.listing_view {
+            // Still lagging: it keeps showing what it showed.
+            Some((shown_until, before)) if *shown_until > self.now => before.clone(),
+            _ => self.listed(d).then(|| self.report(d, false)),
+        };
+        self.delayed_mut(idx).listing_view = Some((until, before));
     }
 
     /// [`Fault::FlushesOnShutdown`]: on a clean stop, every scheduled delayed event is sent now.
@@ -365,6 +458,7 @@ impl State {
             self.delayed[idx].delay_id,
             outcome.describe()
         );
+        self.lag_listing(idx);
         let d = self.delayed_mut(idx);
         d.outcome = outcome;
         d.finalised_ts = Some(now);

@@ -98,11 +98,28 @@ impl State {
 
     /// Content of a delayed event must be a JSON object.
     pub(super) fn check_content(&self, content: Value) -> Result<Value, Reply> {
+        const NOT_AN_OBJECT: &str = "Content must be a JSON object.";
         if content.is_object() || self.fault(Fault::InvalidContentAccepted) {
             Ok(content)
+        } else if self.fault(Fault::InvalidContentWrongErrcode) {
+            Err(err(400, "M_UNKNOWN", NOT_AN_OBJECT))
+        } else if self.opts.merged_shapes {
+            Err(invalid_param(NOT_AN_OBJECT))
         } else {
-            Err(bad_json("Content must be a JSON object."))
+            Err(bad_json(NOT_AN_OBJECT))
         }
+    }
+
+    /// A conflicting action on a finalised event: 409 `M_UNKNOWN` (2026-07), or another errcode
+    /// where the fake answers as the merged text allows.
+    pub(super) fn conflict(&self, msg: &str) -> Reply {
+        if self.fault(Fault::ConflictWrongStatus) {
+            return err(400, "M_UNKNOWN", msg);
+        }
+        if self.opts.merged_shapes {
+            return err(409, "M_FORBIDDEN", msg);
+        }
+        conflict(msg)
     }
 
     /// The body of a delayed-event request (scheduling or management).
@@ -251,6 +268,9 @@ impl State {
             stalled: false,
             unchecked: false,
             late_by_ms: 0,
+            // A new event shows in a lagging listing only once the lag has passed.
+            listing_view: (!self.opts.listing_lag.is_zero())
+                .then(|| (self.now + self.opts.listing_lag.as_millis() as u64, None)),
         });
         self.delayed_counter += 1;
         Ok(ok(json!({ "delay_id": delay_id })))
@@ -317,6 +337,7 @@ impl State {
                 Ok(ok(json!({})))
             }
             (Outcome::Scheduled, Action::Restart) => {
+                self.lag_listing(idx);
                 if !self.fault(Fault::RestartNoop) {
                     let now = self.now;
                     self.delayed_mut(idx).scheduled_at = now;
@@ -335,7 +356,12 @@ impl State {
             (Outcome::Sent { .. }, Action::Cancel) if self.fault(Fault::ActionsOnSentWrong) => {
                 Ok(ok(json!({})))
             }
-            (Outcome::Sent { .. }, _) => Err(conflict("The delayed event has already been sent.")),
+            (Outcome::Sent { .. }, _) => {
+                Err(self.conflict("The delayed event has already been sent."))
+            }
+            (Outcome::Failed { .. }, Action::Cancel) if self.fault(Fault::ActionsOnFailedWrong) => {
+                Err(self.conflict("The delayed event failed to send."))
+            }
             (Outcome::Cancelled | Outcome::Failed { .. }, Action::Cancel) => Ok(ok(json!({}))),
             (Outcome::Cancelled | Outcome::Failed { .. }, Action::Send)
                 if self.fault(Fault::ActionsOnCancelledSucceed) =>
@@ -345,8 +371,16 @@ impl State {
                 self.finalise(idx, Outcome::Sent { event_id });
                 Ok(ok(json!({})))
             }
+            (Outcome::Failed { error, .. }, _) if self.fault(Fault::ActionsOnFailedWrong) => {
+                // As if a failed event were forgotten, though its cancel is refused.
+                Err(err(
+                    404,
+                    "M_NOT_FOUND",
+                    format!("No such delayed event ({error})"),
+                ))
+            }
             (Outcome::Cancelled | Outcome::Failed { .. }, _) => {
-                Err(conflict("The delayed event has already been cancelled."))
+                Err(self.conflict("The delayed event has already been cancelled."))
             }
         }
     }
@@ -492,10 +526,17 @@ pub(super) fn list_delayed(st: &mut State, cx: &Ctx) -> Res {
     let viewer = st.lookup_requester(cx)?;
     st.rate_limit(cx, Limited::Lookup)?;
     let leak = st.fault(Fault::ListingLeaksOthers);
+    let now = st.now;
     let mut items: Vec<&Delayed> = st
         .delayed
         .iter()
-        .filter(|d| (leak || d.owner == viewer) && st.listed(d))
+        .filter(|d| leak || d.owner == viewer)
+        .filter(|d| {
+            st.listed(d)
+                || d.listing_view
+                    .as_ref()
+                    .is_some_and(|(until, _)| *until > now)
+        })
         .collect();
     if st.fault(Fault::ListingOrderIgnoresRestart) {
         items.sort_by_key(|d| (d.first_scheduled_at as i64 + d.delay_ms, d.seq));
@@ -508,14 +549,21 @@ pub(super) fn list_delayed(st: &mut State, cx: &Ctx) -> Res {
     let drop_content = st.fault(Fault::ListingDropsContent);
     let items: Vec<Value> = items
         .into_iter()
-        .map(|d| {
-            let mut o = st.report(d, false);
+        .filter_map(|d| match &d.listing_view {
+            // Behind: as it was before its last change, if it was listed then.
+            Some((until, before)) if *until > now => before.clone(),
+            _ => st.listed(d).then(|| {
+                let mut o = st.report(d, false);
+                let restarted = d.scheduled_at != d.first_scheduled_at;
+                if restarted && st.fault(Fault::ListingMarksRestartFinalised) {
+                    o["finalised_ts"] = json!(d.scheduled_at);
+                }
+                o
+            }),
+        })
+        .map(|mut o| {
             if let (true, Some(m)) = (drop_content, o.as_object_mut()) {
                 m.remove("content");
-            }
-            let restarted = d.scheduled_at != d.first_scheduled_at;
-            if restarted && st.fault(Fault::ListingMarksRestartFinalised) {
-                o["finalised_ts"] = json!(d.scheduled_at);
             }
             o
         })

@@ -31,6 +31,7 @@ declare_faults! {
                     => "sent before its delay",
                 "msc4140.use_cases.matrixrtc_last_will" => "before its delay",
                 "msc4140.use_cases.self_destructing_message" => "sent before its delay",
+                "msc4140.listing.lookup_after_timer_sent" => "which says it was sent manually",
             ],
         },
         /// A server that never heard of MSC4140: the delay query parameter is ignored (the event is
@@ -65,6 +66,7 @@ declare_faults! {
                 "msc4140.persistence.listing_and_management_after_restart"
                     => "cancelled event is still listed",
                 "msc4140.limits.cancel_frees_a_slot" => "still refused",
+                "msc4140.listing.lookup_after_cancel" => "still scheduled",
             ],
         },
         /// `cancel` works (never sent, lookup says cancelled) but the event stays in the listing.
@@ -92,6 +94,7 @@ declare_faults! {
                 "msc4140.persistence.listing_and_management_after_restart"
                     => "cancelled event is still listed",
                 "msc4140.limits.cancel_frees_a_slot" => "still refused",
+                "msc4140.listing.lookup_after_cancel" => "still scheduled",
             ],
         },
         /// `send` answers 200 but the event stays scheduled and is sent at its due time.
@@ -108,6 +111,7 @@ declare_faults! {
                 "msc4140.persistence.listing_and_management_after_restart" => "did not arrive",
                 "msc4140.content.unchanged_when_sent" => "did not arrive",
                 "msc4140.unsigned.delay_id_after_send_action" => "did not arrive",
+                "msc4140.listing.lookup_after_send_action" => "did not send the event",
             ],
         },
         /// `send` sends now, and the timer sends it a second time at its due time.
@@ -334,6 +338,73 @@ declare_faults! {
                 "msc4140.errors.invalid_content" => "not an object",
             ],
         },
+
+        // --- shapes no revision gives (the merged text's are accepted: `merged_shapes`) ----------
+        /// Non-object content gets 400 `M_UNKNOWN`: none of `M_BAD_JSON`, `M_NOT_JSON`,
+        /// `M_INVALID_PARAM`.
+        InvalidContentWrongErrcode {
+            breaks: [
+                "msc4140.errors.invalid_content" => "not an object",
+            ],
+        },
+        /// Listing and lookup entries give the delay as `delay_millis`: neither `delay_ms` nor
+        /// `delay`.
+        ListingFieldsUnknown {
+            breaks: [
+                "msc4140.listing.entries_have_revision_fields" => "has neither",
+                "msc4140.listing.single_lookup_own_event" => "lacks the delay",
+                "msc4140.listing.lookup_after_timer_sent" => "lacks its delay or scheduling time",
+                "msc4140.listing.lookup_after_send_action" => "lacks its delay or scheduling time",
+                "msc4140.listing.lookup_after_cancel" => "lacks its delay or scheduling time",
+            ],
+        },
+        /// A finalised event's lookup gives its outcome as `status` ("sent", "failed",
+        /// "cancelled"), with no `finalised_ts`, `event_id` or `error`, flat or nested.
+        FinalisedOutcomeUnreadable {
+            breaks: [
+                "msc4140.listing.lookup_after_timer_sent" => "still scheduled",
+                "msc4140.listing.lookup_after_send_action" => "still scheduled",
+                "msc4140.listing.lookup_after_cancel" => "still scheduled",
+                "msc4140.power_levels.demoted_before_delay_is_not_sent" => "still scheduled",
+            ],
+        },
+        /// The lookup of a sent event gives an `event_id` other than the one it was sent as.
+        LookupEventIdWrong {
+            breaks: [
+                "msc4140.listing.lookup_after_timer_sent" => "arrived over /sync as",
+                "msc4140.listing.lookup_after_send_action" => "arrived over /sync as",
+            ],
+        },
+        /// A sent event's `finalised_ts` tells the wrong story: one sent by the send action is
+        /// reported finalised at its due time, one sent by its timer at its scheduling time.
+        FinalisedTsSwapped {
+            breaks: [
+                "msc4140.listing.lookup_after_timer_sent" => "which says it was sent manually",
+                "msc4140.listing.lookup_after_send_action"
+                    => "which says it was sent on its scheduled send time",
+            ],
+        },
+        /// The lookup of a cancelled event carries an `error`, as if it had failed.
+        CancelledLookupHasError {
+            breaks: [
+                "msc4140.listing.lookup_after_cancel" => "says it was failed",
+            ],
+        },
+        /// A conflicting action on a finalised event gets 400 `M_UNKNOWN` instead of 409.
+        ConflictWrongStatus {
+            breaks: [
+                "msc4140.cancellation.actions_on_cancelled_event"
+                    => "actions on a cancelled delayed event",
+                "msc4140.cancellation.actions_on_failed_event" => "failed to send",
+            ],
+        },
+        /// An event that failed to send is treated as unknown by send and restart (404), and its
+        /// retried cancel is refused with a conflict, as if failing were not being cancelled.
+        ActionsOnFailedWrong {
+            breaks: [
+                "msc4140.cancellation.actions_on_failed_event" => "failed to send",
+            ],
+        },
         /// `/versions` lacks `org.matrix.msc4140` in `unstable_features`.
         NoVersionsFlag {
             breaks: [
@@ -406,8 +477,7 @@ declare_faults! {
         /// `cancel` on a sent event answers 200 {} (instead of 409) and does nothing.
         ActionsOnSentWrong {
             breaks: [
-                "msc4140.cancellation.actions_on_sent_event"
-                    => "actions on an already sent delayed event",
+                "msc4140.cancellation.actions_on_sent_event" => "already sent by",
             ],
         },
         /// A newer state event from another user does not cancel a pending delayed state event.
@@ -676,6 +746,7 @@ declare_faults! {
             breaks: [
                 "msc4140.power_levels.member_who_left_is_not_sent" => "sent anyway",
                 "msc4140.power_levels.kicked_member_is_not_sent" => "sent anyway",
+                "msc4140.cancellation.actions_on_failed_event" => "was sent anyway",
             ],
         },
 
@@ -842,6 +913,7 @@ declare_faults! {
                 "msc4140.timing.many_users_due_together" => "in the future",
                 "msc4140.state_overwrite.earlier_state_does_not_cancel" => "in the future",
                 "msc4140.listing.in_send_time_order_after_restart" => "in the future",
+                "msc4140.listing.lookup_after_timer_sent" => "which says it was sent manually",
             ],
         },
         /// After a `restart` action the listing and the single lookup still report the time the

@@ -85,6 +85,16 @@ pub struct FakeOptions {
     /// /_matrix/client/v3/rooms/{roomId}/delayed_event/...`, `?delay=`), with the unsigned
     /// `delay_id` under both names, and advertise `org.matrix.msc4140.stable` (default true).
     pub stable_prefix: bool,
+    /// Answer in the shapes the merged text's public record gives, where they differ from
+    /// 2026-07's: listing and lookup entries with `delayed_since_ts` (no `scheduled_at`), a
+    /// finalised outcome nested in a `finalised` object, 409 with another errcode than
+    /// `M_UNKNOWN` for a conflicting action, and 400 `M_INVALID_PARAM` for content that is not an
+    /// object (default false).
+    pub merged_shapes: bool,
+    /// How long a new or changed delayed event takes to show in the listing, as behind a
+    /// worker that replication reaches late: until then the listing shows it as it was (or not
+    /// at all) (default zero).
+    pub listing_lag: Duration,
 }
 
 impl Default for FakeOptions {
@@ -101,6 +111,8 @@ impl Default for FakeOptions {
             federation_version: true,
             delayed_events_off: false,
             stable_prefix: true,
+            merged_shapes: false,
+            listing_lag: Duration::ZERO,
         }
     }
 }
