@@ -585,9 +585,14 @@ async fn restarted_entries_lack_finalised_fields(ctx: Ctx) -> CaseResult {
     alice.manage_ok(restarted, Action::Restart).await?;
     alice.manage_ok(sent, Action::Send).await?;
     alice.manage_ok(cancelled, Action::Cancel).await?;
-    // A worker may answer from before the actions: asked until sent and cancelled are gone.
+    // A worker may answer from before the actions: asked until the listing shows them all.
     let items = alice
-        .list_settled(|items| find(items, sent).is_none() && find(items, cancelled).is_none())
+        .list_settled(|items| {
+            find(items, restarted).is_some()
+                && find(items, kept).is_some()
+                && find(items, sent).is_none()
+                && find(items, cancelled).is_none()
+        })
         .await?;
     for id in [restarted, kept] {
         check!(
