@@ -8,6 +8,7 @@
 use super::texts::{OVERDUE_IN_ORDER, PERSIST, RESTART_SCANS_SCHEDULED};
 use super::LONG_DELAY_MS;
 use crate::prelude::*;
+use std::collections::HashMap;
 
 /// Due a few seconds after the restart: long enough to be pending across it.
 const ACROSS_RESTART_MS: i64 = 4000;
@@ -94,26 +95,30 @@ async fn overdue_events_sent_in_order(ctx: Ctx) -> CaseResult {
         )?;
     }
     ctx.settled();
-    // The order they reached the timeline in, against the order of their send times.
+    // The order they reached the timeline in, against the order of their send times. Those are
+    // not the order of the delays: a slow scheduling request moves its event's send time later.
     let arrived = bob
         .seen_matching(|o| events.iter().any(|(_, e)| e.matches(o)))
         .await?;
-    let arrival_order: Vec<i64> = arrived
+    let arrival: Vec<&Scheduled> = arrived
         .iter()
-        .filter_map(|o| {
-            events
-                .iter()
-                .find(|(_, e)| e.matches(o))
-                .map(|(scheduled, _)| scheduled.delay_ms)
-        })
+        .filter_map(|o| events.iter().find(|(_, e)| e.matches(o)).map(|(s, _)| s))
         .collect();
-    let mut due_order = OVERDUE_DELAYS_MS.to_vec();
-    due_order.sort();
-    check!(
-        arrival_order == due_order,
-        "events that fell due while the homeserver was down were sent in the order of delays {arrival_order:?} ms, \
-         not in the order of their send times {due_order:?} ms"
-    );
+    let send_times = SendTimes::of(&all, &server_starts);
+    for pair in arrival.windows(2) {
+        let (first, then) = (pair[0], pair[1]);
+        check!(
+            send_times.earliest(first) <= send_times.latest(then),
+            "events that fell due while the homeserver was down were not sent in the order of their send times: \
+             the one with delay {} ms (send time {}) was sent before the one with delay {} ms (send time {}); \
+             delays in the order sent: {:?} ms",
+            first.delay_ms,
+            send_times.describe(first),
+            then.delay_ms,
+            send_times.describe(then),
+            arrival.iter().map(|s| s.delay_ms).collect::<Vec<_>>()
+        );
+    }
     Ok(())
 }
 
@@ -278,4 +283,56 @@ pub fn cases() -> Vec<Case> {
         listing_and_management_after_restart,
         exactly_once_across_restart_and_kill,
     ]
+}
+
+/// Scheduled events' send times on one clock: the server's (its scheduling time + delay, ms
+/// since the epoch) when it listed them all, else the span of each scheduling request on the
+/// harness's clock (ms since the first request) + delay, an interval as wide as the request took.
+struct SendTimes<'a> {
+    server_starts: Option<&'a HashMap<String, i64>>,
+    base: Instant,
+}
+
+impl<'a> SendTimes<'a> {
+    fn of(scheduled: &[&Scheduled], server_starts: &'a HashMap<String, i64>) -> Self {
+        let all_listed = scheduled
+            .iter()
+            .all(|s| server_starts.contains_key(&s.delay_id));
+        SendTimes {
+            server_starts: all_listed.then_some(server_starts),
+            base: scheduled
+                .iter()
+                .map(|s| s.requested_at)
+                .min()
+                .unwrap_or_else(Instant::now),
+        }
+    }
+
+    fn span(&self, s: &Scheduled) -> (i64, i64) {
+        if let Some(&at) = self.server_starts.and_then(|m| m.get(&s.delay_id)) {
+            return (at + s.delay_ms, at + s.delay_ms);
+        }
+        let ms = |t: Instant| t.saturating_duration_since(self.base).as_millis() as i64;
+        (
+            ms(s.requested_at) + s.delay_ms,
+            ms(s.resp.received) + s.delay_ms,
+        )
+    }
+
+    fn earliest(&self, s: &Scheduled) -> i64 {
+        self.span(s).0
+    }
+
+    fn latest(&self, s: &Scheduled) -> i64 {
+        self.span(s).1
+    }
+
+    fn describe(&self, s: &Scheduled) -> String {
+        match (self.server_starts, self.span(s)) {
+            (Some(_), (at, _)) => format!("{at}, by the server's clock"),
+            (None, (lo, hi)) => {
+                format!("{lo} to {hi} ms after the first request, by the harness's clock")
+            }
+        }
+    }
 }
