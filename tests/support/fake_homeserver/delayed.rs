@@ -13,6 +13,11 @@ pub(super) const REPORTED_AHEAD_MS: u64 = 60_000;
 pub(super) const SEND_EARLY_BY_MS: u64 = 200;
 /// How late [`Fault::CancelIgnoredSentLate`] sends an event whose cancel it ignored.
 pub(super) const IGNORED_CANCEL_LATE_BY_MS: u64 = 5000;
+/// [`Fault::RestartTooSlow`]: a restart arriving less than this before its event is due is
+/// handled only after the event was sent.
+pub(super) const SLOW_RESTART_WITHIN_MS: u64 = 2500;
+/// [`Fault::RestartTooSlow`]: how long after the event's due time such a restart is answered.
+pub(super) const SLOW_RESTART_ANSWER_AFTER_DUE_MS: u64 = 300;
 /// [`Fault::StateOverwriteLate`]: how long after a newer state event its overwrite takes effect
 /// (longer than the delay of `state_overwrite.other_users_state_cancels`).
 pub(super) const OVERWRITE_LAG_MS: u64 = 3500;

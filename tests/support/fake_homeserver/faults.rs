@@ -575,6 +575,21 @@ declare_faults! {
                 "msc4140.rate_limits.heartbeats_behind_one_address" => "were refused",
             ],
         },
+        /// A restart that arrives less than [`SLOW_RESTART_WITHIN_MS`] before its event is due is
+        /// handled too slowly: the timer sends the event at its time meanwhile, and the restart is
+        /// answered [`SLOW_RESTART_ANSWER_AFTER_DUE_MS`] after that, as for a sent event (409). A
+        /// server too busy to heed a heartbeat that reached it in time.
+        RestartTooSlow {
+            breaks: [
+                "msc4140.rate_limits.heartbeats_behind_one_address"
+                    => "though the harness sent it in time",
+                "msc4140.restart.moves_send_time" => "was refused",
+                "msc4140.restart.heartbeat_keeps_event_unsent" => "was refused",
+                "msc4140.restart.sent_after_heartbeat_stops" => "was refused",
+                "msc4140.use_cases.matrixrtc_last_will" => "was refused",
+                "msc4140.use_cases.call_of_many" => "was refused",
+            ],
+        },
 
         // --- per-user limit ----------------------------------------------------------------------
         /// Cancelled delayed events still count against the per-user limit.

@@ -80,6 +80,9 @@ pub struct FakeOptions {
     /// `/versions` flag is false, no capability, and scheduling (either form) answers 403
     /// `M_FORBIDDEN` (default false).
     pub delayed_events_off: bool,
+    /// A correct but slow server: requests whose path contains the first part take effect at
+    /// once but are answered only after the second (default none).
+    pub slow_answers: Option<(&'static str, Duration)>,
 }
 
 impl Default for FakeOptions {
@@ -95,6 +98,7 @@ impl Default for FakeOptions {
             announce_in_versions: true,
             federation_version: true,
             delayed_events_off: false,
+            slow_answers: None,
         }
     }
 }
