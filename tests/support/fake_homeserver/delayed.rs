@@ -251,6 +251,10 @@ impl State {
         let d = &self.delayed[idx];
         match d.outcome {
             Outcome::Scheduled => {
+                let owner = d.owner.clone();
+                if let Err(refusal) = self.message_rate_limit(&owner) {
+                    return self.refused_at_send(idx, ts, state_key, refusal);
+                }
                 let result = self.emit_delayed(idx, ts, state_key, Phase::Timer);
                 self.finalise(idx, Outcome::of_send(result));
             }
@@ -259,6 +263,22 @@ impl State {
                 self.delayed_mut(idx).timer_resend = false;
             }
             _ => {} // finalised meanwhile, e.g. by a state overwrite from an earlier one
+        }
+    }
+
+    /// The timer's send refused by the owner's message rate limit: not retried, finalised with
+    /// the error (2026-07), unless a fault loses or doubles it.
+    fn refused_at_send(&mut self, idx: usize, ts: u64, state_key: Option<String>, refusal: Reply) {
+        if self.fault(Fault::SendRefusalDuplicates) {
+            // Sent despite the refusal, then once more by a retry.
+            let first = self.emit_delayed(idx, ts, state_key.clone(), Phase::Timer);
+            let _ = self.emit_delayed(idx, ts, state_key, Phase::Timer);
+            return self.finalise(idx, Outcome::of_send(first));
+        }
+        self.finalise(idx, Outcome::of_send(Err(refusal)));
+        if self.fault(Fault::SendRefusalVanishes) {
+            let delay_id = self.delayed[idx].delay_id.clone();
+            self.delayed_index.remove(&delay_id);
         }
     }
 

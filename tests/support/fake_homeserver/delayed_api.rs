@@ -380,6 +380,7 @@ pub(super) fn schedule_from_query(
         content,
         delay_ms,
     };
+    st.rate_limit(cx, Limited::Scheduling)?;
     st.schedule(s, new)
 }
 
@@ -422,6 +423,7 @@ pub(super) fn schedule_dedicated(
             content,
             delay_ms,
         };
+        st.rate_limit(cx, Limited::Scheduling)?;
         st.schedule(&s, new)
     })
 }
