@@ -162,15 +162,15 @@ async fn heartbeats_behind_one_address(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-/// Refusals shown in a message: the first few in full, then how many more.
-const QUOTED_REFUSALS: usize = 4;
+/// Answers quoted in a message: the first few in full, then how many more.
+const QUOTED_ANSWERS: usize = 4;
 
-fn quoted(refusals: &[String]) -> String {
-    let mut shown = refusals[..refusals.len().min(QUOTED_REFUSALS)].join("; ");
-    if refusals.len() > QUOTED_REFUSALS {
+fn quoted(answers: &[String]) -> String {
+    let mut shown = answers[..answers.len().min(QUOTED_ANSWERS)].join("; ");
+    if answers.len() > QUOTED_ANSWERS {
         shown.push_str(&format!(
             "; and {} more (see the evidence)",
-            refusals.len() - QUOTED_REFUSALS
+            answers.len() - QUOTED_ANSWERS
         ));
     }
     shown
@@ -412,7 +412,7 @@ async fn refused_at_send_time_not_lost(ctx: Ctx) -> CaseResult {
          vanished: {}",
         lost.len(),
         burst.len(),
-        lost.join("; ")
+        quoted(&lost)
     );
     if !refused.is_empty() {
         ctx.matched(&[Rev::Jul2026]);
