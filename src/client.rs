@@ -221,6 +221,7 @@ impl<'a> Call<'a> {
                 .header("Content-Type", "application/json")
                 .body(body);
         }
+        let sent = Instant::now();
         let answer = builder.send().await.map_err(|e| {
             Stop::Error(format!(
                 "{request_line}: no answer: {}",
@@ -235,9 +236,11 @@ impl<'a> Call<'a> {
                 describe_transport_error(&e)
             ))
         })?;
+        let received = Instant::now();
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         if self.recorded {
+            self.client.evidence.waited(sent, received);
             self.client.evidence.push(Exchange {
                 method: self.method.to_string(),
                 path: request_line
@@ -254,7 +257,7 @@ impl<'a> Call<'a> {
             body,
             headers,
             request: request_line,
-            received: Instant::now(),
+            received,
         })
     }
 }

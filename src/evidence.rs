@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// JSON keys whose values never leave the harness.
 const SECRET_KEYS: [&str; 5] = [
@@ -30,14 +31,48 @@ pub struct Exchange {
 
 /// The evidence log of one case, shared by all of its clients.
 #[derive(Clone, Default)]
-pub struct Evidence(Arc<Mutex<Vec<Exchange>>>);
+pub struct Evidence {
+    exchanges: Arc<Mutex<Vec<Exchange>>>,
+    /// When each recorded request left and its answer arrived, on the harness's clock: the time
+    /// the case spent waiting for the server (or a widget driver), not on its own work.
+    waits: Arc<Mutex<Vec<(Instant, Instant)>>>,
+}
 
 impl Evidence {
     pub fn push(&self, exchange: Exchange) {
-        self.0.lock().unwrap().push(exchange);
+        self.exchanges.lock().unwrap().push(exchange);
     }
     pub fn snapshot(&self) -> Vec<Exchange> {
-        self.0.lock().unwrap().clone()
+        self.exchanges.lock().unwrap().clone()
+    }
+
+    /// Notes that the case waited from `sent` to `answered` for an answer.
+    pub fn waited(&self, sent: Instant, answered: Instant) {
+        self.waits.lock().unwrap().push((sent, answered));
+    }
+
+    /// How much of the span `from..to` the case spent waiting for answers (waits that overlap,
+    /// as concurrent requests do, count once).
+    pub fn waiting_within(&self, from: Instant, to: Instant) -> Duration {
+        let mut spans: Vec<(Instant, Instant)> = self
+            .waits
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|&(sent, answered)| (sent.max(from), answered.min(to)))
+            .filter(|(start, end)| start < end)
+            .collect();
+        spans.sort();
+        let mut total = Duration::ZERO;
+        let mut covered_until: Option<Instant> = None;
+        for (start, end) in spans {
+            let start = covered_until.map_or(start, |until| start.max(until));
+            if end > start {
+                total += end - start;
+                covered_until = Some(end);
+            }
+        }
+        total
     }
 }
 

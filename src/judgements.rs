@@ -18,12 +18,17 @@
 //!   return the answer as it came. `list` and `listed` return parsed entries, so a refused or
 //!   garbled listing fails the case; `server_scheduled_at` and its kin answer `None` then, and a
 //!   scheduling time they do return has passed `check_reported_time`.
-//! - `changed_in_time` and `done_before_due` guard the harness's own pace: if it fell behind, the
-//!   case ends in `error` rather than a verdict it cannot prove.
+//! - `changed_in_time`, `done_before_due` and `Due::harness_kept_pace` guard the harness's own
+//!   pace: if its own time (not the time it waited for answers) left it too late to reach the
+//!   server before an event was due, the case ends in `error` ("the harness fell behind") rather
+//!   than a verdict it cannot prove. What the server did (refused, made the harness wait, answered
+//!   late) is the server's own and is judged; only where a late answer leaves the order of things
+//!   unknown (`Landed::judge`) is there no verdict, and the message says it was the server's.
 
 use crate::api::{DelayedInfo, Scheduled, TimerStart, User};
 use crate::client::Observed;
 use crate::ctx::Ctx;
+use crate::evidence::Evidence;
 use crate::outcome::Stop;
 use crate::{check, fail};
 use serde_json::json;
@@ -44,6 +49,13 @@ const DUPLICATE_GRACE: Duration = Duration::from_millis(500);
 
 /// Grace after a control event arrived before concluding another event was never sent.
 const NEVER_SENT_GRACE: Duration = Duration::from_millis(300);
+
+/// How long before an event is due a request that must reach the server first has to leave the
+/// harness. Transit on loopback or a LAN takes far less; the rest covers the harness's own
+/// scheduling between noting the time and writing the request on a busy machine. A request sent
+/// later than this is the harness's own lateness; one sent earlier is the server's to handle in
+/// time.
+pub const REQUEST_LEAD: Duration = Duration::from_millis(250);
 
 /// How far a scheduling time a server reports may lie outside the harness's own span of the
 /// request that started the timer. The managed Synapse and containers share this machine's clock,
@@ -126,6 +138,74 @@ impl Due {
     pub fn deadline(&self) -> Instant {
         self.at() + Duration::from_millis(SEND_ALLOWANCE_MS as u64) + WAIT_SLACK
     }
+
+    /// How long before the due time a request sent at `sent` left the harness (negative: after).
+    pub fn lead_ms(&self, sent: Instant) -> i64 {
+        if sent <= self.at() {
+            self.at().duration_since(sent).as_millis() as i64
+        } else {
+            -(sent.duration_since(self.at()).as_millis() as i64)
+        }
+    }
+
+    /// Guards the harness's own pace. The harness had to get to `what` before the event was due,
+    /// and got to it at `by` (a request's sending, or an answer's arrival). From the start of the
+    /// timer to `by`, the case either did its own work (its steps, its planned pauses) or waited
+    /// for answers, which `evidence` recorded: the server's time (or a widget driver's). Only if
+    /// its own time alone left less than `REQUEST_LEAD` of the delay did the harness fall behind,
+    /// and the case cannot judge (error). Otherwise whatever the server did — refused, made the
+    /// harness wait, answered late — is the server's doing, and judged.
+    pub fn harness_kept_pace(
+        &self,
+        what: &str,
+        by: Instant,
+        evidence: &Evidence,
+    ) -> Result<(), Stop> {
+        let span = by.saturating_duration_since(self.timer_started);
+        let waited = evidence.waiting_within(self.timer_started, by);
+        let own = span.saturating_sub(waited).as_millis() as i64;
+        if own + REQUEST_LEAD.as_millis() as i64 > self.delay_ms {
+            return Err(Stop::Error(format!(
+                "the harness fell behind: of the {} ms from the start of the event's {} ms timer to {what}, \
+                 {own} ms were the harness's own (the rest it waited for answers), leaving less than the {} ms a \
+                 request needs to be sure to reach the server first, so the case cannot judge what the server did",
+                span.as_millis(),
+                self.delay_ms,
+                REQUEST_LEAD.as_millis()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A change a case made while an event's delay ran (power levels, membership, a heartbeat), as
+/// it landed: the harness kept pace (`Due::harness_kept_pace`), and the server answered it
+/// before the event was due, or only after.
+#[must_use = "judge the verdict that depends on the change with `Landed::judge`"]
+#[derive(Clone, Debug)]
+pub struct Landed {
+    /// Set when the server answered only after the event was due: what the harness saw.
+    answered_late: Option<String>,
+}
+
+impl Landed {
+    /// The verdict on what the change was to bring about. A failure stands when the server
+    /// answered the change before the event was due. Answered only after, the server may rightly
+    /// have decided about the event before it applied the change, so a failure cannot be proved:
+    /// no verdict (error), saying it was the server's slow answer, not the harness's pace. A pass
+    /// stands either way.
+    pub fn judge<T>(self, verdict: Result<T, Stop>) -> Result<T, Stop> {
+        match (verdict, self.answered_late) {
+            (Err(stop @ (Stop::Fail(_) | Stop::Mismatch(_))), Some(late)) => {
+                Err(Stop::Error(format!(
+                    "{late}; the server may have decided about the event before it applied the change, so \
+                     this cannot be judged: {}",
+                    stop.message()
+                )))
+            }
+            (verdict, _) => verdict,
+        }
+    }
 }
 
 impl Scheduled {
@@ -137,23 +217,36 @@ impl Scheduled {
 
 impl Ctx {
     /// A case that changes something (power levels, membership) while an event's delay runs can
-    /// only judge the event if the change was done before the event was due. Call right after
-    /// the change's request answered; an error (not a verdict) if the harness fell behind.
-    pub fn changed_in_time(&self, change: &str, scheduled: &Scheduled) -> Result<(), Stop> {
-        self.done_before_due(change, scheduled.due())
+    /// only judge the event if the change reached the server before the event was due. Call right
+    /// after the change's request (sent at `sent`) answered: an error if the harness itself sent it
+    /// too late; else how it landed, to `judge` the verdict that depends on it.
+    pub fn changed_in_time(
+        &self,
+        change: &str,
+        sent: Instant,
+        scheduled: &Scheduled,
+    ) -> Result<Landed, Stop> {
+        self.done_before_due(change, sent, scheduled.due())
     }
 
-    /// The same for any timer: whatever was just done happened before the event was `due`, or
-    /// the case cannot judge (error).
-    pub fn done_before_due(&self, change: &str, due: Due) -> Result<(), Stop> {
-        if Instant::now() >= due.at() {
-            return Err(Stop::Error(format!(
-                "the harness fell behind: {change} finished only after the {} ms delay had run out, so the case \
-                 cannot judge what the server did",
-                due.delay_ms
-            )));
-        }
-        Ok(())
+    /// The same for any timer: `change`, sent at `sent` and answered just now, against `due`.
+    pub fn done_before_due(&self, change: &str, sent: Instant, due: Due) -> Result<Landed, Stop> {
+        let answered = Instant::now();
+        due.harness_kept_pace(change, answered, self.evidence())?;
+        let answered_late = (answered >= due.at()).then(|| {
+            let late = answered.duration_since(due.at()).as_millis();
+            let lead = due.lead_ms(sent);
+            let took = answered.duration_since(sent).as_millis();
+            self.note(format!(
+                "the server answered {change} {took} ms after it was sent ({lead} ms before the event was \
+                 due), {late} ms after the event was due"
+            ));
+            format!(
+                "the server answered {change} only {late} ms after the event was due (the harness sent it \
+                 {lead} ms before it was due; the answer took {took} ms)"
+            )
+        });
+        Ok(Landed { answered_late })
     }
 
     /// Waits until the delayed event `what` (recognised by `pred`) reaches `observer` over

@@ -40,7 +40,7 @@ pub mod prelude {
     pub use crate::case::{Case, Need};
     pub use crate::client::{Observed, Resp};
     pub use crate::ctx::{body_is, check_error, Crowd, Ctx, Scene};
-    pub use crate::judgements::Due;
+    pub use crate::judgements::{Due, Landed};
     pub use crate::outcome::{CaseResult, Stop};
     pub use crate::spec::{Level, Rev, SpecRef};
     pub use crate::{areas, case, cases, check, check_eq, fail, skip};

@@ -298,6 +298,43 @@ async fn run_some(options: FakeOptions, filter: &str) -> Vec<CaseReport> {
     run_concurrently(&targets, cases, CASE_TIMEOUT).await
 }
 
+/// A server that makes the harness wait is not the harness falling behind. A correct fake that
+/// applies leaving a room at once but answers it only after the member's delayed event was due:
+/// the case passes. The same with a fake that then sends the departed member's event anyway: the
+/// failure cannot be proved (the server may have sent it before it applied the leave), so no
+/// verdict, and the message says the server's answer came late, not that the harness fell behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_answer_is_the_servers_not_the_harness_falling_behind() {
+    let case = "msc4140.power_levels.member_who_left_is_not_sent";
+    let slow_leave = Some(("/leave", Duration::from_millis(3500)));
+    let options = FakeOptions {
+        slow_answers: slow_leave,
+        ..FakeOptions::default()
+    };
+    let reports = run_some(options, case).await;
+    assert_eq!(
+        reports[0].outcome,
+        Outcome::Pass,
+        "{}",
+        describe(&reports[0])
+    );
+    let options = FakeOptions {
+        slow_answers: slow_leave,
+        ..with_faults(&[Fault::LeftMemberStillSends])
+    };
+    let reports = run_some(options, case).await;
+    let report = &reports[0];
+    let message = report.message.as_deref().unwrap_or("");
+    assert_eq!(report.outcome, Outcome::Error, "{}", describe(report));
+    assert!(
+        message.contains("the server answered leaving the room only")
+            && message.contains("sent anyway")
+            && !message.contains("fell behind"),
+        "{}",
+        describe(report)
+    );
+}
+
 /// Some servers register guests only with `"kind": "guest"` in the body: the harness falls back
 /// to it, the case runs (instead of skipping), and its notes say which form worked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

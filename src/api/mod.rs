@@ -187,6 +187,21 @@ impl User {
         scheduled_from(resp, delay_ms, requested_at)
     }
 
+    /// Schedules and insists it worked, but for a rate limit: a 429 answers `None` (the caller
+    /// judges or notes it); any other refusal fails the case.
+    pub async fn schedule_ok_unless_limited(
+        &self,
+        event: &DelayedEvent,
+        delay_ms: i64,
+    ) -> Result<Option<Scheduled>, Stop> {
+        let requested_at = Instant::now();
+        let resp = self.schedule(event, Delay::Ms(delay_ms)).await?;
+        if resp.status == 429 {
+            return Ok(None);
+        }
+        scheduled_from(resp, delay_ms, requested_at).map(Some)
+    }
+
     pub async fn schedule_ok_with_txn(
         &self,
         event: &DelayedEvent,

@@ -268,6 +268,8 @@ impl Widget {
             .await?;
         // In the case's evidence beside its HTTP exchanges: method `fromWidget`, the action as
         // path, status 0 (not HTTP), the reply (null: none came) as body.
+        let received = Instant::now();
+        self.evidence.waited(requested_at, received);
         self.evidence.push(Exchange {
             method: "fromWidget".into(),
             path: action.to_string(),
@@ -278,7 +280,7 @@ impl Widget {
         Ok(Reply {
             action: action.to_string(),
             requested_at,
-            received: Instant::now(),
+            received,
             response,
         })
     }

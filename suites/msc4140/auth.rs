@@ -356,11 +356,14 @@ async fn deactivated_account_events_not_sent(ctx: Ctx) -> CaseResult {
     let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_alice().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("from a deactivated account"));
     let scheduled = bob.schedule_ok(&event, DEACTIVATE_WITHIN_MS).await?;
+    let sent = Instant::now();
     bob.deactivate().await?;
-    ctx.changed_in_time("the deactivation", &scheduled)?;
+    let landed = ctx.changed_in_time("the deactivation", sent, &scheduled)?;
     let what = "the delayed event of an account deactivated before its delay";
-    ctx.expect_never_sent(&alice, &bob, &room, what, &scheduled, |o| event.matches(o))
-        .await
+    landed.judge(
+        ctx.expect_never_sent(&alice, &bob, &room, what, &scheduled, |o| event.matches(o))
+            .await,
+    )
 }
 
 pub fn cases() -> Vec<Case> {

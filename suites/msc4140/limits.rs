@@ -104,7 +104,11 @@ async fn fill_up(ctx: &Ctx, quota: Quota) -> Result<Full, Stop> {
         )
         .await?;
     // Once the first is due, a correct server may have freed its slot.
-    ctx.done_before_due("asking for one more than the limit", first.due())?;
+    let landed = ctx.done_before_due(
+        "asking for one more than the limit",
+        refused_at,
+        first.due(),
+    )?;
     let across = if rooms.len() > 1 {
         format!(
             " (spread over {} rooms, the extra one asked in a room of its own)",
@@ -113,12 +117,15 @@ async fn fill_up(ctx: &Ctx, quota: Quota) -> Result<Full, Stop> {
     } else {
         String::new()
     };
-    check!(
-        !refused.is_success(),
-        "with the advertised {limit} events scheduled{across}, one more was accepted: the per-user limit is not \
-         enforced ({})",
-        refused.describe()
-    );
+    landed.judge(if refused.is_success() {
+        Err(Stop::Fail(format!(
+            "with the advertised {limit} events scheduled{across}, one more was accepted: the per-user limit is \
+             not enforced ({})",
+            refused.describe()
+        )))
+    } else {
+        Ok(())
+    })?;
     Ok(Full {
         alice,
         rooms,

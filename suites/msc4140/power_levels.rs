@@ -50,12 +50,14 @@ async fn promoted_before_delay_is_sent(ctx: Ctx) -> CaseResult {
     let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_alice().await?;
     let event = guarded_event(&ctx, &room);
     let scheduled = schedule_as(&bob, &event, CHANGE_DELAY_MS).await?;
+    let sent = Instant::now();
     set_level(&alice, &room, bob.id(), 50).await?;
-    ctx.changed_in_time("the promotion", &scheduled)?;
+    let landed = ctx.changed_in_time("the promotion", sent, &scheduled)?;
     let what = "the delayed state event of a user promoted before its delay passed";
-    let seen = ctx
-        .expect_sent(&alice, what, scheduled.due(), |o| event.matches(o))
-        .await?;
+    let seen = landed.judge(
+        ctx.expect_sent(&alice, what, scheduled.due(), |o| event.matches(o))
+            .await,
+    )?;
     check!(
         seen.event.get("sender").and_then(Value::as_str) == Some(bob.id()),
         "{what} arrived with sender {:?} instead of {}",
@@ -77,11 +79,14 @@ async fn demoted_before_delay_is_not_sent(ctx: Ctx) -> CaseResult {
     set_level(&alice, &room, bob.id(), 50).await?;
     let event = guarded_event(&ctx, &room);
     let scheduled = bob.schedule_ok(&event, CHANGE_DELAY_MS).await?;
+    let sent = Instant::now();
     set_level(&alice, &room, bob.id(), 0).await?;
-    ctx.changed_in_time("the demotion", &scheduled)?;
+    let landed = ctx.changed_in_time("the demotion", sent, &scheduled)?;
     let what = "the delayed state event of a user demoted before its delay passed";
-    ctx.expect_never_sent(&alice, &bob, &room, what, &scheduled, |o| event.matches(o))
-        .await?;
+    landed.judge(
+        ctx.expect_never_sent(&alice, &bob, &room, what, &scheduled, |o| event.matches(o))
+            .await,
+    )?;
     check!(
         bob.listed_settled(&scheduled.delay_id, false)
             .await?
@@ -214,26 +219,27 @@ async fn gone_before_delay(ctx: Ctx, kicked: bool) -> CaseResult {
     let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_alice().await?;
     let event = DelayedEvent::message(&room, &ctx.unique("from a member who left"));
     let scheduled = bob.schedule_ok(&event, CHANGE_DELAY_MS).await?;
+    let sent = Instant::now();
     if kicked {
         alice.kick(&room, bob.id()).await?;
     } else {
         bob.leave(&room).await?;
     }
-    ctx.changed_in_time(
-        if kicked {
-            "the kick"
-        } else {
-            "leaving the room"
-        },
-        &scheduled,
-    )?;
+    let change = if kicked {
+        "the kick"
+    } else {
+        "leaving the room"
+    };
+    let landed = ctx.changed_in_time(change, sent, &scheduled)?;
     let what = if kicked {
         "the delayed message of a member kicked before its delay"
     } else {
         "the delayed message of a member who left before its delay"
     };
-    ctx.expect_never_sent(&alice, &bob, &room, what, &scheduled, |o| event.matches(o))
-        .await
+    landed.judge(
+        ctx.expect_never_sent(&alice, &bob, &room, what, &scheduled, |o| event.matches(o))
+            .await,
+    )
 }
 
 pub fn cases() -> Vec<Case> {

@@ -48,8 +48,12 @@ impl Restartable {
     }
 
     /// Restarts the timer. A refusal is judged: if the event already arrived before one delay
-    /// after the last successful (re)start, it was sent early; if it arrived later, the harness
-    /// fell behind and cannot judge (error); if it has not arrived, the refusal itself is wrong.
+    /// after the last successful (re)start, it was sent early. Otherwise the refusal is the
+    /// server's, whatever it answered (a 429, a 404 because the event was sent meanwhile), unless
+    /// the harness's own pace left the restart too late (`Due::harness_kept_pace`: error). Time
+    /// the harness spent waiting for the server's answers, to this restart or the ones before,
+    /// is the server's: a server that answers a heartbeat too slowly drops the call as surely
+    /// as one that refuses it.
     pub async fn restart(&mut self) -> CaseResult {
         let requested = Instant::now();
         let resp = self.alice.manage(&self.delay_id, Action::Restart).await?;
@@ -58,22 +62,36 @@ impl Restartable {
             return Ok(());
         }
         let arrived = self.bob.seen_matching(|o| self.event.matches(o)).await?;
+        if let Some(seen) = arrived.first() {
+            let since_start = seen.at.duration_since(self.timer.sent).as_millis() as i64;
+            check!(
+                since_start >= self.delay_ms,
+                "the event was sent while it was being restarted: it arrived {since_start} ms after the last \
+                 successful restart, before its delay of {} ms",
+                self.delay_ms
+            );
+        }
+        self.due()
+            .harness_kept_pace("a restart", requested, self.alice.evidence())?;
+        let lead = self.due().lead_ms(requested);
+        let when = if lead >= 0 {
+            format!("{lead} ms before the event was due")
+        } else {
+            format!(
+                "{} ms after the event was due, having waited for the server's answers meanwhile",
+                -lead
+            )
+        };
+        let waited = resp.received.duration_since(requested).as_millis();
         match arrived.first() {
-            Some(seen) => {
-                let since_start = seen.at.duration_since(self.timer.sent).as_millis() as i64;
-                check!(
-                    since_start >= self.delay_ms,
-                    "the event was sent while it was being restarted: it arrived {since_start} ms after the last \
-                     successful restart, before its delay of {} ms",
-                    self.delay_ms
-                );
-                Err(Stop::Error(format!(
-                    "the harness fell behind: a restart reached the server only after the event was due ({})",
-                    resp.describe()
-                )))
-            }
+            Some(_) => fail!(
+                "a heartbeat failed: a restart the harness sent {when} was refused (answered after {waited} ms), \
+                 and the event was sent meanwhile: {}",
+                resp.describe()
+            ),
             None => fail!(
-                "restarting a scheduled event that has not been sent was refused: {}",
+                "restarting a scheduled event that has not been sent was refused (the harness sent the restart \
+                 {when}; answered after {waited} ms): {}",
                 resp.describe()
             ),
         }

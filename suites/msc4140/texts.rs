@@ -382,6 +382,24 @@ pub const MANAGEMENT_RATE_LIMIT: SpecRef = SpecRef::msc4140(
     "For all `action`s, the homeserver SHOULD apply rate limiting to provide mitigation against the Resource Exhaustion threat.",
 );
 
+pub const SCHEDULING_RATE_LIMIT: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    SCHEDULING,
+    "The homeserver SHOULD apply rate limiting to the scheduling of delayed events to provide mitigation against the Resource Exhaustion threat.",
+);
+
+pub const SEND_ACTION_RATE_LIMIT: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    MANAGING_2026,
+    "Where the `action` is `send`, the homeserver SHOULD apply rate limiting to provide mitigation against the High Volume of Messages threat.",
+);
+
+pub const SEND_TIME_RATE_LIMIT: SpecRef = SpecRef::msc4140(
+    Rev::Jul2026,
+    "Rate-limiting at the point of sending",
+    "If a delayed event fails to be sent at its scheduled send time due to a rate limit failure, the homeserver SHOULD NOT retry sending the event. Instead, the event will be stored as a finalised delayed event with its `error` field set, available to be retrieved by a client for the user who requested the event.",
+);
+
 pub const LOOKUP_RATE_LIMIT: SpecRef = SpecRef::msc4140(
     Rev::Jul2026,
     GETTING_2026,

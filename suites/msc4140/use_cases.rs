@@ -44,13 +44,17 @@ async fn matrixrtc_last_will(ctx: Ctx) -> CaseResult {
     let server_start = ctx
         .server_rescheduled_at(&bob, &will.delay_id, (first_start, &first), &will.timer)
         .await?;
+    let asked = Instant::now();
     let membership = alice.get_state(&room, CALL_MEMBER, &state_key).await?;
-    ctx.done_before_due("reading the membership", will.due())?;
-    check!(
-        membership.status == 200 && membership.body == joined,
-        "while the heartbeat ran, the call membership should have stayed, but {}",
-        membership.describe()
-    );
+    let landed = ctx.done_before_due("reading the membership", asked, will.due())?;
+    landed.judge(if membership.status == 200 && membership.body == joined {
+        Ok(())
+    } else {
+        Err(Stop::Fail(format!(
+            "while the heartbeat ran, the call membership should have stayed, but {}",
+            membership.describe()
+        )))
+    })?;
     // Bob's client goes away: no more heartbeats. Not early; not later than the allowance after
     // the last heartbeat (the wait's deadline).
     let what = "the \"hang up\" call membership";
@@ -320,12 +324,15 @@ async fn call_of_many(ctx: Ctx) -> CaseResult {
     ctx.check_not_early(what, &seen, stopped.due().with_server_start(server_start))?;
     ctx.check_within_allowance(what, &seen, stopped.due().with_server_start(server_start))?;
     for will in &wills {
-        ctx.done_before_due("the last heartbeat", will.due())?;
-        let landed = watcher.seen_matching(|o| will.event.matches(o)).await?;
-        check!(
-            landed.is_empty(),
-            "one member's hang-up landed while they kept restarting it (another member had stopped)"
-        );
+        let copies = watcher.seen_matching(|o| will.event.matches(o)).await?;
+        let landed = ctx.done_before_due("the last heartbeat", will.timer.sent, will.due())?;
+        landed.judge(if copies.is_empty() {
+            Ok(())
+        } else {
+            Err(Stop::Fail(
+                "one member's hang-up landed while they kept restarting it (another member had stopped)".into(),
+            ))
+        })?;
         will.alice.manage(&will.delay_id, Action::Cancel).await?;
     }
     Ok(())

@@ -39,6 +39,7 @@ impl RunFiles {
         if default_delayed_event_limits {
             if let Some(object) = config.as_object_mut() {
                 object.remove("rc_delayed_event_mgmt");
+                object.remove("rc_message");
             }
         }
         if let Some(fragment) = fragment {

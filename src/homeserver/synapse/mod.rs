@@ -55,8 +55,10 @@ pub struct SynapseOptions {
     pub show_progress: bool,
     /// Keep the per-run data directory (its path is printed) instead of deleting it.
     pub keep_data: bool,
-    /// Keep Synapse's own limits for delayed-event management (`rc_delayed_event_mgmt`) instead
-    /// of lifting them: for the rate_limits cases, which need a server with its normal limits.
+    /// Keep Synapse's own limits for delayed events instead of lifting them: management
+    /// (`rc_delayed_event_mgmt`) and messages (`rc_message`, which scheduling and the timer's
+    /// sends count against). For the rate_limits cases, which need a server with its normal
+    /// limits.
     pub default_delayed_event_limits: bool,
     /// A configuration fragment (`--synapse-config`) deep-merged over what the harness writes.
     pub config_fragment: Option<Value>,

@@ -13,6 +13,11 @@ pub(super) const REPORTED_AHEAD_MS: u64 = 60_000;
 pub(super) const SEND_EARLY_BY_MS: u64 = 200;
 /// How late [`Fault::CancelIgnoredSentLate`] sends an event whose cancel it ignored.
 pub(super) const IGNORED_CANCEL_LATE_BY_MS: u64 = 5000;
+/// [`Fault::RestartTooSlow`]: a restart arriving less than this before its event is due is
+/// handled only after the event was sent.
+pub(super) const SLOW_RESTART_WITHIN_MS: u64 = 2500;
+/// [`Fault::RestartTooSlow`]: how long after the event's due time such a restart is answered.
+pub(super) const SLOW_RESTART_ANSWER_AFTER_DUE_MS: u64 = 300;
 /// [`Fault::StateOverwriteLate`]: how long after a newer state event its overwrite takes effect
 /// (longer than the delay of `state_overwrite.other_users_state_cancels`).
 pub(super) const OVERWRITE_LAG_MS: u64 = 3500;
@@ -363,6 +368,10 @@ impl State {
         let d = &self.delayed[idx];
         match d.outcome {
             Outcome::Scheduled => {
+                let owner = d.owner.clone();
+                if let Err(refusal) = self.message_rate_limit(&owner) {
+                    return self.refused_at_send(idx, ts, state_key, refusal);
+                }
                 let result = self.emit_delayed(idx, ts, state_key, Phase::Timer);
                 self.finalise(idx, Outcome::of_send(result));
             }
@@ -371,6 +380,22 @@ impl State {
                 self.delayed_mut(idx).timer_resend = false;
             }
             _ => {} // finalised meanwhile, e.g. by a state overwrite from an earlier one
+        }
+    }
+
+    /// The timer's send refused by the owner's message rate limit: not retried, finalised with
+    /// the error (2026-07), unless a fault loses or doubles it.
+    fn refused_at_send(&mut self, idx: usize, ts: u64, state_key: Option<String>, refusal: Reply) {
+        if self.fault(Fault::SendRefusalDuplicates) {
+            // Sent despite the refusal, then once more by a retry.
+            let first = self.emit_delayed(idx, ts, state_key.clone(), Phase::Timer);
+            let _ = self.emit_delayed(idx, ts, state_key, Phase::Timer);
+            return self.finalise(idx, Outcome::of_send(first));
+        }
+        self.finalise(idx, Outcome::of_send(Err(refusal)));
+        if self.fault(Fault::SendRefusalVanishes) {
+            let delay_id = self.delayed[idx].delay_id.clone();
+            self.delayed_index.remove(&delay_id);
         }
     }
 

@@ -336,6 +336,18 @@ impl State {
                 }
                 Ok(ok(json!({})))
             }
+            (Outcome::Scheduled, Action::Restart)
+                if self.fault(Fault::RestartTooSlow)
+                    && self.delayed[idx].due() < self.now + SLOW_RESTART_WITHIN_MS =>
+            {
+                // Handled only once the timer has sent the event (at its time, meanwhile): the
+                // answer is the one a sent event gets, given after the due time.
+                let answer_in = self.delayed[idx].due() - self.now.min(self.delayed[idx].due())
+                    + SLOW_RESTART_ANSWER_AFTER_DUE_MS;
+                let mut answer = conflict("The delayed event has already been sent.");
+                answer.delay = Some(Duration::from_millis(answer_in));
+                Err(answer)
+            }
             (Outcome::Scheduled, Action::Restart) => {
                 self.lag_listing(idx);
                 if !self.fault(Fault::RestartNoop) {
@@ -437,6 +449,7 @@ pub(super) fn schedule_from_query(
         content,
         delay_ms,
     };
+    st.rate_limit(cx, Limited::Scheduling)?;
     st.schedule(s, new)
 }
 
@@ -484,6 +497,7 @@ pub(super) fn schedule_dedicated(
             content,
             delay_ms,
         };
+        st.rate_limit(cx, Limited::Scheduling)?;
         st.schedule(&s, new)
     })
 }

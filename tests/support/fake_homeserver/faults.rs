@@ -670,6 +670,7 @@ declare_faults! {
         MgmtNotRateLimited {
             breaks: [
                 "msc4140.rate_limits.management_is_rate_limited" => "without a rate limit",
+                "msc4140.rate_limits.send_action_limited_per_user" => "without a rate limit",
             ],
         },
         /// Lookups (listing and single lookup) are never rate-limited.
@@ -781,6 +782,51 @@ declare_faults! {
         MgmtRateLimitPerAddress {
             breaks: [
                 "msc4140.rate_limits.heartbeats_behind_one_address" => "were refused",
+                "msc4140.rate_limits.send_action_limited_per_user" => "per address, not per user",
+            ],
+        },
+        /// Scheduling (with `FakeOptions::rate_limits`) is never rate-limited.
+        SchedulingNotRateLimited {
+            breaks: [
+                "msc4140.rate_limits.scheduling_limited_per_user" => "without a rate limit",
+            ],
+        },
+        /// The scheduling rate limit (with `FakeOptions::rate_limits`) counts the requests of
+        /// users behind one address in one bucket. Every case reaches the fake from the one
+        /// address, so the fake shares the bucket only among the users of one room, which keeps
+        /// the fault to the case that looks for it.
+        SchedulingRateLimitPerAddress {
+            breaks: [
+                "msc4140.rate_limits.scheduling_limited_per_user" => "per address, not per user",
+            ],
+        },
+        /// A timer send refused by the owner's message rate limit loses the event: not sent, not
+        /// scheduled, and its lookup answers 404 (Synapse #18021).
+        SendRefusalVanishes {
+            breaks: [
+                "msc4140.rate_limits.refused_at_send_time_not_lost" => "vanished",
+            ],
+        },
+        /// A timer send refused by the owner's message rate limit is sent anyway and then once
+        /// more by a retry.
+        SendRefusalDuplicates {
+            breaks: [
+                "msc4140.rate_limits.refused_at_send_time_not_lost" => "duplicate",
+            ],
+        },
+        /// A restart that arrives less than [`SLOW_RESTART_WITHIN_MS`] before its event is due is
+        /// handled too slowly: the timer sends the event at its time meanwhile, and the restart is
+        /// answered [`SLOW_RESTART_ANSWER_AFTER_DUE_MS`] after that, as for a sent event (409). A
+        /// server too busy to heed a heartbeat that reached it in time.
+        RestartTooSlow {
+            breaks: [
+                "msc4140.rate_limits.heartbeats_behind_one_address"
+                    => "though the harness sent it in time",
+                "msc4140.restart.moves_send_time" => "was refused",
+                "msc4140.restart.heartbeat_keeps_event_unsent" => "was refused",
+                "msc4140.restart.sent_after_heartbeat_stops" => "was refused",
+                "msc4140.use_cases.matrixrtc_last_will" => "was refused",
+                "msc4140.use_cases.call_of_many" => "was refused",
             ],
         },
 

@@ -95,6 +95,9 @@ pub struct FakeOptions {
     /// worker that replication reaches late: until then the listing shows it as it was (or not
     /// at all) (default zero).
     pub listing_lag: Duration,
+    /// A correct but slow server: requests whose path contains the first part take effect at
+    /// once but are answered only after the second (default none).
+    pub slow_answers: Option<(&'static str, Duration)>,
 }
 
 impl Default for FakeOptions {
@@ -113,6 +116,7 @@ impl Default for FakeOptions {
             stable_prefix: true,
             merged_shapes: false,
             listing_lag: Duration::ZERO,
+            slow_answers: None,
         }
     }
 }

@@ -114,7 +114,12 @@ impl Respond for Router {
             st.tick();
             route(&mut st, &cx)
         });
-        let reply = reply.unwrap_or_else(|e| e);
+        let mut reply = reply.unwrap_or_else(|e| e);
+        if let Some((path, wait)) = st.opts.slow_answers {
+            if cx.path.contains(path) {
+                reply.delay = Some(reply.delay.unwrap_or_default().max(wait));
+            }
+        }
         st.log(format!("{} {} -> {}", cx.method, cx.path, reply.status));
         if let Some(recorded) = RecordedRequest::of(&cx, reply.status) {
             st.recorded.push(recorded);

@@ -14,6 +14,10 @@ pub(super) const LOG_LINES: usize = 200;
 /// The management rate limit, as Synapse's default `rc_delayed_event_mgmt`: burst and refill.
 pub(super) const RATE_BURST: f64 = 5.0;
 pub(super) const RATE_PER_SECOND: f64 = 1.0;
+/// The message rate limit, as Synapse's default `rc_message`, which scheduling a delayed event
+/// and the timer's sending of it count against: burst and refill.
+pub(super) const MESSAGE_BURST: f64 = 10.0;
+pub(super) const MESSAGE_PER_SECOND: f64 = 0.2;
 /// The rate-limit bucket of requests without an access token (all come from one IP here).
 pub(super) const ANONYMOUS: &str = "<anonymous>";
 
@@ -112,6 +116,8 @@ pub(super) enum Limited {
     Management,
     /// The listing and the single lookup.
     Lookup,
+    /// Scheduling a delayed event (a bucket of its own, per user: [`State::message_rate_limit`]).
+    Scheduling,
 }
 
 pub(super) fn now_ms() -> u64 {
@@ -270,35 +276,69 @@ impl State {
     }
 
     /// The management rate limit (a token bucket per user, or per IP without a token), when
-    /// [`FakeOptions::rate_limits`] is on. Call after the request's authentication.
+    /// [`FakeOptions::rate_limits`] is on; for scheduling, the message rate limit. Call after the
+    /// request's authentication.
     pub(super) fn rate_limit(&mut self, cx: &Ctx, kind: Limited) -> Result<(), Reply> {
         let exempt = match kind {
             Limited::Management => self.fault(Fault::MgmtNotRateLimited),
             Limited::Lookup => self.fault(Fault::LookupsNotRateLimited),
+            Limited::Scheduling => self.fault(Fault::SchedulingNotRateLimited),
         };
         if !self.opts.rate_limits || exempt {
             return Ok(());
         }
-        let key = match self.session(cx) {
-            _ if kind == Limited::Management && self.fault(Fault::MgmtRateLimitPerAddress) => {
-                "the one client address".to_string()
+        let per_address = match kind {
+            Limited::Management => self.fault(Fault::MgmtRateLimitPerAddress),
+            Limited::Scheduling => false,
+            Limited::Lookup => false,
+        };
+        let user = match self.session(cx) {
+            _ if per_address => "the one client address".to_string(),
+            _ if kind == Limited::Scheduling
+                && self.fault(Fault::SchedulingRateLimitPerAddress) =>
+            {
+                // The room's users stand for the users behind one address (see the fault).
+                let room = cx.segs.iter().skip_while(|s| *s != "rooms").nth(1);
+                format!("the address of the users of {}", room.map_or("", |r| r))
             }
             Ok(session) => session.user_id,
             Err(_) => ANONYMOUS.to_string(),
         };
+        match kind {
+            Limited::Scheduling => self.message_rate_limit(&user),
+            _ => self.take_token(user, RATE_BURST, RATE_PER_SECOND),
+        }
+    }
+
+    /// The message rate limit of `user` (scheduling, and the timer's sends), when
+    /// [`FakeOptions::rate_limits`] is on.
+    pub(super) fn message_rate_limit(&mut self, user: &str) -> Result<(), Reply> {
+        if !self.opts.rate_limits {
+            return Ok(());
+        }
+        self.take_token(
+            format!("messages of {user}"),
+            MESSAGE_BURST,
+            MESSAGE_PER_SECOND,
+        )
+    }
+
+    /// Takes a token from the bucket `key` (burst `burst`, refilling `per_second`), or answers
+    /// 429 with the wait until the next token.
+    fn take_token(&mut self, key: String, burst: f64, per_second: f64) -> Result<(), Reply> {
         let now = self.now;
         let bucket = self.buckets.entry(key).or_insert(Bucket {
-            tokens: RATE_BURST,
+            tokens: burst,
             at: now,
         });
-        let refill = now.saturating_sub(bucket.at) as f64 / 1000.0 * RATE_PER_SECOND;
-        bucket.tokens = (bucket.tokens + refill).min(RATE_BURST);
+        let refill = now.saturating_sub(bucket.at) as f64 / 1000.0 * per_second;
+        bucket.tokens = (bucket.tokens + refill).min(burst);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             return Ok(());
         }
-        let wait_ms = ((1.0 - bucket.tokens) * 1000.0 / RATE_PER_SECOND).ceil() as u64;
+        let wait_ms = ((1.0 - bucket.tokens) * 1000.0 / per_second).ceil() as u64;
         Err(ok(json!({
             "errcode": "M_LIMIT_EXCEEDED",
             "error": "Too many requests",
