@@ -383,10 +383,11 @@ impl Ctx {
         timer: &TimerStart,
         earliest: i64,
     ) -> Result<Option<i64>, Stop> {
-        // A listing or lookup the server refuses is the listing cases' to judge, not this one's.
+        // A listing or lookup the server refuses is the listing cases' to judge, not this one's;
+        // so is an entry with no scheduling time under a known name: it is taken as it is, as
+        // waiting for a time that never comes would spend the time the case's timers allow.
         let current = |info: &DelayedInfo| {
             info.delay_id() == Some(delay_id)
-                && info.scheduled_at().is_some()
                 && info
                     .scheduling_times()
                     .iter()

@@ -52,6 +52,8 @@ fn non_ascii(room: &str, marker: String) -> Sample {
 /// A state event whose content nests objects and arrays several levels deep, with every JSON
 /// type canonical JSON allows (integers at the edges of its range, booleans, null, empties).
 fn nested(room: &str, marker: String) -> Sample {
+    // A state key of its own: under 2024-10 a user's newer state for the same key cancels it.
+    let state_key = marker.clone();
     let content = json!({
         MARKER: marker,
         "level1": {"level2": {"level3": {"level4": {
@@ -63,7 +65,7 @@ fn nested(room: &str, marker: String) -> Sample {
     });
     Sample {
         kind: "nested objects",
-        event: DelayedEvent::state(room, "org.example.dec.nested", "nested", content),
+        event: DelayedEvent::state(room, "org.example.dec.nested", &state_key, content),
     }
 }
 

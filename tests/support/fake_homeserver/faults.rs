@@ -57,6 +57,7 @@ declare_faults! {
         /// `cancel` answers 200 but changes nothing: the event is still sent at its time.
         IgnoreCancel {
             breaks: [
+                "msc4140.unstable_prefix.stable_endpoints_once_advertised" => "did not cancel it",
                 "msc4140.cancellation.cancelled_event_is_never_sent"
                     => "cancelled event was sent anyway",
                 "msc4140.cancellation.cancelled_event_leaves_listing" => "still in the listing",
@@ -72,6 +73,7 @@ declare_faults! {
         /// `cancel` works (never sent, lookup says cancelled) but the event stays in the listing.
         CancelKeepsListing {
             breaks: [
+                "msc4140.unstable_prefix.stable_endpoints_once_advertised" => "did not cancel it",
                 "msc4140.cancellation.cancelled_event_leaves_listing" => "still in the listing",
                 "msc4140.listing.excludes_sent_and_cancelled" => "which was cancelled",
                 "msc4140.persistence.listing_and_management_after_restart"
@@ -83,6 +85,7 @@ declare_faults! {
         /// time: within the 30 s a server may add, and after events due just after it.
         CancelIgnoredSentLate {
             breaks: [
+                "msc4140.unstable_prefix.stable_endpoints_once_advertised" => "did not cancel it",
                 // The first is caught only because "never sent" waits while the event is still
                 // listed.
                 "msc4140.cancellation.cancelled_event_is_never_sent"
@@ -149,12 +152,18 @@ declare_faults! {
         /// The listing shows every user's scheduled events.
         ListingLeaksOthers {
             breaks: [
+                "msc4140.errors.endpoint_missing_delay_ms" => "was refused, yet the user now has",
+                "msc4140.errors.endpoint_missing_content" => "was refused, yet the user now has",
+                "msc4140.errors.endpoint_state_key_not_a_string" => "was refused, yet the user now has",
+                "msc4140.errors.endpoint_without_body" => "was refused, yet the user now has",
                 "msc4140.listing.excludes_other_users" => "shows alice's scheduled event",
             ],
         },
         /// The listing also shows finalised (sent, cancelled, failed) events.
         ListingIncludesFinalised {
             breaks: [
+                "msc4140.rate_limits.refused_at_send_time_not_lost" => "still scheduled",
+                "msc4140.unstable_prefix.stable_endpoints_once_advertised" => "did not cancel it",
                 "msc4140.listing.excludes_sent_and_cancelled" => "still shows event",
                 "msc4140.cancellation.cancelled_event_leaves_listing" => "still in the listing",
                 "msc4140.persistence.listing_and_management_after_restart"
@@ -362,6 +371,7 @@ declare_faults! {
         /// "cancelled"), with no `finalised_ts`, `event_id` or `error`, flat or nested.
         FinalisedOutcomeUnreadable {
             breaks: [
+                "msc4140.rate_limits.refused_at_send_time_not_lost" => "vanished",
                 "msc4140.listing.lookup_after_timer_sent" => "still scheduled",
                 "msc4140.listing.lookup_after_send_action" => "still scheduled",
                 "msc4140.listing.lookup_after_cancel" => "still scheduled",
@@ -410,6 +420,8 @@ declare_faults! {
             breaks: [
                 "msc4140.unstable_prefix.advertised_in_versions" => "org.matrix.msc4140",
             ],
+            // Without the flags, the stable ones go too.
+            skips: Skips::Cases(&["msc4140.unstable_prefix.stable_endpoints_once_advertised"]),
         },
         /// The capability says max_delay_ms, but delays above max_delay_ms - 1000 are rejected.
         CapabilityOverstatesMaxDelay {
@@ -619,7 +631,7 @@ declare_faults! {
         OverdueOutOfOrder {
             breaks: [
                 "msc4140.persistence.overdue_events_sent_in_order"
-                    => "not in the order of their send times",
+                    => "not sent in the order of their send times",
             ],
         },
         /// Events that fell due while the server was down are never sent (they stay listed as
@@ -756,6 +768,7 @@ declare_faults! {
         /// [`BURST_WINDOW_MS`]; the rest of a burst is forgotten (never sent, still listed).
         BurstDropsExcess {
             breaks: [
+                "msc4140.rate_limits.refused_at_send_time_not_lost" => "still scheduled",
                 "msc4140.timing.burst_up_to_user_limit" => "never sent",
                 "msc4140.timing.many_users_due_together" => "never sent",
                 "msc4140.state_overwrite.earlier_state_does_not_cancel" => "never sent",
