@@ -15,8 +15,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{LazyLock, Mutex};
 
+use dec_harness::expectations::Expectations;
 use dec_harness::homeserver::container::BUILT_SYNAPSE_IMAGE;
 use dec_harness::homeserver::synapse::PINNED_VERSION;
+use dec_harness::outcome::Outcome;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_delayed-events-conformance");
 const SETUP: &str = "Set up a container engine and the image with\n    \
@@ -118,7 +120,12 @@ fn catalogue_against_the_container_gives_the_managed_synapses_outcomes() {
         container["expectations"]["file"], "suites/expectations/synapse.toml",
         "the bundled expectations chosen by the server's identity"
     );
-    assert_eq!(container_run.status.code(), Some(0), "exit status 0");
+    assert_eq!(
+        container_run.status.code(),
+        Some(0),
+        "exit status 0; the container run's output:\n{}",
+        String::from_utf8_lossy(&container_run.stdout)
+    );
 
     let (in_container, managed) = (outcomes(&container), outcomes(&synapse));
     assert_eq!(
@@ -126,6 +133,7 @@ fn catalogue_against_the_container_gives_the_managed_synapses_outcomes() {
         managed.keys().collect::<Vec<_>>(),
         "the same cases ran"
     );
+    let bundled = Expectations::load(Path::new("suites/expectations/synapse.toml")).unwrap();
     let mut differences = BTreeMap::new();
     for (id, (outcome, message)) in &in_container {
         let (expected, expected_message) = &managed[id];
@@ -138,7 +146,16 @@ fn catalogue_against_the_container_gives_the_managed_synapses_outcomes() {
         let limit_zero_elsewhere = id == "msc4140.limits.zero_limit_is_forbidden"
             && outcome == "skip"
             && message.contains("per-user limit of 0");
-        if outcome != expected && !rate_limited_elsewhere && !limit_zero_elsewhere {
+        // A known intermittent (an entry listing both pass and fail) may land either way.
+        let intermittent = bundled.get(id).is_some_and(|entry| {
+            [Outcome::Pass, Outcome::Fail]
+                .iter()
+                .all(|o| entry.expected.contains(o))
+        }) && [outcome, expected]
+            .iter()
+            .all(|o| *o == "pass" || *o == "xfail");
+        if outcome != expected && !rate_limited_elsewhere && !limit_zero_elsewhere && !intermittent
+        {
             differences.insert(
                 id.clone(),
                 format!(

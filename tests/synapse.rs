@@ -18,6 +18,48 @@ fn alone() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Cases that skip against Synapse 1.163.2, each with a phrase of its reason: what it does not
+/// offer (the dedicated endpoint, the stable prefix) or keep (finalised events). Any other skip
+/// fails the test, as an unlisted failure does.
+const SKIPS_ON_SYNAPSE: &[(&str, &str)] = &[
+    (
+        "msc4140.listing.lookup_after_timer_sent",
+        "keeps no finalised delayed events",
+    ),
+    (
+        "msc4140.listing.lookup_after_send_action",
+        "keeps no finalised delayed events",
+    ),
+    (
+        "msc4140.listing.lookup_after_cancel",
+        "keeps no finalised delayed events",
+    ),
+    (
+        "msc4140.errors.endpoint_missing_delay_ms",
+        "dedicated scheduling endpoint",
+    ),
+    (
+        "msc4140.errors.endpoint_missing_content",
+        "dedicated scheduling endpoint",
+    ),
+    (
+        "msc4140.errors.endpoint_state_key_not_a_string",
+        "dedicated scheduling endpoint",
+    ),
+    (
+        "msc4140.errors.endpoint_without_body",
+        "dedicated scheduling endpoint",
+    ),
+    (
+        "msc4140.unstable_prefix.stable_endpoints_once_advertised",
+        "does not advertise",
+    ),
+    (
+        "msc4140.auth.rules_on_each_prefix",
+        "does not serve both prefixes",
+    ),
+];
+
 #[test]
 fn catalogue_against_the_managed_synapse() {
     let _alone = alone();
@@ -42,7 +84,13 @@ fn catalogue_against_the_managed_synapse() {
     let mut unexpected = BTreeMap::new();
     for case in report["cases"].as_array().unwrap() {
         let outcome = case["outcome"].as_str().unwrap();
-        if outcome != "pass" && outcome != "xfail" {
+        let id = case["id"].as_str().unwrap();
+        let message = case["message"].as_str().unwrap_or_default();
+        let known_skip = outcome == "skip"
+            && SKIPS_ON_SYNAPSE
+                .iter()
+                .any(|(skips, why)| *skips == id && message.contains(why));
+        if outcome != "pass" && outcome != "xfail" && !known_skip {
             unexpected.insert(
                 case["id"].as_str().unwrap().to_string(),
                 (outcome.to_string(), case["message"].clone()),
@@ -51,7 +99,7 @@ fn catalogue_against_the_managed_synapse() {
     }
     assert!(
         unexpected.is_empty(),
-        "cases neither passing nor listed in suites/expectations/synapse.toml:\n{unexpected:#?}\nstdout tail:\n{}",
+        "cases neither passing, listed in suites/expectations/synapse.toml, nor known to skip:\n{unexpected:#?}\nstdout tail:\n{}",
         stdout.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
     );
     assert_eq!(

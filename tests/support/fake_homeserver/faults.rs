@@ -611,6 +611,7 @@ declare_faults! {
                 "msc4140.limits.advertised_limit_is_enforced",
                 "msc4140.limits.limit_spans_rooms",
                 "msc4140.limits.sent_event_frees_a_slot",
+                "msc4140.limits.zero_limit_is_forbidden",
             ]),
         },
 
