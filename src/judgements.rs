@@ -553,9 +553,8 @@ impl Ctx {
         Ok(())
     }
 
-    /// Exactly once: after the events have arrived, `sender` sends a plain message into `room`
-    /// (no delayed-events request, so nothing is nudged) and, once `observer` has it plus a grace,
-    /// each of `events` must have reached `observer` exactly once.
+    /// Exactly once: after the events have arrived, each of `events` must have reached
+    /// `observer` exactly once (counted as `copies_after_marker` does).
     pub async fn expect_each_once(
         &self,
         sender: &User,
@@ -563,6 +562,36 @@ impl Ctx {
         room: &str,
         events: &[(&str, &crate::api::DelayedEvent)],
     ) -> Result<(), Stop> {
+        let mut wrong = Vec::new();
+        for (what, copies) in self
+            .copies_after_marker(sender, observer, room, events)
+            .await?
+        {
+            if copies != 1 {
+                wrong.push(format!("{what} was delivered {copies} times"));
+            }
+        }
+        if !wrong.is_empty() {
+            return Err(Stop::fail(format!(
+                "each delayed event must be sent exactly once: {}",
+                wrong.join("; ")
+            ))
+            .expected("each delivered exactly once")
+            .actual(wrong.join("; ")));
+        }
+        Ok(())
+    }
+
+    /// How many times each of `events` reached `observer`, counted once a plain message that
+    /// `sender` sends into `room` now (no delayed-events request, so nothing is nudged) has
+    /// reached `observer` too, plus a grace for copies still on their way.
+    pub async fn copies_after_marker<'a>(
+        &self,
+        sender: &User,
+        observer: &User,
+        room: &str,
+        events: &[(&'a str, &crate::api::DelayedEvent)],
+    ) -> Result<Vec<(&'a str, usize)>, Stop> {
         let marker = self.unique("plain marker");
         let sent_at = Instant::now();
         sender
@@ -584,22 +613,12 @@ impl Ctx {
             ));
         }
         tokio::time::sleep(DUPLICATE_GRACE).await;
-        let mut wrong = Vec::new();
+        let mut counted = Vec::new();
         for (what, event) in events {
             let copies = observer.seen_matching(|o| event.matches(o)).await?.len();
-            if copies != 1 {
-                wrong.push(format!("{what} was delivered {copies} times"));
-            }
+            counted.push((*what, copies));
         }
-        if !wrong.is_empty() {
-            return Err(Stop::fail(format!(
-                "each delayed event must be sent exactly once: {}",
-                wrong.join("; ")
-            ))
-            .expected("each delivered exactly once")
-            .actual(wrong.join("; ")));
-        }
-        Ok(())
+        Ok(counted)
     }
 
     /// Every copy of the `scheduled` event (recognised by `pred`) that `observer` has seen once
