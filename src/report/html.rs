@@ -6,7 +6,7 @@
 use crate::outcome::Outcome;
 use crate::report::{
     api_form_label, by_area, conformance, duration, escape_html as esc, levels, overall, percent,
-    sentence, spec_label, spec_link, OUTCOMES,
+    sentence, source_label, spec_label, spec_link, OUTCOMES,
 };
 use crate::results::{CaseReport, RunReport};
 use std::fmt::Write;
@@ -163,7 +163,7 @@ pub fn requirement(case: &CaseReport) -> String {
         let links: Vec<String> = spec
             .sources
             .iter()
-            .map(|s| format!("<a href=\"{0}\">{0}</a>", esc(s)))
+            .map(|s| format!("<a href=\"{}\">{}</a>", esc(s), esc(&source_label(s))))
             .collect();
         format!("<br><small>Sources: {}</small>", links.join(", "))
     };

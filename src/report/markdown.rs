@@ -4,8 +4,8 @@
 
 use crate::outcome::Outcome;
 use crate::report::{
-    api_form_label, by_area, cut, duration, levels, sentence, spec_label, spec_link, table_cell,
-    OUTCOMES,
+    api_form_label, by_area, cut, duration, levels, sentence, source_label, spec_label, spec_link,
+    table_cell, OUTCOMES,
 };
 use crate::results::{CaseReport, RunReport};
 use std::fmt::Write;
@@ -109,7 +109,10 @@ fn sources_line(sources: &[String]) -> String {
     if sources.is_empty() {
         return String::new();
     }
-    let links: Vec<String> = sources.iter().map(|s| format!("<{s}>")).collect();
+    let links: Vec<String> = sources
+        .iter()
+        .map(|s| format!("[{}]({s})", source_label(s)))
+        .collect();
     format!("\n>\n> Sources: {}", links.join(", "))
 }
 

@@ -58,6 +58,22 @@ fn anchor(heading: &str) -> String {
 }
 
 /// "MSC4140 2026-07-10 § Managing delayed events", with "(reconstructed)" where it applies.
+/// A public source's short name for a link: `owner/repo#N` for a GitHub pull request or issue
+/// (and `owner/repo@commit` for a commit), else the URL itself.
+pub fn source_label(url: &str) -> String {
+    let Some(path) = url.strip_prefix("https://github.com/") else {
+        return url.to_string();
+    };
+    let parts: Vec<&str> = path.split(['/', '#']).collect();
+    match parts.as_slice() {
+        [owner, repo, "pull" | "issues", n, ..] if n.chars().all(|c| c.is_ascii_digit()) => {
+            format!("{owner}/{repo}#{n}")
+        }
+        [owner, repo, "commit", sha, ..] => format!("{owner}/{repo}@{}", &sha[..sha.len().min(9)]),
+        _ => url.to_string(),
+    }
+}
+
 pub fn spec_label(spec: &SpecRecord) -> String {
     format!(
         "{} {}{} § {}",
@@ -205,6 +221,37 @@ mod tests {
         assert_eq!(
             anchor("MSC4140: Cancellable delayed events"),
             "msc4140-cancellable-delayed-events"
+        );
+    }
+}
+
+#[cfg(test)]
+mod source_label_tests {
+    use super::source_label;
+
+    #[test]
+    fn github_pulls_issues_and_commits_get_short_names() {
+        assert_eq!(
+            source_label("https://github.com/element-hq/synapse/pull/20229"),
+            "element-hq/synapse#20229"
+        );
+        assert_eq!(
+            source_label(
+                "https://github.com/matrix-org/matrix-spec-proposals/pull/4140#discussion_r1"
+            ),
+            "matrix-org/matrix-spec-proposals#4140"
+        );
+        assert_eq!(
+            source_label("https://github.com/element-hq/synapse/issues/18021"),
+            "element-hq/synapse#18021"
+        );
+        assert_eq!(
+            source_label("https://github.com/matrix-org/matrix-spec-proposals/commit/fc9077af1234"),
+            "matrix-org/matrix-spec-proposals@fc9077af1"
+        );
+        assert_eq!(
+            source_label("https://example.org/x"),
+            "https://example.org/x"
         );
     }
 }
