@@ -231,17 +231,9 @@ async fn start_limit_zero(
                 .into(),
         ));
     }
-    let mut options = synapse_options(args, false, false);
-    let mut fragment = options
-        .config_fragment
-        .take()
-        .filter(serde_json::Value::is_object)
-        .unwrap_or_else(|| serde_json::json!({}));
-    if !fragment["experimental_features"].is_object() {
-        fragment["experimental_features"] = serde_json::json!({});
-    }
-    fragment["experimental_features"]["msc4140_max_delayed_events_per_user"] = 0.into();
-    options.config_fragment = Some(fragment);
+    let options = synapse_options(args, false, false).with_config(serde_json::json!({
+        "experimental_features": {"msc4140_max_delayed_events_per_user": 0}
+    }));
     let started = SynapseTarget::start(options).await?;
     Ok(Ok(Arc::new(started)))
 }

@@ -26,6 +26,25 @@ pub const SETTLE_BOUND: Duration = Duration::from_secs(5);
 /// How often a listing or lookup is asked again while it has not settled.
 const SETTLE_POLL: Duration = Duration::from_millis(100);
 
+/// Asks (`ask`) again every [`SETTLE_POLL`] until `settled` holds for the answer or
+/// [`SETTLE_BOUND`] has passed: the last answer either way.
+async fn asked_until_settled<T, Asked>(
+    mut ask: impl FnMut() -> Asked,
+    mut settled: impl FnMut(&T) -> bool,
+) -> Result<T, Stop>
+where
+    Asked: std::future::Future<Output = Result<T, Stop>>,
+{
+    let give_up = Instant::now() + SETTLE_BOUND;
+    loop {
+        let answer = ask().await?;
+        if settled(&answer) || Instant::now() >= give_up {
+            return Ok(answer);
+        }
+        tokio::time::sleep(SETTLE_POLL).await;
+    }
+}
+
 /// A logged-in user, with the delayed-event operations in the run's API form.
 #[derive(Clone)]
 pub struct User {
@@ -327,14 +346,7 @@ impl User {
         &self,
         mut settled: impl FnMut(&[DelayedInfo]) -> bool,
     ) -> Result<Vec<DelayedInfo>, Stop> {
-        let give_up = Instant::now() + SETTLE_BOUND;
-        loop {
-            let items = self.list().await?;
-            if settled(&items) || Instant::now() >= give_up {
-                return Ok(items);
-            }
-            tokio::time::sleep(SETTLE_POLL).await;
-        }
+        asked_until_settled(|| self.list(), |items: &Vec<DelayedInfo>| settled(items)).await
     }
 
     /// The listing entry for `delay_id` once the listing shows it (`present`) or no longer does
@@ -358,16 +370,9 @@ impl User {
     pub async fn lookup_settled(
         &self,
         delay_id: &str,
-        mut settled: impl FnMut(&Resp) -> bool,
+        settled: impl FnMut(&Resp) -> bool,
     ) -> Result<Resp, Stop> {
-        let give_up = Instant::now() + SETTLE_BOUND;
-        loop {
-            let resp = self.lookup(delay_id, true).await?;
-            if settled(&resp) || Instant::now() >= give_up {
-                return Ok(resp);
-            }
-            tokio::time::sleep(SETTLE_POLL).await;
-        }
+        asked_until_settled(|| self.lookup(delay_id, true), settled).await
     }
 
     pub async fn lookup(&self, delay_id: &str, with_token: bool) -> Result<Resp, Stop> {

@@ -64,6 +64,17 @@ pub struct SynapseOptions {
     pub config_fragment: Option<Value>,
 }
 
+impl SynapseOptions {
+    /// These options with `fragment` merged over the `--synapse-config` one (as that one is
+    /// merged over what the harness writes), so that it wins.
+    pub fn with_config(mut self, fragment: Value) -> Self {
+        let mut merged = self.config_fragment.take().unwrap_or_else(|| json!({}));
+        config::deep_merge(&mut merged, &fragment);
+        self.config_fragment = Some(merged);
+        self
+    }
+}
+
 impl Default for SynapseOptions {
     fn default() -> Self {
         SynapseOptions {

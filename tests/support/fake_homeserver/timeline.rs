@@ -245,11 +245,7 @@ pub(super) fn get_context(st: &State, cx: &Ctx, room_id: &str, event_id: &str) -
     let s = st.session(cx)?;
     let room = st.room(room_id)?;
     let until = visible_until(st, room, &s.user_id)?;
-    let limit = cx
-        .q("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .unwrap_or(10)
-        .min(100);
+    let limit = limit_param(cx, 100);
     let visible: Vec<usize> = room
         .timeline
         .iter()
@@ -287,6 +283,15 @@ pub(super) fn get_context(st: &State, cx: &Ctx, room_id: &str, event_id: &str) -
     })))
 }
 
+/// The `limit` query parameter of the reading endpoints: 10 when absent or unreadable, at most
+/// `max`.
+fn limit_param(cx: &Ctx, max: usize) -> usize {
+    cx.q("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(10)
+        .min(max)
+}
+
 pub(super) fn parse_token(raw: Option<&str>, name: &str) -> Result<Option<u64>, Reply> {
     raw.map(|t| {
         t.parse::<u64>()
@@ -299,11 +304,7 @@ pub(super) fn messages(st: &State, cx: &Ctx, room_id: &str) -> Res {
     let s = st.session(cx)?;
     let room = st.room(room_id)?;
     let until = visible_until(st, room, &s.user_id)?;
-    let limit = cx
-        .q("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .unwrap_or(10)
-        .min(1000);
+    let limit = limit_param(cx, 1000);
     let from = parse_token(cx.q("from"), "from")?;
     let backwards = cx.q("dir") != Some("f");
     let visible = room
