@@ -157,6 +157,24 @@ impl Ctx {
             .clone()
     }
 
+    /// The same case (evidence, notes, driver log, and the run's driver) on another
+    /// environment: a widget case on a server of its own (`homeserver::fake`).
+    pub fn on_env(&self, mut env: Env) -> Ctx {
+        env.driver = self.env.driver.clone();
+        Ctx {
+            env: Arc::new(env),
+            label: self.label.clone(),
+            evidence: self.evidence.clone(),
+            record: self.record.clone(),
+            settling: Default::default(),
+        }
+    }
+
+    /// The run's HTTP client (one connection pool per run).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.env.http
+    }
+
     /// A client with no access token, recording into this case's evidence.
     pub fn anonymous(&self) -> Client {
         Client::new(

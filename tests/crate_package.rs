@@ -1,6 +1,7 @@
 //! The published crates (`cargo package`) are what build and run the harness: the command line
 //! (the root package), the harness (`src/`, package dec-harness) and the catalogue (`suites/`,
-//! package dec-catalogue, with its expectation files compiled in), each with every source file of
+//! package dec-catalogue, with its expectation files compiled in) and the fake homeserver the
+//! harness starts for some widget cases (`fake/`, package dec-fake-homeserver), each with every source file of
 //! its folder, and none of the repository's tests, CI files or scripts.
 
 use std::path::Path;
@@ -88,7 +89,11 @@ fn the_command_line_crate_holds_its_entry_point_and_the_docs() {
 
 #[test]
 fn the_harness_and_catalogue_crates_hold_every_source_file() {
-    for (package, dir) in [("dec-harness", "src"), ("dec-catalogue", "suites")] {
+    for (package, dir) in [
+        ("dec-harness", "src"),
+        ("dec-catalogue", "suites"),
+        ("dec-fake-homeserver", "fake"),
+    ] {
         let mut needed = files_under(dir);
         needed.push("README.md".into());
         assert_holds(package, &needed);

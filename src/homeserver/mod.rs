@@ -2,6 +2,7 @@
 //! to start it, where it listens, how users get registered there, and whether it can restart it.
 
 pub mod container;
+pub mod fake;
 pub mod identity;
 pub mod synapse;
 pub mod url;

@@ -4,7 +4,7 @@
 //! must contain (`tests/selftest.rs` runs the catalogue per fault and checks them with
 //! `support::fault_matrix`), and the cases it may leave skipped.
 
-use crate::support::fault_matrix::declare_faults;
+use crate::declare_faults;
 
 declare_faults! {
     /// One deliberate deviation from correct behaviour. Each breaks exactly one requirement.

@@ -270,8 +270,10 @@ pub(super) fn route_msc4140(st: &mut State, cx: &Ctx, method: &str, rest: &[&str
         }
         ("GET", ["delayed_events"]) => list_delayed(st, cx),
         ("GET", ["delayed_events", delay_id]) => lookup_delayed(st, cx, delay_id),
-        ("POST", ["delayed_events", delay_id]) => manage_body_form(st, cx, delay_id),
-        ("POST", ["delayed_events", delay_id, action]) => {
+        ("POST", ["delayed_events", delay_id]) if st.opts.management_forms.body() => {
+            manage_body_form(st, cx, delay_id)
+        }
+        ("POST", ["delayed_events", delay_id, action]) if st.opts.management_forms.split() => {
             manage_split_form(st, cx, delay_id, action)
         }
         _ => Err(unrecognized()),

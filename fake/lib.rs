@@ -1,4 +1,6 @@
-//! A small stateful fake Matrix homeserver on wiremock, for the conformance suite's self-tests.
+//! A small stateful fake Matrix homeserver on wiremock: the double the conformance suite's
+//! self-tests run the catalogue against, and the homeserver the widget cases put a driver in
+//! front of where they need a server no real one is (`dec_harness::homeserver::fake`).
 //!
 //! It implements the subset of the Client-Server API the MSC4140 cases use, following the
 //! 2026-07-10 revision of MSC4140 (under the unstable prefix) wherever revisions differ (the
@@ -24,9 +26,9 @@
 //! data but takes the fake down for [`FakeOptions::restart_downtime`]: every request answers 503
 //! and the timer stands still; on coming back, the delayed events that fell due meanwhile are
 //! sent at once, in due order, stamped with the moment it came back.
-#![allow(dead_code)]
 
 mod accounts;
+mod declare;
 mod delayed;
 mod delayed_api;
 mod faults;
@@ -42,6 +44,7 @@ use std::time::Duration;
 
 use wiremock::{matchers::any, Mock, MockServer};
 
+pub use self::declare::{Declared, Skips};
 pub use self::faults::Fault;
 pub use self::router::RecordedRequest;
 
@@ -95,6 +98,9 @@ pub struct FakeOptions {
     /// worker that replication reaches late: until then the listing shows it as it was (or not
     /// at all) (default zero).
     pub listing_lag: Duration,
+    /// Which management forms are served; the other answers 404 `M_UNRECOGNIZED`, as from a
+    /// server that never had it (default both).
+    pub management_forms: ManagementForms,
     /// A correct but slow server: requests whose path contains the first part take effect at
     /// once but are answered only after the second (default none).
     pub slow_answers: Option<(&'static str, Duration)>,
@@ -117,6 +123,7 @@ impl Default for FakeOptions {
             merged_shapes: false,
             listing_lag: Duration::ZERO,
             slow_answers: None,
+            management_forms: ManagementForms::Both,
         }
     }
 }
@@ -127,6 +134,25 @@ impl FakeOptions {
         let mut opts = FakeOptions::default();
         opts.faults.insert(fault);
         opts
+    }
+}
+
+/// The management forms a fake serves (`FakeOptions::management_forms`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManagementForms {
+    Both,
+    /// `POST .../delayed_events/{delay_id}/{action}` only, as Synapse's workers serve `/restart`.
+    SplitOnly,
+    /// `POST .../delayed_events/{delay_id}` with `{"action": ...}` only.
+    BodyOnly,
+}
+
+impl ManagementForms {
+    fn body(self) -> bool {
+        self != ManagementForms::SplitOnly
+    }
+    fn split(self) -> bool {
+        self != ManagementForms::BodyOnly
     }
 }
 
