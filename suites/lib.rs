@@ -6,7 +6,7 @@ pub mod msc4140;
 pub mod msc4157;
 
 // The harness's modules, as the case files name them (`crate::prelude::*`, `crate::api::...`).
-pub(crate) use dec_harness::{api, case, client, judgements, prelude, spec, widget};
+pub(crate) use dec_harness::{api, case, client, homeserver, judgements, prelude, spec, widget};
 
 use dec_harness::catalogue::{Catalogue, Suite};
 

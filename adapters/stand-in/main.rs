@@ -1,13 +1,16 @@
 //! A small widget driver written for the msc4157 self-tests: it speaks the bridge contract,
 //! behaves as MSC4157 says by default, and breaks one requirement when `--fault NAME` names a
 //! fault. It talks MSC4140 to the homeserver through the suite's own client (query parameter to
-//! schedule, split paths to manage), so it works against the fake homeserver and Synapse alike.
+//! schedule, once `/versions` offers the feature; split paths to manage, else the body form), so
+//! it works against the fake homeserver and Synapse alike.
 //!
 //! Not a product: the binary exists for `tests/widget_selftest.rs` only.
 
 use dec_harness::api::{ApiForm, Delay, DelayedEvent, User};
 use dec_harness::client::{http_client, Client, Resp};
+use dec_harness::endpoints::VERSIONS;
 use dec_harness::evidence::Evidence;
+use dec_harness::outcome::Stop;
 use serde_json::{json, Value};
 use std::io::{BufRead, Write};
 use std::sync::mpsc;
@@ -70,6 +73,14 @@ enum Fault {
     ExitAfterHello,
     /// Prints a line that is not JSON after its hello.
     Garbage,
+    /// Sends delayed events without checking that the homeserver offers them.
+    NoFeatureCheck,
+    /// Manages through split paths only, with no fallback to the body form.
+    SplitPathsOnly,
+    /// Manages in the body form only, with no fallback to split paths.
+    BodyFormOnly,
+    /// Makes every management request twice.
+    DoubleRequests,
 }
 
 /// `--fault NAME` on the command line.
@@ -103,6 +114,10 @@ fn fault() -> Fault {
         "never-reply" => Fault::NeverReply,
         "exit-after-hello" => Fault::ExitAfterHello,
         "garbage" => Fault::Garbage,
+        "no-feature-check" => Fault::NoFeatureCheck,
+        "split-paths-only" => Fault::SplitPathsOnly,
+        "body-form-only" => Fault::BodyFormOnly,
+        "double-requests" => Fault::DoubleRequests,
         other => {
             eprintln!("stand-in: unknown fault {other}");
             std::process::exit(2);
@@ -185,6 +200,11 @@ impl Driver {
         };
         let room_id = event.room_id.clone();
         match delay {
+            Some(_)
+                if self.fault != Fault::NoFeatureCheck && !self.offers_delayed_events().await =>
+            {
+                error_reply("the homeserver does not offer delayed events (MSC4140)")
+            }
             Some(delay) => {
                 let delay = if self.fault == Fault::HalveDelay {
                     delay / 2
@@ -255,12 +275,42 @@ impl Driver {
             (_, Fault::UnknownActionAccepted) => return json!({}),
             _ => return error_reply(&format!("unknown update action {action:?}")),
         };
-        match self.user.manage_split_raw(delay_id, forwarded).await {
+        match self.manage(delay_id, forwarded).await {
             Ok(resp) if resp.is_success() => json!({}),
             Ok(_) if self.fault == Fault::SwallowUpdateErrors => json!({}),
             Ok(resp) => self.homeserver_error(&resp),
             Err(stop) => error_reply(stop.message()),
         }
+    }
+
+    /// Whether `/versions` says the homeserver offers delayed events (unstable or stable).
+    async fn offers_delayed_events(&self) -> bool {
+        let Ok(resp) = self.user.get(VERSIONS).send().await else {
+            return false;
+        };
+        let flags = &resp.body["unstable_features"];
+        ["org.matrix.msc4140", "org.matrix.msc4140.stable"]
+            .iter()
+            .any(|flag| flags[flag] == json!(true))
+    }
+
+    /// A management action through split paths, falling back to the body form where the server
+    /// does not know the path (and the other way round under `BodyFormOnly`).
+    async fn manage(&self, delay_id: &str, action: &str) -> Result<Resp, Stop> {
+        let body = || json!({"action": action}).to_string();
+        let resp = match self.fault {
+            Fault::BodyFormOnly => return self.user.manage_body_raw(delay_id, &body()).await,
+            _ => self.user.manage_split_raw(delay_id, action).await?,
+        };
+        if self.fault == Fault::DoubleRequests {
+            let _ = self.user.manage_split_raw(delay_id, action).await;
+        }
+        let unknown_path =
+            matches!(resp.status, 404 | 405) && resp.body["errcode"] == json!("M_UNRECOGNIZED");
+        if unknown_path && self.fault != Fault::SplitPathsOnly {
+            return self.user.manage_body_raw(delay_id, &body()).await;
+        }
+        Ok(resp)
     }
 
     async fn handle(&self, message: &Value, negotiated: bool) -> Option<Value> {

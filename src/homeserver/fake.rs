@@ -92,6 +92,8 @@ impl Target for FakeTarget {
 /// The servers a widget case can ask for where no real one behaves so.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FakeServer {
+    /// A correct server (both management forms), to count what the driver sends it.
+    Recording,
     /// A server that never heard of MSC4140: `/versions` and `/capabilities` do not mention
     /// it, and the delay parameter is ignored (the event is sent at once).
     WithoutDelayedEvents,
@@ -106,6 +108,7 @@ pub enum FakeServer {
 impl FakeServer {
     pub fn describe(self) -> &'static str {
         match self {
+            FakeServer::Recording => "a homeserver that records the driver's requests",
             FakeServer::WithoutDelayedEvents => {
                 "a homeserver without MSC4140 (it ignores the delay)"
             }
@@ -121,6 +124,7 @@ impl FakeServer {
             ..FakeOptions::default()
         };
         match self {
+            FakeServer::Recording => {}
             FakeServer::WithoutDelayedEvents => {
                 opts.faults.insert(Fault::IgnoresDelay);
             }

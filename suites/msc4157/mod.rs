@@ -5,12 +5,13 @@
 mod capabilities;
 mod errors;
 mod send;
+mod servers;
 mod texts;
 mod update;
 mod use_cases;
 
 // The areas, in report order: `AREAS` and `cases()` follow from this list.
-dec_harness::areas!(capabilities, send, update, errors, use_cases);
+dec_harness::areas!(capabilities, send, update, errors, use_cases, servers);
 
 use crate::case::Case;
 use crate::prelude::*;

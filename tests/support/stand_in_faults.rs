@@ -31,6 +31,9 @@ declare_faults! {
         /// Leaves the update capability out of what it approves (and so refuses updates).
         DropsUpdateCapability = "drops-update-capability" {
             breaks: [
+                "msc4157.servers.management_split_paths_only" => "updates through the widget failed",
+                "msc4157.servers.management_body_form_only" => "updates through the widget failed",
+                "msc4157.servers.one_request_one_homeserver_request" => "was refused",
                 "msc4157.capabilities.unstable_names_approved" => "approved only",
                 "msc4157.update.cancel" => "was refused",
                 "msc4157.update.send" => "was refused",
@@ -60,6 +63,8 @@ declare_faults! {
         /// `restart` is forwarded as `cancel`.
         RestartAsCancel = "restart-as-cancel" {
             breaks: [
+                "msc4157.servers.management_split_paths_only" => "is no longer scheduled",
+                "msc4157.servers.management_body_form_only" => "is no longer scheduled",
                 "msc4157.update.restart" => "was never sent",
                 "msc4157.use_cases.matrixrtc_hangup" => "was never sent",
             ],
@@ -67,6 +72,7 @@ declare_faults! {
         /// `restart` answers success without reaching the homeserver.
         RestartNoop = "restart-noop" {
             breaks: [
+                "msc4157.servers.one_request_one_homeserver_request" => "one each expected",
                 "msc4157.update.restart" => "sent before its delay",
                 "msc4157.use_cases.matrixrtc_hangup" => "sent before its delay",
             ],
@@ -74,6 +80,8 @@ declare_faults! {
         /// `cancel` answers success without reaching the homeserver.
         CancelNoop = "cancel-noop" {
             breaks: [
+                "msc4157.servers.management_split_paths_only" => "the event is still scheduled",
+                "msc4157.servers.management_body_form_only" => "the event is still scheduled",
                 "msc4157.update.cancel" => "was sent anyway",
                 "msc4157.update.stable_action_name" => "still scheduled",
                 "msc4157.errors.unknown_delay_id" => "does not exist",
@@ -82,6 +90,8 @@ declare_faults! {
         /// `send` answers success without reaching the homeserver.
         SendNoop = "send-noop" {
             breaks: [
+                "msc4157.servers.management_split_paths_only" => "was never sent",
+                "msc4157.servers.management_body_form_only" => "was never sent",
                 "msc4157.update.send" => "was never sent",
             ],
         },
@@ -121,6 +131,30 @@ declare_faults! {
         StableActionNoop = "stable-action-noop" {
             breaks: [
                 "msc4157.update.stable_action_name" => "still scheduled",
+            ],
+        },
+        /// Sends delayed events without checking that the homeserver offers them.
+        NoFeatureCheck = "no-feature-check" {
+            breaks: [
+                "msc4157.servers.without_delayed_events" => "must refuse a delayed send it cannot make",
+            ],
+        },
+        /// Manages through split paths only, with no fallback to the body form.
+        SplitPathsOnly = "split-paths-only" {
+            breaks: [
+                "msc4157.servers.management_body_form_only" => "updates through the widget failed",
+            ],
+        },
+        /// Manages in the body form only, with no fallback to split paths.
+        BodyFormOnly = "body-form-only" {
+            breaks: [
+                "msc4157.servers.management_split_paths_only" => "updates through the widget failed",
+            ],
+        },
+        /// Makes every management request twice.
+        DoubleRequests = "double-requests" {
+            breaks: [
+                "msc4157.servers.one_request_one_homeserver_request" => "one each expected",
             ],
         },
         /// Performs fromWidget requests before the capability handshake.
