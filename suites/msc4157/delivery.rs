@@ -106,8 +106,9 @@ async fn delayed_redaction(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-// MUST, as the capability cases: `redacts` in the content of another type is that type's
-// content, and turning it into a redaction acts without the redaction capability.
+// MUST, as its MSC4140 counterpart (msc4140.content.unchanged_when_sent: the event sent is the one
+// scheduled, content unchanged) and as the capability cases here: `redacts` in an m.room.message is
+// that message's content, and turning it into a redaction acts without the redaction capability.
 case! {
     name: redacts_under_other_type,
     title: "A delayed m.room.message whose content carries `redacts` redacts nothing",
