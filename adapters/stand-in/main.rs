@@ -7,7 +7,7 @@
 //! Not a product: the binary exists for `tests/widget_selftest.rs` only.
 
 use dec_harness::api::{ApiForm, Delay, DelayedEvent, User};
-use dec_harness::client::{http_client, Client, Resp};
+use dec_harness::client::{http_client, new_txn_id, seg, Client, Resp};
 use dec_harness::endpoints::VERSIONS;
 use dec_harness::evidence::Evidence;
 use dec_harness::outcome::Stop;
@@ -81,6 +81,21 @@ enum Fault {
     BodyFormOnly,
     /// Makes every management request twice.
     DoubleRequests,
+    /// Like matrix-sdk 0.18: content carrying `redacts` is redacted at once, whatever the delay
+    /// and whatever the declared type (only that type's capability is checked).
+    RedactsAtOnce,
+    /// `"delay": null` is taken as no delay: the event is sent at once (event_id reply).
+    NullDelaySentAtOnce,
+    /// `"delay": null` sends the event at once and the reply carries neither id.
+    NullDelayNoId,
+    /// A string delay is answered with a made-up delay_id; nothing is scheduled.
+    StringDelayUnscheduled,
+    /// In a room with `m.room.encryption`, delayed sends are sent at once.
+    EncryptedSentAtOnce,
+    /// Exits on a send_event that carries `sticky_duration_ms`.
+    StickyExits,
+    /// Never answers a send_event that carries `sticky_duration_ms`.
+    StickyNoReply,
 }
 
 /// `--fault NAME` on the command line.
@@ -118,6 +133,13 @@ fn fault() -> Fault {
         "split-paths-only" => Fault::SplitPathsOnly,
         "body-form-only" => Fault::BodyFormOnly,
         "double-requests" => Fault::DoubleRequests,
+        "redacts-at-once" => Fault::RedactsAtOnce,
+        "null-delay-sent-at-once" => Fault::NullDelaySentAtOnce,
+        "null-delay-no-id" => Fault::NullDelayNoId,
+        "string-delay-unscheduled" => Fault::StringDelayUnscheduled,
+        "encrypted-sent-at-once" => Fault::EncryptedSentAtOnce,
+        "sticky-exits" => Fault::StickyExits,
+        "sticky-no-reply" => Fault::StickyNoReply,
         other => {
             eprintln!("stand-in: unknown fault {other}");
             std::process::exit(2);
@@ -173,7 +195,23 @@ impl Driver {
     async fn send_event(&self, data: &Value) -> Value {
         let event_type = data["type"].as_str().unwrap_or_default();
         let state_key = data.get("state_key").and_then(Value::as_str);
-        let delay = data.get("delay").and_then(Value::as_i64);
+        // A delay that is not a whole number of milliseconds is refused, never taken as none.
+        let mut no_ids = false;
+        let delay = match data.get("delay") {
+            None => None,
+            Some(Value::Null) if self.fault == Fault::NullDelaySentAtOnce => None,
+            Some(Value::Null) if self.fault == Fault::NullDelayNoId => {
+                no_ids = true;
+                None
+            }
+            Some(Value::String(_)) if self.fault == Fault::StringDelayUnscheduled => {
+                return json!({"room_id": self.room_id, "delay_id": "stand-in-made-up"});
+            }
+            Some(value) => match value.as_i64().filter(|d| *d >= 0) {
+                Some(delay) => Some(delay),
+                None => return error_reply(&format!("delay {value} is not a whole number of ms")),
+            },
+        };
         let type_cap = match state_key {
             Some(_) => format!("org.matrix.msc2762.send.state_event:{event_type}"),
             None => format!("org.matrix.msc2762.send.event:{event_type}"),
@@ -199,6 +237,19 @@ impl Driver {
             content: data["content"].clone(),
         };
         let room_id = event.room_id.clone();
+        if self.fault == Fault::RedactsAtOnce {
+            if let Some(target) = event.content.get("redacts").and_then(Value::as_str) {
+                return self.redact(&room_id, target).await;
+            }
+        }
+        let delay = match delay {
+            Some(_)
+                if self.fault == Fault::EncryptedSentAtOnce && self.encrypted(&room_id).await =>
+            {
+                None
+            }
+            delay => delay,
+        };
         match delay {
             Some(_)
                 if self.fault != Fault::NoFeatureCheck && !self.offers_delayed_events().await =>
@@ -244,9 +295,35 @@ impl Driver {
                 if !resp.is_success() {
                     return self.homeserver_error(&resp);
                 }
+                if no_ids {
+                    return json!({ "room_id": room_id });
+                }
                 json!({"room_id": room_id, "event_id": resp.body["event_id"]})
             }
         }
+    }
+
+    /// Redacts `target` now (the faults that turn a send into a redaction).
+    async fn redact(&self, room_id: &str, target: &str) -> Value {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/redact/{}/{}",
+            seg(room_id),
+            seg(target),
+            new_txn_id()
+        );
+        match self.user.put(path).json(json!({})).send().await {
+            Ok(resp) if resp.is_success() => {
+                json!({"room_id": room_id, "event_id": resp.body["event_id"]})
+            }
+            Ok(resp) => self.homeserver_error(&resp),
+            Err(stop) => error_reply(stop.message()),
+        }
+    }
+
+    /// Whether the room has `m.room.encryption` state.
+    async fn encrypted(&self, room_id: &str) -> bool {
+        let state = self.user.get_state(room_id, "m.room.encryption", "").await;
+        state.is_ok_and(|resp| resp.is_success())
     }
 
     async fn update(&self, name: &str, data: &Value) -> Value {
@@ -322,6 +399,16 @@ impl Driver {
             return Some(error_reply("capabilities have not been negotiated yet"));
         }
         let data = &message["data"];
+        if action == "send_event" && data.get("sticky_duration_ms").is_some() {
+            match self.fault {
+                Fault::StickyExits => {
+                    eprintln!("stand-in: exiting on a sticky send, on purpose");
+                    std::process::exit(3);
+                }
+                Fault::StickyNoReply => return None,
+                _ => {}
+            }
+        }
         Some(match action {
             "send_event" => self.send_event(data).await,
             a if UPDATE_ACTIONS.contains(&a) => self.update(a, data).await,

@@ -144,7 +144,15 @@ lines.on("line", (line) => {
         process.stderr.write(`widget-bridge-widget-api: ignoring a line that is not JSON: ${line}\n`);
         return;
     }
-    for (const listener of messageListeners) listener({ data, origin: widget.origin });
+    for (const listener of messageListeners) {
+        // As a browser does: an exception thrown by a message listener is reported, and the page
+        // (this process) lives on; the request it was handling stays unanswered.
+        try {
+            listener({ data, origin: widget.origin });
+        } catch (error) {
+            process.stderr.write(`widget-bridge-widget-api: a message listener threw: ${error?.stack ?? error}\n`);
+        }
+    }
 });
 lines.on("close", () => process.exit(0));
 

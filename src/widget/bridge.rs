@@ -176,6 +176,12 @@ impl Bridge {
         &self.log
     }
 
+    /// Why the driver can no longer be talked to (it exited, or printed something that is not
+    /// JSON); `None` while it runs.
+    pub fn broken(&self) -> Option<String> {
+        self.broken.get()
+    }
+
     /// An `error` outcome carrying the driver's log tail.
     pub fn error(&self, message: String) -> Stop {
         Stop::Error(format!(

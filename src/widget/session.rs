@@ -195,6 +195,18 @@ impl Widget {
         self.bridge.error(message)
     }
 
+    /// Why the driver stopped (it exited, or printed something that is not JSON), with its log's
+    /// last lines; `None` while it runs. For cases where a driver that dies is a verdict, not a
+    /// harness error.
+    pub fn stopped(&self) -> Option<String> {
+        self.bridge.broken().map(|why| {
+            format!(
+                "{why}\n  widget driver log (last lines):\n{}",
+                self.bridge.log().indented_tail()
+            )
+        })
+    }
+
     /// The capability handshake, the widget's side: the driver asks which capabilities the widget
     /// wants (toWidget `capabilities`), the widget answers `asked`; the driver then says what was
     /// approved (toWidget `notify_capabilities`), which is returned. Other toWidget requests that

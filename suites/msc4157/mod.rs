@@ -3,6 +3,7 @@
 //! homeserver. One module per area.
 
 mod capabilities;
+mod delivery;
 mod errors;
 mod send;
 mod servers;
@@ -11,7 +12,15 @@ mod update;
 mod use_cases;
 
 // The areas, in report order: `AREAS` and `cases()` follow from this list.
-dec_harness::areas!(capabilities, send, update, errors, use_cases, servers);
+dec_harness::areas!(
+    capabilities,
+    send,
+    update,
+    errors,
+    use_cases,
+    delivery,
+    servers
+);
 
 use crate::case::Case;
 use crate::prelude::*;

@@ -26,6 +26,7 @@ declare_faults! {
                 "msc4157.send.delayed_state" => "sent before its delay",
                 "msc4157.update.restart" => "sent before its delay",
                 "msc4157.use_cases.matrixrtc_hangup" => "sent before its delay",
+                "msc4157.delivery.delayed_redaction" => "sent before its delay",
             ],
         },
         /// Leaves the update capability out of what it approves (and so refuses updates).
@@ -161,6 +162,50 @@ declare_faults! {
         ActBeforeHandshake = "act-before-handshake" {
             breaks: [
                 "msc4157.errors.before_handshake" => "before any capability was negotiated",
+            ],
+        },
+        /// Like matrix-sdk 0.18: content carrying `redacts` is redacted at once, whatever the
+        /// delay and the declared type.
+        RedactsAtOnce = "redacts-at-once" {
+            breaks: [
+                "msc4157.delivery.delayed_redaction" => "redacted at once",
+                "msc4157.delivery.redacts_under_other_type" => "no m.room.redaction capability",
+            ],
+        },
+        /// `"delay": null` is taken as no delay: sent at once.
+        NullDelaySentAtOnce = "null-delay-sent-at-once" {
+            breaks: [
+                "msc4157.delivery.malformed_delay" => "delay null: sent at once",
+            ],
+        },
+        /// `"delay": null` sends at once and the reply carries neither id.
+        NullDelayNoId = "null-delay-no-id" {
+            breaks: [
+                "msc4157.delivery.malformed_delay" => "neither delay_id nor event_id",
+            ],
+        },
+        /// A string delay is answered with a made-up delay_id; nothing is scheduled.
+        StringDelayUnscheduled = "string-delay-unscheduled" {
+            breaks: [
+                "msc4157.delivery.malformed_delay" => "is not scheduled on the homeserver",
+            ],
+        },
+        /// In an encrypted room, delayed sends are sent at once.
+        EncryptedSentAtOnce = "encrypted-sent-at-once" {
+            breaks: [
+                "msc4157.delivery.encrypted_room" => "carries no delay_id",
+            ],
+        },
+        /// Exits on a send_event carrying `sticky_duration_ms`.
+        StickyExits = "sticky-exits" {
+            breaks: [
+                "msc4157.delivery.sticky_delayed_send" => "the driver stopped",
+            ],
+        },
+        /// Never answers a send_event carrying `sticky_duration_ms`.
+        StickyNoReply = "sticky-no-reply" {
+            breaks: [
+                "msc4157.delivery.sticky_delayed_send" => "got no answer",
             ],
         },
     }
