@@ -367,3 +367,22 @@ fn report_renders_saved_runs() {
         "{text}"
     );
 }
+
+/// Lateness by the harness's clock, with the server's claim beside it and labelled so: a server
+/// that stamps a late event with its scheduled time must not read as "late 0 ms". Files written
+/// before the harness recorded its own figure say it was not measured.
+#[test]
+fn lateness_is_the_harness_figure_beside_the_server_claim() {
+    let every = fixture(EVERY_OUTCOME);
+    let page = html::render(&every);
+    assert!(page.contains(">late <span>312 ms</span>"), "harness figure");
+    assert!(
+        page.contains(">server's claim <span>0 ms</span>"),
+        "server's claim"
+    );
+    for name in [PINNED, OLDER] {
+        let page = html::render(&fixture(name));
+        assert!(!page.contains(">late <span>0 ms"), "{name}: late 0 ms");
+        assert!(page.contains(">late <span>not measured</span>"), "{name}");
+    }
+}
