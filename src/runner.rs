@@ -451,7 +451,9 @@ fn run_as_trials(
                                     .join(" or ")
                             })
                             .unwrap_or_default(),
-                        report.expectation.clone().unwrap_or_default()
+                        crate::report::first_sentence(
+                            report.expectation.as_deref().unwrap_or_default()
+                        )
                     ))),
                     Outcome::Skip => Ok(Completion::ignored_with(
                         report.message.clone().unwrap_or_default(),
