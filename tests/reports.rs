@@ -406,6 +406,7 @@ fn a_not_implemented_run_marks_no_more_rows() {
         matrix::render_markdown(&two),
         matrix::render_markdown(&three),
     );
+    snapshot!("matrix-markdown-three-runs", &md3);
     assert_eq!(marked_rows(&md2), marked_rows(&md3));
     assert_eq!(
         marked_rows(&md2).len(),

@@ -594,7 +594,11 @@ fn differences_markdown(runs: &[RunReport], case: &CaseReport, row: &Row) -> Str
             .join(", ");
         let first = row.cells[members[0]];
         let Some(first) = first.filter(|_| key.is_some()) else {
-            let what = first.map_or("not run", |c| c.outcome.as_str());
+            let what = match (first, &runs[members[0]].not_implemented) {
+                (None, _) => "not run",
+                (Some(c), Some(_)) if c.outcome == Outcome::Skip => "not implemented",
+                (Some(c), _) => c.outcome.as_str(),
+            };
             unjudged.push(format!("{names} ({what})"));
             continue;
         };
