@@ -88,7 +88,10 @@ impl Env {
 #[derive(Default, Debug, Clone)]
 pub struct Record {
     pub matched: Option<Vec<Rev>>,
+    /// The server's claim (origin_server_ts against its reported scheduling time).
     pub lateness_ms: Option<i64>,
+    /// By the harness's clock (arrival over /sync against timer start plus delay).
+    pub harness_lateness_ms: Option<i64>,
     /// Measurements worth reporting whatever the outcome (say, a delay_id's entropy).
     pub notes: Vec<String>,
     /// The log of the widget driver the case started, attached to failures.
@@ -256,8 +259,14 @@ impl Ctx {
         self.record.lock().unwrap().notes.push(text.into());
     }
 
+    /// The server's claim of a delivered event's lateness (from its own timestamps).
     pub fn lateness(&self, ms: i64) {
         self.record.lock().unwrap().lateness_ms = Some(ms);
+    }
+
+    /// A delivered event's lateness by the harness's own clock.
+    pub fn harness_lateness(&self, ms: i64) {
+        self.record.lock().unwrap().harness_lateness_ms = Some(ms);
     }
 
     // ---- homeserver restarts (cases that need `Need::Restart`) --------------------------------

@@ -278,6 +278,7 @@ impl Ctx {
             server_start,
         } = due;
         let elapsed = seen.at.duration_since(timer_started).as_millis() as i64;
+        self.harness_lateness(elapsed - delay_ms);
         if elapsed < delay_ms {
             return Err(Stop::Fail(format!(
                 "{what} was sent before its delay: the harness saw it {elapsed} ms after the request \
@@ -328,12 +329,10 @@ impl Ctx {
             server_start,
         } = due;
         let elapsed = seen.at.duration_since(timer_started).as_millis() as i64;
+        self.harness_lateness(elapsed - delay_ms);
         let lateness = self
             .server_lateness(seen, server_start, delay_ms)
-            .unwrap_or_else(|| {
-                self.lateness(elapsed - delay_ms);
-                elapsed - delay_ms
-            });
+            .unwrap_or(elapsed - delay_ms);
         if lateness > SEND_ALLOWANCE_MS {
             return Err(Stop::fail(format!(
                 "{what} was sent {lateness} ms after its scheduled send time (by {}); servers may add at most \
@@ -346,7 +345,8 @@ impl Ctx {
         Ok(())
     }
 
-    /// origin_server_ts minus (server scheduling time + delay), recorded as the case's lateness.
+    /// origin_server_ts minus (server scheduling time + delay), recorded as the server's claim of
+    /// the case's lateness (beside the harness's own figure, `Ctx::harness_lateness`).
     fn server_lateness(
         &self,
         seen: &Observed,

@@ -160,6 +160,100 @@ fn replace_matrix_ids(text: &str) -> String {
     out
 }
 
+/// The placeholder for a delay the harness computed from its own clock (a control event due just
+/// after another, a burst aimed at one moment), which differs from run to run.
+pub const HARNESS_DELAY: &str = "{ms}";
+
+/// The observations of one case in several runs, with the harness's own varying numbers
+/// replaced: a delay in a request's query (`...delay=847`) that no other run sent in that request,
+/// where another run sent the same request with a value of its own (`delay=458`), is one the
+/// harness computed from its clock, so both read `delay={ms}`. A delay runs share (`delay=1000`,
+/// `delay=86400001`) is the case's own and stays, as does every value of a request only one run
+/// made. Lines that become equal are merged.
+pub fn without_harness_numbers(observations: &[&[String]]) -> Vec<Vec<String>> {
+    // Per line: its template (each delay value taken out) and the values.
+    let split: Vec<Vec<(String, Vec<String>)>> = observations
+        .iter()
+        .map(|lines| lines.iter().map(|l| delay_template(l)).collect())
+        .collect();
+    // Per template and values: the runs that sent them.
+    let mut senders: HashMap<(&str, &[String]), HashSet<usize>> = HashMap::new();
+    for (run, lines) in split.iter().enumerate() {
+        for (template, values) in lines.iter().filter(|(_, v)| !v.is_empty()) {
+            senders
+                .entry((template.as_str(), values.as_slice()))
+                .or_default()
+                .insert(run);
+        }
+    }
+    // Per template: the runs that sent it with values no other run sent.
+    let mut own_values: HashMap<&str, HashSet<usize>> = HashMap::new();
+    for ((template, _), runs) in &senders {
+        if let [run] = runs.iter().collect::<Vec<_>>().as_slice() {
+            own_values.entry(template).or_default().insert(**run);
+        }
+    }
+    split
+        .iter()
+        .enumerate()
+        .map(|(run, lines)| {
+            let mut seen = HashSet::new();
+            lines
+                .iter()
+                .map(|(template, values)| {
+                    let alone = senders
+                        .get(&(template.as_str(), values.as_slice()))
+                        .is_some_and(|runs| runs.len() == 1);
+                    let counterpart = own_values
+                        .get(template.as_str())
+                        .is_some_and(|runs| runs.iter().any(|r| *r != run));
+                    let harness = alone && counterpart;
+                    fill_template(
+                        template,
+                        values.iter().map(|v| match harness {
+                            true => HARNESS_DELAY,
+                            false => v.as_str(),
+                        }),
+                    )
+                })
+                .filter(|line| seen.insert(line.clone()))
+                .collect()
+        })
+        .collect()
+}
+
+/// A line with each query delay's value taken out (`delay=\u{0}`), and the values.
+fn delay_template(line: &str) -> (String, Vec<String>) {
+    let mut template = String::new();
+    let mut values = Vec::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("delay=") {
+        let (head, tail) = rest.split_at(at + "delay=".len());
+        let digits = tail.chars().take_while(char::is_ascii_digit).count();
+        template.push_str(head);
+        // A value the case chose that is not a whole number (`delay=1.5`) stays as it is.
+        let whole = digits > 0 && !tail[digits..].starts_with('.');
+        if whole {
+            template.push('\u{0}');
+            values.push(tail[..digits].to_string());
+        }
+        rest = if whole { &tail[digits..] } else { tail };
+    }
+    template.push_str(rest);
+    (template, values)
+}
+
+fn fill_template<'a>(template: &str, mut values: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::with_capacity(template.len());
+    for c in template.chars() {
+        match c {
+            '\u{0}' => out.push_str(values.next().unwrap_or("")),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The harness's own transaction ids (`client::new_txn_id`).
 fn is_txn_id(text: &str) -> bool {
     text.len() == 19 && text.starts_with("dec") && text[3..].chars().all(|c| c.is_ascii_hexdigit())
@@ -207,6 +301,30 @@ mod tests {
             status,
             body,
         }
+    }
+
+    #[test]
+    fn the_harness_s_own_delays_do_not_show_across_runs() {
+        let line = |delay: &str| {
+            format!("PUT /x/send/m.room.message/{{txn_id}}?org.matrix.msc4140.delay={delay} → 200 {{delay_id}}")
+        };
+        let a = vec![line("1000"), line("847"), "GET /y → 200 {}".to_string()];
+        let b = vec![line("1000"), line("458"), "GET /y → 200 {}".to_string()];
+        let c = vec![line("86400001"), line("1.5")];
+        let only = vec![line("600000")];
+        let out = without_harness_numbers(&[&a, &b, &c, &only, &[]]);
+        assert_eq!(
+            out[0],
+            [line("1000"), line("{ms}"), "GET /y → 200 {}".into()]
+        );
+        assert_eq!(out[1], out[0]);
+        // Sent by one run alone where others sent values of their own: the harness's.
+        assert_eq!(out[2], [line("{ms}"), line("1.5")]);
+        assert_eq!(out[3], [line("{ms}")]);
+        assert!(out[4].is_empty());
+        // A request one run alone made keeps its values.
+        let alone = without_harness_numbers(&[&a, &["GET /y → 200 {}".to_string()]]);
+        assert_eq!(alone[0], a);
     }
 
     #[test]

@@ -145,9 +145,19 @@ pub struct CaseReport {
     /// The upstream issue the expectation file links for this case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expectation_link: Option<String>,
-    /// How long after its scheduled send time a delayed event was sent, where one was.
+    /// The server's claim of how late a delayed event was sent, where one was: its
+    /// `origin_server_ts` minus the scheduling time it reported plus the delay. A server that
+    /// stamps a late event with its scheduled time claims 0. (Files written before
+    /// `harness_lateness_ms` fell back to the harness's clock where the server reported no
+    /// scheduling time.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lateness_ms: Option<i64>,
+    /// How late the delayed event arrived by the harness's own clock: from just before the
+    /// request that started its timer, plus the delay, to the `/sync` answer carrying it (as
+    /// `load` measures). Includes the `/sync` round trip, so an upper bound. Absent in files
+    /// written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harness_lateness_ms: Option<i64>,
     /// Measurements the case reports whatever its outcome.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -183,6 +193,7 @@ impl CaseReport {
             expectation: None,
             expectation_link: None,
             lateness_ms: None,
+            harness_lateness_ms: None,
             notes: Vec::new(),
             observation: Vec::new(),
             evidence: Vec::new(),

@@ -202,6 +202,7 @@ pub async fn run_case(env: Arc<Env>, case: &Case, default_timeout: Duration) -> 
     (report.expected, report.actual) = expected_actual;
     report.duration_ms = started.elapsed().as_millis() as u64;
     report.lateness_ms = record.lateness_ms;
+    report.harness_lateness_ms = record.harness_lateness_ms;
     report.notes = record.notes;
     report.set_evidence(ctx.evidence().snapshot());
     if outcome == Outcome::Pass {
@@ -450,14 +451,19 @@ fn run_as_trials(
                                     .join(" or ")
                             })
                             .unwrap_or_default(),
-                        report.expectation.clone().unwrap_or_default()
+                        crate::report::first_sentence(
+                            report.expectation.as_deref().unwrap_or_default()
+                        )
                     ))),
                     Outcome::Skip => Ok(Completion::ignored_with(
                         report.message.clone().unwrap_or_default(),
                     )),
+                    // The case's line carries the reason's first sentence; reports keep all.
                     Outcome::Xfail => Ok(Completion::ignored_with(format!(
                         "expected failure: {}",
-                        report.expectation.clone().unwrap_or_default()
+                        crate::report::first_sentence(
+                            report.expectation.as_deref().unwrap_or_default()
+                        )
                     ))),
                     Outcome::Fail | Outcome::Error => {
                         Err(Failed::from(terminal_message(&report, &opts)))

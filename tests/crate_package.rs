@@ -2,7 +2,7 @@
 //! (the root package), the harness (`src/`, package dec-harness) and the catalogue (`suites/`,
 //! package dec-catalogue, with its expectation files compiled in) and the fake homeserver the
 //! harness starts for some widget cases (`fake/`, package dec-fake-homeserver), each with every source file of
-//! its folder, and none of the repository's tests, CI files or scripts.
+//! its folder, and none of the repository's tests, CI files, scripts or pictures (docs/images/).
 
 use std::path::Path;
 use std::process::Command;
@@ -67,6 +67,7 @@ fn assert_holds(package: &str, needed: &[String]) {
                 ".github/",
                 ".ci/",
                 "snapshots/",
+                "docs/images/",
             ]
             .iter()
             .any(|d| f.starts_with(d))
@@ -84,7 +85,17 @@ fn the_command_line_crate_holds_its_entry_point_and_the_docs() {
         .map(String::from)
         .to_vec();
     needed.extend(files_under("cli").iter().map(|f| format!("cli/{f}")));
+    needed.extend(
+        files_under("docs")
+            .iter()
+            .filter(|f| f.ends_with(".md"))
+            .map(|f| format!("docs/{f}")),
+    );
     assert_holds("delayed-events-conformance", &needed);
+    // The screenshots README shows stay in the repository.
+    let listed = listed("delayed-events-conformance");
+    let pictures: Vec<&String> = listed.iter().filter(|f| f.ends_with(".png")).collect();
+    assert!(pictures.is_empty(), "pictures in the crate: {pictures:?}");
 }
 
 #[test]

@@ -367,3 +367,120 @@ fn report_renders_saved_runs() {
         "{text}"
     );
 }
+
+/// Lateness by the harness's clock, with the server's claim beside it and labelled so: a server
+/// that stamps a late event with its scheduled time must not read as "late 0 ms". Files written
+/// before the harness recorded its own figure say it was not measured.
+#[test]
+fn lateness_is_the_harness_figure_beside_the_server_claim() {
+    let every = fixture(EVERY_OUTCOME);
+    let page = html::render(&every);
+    assert!(page.contains(">late <span>312 ms</span>"), "harness figure");
+    assert!(
+        page.contains(">server's claim <span>0 ms</span>"),
+        "server's claim"
+    );
+    for name in [PINNED, OLDER] {
+        let page = html::render(&fixture(name));
+        assert!(!page.contains(">late <span>0 ms"), "{name}: late 0 ms");
+        assert!(page.contains(">late <span>not measured</span>"), "{name}");
+    }
+}
+
+/// The cases whose rows the Markdown matrix marks as differing.
+fn marked_rows(markdown: &str) -> Vec<&str> {
+    markdown
+        .lines()
+        .filter_map(|l| l.strip_prefix("| **≠** `"))
+        .filter_map(|l| l.split('`').next())
+        .collect()
+}
+
+/// A run without delayed events compares with nothing: adding it marks no row, in Markdown or
+/// HTML, and its column carries one mark in its header.
+#[test]
+fn a_not_implemented_run_marks_no_more_rows() {
+    let two = [fixture(PINNED), fixture(OLDER)];
+    let three = [fixture(PINNED), fixture(OLDER), fixture(FEATURE_OFF)];
+    let (md2, md3) = (
+        matrix::render_markdown(&two),
+        matrix::render_markdown(&three),
+    );
+    snapshot!("matrix-markdown-three-runs", &md3);
+    assert_eq!(marked_rows(&md2), marked_rows(&md3));
+    assert_eq!(
+        marked_rows(&md2).len(),
+        2,
+        "between the two Synapse runs: {:#?}",
+        marked_rows(&md2)
+    );
+    let differs = |page: &str| page.matches("<tr class=\"differs\"").count();
+    assert_eq!(
+        differs(&matrix::render_html(&two)),
+        differs(&matrix::render_html(&three))
+    );
+    assert!(md3.contains("| **Synapse 1.163.2 ⊘** |"), "header mark");
+    assert!(matrix::render_html(&three).contains("⊘ not implemented</span>"));
+    // The harness's own delays (a control event's, computed from its clock) do not differ.
+    let html = matrix::render_html(&two);
+    assert!(!html.contains("delay=847") && !html.contains("delay=458"));
+    assert!(html.contains("org.matrix.msc4140.delay={ms}"));
+}
+
+/// Ten implementations of the catalogue as it is: the fixtures, and copies of the real runs under
+/// other names with a fifth of their cases failing with other answers, so that many rows differ.
+fn ten_implementations() -> Vec<RunReport> {
+    let mut runs = vec![
+        fixture(PINNED),
+        fixture(OLDER),
+        fixture(FEATURE_OFF),
+        fixture(EVERY_OUTCOME),
+    ];
+    for copy in 0..6 {
+        let mut run = fixture(if copy % 2 == 0 { PINNED } else { OLDER });
+        run.target.version = Some(format!("9.{copy}.0"));
+        for (i, case) in run.cases.iter_mut().enumerate() {
+            if (i + copy) % 5 == 0 && case.outcome == Outcome::Pass {
+                case.outcome = Outcome::Fail;
+                case.message = Some(format!(
+                    "implementation {copy} answered otherwise: {}",
+                    "a long explanation of what came back ".repeat(6)
+                ));
+                case.observation
+                    .push(format!("GET /_matrix/client/v1/delayed_events/{copy} → 500 M_UNKNOWN {{errcode, error}}"));
+            }
+        }
+        runs.push(run);
+    }
+    runs
+}
+
+/// The Markdown matrix fits a GitHub comment (65,536 characters): for the fixtures, and for ten
+/// implementations; where the answers of differing rows do not all fit, it says where the rest is.
+#[test]
+fn markdown_matrix_fits_a_comment() {
+    let fixtures = [fixture(PINNED), fixture(OLDER), fixture(FEATURE_OFF)];
+    let text = matrix::render_markdown(&fixtures);
+    let length = text.chars().count();
+    assert!(
+        length <= matrix::COMMENT_LIMIT,
+        "the fixtures' Markdown matrix is {length} characters"
+    );
+    assert!(!text.contains("more rows differ"), "all differences fit");
+
+    let runs = ten_implementations();
+    let text = matrix::render_markdown_with(&runs, Some("matrix.html"));
+    let length = text.chars().count();
+    assert!(
+        length <= matrix::COMMENT_LIMIT,
+        "ten implementations' Markdown matrix is {length} characters"
+    );
+    // Every case has its row in the tables; the HTML keeps every answer.
+    for case in &runs[0].cases {
+        let name = case.id.rsplit('.').next().unwrap();
+        assert!(text.contains(&format!("`{name}` ")), "{name} has no row");
+    }
+    assert!(text.contains("matrix.html"), "says where the full page is");
+    let html = matrix::render_html(&runs);
+    assert!(html.contains("a long explanation of what came back"));
+}

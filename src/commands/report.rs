@@ -56,7 +56,11 @@ pub(crate) fn write_reports(runs: &[RunReport], to: &ReportFiles) -> Result<Stri
             &one.map_or_else(|| matrix::render_html(runs), html::render),
         )?;
     }
-    let markdown_text = one.map_or_else(|| matrix::render_markdown(runs), markdown::render);
+    let html_path = to.html.map(|p| p.display().to_string());
+    let markdown_text = one.map_or_else(
+        || matrix::render_markdown_with(runs, html_path.as_deref()),
+        markdown::render,
+    );
     if let Some(path) = to.markdown {
         write(path, &markdown_text)?;
     }

@@ -65,7 +65,7 @@ fn classify(base: &CaseReport, head: &CaseReport) -> Option<Change> {
         Some(Change::Fixed)
     } else if (passing(b) != passing(h) || failing(b) != failing(h))
         || (passing(b) && base.matched_revisions != head.matched_revisions)
-        || (failing(b) && failing(h) && base.observation != head.observation)
+        || (failing(b) && failing(h) && answers_differ(base, head))
     {
         Some(Change::Changed)
     } else {
@@ -170,10 +170,11 @@ pub fn render(base: &RunReport, head: &RunReport, entries: &[Entry]) -> String {
                 "<details><summary><code>{}</code>: answers</summary>\n\n```diff",
                 h.id
             );
-            for line in b.observation.iter().filter(|l| !h.observation.contains(l)) {
+            let (before, after) = answers(b, h);
+            for line in before.iter().filter(|l| !after.contains(l)) {
                 let _ = writeln!(out, "- {line}");
             }
-            for line in h.observation.iter().filter(|l| !b.observation.contains(l)) {
+            for line in after.iter().filter(|l| !before.contains(l)) {
                 let _ = writeln!(out, "+ {line}");
             }
             let _ = writeln!(out, "```\n</details>\n");
@@ -222,11 +223,24 @@ fn expected_actual(out: &mut String, entry: &Entry) {
 
 fn observation_moved(entry: &Entry) -> bool {
     match (entry.base, entry.head) {
-        (Some(b), Some(h)) => {
-            (failing(b.outcome) || failing(h.outcome)) && b.observation != h.observation
-        }
+        (Some(b), Some(h)) => (failing(b.outcome) || failing(h.outcome)) && answers_differ(b, h),
         _ => false,
     }
+}
+
+/// Both runs' answers, without the harness's own varying numbers (a control event's delay).
+fn answers(base: &CaseReport, head: &CaseReport) -> (Vec<String>, Vec<String>) {
+    let mut both = crate::observation::without_harness_numbers(&[
+        base.observation.as_slice(),
+        head.observation.as_slice(),
+    ]);
+    let head = both.pop().unwrap_or_default();
+    (both.pop().unwrap_or_default(), head)
+}
+
+fn answers_differ(base: &CaseReport, head: &CaseReport) -> bool {
+    let (b, h) = answers(base, head);
+    b != h
 }
 
 /// One line on what differs.
@@ -247,7 +261,7 @@ fn what(entry: &Entry) -> String {
                     or_none(&h.matched_revisions)
                 ));
             }
-            if failing(b.outcome) && failing(h.outcome) && b.observation != h.observation {
+            if failing(b.outcome) && failing(h.outcome) && answers_differ(b, h) {
                 parts.push("fails with different answers".into());
             }
             if failing(h.outcome) {

@@ -287,8 +287,12 @@ fn case_html(case: &CaseReport) -> String {
         "<div>time <span>{}</span></div>",
         duration(case.duration_ms)
     );
-    if let Some(late) = case.lateness_ms {
-        let _ = write!(facts, "<div>late <span>{late} ms</span></div>");
+    for (label, value, title) in crate::report::lateness(case) {
+        let _ = write!(
+            facts,
+            "<div title=\"{}\">{label} <span>{value}</span></div>",
+            esc(title)
+        );
     }
     if !case.matched_revisions.is_empty() {
         let _ = write!(

@@ -132,17 +132,55 @@ fn cell_label(case: &CaseReport) -> (String, Vec<String>) {
     (case.outcome.as_str().to_string(), revs)
 }
 
-/// The outcomes of a row differ between implementations (or what they matched does).
-fn differs(cells: &[Option<&CaseReport>]) -> bool {
-    let keys: BTreeSet<String> = cells
-        .iter()
-        .map(|c| match c {
-            Some(c) => format!("{}{:?}", c.outcome.as_str(), cell_label(c).1),
-            None => "absent".into(),
-        })
-        .collect();
-    keys.len() > 1
+/// One case across the runs: each run's report of it (none where the run lacks it), and what each
+/// answered with the harness's own varying numbers taken out
+/// (`observation::without_harness_numbers`), so that answers compare.
+struct Row<'a> {
+    cells: Vec<Option<&'a CaseReport>>,
+    answers: Vec<Vec<String>>,
 }
+
+impl<'a> Row<'a> {
+    fn of(runs: &'a [RunReport], id: &str) -> Row<'a> {
+        let cells: Vec<Option<&CaseReport>> = runs
+            .iter()
+            .map(|r| r.cases.iter().find(|c| c.id == id))
+            .collect();
+        let observations: Vec<&[String]> = cells
+            .iter()
+            .map(|c| c.map_or(&[][..], |c| c.observation.as_slice()))
+            .collect();
+        let answers = crate::observation::without_harness_numbers(&observations);
+        Row { cells, answers }
+    }
+
+    /// What cell `i` says where it gave a verdict, for comparing: passed or failed (an
+    /// expectation file's xfail and xpass are the same verdicts), the revisions matched where
+    /// that says something, and for a failure what came back. `None` for a skip, an error or
+    /// a case the run lacks: those compare with nothing.
+    fn verdict(&self, i: usize) -> Option<String> {
+        let case = self.cells[i]?;
+        let revs = cell_label(case).1;
+        match case.outcome {
+            Outcome::Pass | Outcome::Xpass => Some(format!("pass {revs:?}")),
+            Outcome::Fail | Outcome::Xfail => Some(format!("fail {revs:?} {:?}", self.answers[i])),
+            Outcome::Skip | Outcome::Error => None,
+        }
+    }
+
+    /// Implementations that gave a verdict differ: one passed where another failed, they
+    /// matched other revisions, or they failed with other answers.
+    fn differs(&self) -> bool {
+        let verdicts: BTreeSet<String> = (0..self.cells.len())
+            .filter_map(|i| self.verdict(i))
+            .collect();
+        verdicts.len() > 1
+    }
+}
+
+/// The mark of an implementation that offers no delayed events, in its column's header: its
+/// cases skip, and compare with nothing.
+const NOT_IMPLEMENTED: &str = "⊘";
 
 pub fn render_html(runs: &[RunReport]) -> String {
     let title = format!(
@@ -229,9 +267,16 @@ pub fn render_html(runs: &[RunReport]) -> String {
     body.push_str("<label class=\"only-diff\"><input type=\"checkbox\" id=\"f-diff\"> only rows where implementations differ</label>\n");
     body.push_str("<table class=\"grid matrix\"><thead><tr><th>case</th>");
     for run in runs {
+        let mark = match run.not_implemented {
+            Some(_) => format!(
+                " <span class=\"ni\" title=\"delayed events not implemented: its cases skip and \
+                 compare with nothing\">{NOT_IMPLEMENTED} not implemented</span>"
+            ),
+            None => String::new(),
+        };
         let _ = write!(
             body,
-            "<th>{}<div class=\"id\">{}</div></th>",
+            "<th>{}{mark}<div class=\"id\">{}</div></th>",
             esc(&column_title(run)),
             esc(&column_detail(run))
         );
@@ -249,16 +294,17 @@ pub fn render_html(runs: &[RunReport]) -> String {
         }
         body.push_str("</tr>\n");
         for case in cases {
-            let cells: Vec<Option<&CaseReport>> = runs
+            let row = Row::of(runs, &case.id);
+            let outcomes: BTreeSet<&str> = row
+                .cells
                 .iter()
-                .map(|r| r.cases.iter().find(|c| c.id == case.id))
+                .flatten()
+                .map(|c| c.outcome.as_str())
                 .collect();
-            let outcomes: BTreeSet<&str> =
-                cells.iter().flatten().map(|c| c.outcome.as_str()).collect();
             let _ = write!(
                 body,
                 "<tr class=\"{}\" data-outcome=\"{}\" data-area=\"{}\" data-level=\"{}\" data-id=\"{}\">",
-                if differs(&cells) { "differs" } else { "same" },
+                if row.differs() { "differs" } else { "same" },
                 outcomes.into_iter().collect::<Vec<_>>().join(" "),
                 esc(area),
                 case.level,
@@ -273,19 +319,19 @@ pub fn render_html(runs: &[RunReport]) -> String {
                 html::requirement(case),
                 l = case.level
             );
-            for cell in &cells {
-                body.push_str(&cell_html(*cell));
+            for (cell, answers) in row.cells.iter().zip(&row.answers) {
+                body.push_str(&cell_html(*cell, answers));
             }
             body.push_str("</tr>\n");
         }
         body.push_str("</tbody>\n");
     }
-    body.push_str("</table>\n</main>\n<footer>Generated from results files (schema 1). A cell unfolds to what that implementation answered: status, errcode and body shape, without ids.</footer>\n");
+    body.push_str("</table>\n</main>\n<footer>Generated from results files (schema 1). A cell unfolds to what that implementation answered: status, errcode and body shape, without ids; <code>{ms}</code> stands for a delay the harness computed from its own clock. A row is marked where implementations that gave a verdict differ (passed or failed, revisions matched, a failure's answers); skips and errors compare with nothing.</footer>\n");
     body.push_str(MATRIX_EXTRA);
     html::page(&title, &body)
 }
 
-fn cell_html(cell: Option<&CaseReport>) -> String {
+fn cell_html(cell: Option<&CaseReport>, answers: &[String]) -> String {
     let Some(case) = cell else {
         return "<td class=\"cell absent\">not run</td>".into();
     };
@@ -303,10 +349,10 @@ fn cell_html(cell: Option<&CaseReport>) -> String {
             esc(&cut(message, 400))
         );
     }
-    if case.observation.is_empty() {
+    if answers.is_empty() {
         inner.push_str("<div class=\"msg\">no answers recorded</div>");
     } else {
-        let _ = write!(inner, "<pre>{}</pre>", esc(&case.observation.join("\n")));
+        let _ = write!(inner, "<pre>{}</pre>", esc(&answers.join("\n")));
     }
     format!(
         "<td class=\"cell {outcome}\"><details><summary><span class=\"badge {outcome}\">{outcome}</span>{}</summary>{inner}</details></td>",
@@ -333,9 +379,21 @@ td.cell .msg { font-size:12px; margin:4px 0; white-space:pre-wrap; }
 td.cell pre { max-height:240px; font-size:11px; }
 td.casecell details { font-size:12px; }
 .only-diff { display:block; margin:8px 2px; font-size:13px; }
+th .ni { font-weight:normal; font-size:12px; color:#6e7781; white-space:nowrap; }
 </style>"#;
 
+/// How many characters a GitHub comment holds: the Markdown matrix stays within it.
+pub const COMMENT_LIMIT: usize = 65_536;
+
+/// The Markdown matrix, compact enough for a pull-request comment: the implementations' figures,
+/// one table of outcomes per area, then what the implementations answered only for rows where
+/// they differ, as many as fit within `COMMENT_LIMIT`. The HTML matrix keeps everything.
 pub fn render_markdown(runs: &[RunReport]) -> String {
+    render_markdown_with(runs, None)
+}
+
+/// `render_markdown`, naming the HTML matrix written beside it (where the rest is).
+pub fn render_markdown_with(runs: &[RunReport], html_path: Option<&str>) -> String {
     let mut out = String::from("## Delayed events conformance matrix\n\n");
     let _ = write!(out, "| implementation | API form | date | overall |");
     for level in levels() {
@@ -351,7 +409,7 @@ pub fn render_markdown(runs: &[RunReport]) -> String {
         let _ = write!(
             out,
             "| **{}** | {} | {} | {} |",
-            table_cell(&column_title(run)),
+            column_header(run),
             api_form_label(run),
             run.started_at.split('T').next().unwrap_or(&run.started_at),
             overall(run)
@@ -368,8 +426,11 @@ pub fn render_markdown(runs: &[RunReport]) -> String {
     let _ = writeln!(out);
     let header: String = runs
         .iter()
-        .map(|r| format!(" {} |", table_cell(&column_title(r))))
+        .map(|r| format!(" {} |", column_header(r)))
         .collect();
+    // Requirements by reference ([§][n], defined once at the end): a row stays short.
+    let mut links: Vec<String> = Vec::new();
+    let mut differing: Vec<(&CaseReport, Row)> = Vec::new();
     for (area, cases) in rows(runs) {
         let _ = write!(out, "### {area}\n\n| case |{header}\n|---|");
         out.push_str(&"---|".repeat(runs.len()));
@@ -384,51 +445,183 @@ pub fn render_markdown(runs: &[RunReport]) -> String {
         }
         out.push('\n');
         for case in cases {
-            let cells: Vec<Option<&CaseReport>> = runs
-                .iter()
-                .map(|r| r.cases.iter().find(|c| c.id == case.id))
-                .collect();
+            let row = Row::of(runs, &case.id);
+            let link = spec_link(&case.spec);
+            let n = match links.iter().position(|l| *l == link) {
+                Some(n) => n,
+                None => {
+                    links.push(link);
+                    links.len() - 1
+                }
+            };
+            let differs = row.differs();
             let _ = write!(
                 out,
-                "| {}`{}` {} [§]({}) |",
-                if differs(&cells) { "**≠** " } else { "" },
+                "| {}`{}` {} [§][{}] |",
+                if differs { "**≠** " } else { "" },
                 case.id.rsplit('.').next().unwrap_or(&case.id),
                 case.level,
-                spec_link(&case.spec)
+                n + 1
             );
-            for cell in cells {
-                let _ = write!(out, " {} |", cell_markdown(cell));
+            for (run, cell) in runs.iter().zip(&row.cells) {
+                let _ = write!(out, " {} |", cell_markdown(run, *cell));
             }
             out.push('\n');
+            if differs {
+                differing.push((case, row));
+            }
         }
         out.push('\n');
     }
-    out.push_str(
-        "**≠** marks rows where the implementations differ; § links to the requirement. A cell \
-         unfolds to what that implementation answered (status, errcode, body shape).\n",
+
+    let full_page = match html_path {
+        Some(path) => format!("the HTML matrix, `{path}`"),
+        None => "the HTML matrix (`report RESULTS.json ... --html matrix.html`)".to_string(),
+    };
+    let mut tail = format!(
+        "**≠** marks rows where implementations that gave a verdict differ: one passed where \
+         another failed, they matched other revisions, or they failed with other answers (skips \
+         and errors compare with nothing). {NOT_IMPLEMENTED} marks an implementation that offers \
+         no delayed events: its cases skip. § links to the requirement. `{{ms}}` stands for a \
+         delay the harness computed from its own clock. Every cell's answers are in {full_page}.\n\n"
     );
+    for (n, link) in links.iter().enumerate() {
+        let _ = writeln!(tail, "[{}]: {link}", n + 1);
+    }
+
+    if !differing.is_empty() {
+        let heading = format!(
+            "### Where implementations differ ({})\n\nWhat each answered, without the answers \
+             all of them gave alike.\n\n",
+            differing.len()
+        );
+        // Room for the note on rows left out, should any be.
+        let reserve = 600 + differing.len() * 60;
+        let mut details = String::new();
+        let mut left_out: Vec<&str> = Vec::new();
+        for (case, row) in &differing {
+            let block = differences_markdown(runs, case, row);
+            let total = out.chars().count()
+                + heading.chars().count()
+                + details.chars().count()
+                + block.chars().count()
+                + tail.chars().count()
+                + reserve;
+            if left_out.is_empty() && total <= COMMENT_LIMIT {
+                details.push_str(&block);
+            } else {
+                left_out.push(case.id.rsplit('.').next().unwrap_or(&case.id));
+            }
+        }
+        out.push_str(&heading);
+        out.push_str(&details);
+        if !left_out.is_empty() {
+            let _ = writeln!(
+                out,
+                "{} more rows differ ({}): their answers do not fit in a comment; see {full_page}.\n",
+                left_out.len(),
+                left_out
+                    .iter()
+                    .map(|id| format!("`{id}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    out.push_str(&tail);
     out
 }
 
-fn cell_markdown(cell: Option<&CaseReport>) -> String {
+/// A column's header: the implementation, with `NOT_IMPLEMENTED` where it offers no delayed
+/// events.
+fn column_header(run: &RunReport) -> String {
+    let title = table_cell(&column_title(run));
+    match run.not_implemented {
+        Some(_) => format!("{title} {NOT_IMPLEMENTED}"),
+        None => title,
+    }
+}
+
+/// A cell of an area's table: the outcome, and the revisions matched where that says something.
+/// A skip in a not-implemented column is its mark alone.
+fn cell_markdown(run: &RunReport, cell: Option<&CaseReport>) -> String {
     let Some(case) = cell else {
         return "–".into();
     };
+    if run.not_implemented.is_some() && case.outcome == Outcome::Skip {
+        return NOT_IMPLEMENTED.into();
+    }
     let (_, revs) = cell_label(case);
-    let mut summary = badge(case.outcome).to_string();
+    let mut text = badge(case.outcome).to_string();
     if !revs.is_empty() {
-        let _ = write!(summary, " · {}", revs.join(", "));
+        let _ = write!(text, " · {}", revs.join(", "));
     }
-    if case.observation.is_empty() {
-        return summary;
+    text
+}
+
+/// A differing row, folded: the implementations grouped by what they said (verdict, revisions,
+/// answers), each group with its outcome, the first line of its message where it did not pass,
+/// and the answers not every group gave.
+fn differences_markdown(runs: &[RunReport], case: &CaseReport, row: &Row) -> String {
+    let mut groups: Vec<(Option<String>, Vec<usize>)> = Vec::new();
+    for i in 0..runs.len() {
+        let key = row.verdict(i).map(|v| format!("{v} {:?}", row.answers[i]));
+        match groups.iter_mut().find(|(k, _)| k.is_some() && *k == key) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((key, vec![i])),
+        }
     }
-    let answers: Vec<String> = case
-        .observation
+    let judged: Vec<&Vec<usize>> = groups
         .iter()
-        .map(|l| format!("<code>{}</code>", esc(&cut(l, 160))))
+        .filter(|(k, _)| k.is_some())
+        .map(|(_, m)| m)
         .collect();
-    table_cell(&format!(
-        "<details><summary>{summary}</summary>{}</details>",
-        answers.join("<br>")
-    ))
+    let common: BTreeSet<&String> = row.answers[judged[0][0]]
+        .iter()
+        .filter(|line| judged.iter().all(|m| row.answers[m[0]].contains(line)))
+        .collect();
+    let mut out = format!(
+        "<details><summary><code>{}</code> {}</summary>\n\n",
+        esc(&case.id),
+        case.level
+    );
+    let mut unjudged = Vec::new();
+    for (key, members) in &groups {
+        let names = members
+            .iter()
+            .map(|i| format!("**{}**", table_cell(&column_title(&runs[*i]))))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let first = row.cells[members[0]];
+        let Some(first) = first.filter(|_| key.is_some()) else {
+            let what = match (first, &runs[members[0]].not_implemented) {
+                (None, _) => "not run",
+                (Some(c), Some(_)) if c.outcome == Outcome::Skip => "not implemented",
+                (Some(c), _) => c.outcome.as_str(),
+            };
+            unjudged.push(format!("{names} ({what})"));
+            continue;
+        };
+        let (_, revs) = cell_label(first);
+        let _ = write!(out, "- {names}: {}", badge(first.outcome));
+        if !revs.is_empty() {
+            let _ = write!(out, " · {}", revs.join(", "));
+        }
+        let message = first.message.as_ref().or(first.expectation.as_ref());
+        if let Some(message) = message.filter(|_| first.outcome != Outcome::Pass) {
+            let _ = write!(out, ": {}", esc(&table_cell(&cut(message, 240))));
+        }
+        for line in row.answers[members[0]]
+            .iter()
+            .filter(|l| !common.contains(l))
+        {
+            let _ = write!(out, "<br><code>{}</code>", esc(&cut(line, 200)));
+        }
+        out.push('\n');
+    }
+    if !unjudged.is_empty() {
+        let _ = writeln!(out, "- no verdict: {}", unjudged.join(", "));
+    }
+    out.push_str("\n</details>\n\n");
+    out
 }

@@ -121,6 +121,79 @@ pub fn duration(ms: u64) -> String {
     }
 }
 
+/// A delivered event's lateness as reports show it: `(label, value, explanation)`, the harness's
+/// own figure first (from the timer's start plus the delay to the `/sync` answer carrying the
+/// event), then the server's claim beside it (from its own timestamps; a server that stamps a
+/// late event with its scheduled time claims 0 ms). A results file from before the harness
+/// recorded its own figure has only the server's: it is labelled as such, never as "late 0 ms".
+pub fn lateness(case: &CaseReport) -> Vec<(&'static str, String, &'static str)> {
+    let signed = |ms: i64| match ms {
+        ms if ms < 0 => format!("{} ms early", -ms),
+        ms => format!("{ms} ms"),
+    };
+    let mut facts = Vec::new();
+    if let Some(ms) = case.harness_lateness_ms {
+        facts.push((
+            "late",
+            signed(ms),
+            "by the harness's clock: from just before the request that started the timer, plus \
+             the delay, to the /sync answer carrying the event (an upper bound: it includes the \
+             /sync round trip)",
+        ));
+    }
+    if let (None, Some(_)) = (case.harness_lateness_ms, case.lateness_ms) {
+        facts.push((
+            "late",
+            "not measured".into(),
+            "this results file was written before the harness recorded lateness by its own clock",
+        ));
+    }
+    if let Some(ms) = case.lateness_ms {
+        let title = match case.harness_lateness_ms {
+            Some(_) => {
+                "the server's claim: origin_server_ts minus the scheduling time it reported plus \
+                 the delay (a server that stamps a late event with its scheduled time claims 0 ms)"
+            }
+            None => {
+                "the server's claim (origin_server_ts against its scheduling time); this results \
+                 file does not hold the harness's own figure"
+            }
+        };
+        facts.push(("server's claim", signed(ms), title));
+    }
+    facts
+}
+
+/// The first sentence of `text` (an expectation's reason, say), for a line of its own: up to the
+/// first full stop followed by a space and a capital letter, a digit, a quote or the end (not "e.g.", not
+/// a version number), and at most 200 characters. The terminal shows this; reports keep all.
+pub fn first_sentence(text: &str) -> String {
+    let text = text.trim();
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    for (i, &(at, c)) in chars.iter().enumerate() {
+        if !matches!(c, '.' | '!' | '?') {
+            continue;
+        }
+        let next = chars.get(i + 1).map(|&(_, n)| n);
+        let after = chars.get(i + 2).map(|&(_, n)| n);
+        let ends = match (next, after) {
+            (None, _) => true,
+            (Some(n), Some(a)) if n.is_whitespace() => {
+                a.is_uppercase() || a.is_ascii_digit() || matches!(a, '"' | '(' | '`' | '\u{201c}')
+            }
+            _ => false,
+        };
+        let before = &text[..at + c.len_utf8()];
+        let abbreviation = ["e.g.", "i.e.", "cf.", "vs.", "etc."]
+            .iter()
+            .any(|a| before.ends_with(a));
+        if ends && !abbreviation {
+            return cut(before, 200);
+        }
+    }
+    cut(text, 200)
+}
+
 /// "the server ..." as a sentence of its own.
 pub fn sentence(text: &str) -> String {
     let mut chars = text.chars();
@@ -222,6 +295,30 @@ mod tests {
             anchor("MSC4140: Cancellable delayed events"),
             "msc4140-cancellable-delayed-events"
         );
+    }
+}
+
+#[cfg(test)]
+mod first_sentence_tests {
+    use super::first_sentence;
+
+    #[test]
+    fn the_first_sentence_only() {
+        assert_eq!(
+            first_sentence(
+                "Synapse 1.163.2 only rejects negative delays: ?org.matrix.msc4140.delay=0 is \
+                 accepted. 2026-07 says so. More."
+            ),
+            "Synapse 1.163.2 only rejects negative delays: ?org.matrix.msc4140.delay=0 is accepted."
+        );
+        assert_eq!(
+            first_sentence("It answers 404, i.e. it forgot, e.g. After a send. Then more."),
+            "It answers 404, i.e. it forgot, e.g. After a send."
+        );
+        assert_eq!(first_sentence("No full stop"), "No full stop");
+        assert_eq!(first_sentence("One. "), "One.");
+        let long = "word ".repeat(100);
+        assert_eq!(first_sentence(&long).chars().count(), 201);
     }
 }
 
