@@ -228,12 +228,19 @@ async fn heartbeats_rate_limited(ctx: Ctx) -> CaseResult {
         let own_took = own.received.saturating_duration_since(own_sent);
         let verdict = format!(
             "{} of {RESTART_BURST} restarts sent at once got no reply within {} s (Element Call's local timeout \
-             for a heartbeat): {} (after {} ms); the homeserver answers the harness's own restart in {} ms \
-             (HTTP {})",
+             for a heartbeat); replies after {} ms; the slowest: {}; the homeserver answers the harness's own \
+             restart in {} ms (HTTP {})",
             late.len(),
             ELEMENT_CALL_TIMEOUT.as_secs(),
+            replies
+                .iter()
+                .map(|r| match r.response {
+                    Some(_) => r.elapsed().as_millis().to_string(),
+                    None => "none".into(),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
             slowest.describe(),
-            slowest.elapsed().as_millis(),
             own_took.as_millis(),
             own.status
         );
