@@ -71,8 +71,8 @@ async fn unknown_delay_id(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
-/// How long the send action may take to show the event to its sender.
-const SENT_WITHIN: Duration = Duration::from_secs(10);
+/// How long the send action may take to show the event it sent.
+pub(super) const SENT_WITHIN: Duration = Duration::from_secs(10);
 
 case! {
     name: updates_of_sent_event,

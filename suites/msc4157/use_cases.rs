@@ -2,7 +2,7 @@
 //! restarts is not sent while they go on, and is sent once they stop; a whole call as Element
 //! Call makes it; heartbeats refused for rate limiting; one request, one effect.
 
-use super::errors::check_update_answer;
+use super::errors::{check_update_answer, SENT_WITHIN};
 use super::texts::{CLIENT_SENDS_DELAYED, HEARTBEAT, UPDATE_RESPONSE};
 use super::{alice_widget_and_bob, WidgetScene, LONG_DELAY_MS, RESTARTED_DELAY_MS};
 use crate::prelude::*;
@@ -58,8 +58,6 @@ async fn matrixrtc_hangup(ctx: Ctx) -> CaseResult {
 const CALL_LEAVE_DELAY_MS: i64 = 4000;
 const CALL_HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const CALL_HEARTBEATS: u32 = 5;
-/// How long the hang-up (the send action) may take to show the leave.
-const SENT_WITHIN: Duration = Duration::from_secs(10);
 
 /// A call membership's content, as Element Call joins (the fields it sends; `marker` tells
 /// this join from others).
