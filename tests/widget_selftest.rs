@@ -42,17 +42,26 @@ async fn run_widget_catalogue(fault: Option<&str>, only: Option<&str>) -> Vec<Ca
 }
 
 async fn run_with(program: &str, fault: Option<&str>, only: Option<&str>) -> Vec<CaseReport> {
-    let fake = FakeTarget::start(FakeOptions {
-        dedicated_endpoint: false,
-        ..FakeOptions::default()
-    })
-    .await;
-    let target: Arc<dyn Target> = Arc::new(fake);
-    let mut env = Env::prepare(target, http_client(), FormOverride::default())
-        .await
-        .expect("the fake registers users");
-    env.driver = Some(Arc::new(stand_in(program, fault)));
-    let targets = Targets::single(Arc::new(env), Err("not in this test".into()));
+    let driver = Arc::new(stand_in(program, fault));
+    // A fake for most cases, and one with rate limits on for the cases that need them.
+    let env = |rate_limits: bool| {
+        let driver = driver.clone();
+        async move {
+            let fake = FakeTarget::start(FakeOptions {
+                dedicated_endpoint: false,
+                rate_limits,
+                ..FakeOptions::default()
+            })
+            .await;
+            let target: Arc<dyn Target> = Arc::new(fake);
+            let mut env = Env::prepare(target, http_client(), FormOverride::default())
+                .await
+                .expect("the fake registers users");
+            env.driver = Some(driver);
+            Arc::new(env)
+        }
+    };
+    let targets = Targets::single(env(false).await, Ok(env(true).await));
     let cases = widget_catalogue()
         .into_iter()
         .filter(|c| only.is_none_or(|id| c.id == id))

@@ -61,6 +61,18 @@ enum Fault {
     SwallowUpdateErrors,
     /// Error replies lack `matrix_api_error`.
     DropMatrixError,
+    /// The carried error's `http_status` is 400 whatever the homeserver answered.
+    WrongHttpStatus,
+    /// The carried error keeps only `errcode` and `error` of the homeserver's body.
+    DropExtraFields,
+    /// The carried error has no `http_headers` (so no `Retry-After`).
+    DropHeaders,
+    /// Every fromWidget request is answered twice.
+    ReplyTwice,
+    /// A delayed send_event schedules the event twice (the reply names the first).
+    ScheduleTwice,
+    /// A 429 from the homeserver is retried silently after its wait, as matrix-sdk does.
+    RetryRateLimited,
     /// The stable send capability is approved but a send under it is refused.
     StableCapabilityNotHonoured,
     /// The stable update action answers success without reaching the homeserver.
@@ -123,6 +135,12 @@ fn fault() -> Fault {
         "missing-delay-id-accepted" => Fault::MissingDelayIdAccepted,
         "swallow-update-errors" => Fault::SwallowUpdateErrors,
         "drop-matrix-error" => Fault::DropMatrixError,
+        "wrong-http-status" => Fault::WrongHttpStatus,
+        "drop-extra-fields" => Fault::DropExtraFields,
+        "drop-headers" => Fault::DropHeaders,
+        "reply-twice" => Fault::ReplyTwice,
+        "schedule-twice" => Fault::ScheduleTwice,
+        "retry-rate-limited" => Fault::RetryRateLimited,
         "stable-capability-not-honoured" => Fault::StableCapabilityNotHonoured,
         "stable-action-noop" => Fault::StableActionNoop,
         "act-before-handshake" => Fault::ActBeforeHandshake,
@@ -184,12 +202,56 @@ impl Driver {
         caps.iter().any(|c| self.has(c))
     }
 
+    /// The homeserver's refusal as matrix-widget-api carries it (`IMatrixApiError`).
     fn homeserver_error(&self, resp: &Resp) -> Value {
         let mut error = json!({"message": format!("the homeserver refused: {}", resp.describe())});
+        let status = match self.fault {
+            Fault::WrongHttpStatus => 400,
+            _ => resp.status,
+        };
+        let response = match self.fault {
+            Fault::DropExtraFields => {
+                json!({"errcode": resp.body["errcode"], "error": resp.body["error"]})
+            }
+            _ => resp.body.clone(),
+        };
+        let headers: serde_json::Map<String, Value> = resp
+            .headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.to_string(), json!(value.to_str().ok()?))))
+            .collect();
+        let mut carried = json!({"http_status": status, "response": response});
+        if self.fault != Fault::DropHeaders {
+            carried["http_headers"] = Value::Object(headers);
+        }
         if self.fault != Fault::DropMatrixError {
-            error["matrix_api_error"] = json!({"http_status": resp.status, "response": resp.body});
+            error["matrix_api_error"] = carried;
         }
         json!({ "error": error })
+    }
+
+    /// Under `RetryRateLimited`, how long to wait before asking again after `resp`, if it is a 429.
+    fn retry_after(&self, resp: &Resp) -> Option<std::time::Duration> {
+        if self.fault != Fault::RetryRateLimited || resp.status != 429 {
+            return None;
+        }
+        let ms = resp.body["retry_after_ms"].as_u64().unwrap_or(1000);
+        Some(std::time::Duration::from_millis(ms.max(1)))
+    }
+
+    /// Schedules `event` (again after a 429 under `RetryRateLimited`).
+    async fn schedule(&self, event: &DelayedEvent, delay: i64) -> Result<Resp, String> {
+        loop {
+            let resp = self
+                .user
+                .schedule(event, Delay::Ms(delay))
+                .await
+                .map_err(|stop| stop.message().to_string())?;
+            match self.retry_after(&resp) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return Ok(resp),
+            }
+        }
     }
 
     async fn send_event(&self, data: &Value) -> Value {
@@ -262,12 +324,15 @@ impl Driver {
                 } else {
                     delay
                 };
-                let resp = match self.user.schedule(&event, Delay::Ms(delay)).await {
+                let resp = match self.schedule(&event, delay).await {
                     Ok(resp) => resp,
-                    Err(stop) => return error_reply(stop.message()),
+                    Err(message) => return error_reply(&message),
                 };
                 if !resp.is_success() {
                     return self.homeserver_error(&resp);
+                }
+                if self.fault == Fault::ScheduleTwice {
+                    let _ = self.schedule(&event, delay).await;
                 }
                 let mut reply = json!({"room_id": room_id, "delay_id": resp.body["delay_id"]});
                 if self.fault == Fault::EventIdInReply {
@@ -352,7 +417,12 @@ impl Driver {
             (_, Fault::UnknownActionAccepted) => return json!({}),
             _ => return error_reply(&format!("unknown update action {action:?}")),
         };
-        match self.manage(delay_id, forwarded).await {
+        let mut answer = self.manage(delay_id, forwarded).await;
+        while let Some(wait) = answer.as_ref().ok().and_then(|resp| self.retry_after(resp)) {
+            tokio::time::sleep(wait).await;
+            answer = self.manage(delay_id, forwarded).await;
+        }
+        match answer {
             Ok(resp) if resp.is_success() => json!({}),
             Ok(_) if self.fault == Fault::SwallowUpdateErrors => json!({}),
             Ok(resp) => self.homeserver_error(&resp),
@@ -496,6 +566,9 @@ async fn main() {
                     let mut reply = message.clone();
                     reply["response"] = response;
                     print(&reply);
+                    if fault == Fault::ReplyTwice {
+                        print(&reply);
+                    }
                 }
             }
             _ => eprintln!("stand-in: ignoring {message}"),

@@ -76,11 +76,16 @@ impl Broken {
 
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>;
 
+/// How many replies each fromWidget request the harness sent has had so far, by requestId: a
+/// driver must answer each exactly once, and a second reply comes after the first is taken.
+type ReplyCounts = Arc<Mutex<HashMap<String, usize>>>;
+
 /// A running driver process.
 pub struct Bridge {
     child: Child,
     stdin: tokio::sync::Mutex<ChildStdin>,
     pending: Pending,
+    reply_counts: ReplyCounts,
     requests: tokio::sync::Mutex<mpsc::UnboundedReceiver<Value>>,
     log: DriverLog,
     broken: Broken,
@@ -132,6 +137,7 @@ impl Bridge {
         });
 
         let pending: Pending = Default::default();
+        let reply_counts: ReplyCounts = Default::default();
         let broken = Broken::default();
         let (hello_tx, hello_rx) = oneshot::channel();
         let (request_tx, request_rx) = mpsc::unbounded_channel();
@@ -140,6 +146,7 @@ impl Bridge {
             hello_tx,
             request_tx,
             pending.clone(),
+            reply_counts.clone(),
             broken.clone(),
             log.clone(),
         ));
@@ -148,6 +155,7 @@ impl Bridge {
             child,
             stdin: tokio::sync::Mutex::new(stdin),
             pending,
+            reply_counts,
             requests: tokio::sync::Mutex::new(request_rx),
             log,
             broken,
@@ -223,9 +231,23 @@ impl Bridge {
         data: Value,
         wait: Duration,
     ) -> Result<Option<Value>, Stop> {
+        Ok(self.request_with_id(action, data, wait).await?.1)
+    }
+
+    /// `request`, also giving the request's requestId (to count its replies, `replies_to`).
+    pub async fn request_with_id(
+        &self,
+        action: &str,
+        data: Value,
+        wait: Duration,
+    ) -> Result<(String, Option<Value>), Stop> {
         let request_id = format!("harness-{}", crate::client::new_txn_id());
         let (tx, rx) = oneshot::channel();
         self.pending.lock().unwrap().insert(request_id.clone(), tx);
+        self.reply_counts
+            .lock()
+            .unwrap()
+            .insert(request_id.clone(), 0);
         let message = json!({
             "api": "fromWidget",
             "widgetId": self.widget_id,
@@ -237,13 +259,24 @@ impl Bridge {
         let reply = tokio::time::timeout(wait, rx).await;
         self.pending.lock().unwrap().remove(&request_id);
         match reply {
-            Ok(Ok(response)) => Ok(Some(response)),
+            Ok(Ok(response)) => Ok((request_id, Some(response))),
             Ok(Err(_)) => Err(self.broken_stop(&format!("waiting for the reply to `{action}`"))),
             Err(_) if self.broken.get().is_some() => {
                 Err(self.broken_stop(&format!("waiting for the reply to `{action}`")))
             }
-            Err(_) => Ok(None),
+            Err(_) => Ok((request_id, None)),
         }
+    }
+
+    /// How many replies the request `request_id` has had so far (replies after the first
+    /// included).
+    pub fn replies_to(&self, request_id: &str) -> usize {
+        self.reply_counts
+            .lock()
+            .unwrap()
+            .get(request_id)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The next toWidget request the driver sent (waiting up to `wait`); `Ok(None)` if none came.
@@ -285,6 +318,7 @@ async fn read_stdout(
     hello_tx: oneshot::Sender<DriverIdentity>,
     requests: mpsc::UnboundedSender<Value>,
     pending: Pending,
+    reply_counts: ReplyCounts,
     broken: Broken,
     log: DriverLog,
 ) {
@@ -344,8 +378,16 @@ async fn read_stdout(
             .map(str::to_string);
         match (api, message.get("response"), request_id) {
             (Some("fromWidget"), Some(response), Some(id)) => {
+                let replies = reply_counts.lock().unwrap().get_mut(&id).map(|count| {
+                    *count += 1;
+                    *count
+                });
                 if let Some(tx) = pending.lock().unwrap().remove(&id) {
                     let _ = tx.send(response.clone());
+                } else if replies.is_some_and(|n| n > 1) {
+                    log.push(format!(
+                        "[stdout, another reply to an answered request] {line}"
+                    ));
                 } else {
                     log.push(format!("[stdout, reply to no pending request] {line}"));
                 }

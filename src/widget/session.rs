@@ -60,6 +60,8 @@ pub enum Approval {
 #[derive(Clone, Debug)]
 pub struct Reply {
     pub action: String,
+    /// The request's requestId (to count its replies, `Widget::replies_to`).
+    pub request_id: String,
     pub requested_at: Instant,
     /// When the reply arrived (or the wait ended).
     pub received: Instant,
@@ -88,6 +90,39 @@ impl Reply {
             .get("response")?
             .get("errcode")?
             .as_str()
+    }
+
+    /// The homeserver's error an error reply carries, in matrix-widget-api's `IMatrixApiError`
+    /// shape: `http_status`, `http_headers`, `url`, and the error body as `response`.
+    pub fn matrix_api_error(&self) -> Option<&Value> {
+        self.error()?.get("matrix_api_error")
+    }
+
+    /// `matrix_api_error.http_status`: the status the homeserver answered.
+    pub fn matrix_http_status(&self) -> Option<u64> {
+        self.matrix_api_error()?.get("http_status")?.as_u64()
+    }
+
+    /// `matrix_api_error.response`: the homeserver's error body.
+    pub fn matrix_response(&self) -> Option<&Value> {
+        self.matrix_api_error()?.get("response")
+    }
+
+    /// A header of the homeserver's answer kept in `matrix_api_error.http_headers`, by name in
+    /// any case (fetch's `Headers` give them in lower case).
+    pub fn matrix_header(&self, name: &str) -> Option<&str> {
+        self.matrix_api_error()?
+            .get("http_headers")?
+            .as_object()?
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))?
+            .1
+            .as_str()
+    }
+
+    /// How long the reply took (or the wait for it, where none came).
+    pub fn elapsed(&self) -> Duration {
+        self.received.saturating_duration_since(self.requested_at)
     }
 
     pub fn field(&self, key: &str) -> Option<&Value> {
@@ -274,9 +309,9 @@ impl Widget {
     /// A request where no reply is an answer too (`Reply::response` is `None`).
     pub async fn request_or_silence(&self, action: &str, data: Value) -> Result<Reply, Stop> {
         let requested_at = Instant::now();
-        let response = self
+        let (request_id, response) = self
             .bridge
-            .request(action, data.clone(), REPLY_WAIT)
+            .request_with_id(action, data.clone(), REPLY_WAIT)
             .await?;
         // In the case's evidence beside its HTTP exchanges: method `fromWidget`, the action as
         // path, status 0 (not HTTP), the reply (null: none came) as body.
@@ -291,6 +326,7 @@ impl Widget {
         });
         Ok(Reply {
             action: action.to_string(),
+            request_id,
             requested_at,
             received,
             response,
@@ -370,5 +406,10 @@ impl Widget {
     /// The update action under a given name, with any data (errors cases send malformed ones).
     pub async fn update_as(&self, action_name: &str, data: Value) -> Result<Reply, Stop> {
         self.request(action_name, data).await
+    }
+
+    /// How many replies the driver has given so far to the request `reply` answered.
+    pub fn replies_to(&self, reply: &Reply) -> usize {
+        self.bridge.replies_to(&reply.request_id)
     }
 }

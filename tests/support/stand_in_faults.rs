@@ -40,6 +40,11 @@ declare_faults! {
                 "msc4157.update.send" => "was refused",
                 "msc4157.update.restart" => "was refused",
                 "msc4157.use_cases.matrixrtc_hangup" => "was refused",
+                "msc4157.errors.unknown_delay_id" => "does not exist",
+                "msc4157.errors.updates_of_sent_event" => "already sent",
+                "msc4157.use_cases.whole_call" => "was refused",
+                "msc4157.use_cases.heartbeats_rate_limited" => "does not carry the Matrix error",
+                "msc4157.use_cases.one_request_one_effect" => "was refused",
             ],
         },
         /// Sends delayed without the delayed-send capability.
@@ -68,6 +73,8 @@ declare_faults! {
                 "msc4157.servers.management_body_form_only" => "is no longer scheduled",
                 "msc4157.update.restart" => "was never sent",
                 "msc4157.use_cases.matrixrtc_hangup" => "was never sent",
+                "msc4157.use_cases.whole_call" => "was refused",
+                "msc4157.use_cases.one_request_one_effect" => "was refused",
             ],
         },
         /// `restart` answers success without reaching the homeserver.
@@ -76,7 +83,12 @@ declare_faults! {
                 "msc4157.servers.one_request_one_homeserver_request" => "one each expected",
                 "msc4157.update.restart" => "sent before its delay",
                 "msc4157.use_cases.matrixrtc_hangup" => "sent before its delay",
+                "msc4157.errors.unknown_delay_id" => "does not exist",
+                "msc4157.errors.updates_of_sent_event" => "already sent",
+                "msc4157.use_cases.whole_call" => "sent while the heartbeats kept it alive",
             ],
+            // Restarts answered without the homeserver are never rate-limited.
+            skips: Skips::Cases(&["msc4157.use_cases.heartbeats_rate_limited"]),
         },
         /// `cancel` answers success without reaching the homeserver.
         CancelNoop = "cancel-noop" {
@@ -86,6 +98,7 @@ declare_faults! {
                 "msc4157.update.cancel" => "was sent anyway",
                 "msc4157.update.stable_action_name" => "still scheduled",
                 "msc4157.errors.unknown_delay_id" => "does not exist",
+                "msc4157.errors.updates_of_sent_event" => "already sent",
             ],
         },
         /// `send` answers success without reaching the homeserver.
@@ -94,6 +107,9 @@ declare_faults! {
                 "msc4157.servers.management_split_paths_only" => "was never sent",
                 "msc4157.servers.management_body_form_only" => "was never sent",
                 "msc4157.update.send" => "was never sent",
+                "msc4157.errors.unknown_delay_id" => "does not exist",
+                "msc4157.use_cases.whole_call" => "did not send the delayed leave",
+                "msc4157.use_cases.one_request_one_effect" => "sent the delayed event 0 times",
             ],
         },
         /// Any update action other than cancel/restart/send answers success, doing nothing.
@@ -113,13 +129,69 @@ declare_faults! {
         SwallowUpdateErrors = "swallow-update-errors" {
             breaks: [
                 "msc4157.errors.unknown_delay_id" => "does not exist",
+                "msc4157.errors.updates_of_sent_event" => "already sent",
+                "msc4157.use_cases.whole_call" => "the hang-up sent",
             ],
+            // Refusals swallowed, the driver's restarts all seem to succeed.
+            skips: Skips::Cases(&["msc4157.use_cases.heartbeats_rate_limited"]),
         },
         /// Error replies lack `matrix_api_error`.
         DropMatrixError = "drop-matrix-error" {
             breaks: [
                 "msc4157.errors.limit_error_carried" => "does not carry the Matrix error",
                 "msc4157.errors.homeserver_error_carried" => "does not carry the Matrix error",
+                "msc4157.errors.unknown_delay_id" => "does not carry the Matrix error",
+                "msc4157.errors.updates_of_sent_event" => "does not carry the Matrix error",
+                "msc4157.errors.over_max_delay_error_whole" => "does not carry the Matrix error",
+                "msc4157.errors.limit_error_whole" => "does not carry the Matrix error",
+                "msc4157.use_cases.whole_call" => "does not carry the Matrix error",
+                "msc4157.use_cases.heartbeats_rate_limited" => "does not carry the Matrix error",
+            ],
+        },
+        /// The carried error's `http_status` is 400 whatever the homeserver answered.
+        WrongHttpStatus = "wrong-http-status" {
+            breaks: [
+                "msc4157.errors.unknown_delay_id" => "http_status is 400",
+                "msc4157.errors.updates_of_sent_event" => "http_status is 400",
+                "msc4157.errors.limit_error_whole" => "http_status is 400",
+                "msc4157.use_cases.whole_call" => "http_status is 400",
+                "msc4157.use_cases.heartbeats_rate_limited" => "http_status 400",
+            ],
+        },
+        /// The carried error keeps only `errcode` and `error` of the homeserver's body.
+        DropExtraFields = "drop-extra-fields" {
+            breaks: [
+                "msc4157.errors.limit_error_whole" => "drops the homeserver's field `retry_after_ms`",
+            ],
+        },
+        /// The carried error has no `http_headers` (so no `Retry-After`).
+        DropHeaders = "drop-headers" {
+            breaks: [
+                "msc4157.errors.limit_error_whole" => "drop the homeserver's Retry-After",
+            ],
+        },
+        /// Every fromWidget request is answered twice.
+        ReplyTwice = "reply-twice" {
+            breaks: [
+                "msc4157.use_cases.one_request_one_effect" => "got 2 replies",
+            ],
+        },
+        /// A delayed send_event schedules the event twice (the reply names the first).
+        ScheduleTwice = "schedule-twice" {
+            breaks: [
+                "msc4157.use_cases.one_request_one_effect" => "scheduled 2 delayed events",
+                "msc4157.update.cancel" => "was sent anyway",
+                "msc4157.update.restart" => "sent before its delay",
+                "msc4157.use_cases.matrixrtc_hangup" => "sent before its delay",
+                "msc4157.use_cases.whole_call" => "sent while the heartbeats kept it alive",
+            ],
+        },
+        /// A 429 from the homeserver is retried silently after its wait, as matrix-sdk does.
+        RetryRateLimited = "retry-rate-limited" {
+            breaks: [
+                "msc4157.errors.limit_error_carried" => "did not reply at all",
+                "msc4157.errors.limit_error_whole" => "did not reply at all",
+                "msc4157.use_cases.heartbeats_rate_limited" => "no reply within 2 s",
             ],
         },
         /// The stable send capability is approved but a send under it is refused.
