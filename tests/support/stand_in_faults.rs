@@ -179,6 +179,7 @@ declare_faults! {
         /// A delayed send_event schedules the event twice (the reply names the first).
         ScheduleTwice = "schedule-twice" {
             breaks: [
+                "msc4157.servers.one_request_one_homeserver_request" => "one each expected",
                 "msc4157.use_cases.one_request_one_effect" => "scheduled 2 delayed events",
                 "msc4157.update.cancel" => "was sent anyway",
                 "msc4157.update.restart" => "sent before its delay",
