@@ -94,6 +94,7 @@ async fn stand_in_forms() {
         label: "stand-in".into(),
         program: support::stand_in::binary().into(),
         args: Vec::new(),
+        init_on_content_load: true,
     };
     let recorded = record(stand_in).await;
     check(

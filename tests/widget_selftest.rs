@@ -33,6 +33,7 @@ fn stand_in(program: &str, fault: Option<&str>) -> DriverSpec {
         args: fault
             .map(|f| vec!["--fault".to_string(), f.to_string()])
             .unwrap_or_default(),
+        init_on_content_load: true,
     }
 }
 
