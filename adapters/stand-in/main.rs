@@ -178,7 +178,10 @@ impl Driver {
             Some(_) => format!("org.matrix.msc2762.send.state_event:{event_type}"),
             None => format!("org.matrix.msc2762.send.event:{event_type}"),
         };
-        if !self.has(&type_cap) && self.fault != Fault::SkipEventTypeCheck {
+        // State may be allowed under its state key only (`type#state_key`).
+        let keyed_cap = state_key.map(|key| format!("{type_cap}#{key}"));
+        let allowed = self.has(&type_cap) || keyed_cap.is_some_and(|cap| self.has(&cap));
+        if !allowed && self.fault != Fault::SkipEventTypeCheck {
             return error_reply(&format!("Missing capability {type_cap}"));
         }
         let delayed_allowed = if self.fault == Fault::StableCapabilityNotHonoured {

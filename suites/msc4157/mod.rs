@@ -4,13 +4,14 @@
 
 mod capabilities;
 mod errors;
+mod receive;
 mod send;
 mod texts;
 mod update;
 mod use_cases;
 
 // The areas, in report order: `AREAS` and `cases()` follow from this list.
-dec_harness::areas!(capabilities, send, update, errors, use_cases);
+dec_harness::areas!(capabilities, send, update, errors, use_cases, receive);
 
 use crate::case::Case;
 use crate::prelude::*;
