@@ -43,6 +43,13 @@ async fn run_widget_catalogue(fault: Option<&str>, only: Option<&str>) -> Vec<Ca
 }
 
 async fn run_with(program: &str, fault: Option<&str>, only: Option<&str>) -> Vec<CaseReport> {
+    run_spec(stand_in(program, fault), |id| {
+        only.is_none_or(|only| id == only)
+    })
+    .await
+}
+
+async fn run_spec(spec: DriverSpec, selected: impl Fn(&str) -> bool) -> Vec<CaseReport> {
     let fake = FakeTarget::start(FakeOptions {
         dedicated_endpoint: false,
         ..FakeOptions::default()
@@ -52,11 +59,11 @@ async fn run_with(program: &str, fault: Option<&str>, only: Option<&str>) -> Vec
     let mut env = Env::prepare(target, http_client(), FormOverride::default())
         .await
         .expect("the fake registers users");
-    env.driver = Some(Arc::new(stand_in(program, fault)));
+    env.driver = Some(Arc::new(spec));
     let targets = Targets::single(Arc::new(env), Err("not in this test".into()));
     let cases = widget_catalogue()
         .into_iter()
-        .filter(|c| only.is_none_or(|id| c.id == id))
+        .filter(|c| selected(c.id))
         .collect();
     run_concurrently(&targets, cases, CASE_TIMEOUT).await
 }
@@ -79,6 +86,19 @@ async fn catalogue_passes_against_a_correct_stand_in() {
         "correct stand-in",
         |_| false,
     );
+}
+
+/// The second mode: the driver starts the capability negotiation at once, without the widget's
+/// `content_loaded` (`--driver-starts-at-once`); the handshake and sends work the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cases_pass_when_the_driver_starts_at_once() {
+    let spec = DriverSpec {
+        init_on_content_load: false,
+        ..stand_in(support::stand_in::binary(), None)
+    };
+    let reports = run_spec(spec, |id| id.starts_with("msc4157.send.")).await;
+    assert!(!reports.is_empty());
+    assert_clean(&reports, "stand-in starting at once", |_| false);
 }
 
 /// Each `--fault` fails exactly the cases declared beside it (`support/stand_in_faults.rs`).

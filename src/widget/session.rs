@@ -75,7 +75,9 @@ pub mod caps {
 pub enum Approval {
     /// Everything the widget asked for.
     All,
-    /// Only these (the cases that refuse one capability).
+    /// Only these (the cases that refuse one capability), and the timeline capability of the
+    /// widget's room, which the handshake always asks for (matrix-widget-api honours a
+    /// `room_id`, even the widget's own room, only with it).
     Only(Vec<String>),
 }
 
@@ -206,7 +208,10 @@ impl Ctx {
             widget_id: format!("conformance-{}", crate::client::new_txn_id()),
             approved: match approval {
                 Approval::All => None,
-                Approval::Only(list) => Some(list),
+                Approval::Only(mut list) => {
+                    list.push(caps::timeline(room_id));
+                    Some(list)
+                }
             },
             init_on_content_load: spec.init_on_content_load,
         };
