@@ -135,23 +135,23 @@ try {
 const api = new ClientWidgetApi(widget, iframe, new ElementLikeDriver());
 api.setViewedRoomId(roomId);
 
-// Live events of the room, from the first sync on: ClientWidgetApi decides what the widget may
-// receive. The events of the initial sync are history, not passed on.
-let live = false;
+// The room's new timeline events go to ClientWidgetApi, which decides what the widget may
+// receive. Events sent before the bridge started are history, not passed on (the initial sync's).
+// Syncing starts in the background: a homeserver without what the js-sdk asks first (push rules,
+// filters) only delays it, as it retries, and the driver works meanwhile.
+const startedAt = Date.now();
 client.on(RoomEvent.Timeline, (event, room, toStartOfTimeline) => {
-    if (!live || toStartOfTimeline || room?.roomId !== roomId) return;
+    if (toStartOfTimeline || room?.roomId !== roomId || event.getTs() < startedAt) return;
     api.feedEvent(event.getEffectiveEvent()).catch((error) =>
         process.stderr.write(`widget-bridge-widget-api: feeding an event to the widget failed: ${error}\n`),
     );
 });
-const prepared = new Promise((resolve) => {
-    client.on(ClientEvent.Sync, (state) => {
-        if (state === "PREPARED") resolve();
-    });
+client.on(ClientEvent.Sync, (state, previous) => {
+    if (state !== previous) process.stderr.write(`widget-bridge-widget-api: sync ${state}\n`);
 });
-await client.startClient({ initialSyncLimit: 1 });
-await prepared;
-live = true;
+client.startClient({ initialSyncLimit: 1 }).catch((error) =>
+    process.stderr.write(`widget-bridge-widget-api: the js-sdk client did not start syncing: ${error}\n`),
+);
 
 writeLine({
     bridge: {
