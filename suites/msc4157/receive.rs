@@ -23,7 +23,9 @@ async fn delayed_event_received(ctx: Ctx) -> CaseResult {
     let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_alice().await?;
     // Only reading: the room's timeline (the handshake asks for it) and the type.
     let read = caps::receive_event("m.room.message");
-    let widget = ctx.widget_with(&alice, &room, &[read.clone()]).await?;
+    let widget = ctx
+        .widget_with(&alice, &room, std::slice::from_ref(&read))
+        .await?;
     check!(
         widget.approved.contains(&read),
         "the widget asked for {read} and the user approved everything, but notify_capabilities \
