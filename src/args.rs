@@ -171,6 +171,10 @@ pub(crate) struct RunArgs {
         help_heading = "Target"
     )]
     pub(crate) driver: Option<String>,
+    /// The widget driver starts the capability negotiation at once, instead of when the widget
+    /// says `content_loaded` (as Element Call's hosts do: the default).
+    #[arg(long, help_heading = "Target")]
+    pub(crate) driver_starts_at_once: bool,
 
     /// Run only cases whose id contains this text.
     #[arg(long, value_name = "SUBSTR", help_heading = "Selection")]

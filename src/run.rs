@@ -130,6 +130,10 @@ fn prepare(
         .map(DriverSpec::parse)
         .transpose()
         .map_err(UsageError)?
+        .map(|spec| DriverSpec {
+            init_on_content_load: !args.driver_starts_at_once,
+            ..spec
+        })
         .map(Arc::new);
     let given = given_expectations(args, catalogue)?;
     let opts = RunOptions {

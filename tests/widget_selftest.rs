@@ -33,6 +33,7 @@ fn stand_in(program: &str, fault: Option<&str>) -> DriverSpec {
         args: fault
             .map(|f| vec!["--fault".to_string(), f.to_string()])
             .unwrap_or_default(),
+        init_on_content_load: true,
     }
 }
 
@@ -42,7 +43,14 @@ async fn run_widget_catalogue(fault: Option<&str>, only: Option<&str>) -> Vec<Ca
 }
 
 async fn run_with(program: &str, fault: Option<&str>, only: Option<&str>) -> Vec<CaseReport> {
-    let driver = Arc::new(stand_in(program, fault));
+    run_spec(stand_in(program, fault), |id| {
+        only.is_none_or(|only| id == only)
+    })
+    .await
+}
+
+async fn run_spec(spec: DriverSpec, selected: impl Fn(&str) -> bool) -> Vec<CaseReport> {
+    let driver = Arc::new(spec);
     // A fake for most cases, and one with rate limits on for the cases that need them.
     let env = |rate_limits: bool| {
         let driver = driver.clone();
@@ -64,7 +72,7 @@ async fn run_with(program: &str, fault: Option<&str>, only: Option<&str>) -> Vec
     let targets = Targets::single(env(false).await, Ok(env(true).await));
     let cases = widget_catalogue()
         .into_iter()
-        .filter(|c| only.is_none_or(|id| c.id == id))
+        .filter(|c| selected(c.id))
         .collect();
     run_concurrently(&targets, cases, CASE_TIMEOUT).await
 }
@@ -87,6 +95,19 @@ async fn catalogue_passes_against_a_correct_stand_in() {
         "correct stand-in",
         |_| false,
     );
+}
+
+/// The second mode: the driver starts the capability negotiation at once, without the widget's
+/// `content_loaded` (`--driver-starts-at-once`); the handshake and sends work the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cases_pass_when_the_driver_starts_at_once() {
+    let spec = DriverSpec {
+        init_on_content_load: false,
+        ..stand_in(support::stand_in::binary(), None)
+    };
+    let reports = run_spec(spec, |id| id.starts_with("msc4157.send.")).await;
+    assert!(!reports.is_empty());
+    assert_clean(&reports, "stand-in starting at once", |_| false);
 }
 
 /// Each `--fault` fails exactly the cases declared beside it (`support/stand_in_faults.rs`).

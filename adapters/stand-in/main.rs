@@ -4,6 +4,11 @@
 //! schedule, once `/versions` offers the feature; split paths to manage, else the body form), so
 //! it works against the fake homeserver and Synapse alike.
 //!
+//! Like the real drivers it starts the capability negotiation when the widget says
+//! `content_loaded` (`BRIDGE_INIT_ON_CONTENT_LOAD=true`) or at once, refuses a `room_id` other
+//! than its room without that room's timeline capability, and passes the room's new events on
+//! to a widget allowed to receive them (toWidget `send_event`), syncing for them.
+//!
 //! Not a product: the binary exists for `tests/widget_selftest.rs` only.
 
 use dec_harness::api::{ApiForm, Delay, DelayedEvent, User};
@@ -13,7 +18,8 @@ use dec_harness::evidence::Evidence;
 use dec_harness::outcome::Stop;
 use serde_json::{json, Value};
 use std::io::{BufRead, Write};
-use std::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::mpsc;
 
 const SEND_DELAYED: [&str; 2] = [
     "org.matrix.msc4157.send.delayed_event",
@@ -108,6 +114,12 @@ enum Fault {
     StickyExits,
     /// Never answers a send_event that carries `sticky_duration_ms`.
     StickyNoReply,
+    /// Sends to the room a `room_id` names without the timeline capability for it.
+    SkipTimelineCheck,
+    /// A delayed send's reply names another room in `room_id`.
+    WrongRoomIdInReply,
+    /// Never passes the room's events on to the widget.
+    ForwardsNoEvents,
 }
 
 /// `--fault NAME` on the command line.
@@ -158,6 +170,9 @@ fn fault() -> Fault {
         "encrypted-sent-at-once" => Fault::EncryptedSentAtOnce,
         "sticky-exits" => Fault::StickyExits,
         "sticky-no-reply" => Fault::StickyNoReply,
+        "skip-timeline-check" => Fault::SkipTimelineCheck,
+        "wrong-room-id-in-reply" => Fault::WrongRoomIdInReply,
+        "forwards-no-events" => Fault::ForwardsNoEvents,
         other => {
             eprintln!("stand-in: unknown fault {other}");
             std::process::exit(2);
@@ -278,7 +293,10 @@ impl Driver {
             Some(_) => format!("org.matrix.msc2762.send.state_event:{event_type}"),
             None => format!("org.matrix.msc2762.send.event:{event_type}"),
         };
-        if !self.has(&type_cap) && self.fault != Fault::SkipEventTypeCheck {
+        // State may be allowed under its state key only (`type#state_key`).
+        let keyed_cap = state_key.map(|key| format!("{type_cap}#{key}"));
+        let allowed = self.has(&type_cap) || keyed_cap.is_some_and(|cap| self.has(&cap));
+        if !allowed && self.fault != Fault::SkipEventTypeCheck {
             return error_reply(&format!("Missing capability {type_cap}"));
         }
         let delayed_allowed = if self.fault == Fault::StableCapabilityNotHonoured {
@@ -289,11 +307,16 @@ impl Driver {
         if delay.is_some() && !delayed_allowed && self.fault != Fault::SkipDelayedCapabilityCheck {
             return error_reply("Missing capability for delayed events");
         }
+        let asked_room = data["room_id"].as_str().unwrap_or(&self.room_id);
+        let timeline_cap = format!("org.matrix.msc2762.timeline:{asked_room}");
+        if asked_room != self.room_id
+            && !self.has(&timeline_cap)
+            && self.fault != Fault::SkipTimelineCheck
+        {
+            return error_reply(&format!("Unable to access room timeline: {asked_room}"));
+        }
         let event = DelayedEvent {
-            room_id: data["room_id"]
-                .as_str()
-                .unwrap_or(&self.room_id)
-                .to_string(),
+            room_id: asked_room.to_string(),
             event_type: event_type.to_string(),
             state_key: state_key.map(str::to_string),
             content: data["content"].clone(),
@@ -335,6 +358,9 @@ impl Driver {
                     let _ = self.schedule(&event, delay).await;
                 }
                 let mut reply = json!({"room_id": room_id, "delay_id": resp.body["delay_id"]});
+                if self.fault == Fault::WrongRoomIdInReply {
+                    reply["room_id"] = json!("!elsewhere:stand-in");
+                }
                 if self.fault == Fault::EventIdInReply {
                     reply["event_id"] = json!("$stand-in-event");
                 }
@@ -460,6 +486,25 @@ impl Driver {
         Ok(resp)
     }
 
+    /// Whether the widget may receive `event` (seen in `room_id`): its room only, and a
+    /// receive capability for its type.
+    fn may_receive(&self, room_id: &str, event: &Value) -> bool {
+        let event_type = event["type"].as_str().unwrap_or_default();
+        let cap = match event.get("state_key") {
+            Some(_) => format!("org.matrix.msc2762.receive.state_event:{event_type}"),
+            None => format!("org.matrix.msc2762.receive.event:{event_type}"),
+        };
+        room_id == self.room_id && self.approved.is_some() && self.has(&cap)
+    }
+
+    fn wants_events(&self) -> bool {
+        self.approved.as_ref().is_some_and(|approved| {
+            approved
+                .iter()
+                .any(|c| c.starts_with("org.matrix.msc2762.receive."))
+        })
+    }
+
     async fn handle(&self, message: &Value, negotiated: bool) -> Option<Value> {
         if self.fault == Fault::NeverReply {
             return None;
@@ -488,6 +533,47 @@ impl Driver {
     }
 }
 
+/// What the stand-in waits on: a line from the widget, or an event its sync saw.
+enum Input {
+    Widget(Value),
+    Event(String, Value),
+    /// The widget closed stdin: the case is done.
+    Closed,
+}
+
+/// Syncs as the driver's user and hands on every new timeline event (in any room).
+fn keep_syncing(client: Client, tx: mpsc::UnboundedSender<Input>) {
+    tokio::spawn(async move {
+        if client.start_sync().await.is_err() {
+            eprintln!("stand-in: the first sync failed");
+            return;
+        }
+        loop {
+            match client.next_events(Duration::from_secs(5)).await {
+                Ok(events) => {
+                    for seen in events {
+                        if tx.send(Input::Event(seen.room_id, seen.event)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(stop) => {
+                    eprintln!("stand-in: sync failed: {}", stop.message());
+                    return;
+                }
+            }
+        }
+    });
+}
+
+fn ask_capabilities(widget_id: &str, fault: Fault) {
+    print(
+        &json!({"api": "toWidget", "widgetId": widget_id, "requestId": "stand-in-caps",
+                  "action": "capabilities", "data": {}}),
+    );
+    eprintln!("stand-in: asked for capabilities (fault {fault:?})");
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let fault = fault();
@@ -504,10 +590,12 @@ async fn main() {
     } else {
         serde_json::from_str(&var("BRIDGE_APPROVED_CAPABILITIES")).expect("a JSON list")
     };
+    let init_on_content_load =
+        std::env::var("BRIDGE_INIT_ON_CONTENT_LOAD").as_deref() == Ok("true");
     let mut driver = Driver {
         fault,
         user: User {
-            client,
+            client: client.clone(),
             form: ApiForm::default(),
         },
         room_id: var("BRIDGE_ROOM_ID"),
@@ -523,24 +611,41 @@ async fn main() {
         Fault::Garbage => print_raw("this is not JSON"),
         _ => {}
     }
-    // Stdin lines arrive on a thread (blocking reads), handled here one by one.
-    let (tx, rx) = mpsc::channel::<Value>();
+    // Stdin lines arrive on a thread (blocking reads); they and the sync's events are handled
+    // here one by one.
+    let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+    let from_widget = tx.clone();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines().map_while(Result::ok) {
             if let Ok(value) = serde_json::from_str::<Value>(&line) {
-                if tx.send(value).is_err() {
+                if from_widget.send(Input::Widget(value)).is_err() {
                     break;
                 }
             }
         }
+        let _ = from_widget.send(Input::Closed);
     });
-    print(
-        &json!({"api": "toWidget", "widgetId": widget_id, "requestId": "stand-in-caps",
-                  "action": "capabilities", "data": {}}),
-    );
-    eprintln!("stand-in: asked for capabilities (fault {fault:?})");
-    // Blocking on the channel is fine: one request at a time, nothing else runs meanwhile.
-    while let Ok(message) = rx.recv() {
+    if !init_on_content_load {
+        ask_capabilities(&widget_id, fault);
+    }
+    let mut syncing = false;
+    let mut forwarded = 0;
+    while let Some(input) = rx.recv().await {
+        let message = match input {
+            Input::Widget(message) => message,
+            Input::Closed => break,
+            Input::Event(room_id, event) => {
+                if driver.may_receive(&room_id, &event) && fault != Fault::ForwardsNoEvents {
+                    let mut data = event;
+                    data["room_id"] = json!(room_id);
+                    forwarded += 1;
+                    print(&json!({"api": "toWidget", "widgetId": driver.widget_id,
+                                  "requestId": format!("stand-in-event-{forwarded}"),
+                                  "action": "send_event", "data": data}));
+                }
+                continue;
+            }
+        };
         let api = message["api"].as_str().unwrap_or_default();
         match (api, message.get("response")) {
             ("toWidget", Some(response)) if message["action"] == "capabilities" => {
@@ -558,8 +663,20 @@ async fn main() {
                               "requestId": "stand-in-notify", "action": "notify_capabilities",
                               "data": {"requested": asked, "approved": approved}}));
                 driver.approved = Some(approved);
+                if driver.wants_events() && !syncing {
+                    syncing = true;
+                    keep_syncing(client.clone(), tx.clone());
+                }
             }
             ("toWidget", Some(_)) => {}
+            ("fromWidget", None) if message["action"] == "content_loaded" => {
+                let mut reply = message.clone();
+                reply["response"] = json!({});
+                print(&reply);
+                if init_on_content_load && driver.approved.is_none() {
+                    ask_capabilities(&driver.widget_id, fault);
+                }
+            }
             ("fromWidget", None) => {
                 let negotiated = driver.approved.is_some();
                 if let Some(response) = driver.handle(&message, negotiated).await {

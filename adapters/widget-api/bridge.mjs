@@ -6,12 +6,18 @@
 // the homeserver requests. Glue (this file): a stand-in iframe and window that carry postMessage
 // traffic over stdin/stdout, and a WidgetDriver whose delayed-event methods make the same js-sdk
 // calls as Element Web's StopGapWidgetDriver.
+//
+// As Element Call's hosts do, the Widget is created with waitForIframeLoad false, so that
+// ClientWidgetApi starts the capability negotiation when the widget says content_loaded
+// (BRIDGE_INIT_ON_CONTENT_LOAD=true; "false" starts it at once, on the iframe's load). The
+// js-sdk client keeps syncing, and the room's new timeline events go to ClientWidgetApi.feedEvent,
+// which passes on to the widget those it may receive (as Element Web's StopGapWidget does).
 
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { format } from "node:util";
 import widgetApi from "matrix-widget-api";
-import { createClient, MatrixError } from "matrix-js-sdk";
+import { createClient, ClientEvent, MatrixError, RoomEvent } from "matrix-js-sdk";
 
 const { ClientWidgetApi, Widget, WidgetDriver } = widgetApi;
 
@@ -39,6 +45,8 @@ function writeLine(message) {
 }
 
 const roomId = env("BRIDGE_ROOM_ID");
+// Absent: the contract before the variable existed (start at once).
+const initOnContentLoad = process.env.BRIDGE_INIT_ON_CONTENT_LOAD === "true";
 const approvedList = env("BRIDGE_APPROVED_CAPABILITIES");
 const approved = approvedList === "*" ? null : new Set(JSON.parse(approvedList));
 
@@ -105,7 +113,7 @@ const widget = new Widget({
     creatorUserId: env("BRIDGE_USER_ID"),
     type: "m.custom",
     url: "https://widget.invalid/",
-    waitForIframeLoad: true,
+    waitForIframeLoad: !initOnContentLoad,
 });
 
 // The stand-in iframe: what the driver posts to the widget goes to stdout.
@@ -126,6 +134,24 @@ try {
 
 const api = new ClientWidgetApi(widget, iframe, new ElementLikeDriver());
 api.setViewedRoomId(roomId);
+
+// The room's new timeline events go to ClientWidgetApi, which decides what the widget may
+// receive. Events sent before the bridge started are history, not passed on (the initial sync's).
+// Syncing starts in the background: a homeserver without what the js-sdk asks first (push rules,
+// filters) only delays it, as it retries, and the driver works meanwhile.
+const startedAt = Date.now();
+client.on(RoomEvent.Timeline, (event, room, toStartOfTimeline) => {
+    if (toStartOfTimeline || room?.roomId !== roomId || event.getTs() < startedAt) return;
+    api.feedEvent(event.getEffectiveEvent()).catch((error) =>
+        process.stderr.write(`widget-bridge-widget-api: feeding an event to the widget failed: ${error}\n`),
+    );
+});
+client.on(ClientEvent.Sync, (state, previous) => {
+    if (state !== previous) process.stderr.write(`widget-bridge-widget-api: sync ${state}\n`);
+});
+client.startClient({ initialSyncLimit: 1 }).catch((error) =>
+    process.stderr.write(`widget-bridge-widget-api: the js-sdk client did not start syncing: ${error}\n`),
+);
 
 writeLine({
     bridge: {
@@ -156,5 +182,6 @@ lines.on("line", (line) => {
 });
 lines.on("close", () => process.exit(0));
 
-// The iframe "loaded": ClientWidgetApi starts the capability handshake.
+// The iframe "loaded": ClientWidgetApi starts the capability handshake now, or (waitForIframeLoad
+// false) waits for the widget's content_loaded.
 for (const listener of loadListeners) listener({});

@@ -5,6 +5,12 @@
 //! The contract (docs/widget-drivers.md, "The bridge contract"): the first stdout line is a hello,
 //! `{"bridge": {"name": ..., "version": ...}}`, once the driver is ready; every later line is a
 //! widget-API message. Lines on stdin are widget-API messages from the widget (the harness).
+//!
+//! The driver's toWidget requests: the capability handshake's (`capabilities`,
+//! `notify_capabilities`) wait for the session to answer them; every other one is answered at
+//! once, as a widget does (`supported_api_versions` with the versions the harness speaks, any
+//! other with `{}`), and kept (`ToWidgetLog`) so that a case can look for the events the driver
+//! passed on (toWidget `send_event`).
 
 use super::driver::DriverLog;
 use crate::homeserver::synapse::process;
@@ -16,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// How long a driver that died at start may take to finish writing its stderr.
 const STDERR_DRAIN: Duration = Duration::from_secs(2);
@@ -32,6 +38,9 @@ pub struct BridgeSession {
     pub widget_id: String,
     /// The capabilities the user approves: `None` approves everything the widget asks for.
     pub approved: Option<Vec<String>>,
+    /// Whether the driver waits for the widget's `content_loaded` before it starts the
+    /// capability negotiation (as Element Call's hosts do), or starts it at once.
+    pub init_on_content_load: bool,
 }
 
 impl BridgeSession {
@@ -49,6 +58,10 @@ impl BridgeSession {
                     None => "*".to_string(),
                     Some(list) => json!(list).to_string(),
                 },
+            ),
+            (
+                "BRIDGE_INIT_ON_CONTENT_LOAD",
+                self.init_on_content_load.to_string(),
             ),
         ]
     }
@@ -80,10 +93,58 @@ type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>;
 /// driver must answer each exactly once, and a second reply comes after the first is taken.
 type ReplyCounts = Arc<Mutex<HashMap<String, usize>>>;
 
+/// The widget-API versions the harness says it speaks when the driver asks (toWidget
+/// `supported_api_versions`): those of the requests it answers, as Element Call's widget side
+/// lists them.
+const WIDGET_API_VERSIONS: [&str; 5] = [
+    "0.0.1",
+    "0.0.2",
+    "org.matrix.msc2762",
+    "org.matrix.msc2762_update_state",
+    "org.matrix.msc2871",
+];
+
+/// The handshake's toWidget requests, which the session answers itself.
+fn is_handshake(request: &Value) -> bool {
+    matches!(
+        request.get("action").and_then(Value::as_str),
+        Some("capabilities" | "notify_capabilities")
+    )
+}
+
+/// The toWidget requests answered outside the handshake, in the order they came, with a way
+/// to wait for the next.
+#[derive(Clone, Default)]
+pub struct ToWidgetLog(Arc<(Mutex<Vec<Value>>, Notify)>);
+
+impl ToWidgetLog {
+    fn push(&self, request: Value) {
+        self.0 .0.lock().unwrap().push(request);
+        self.0 .1.notify_waiters();
+    }
+
+    /// Waits until `deadline` for a request matching `pred` (earlier ones included).
+    pub async fn wait_for(
+        &self,
+        deadline: tokio::time::Instant,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        loop {
+            let notified = self.0 .1.notified();
+            if let Some(found) = self.0 .0.lock().unwrap().iter().find(|r| pred(r)) {
+                return Some(found.clone());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.0 .0.lock().unwrap().iter().find(|r| pred(r)).cloned();
+            }
+        }
+    }
+}
+
 /// A running driver process.
 pub struct Bridge {
     child: Child,
-    stdin: tokio::sync::Mutex<ChildStdin>,
+    stdin: Arc<tokio::sync::Mutex<ChildStdin>>,
     pending: Pending,
     reply_counts: ReplyCounts,
     requests: tokio::sync::Mutex<mpsc::UnboundedReceiver<Value>>,
@@ -91,6 +152,8 @@ pub struct Bridge {
     broken: Broken,
     pub identity: DriverIdentity,
     widget_id: String,
+    /// The toWidget requests outside the handshake, answered already.
+    pub to_widget: ToWidgetLog,
 }
 
 impl Bridge {
@@ -141,19 +204,30 @@ impl Bridge {
         let broken = Broken::default();
         let (hello_tx, hello_rx) = oneshot::channel();
         let (request_tx, request_rx) = mpsc::unbounded_channel();
+        let (other_tx, other_rx) = mpsc::unbounded_channel();
         tokio::spawn(read_stdout(
             stdout,
             hello_tx,
             request_tx,
+            other_tx,
             pending.clone(),
             reply_counts.clone(),
             broken.clone(),
             log.clone(),
         ));
+        let stdin = Arc::new(tokio::sync::Mutex::new(stdin));
+        let to_widget = ToWidgetLog::default();
+        // It holds the input, not the bridge: it ends when the driver's stdout closes.
+        tokio::spawn(answer_to_widget(
+            other_rx,
+            stdin.clone(),
+            to_widget.clone(),
+            log.clone(),
+        ));
 
         let mut bridge = Bridge {
             child,
-            stdin: tokio::sync::Mutex::new(stdin),
+            stdin,
             pending,
             reply_counts,
             requests: tokio::sync::Mutex::new(request_rx),
@@ -161,6 +235,7 @@ impl Bridge {
             broken,
             identity: DriverIdentity::default(),
             widget_id: session.widget_id.clone(),
+            to_widget,
         };
         bridge.identity = match tokio::time::timeout(start_timeout, hello_rx).await {
             Ok(Ok(identity)) => identity,
@@ -210,13 +285,7 @@ impl Bridge {
         if self.broken.get().is_some() {
             return Err(self.broken_stop("before the harness could write to it"));
         }
-        let mut stdin = self.stdin.lock().await;
-        let line = format!("{message}\n");
-        let written = async {
-            stdin.write_all(line.as_bytes()).await?;
-            stdin.flush().await
-        };
-        written.await.map_err(|e| {
+        write_to(&self.stdin, message).await.map_err(|e| {
             self.broken
                 .set(format!("the widget driver closed its input ({e})"));
             self.broken_stop("writing to it")
@@ -312,11 +381,44 @@ impl Drop for Bridge {
     }
 }
 
-/// Reads the driver's stdout: the hello, then widget-API messages, routed by direction.
+async fn write_to(stdin: &tokio::sync::Mutex<ChildStdin>, message: &Value) -> std::io::Result<()> {
+    let mut stdin = stdin.lock().await;
+    let line = format!("{message}\n");
+    stdin.write_all(line.as_bytes()).await?;
+    stdin.flush().await
+}
+
+/// Answers the driver's toWidget requests outside the handshake, as a widget does, and keeps
+/// them; ends when the driver's stdout closes (the reader drops its sender).
+async fn answer_to_widget(
+    mut requests: mpsc::UnboundedReceiver<Value>,
+    stdin: Arc<tokio::sync::Mutex<ChildStdin>>,
+    log: ToWidgetLog,
+    driver_log: DriverLog,
+) {
+    while let Some(request) = requests.recv().await {
+        let response = match request.get("action").and_then(Value::as_str) {
+            Some("supported_api_versions") => json!({ "supported_versions": WIDGET_API_VERSIONS }),
+            _ => json!({}),
+        };
+        let mut reply = request.clone();
+        reply["response"] = response;
+        if let Err(e) = write_to(&stdin, &reply).await {
+            driver_log.push(format!(
+                "[harness] could not answer a toWidget request: {e}"
+            ));
+        }
+        log.push(request);
+    }
+}
+
+/// Reads the driver's stdout: the hello, then widget-API messages, routed by direction (and
+/// toWidget requests by whether the handshake answers them).
 async fn read_stdout(
     stdout: tokio::process::ChildStdout,
     hello_tx: oneshot::Sender<DriverIdentity>,
     requests: mpsc::UnboundedSender<Value>,
+    other_requests: mpsc::UnboundedSender<Value>,
     pending: Pending,
     reply_counts: ReplyCounts,
     broken: Broken,
@@ -392,8 +494,11 @@ async fn read_stdout(
                     log.push(format!("[stdout, reply to no pending request] {line}"));
                 }
             }
-            (Some("toWidget"), None, Some(_)) => {
+            (Some("toWidget"), None, Some(_)) if is_handshake(&message) => {
                 let _ = requests.send(message);
+            }
+            (Some("toWidget"), None, Some(_)) => {
+                let _ = other_requests.send(message);
             }
             _ => log.push(format!("[stdout, not a widget-API message] {line}")),
         }

@@ -17,6 +17,9 @@ pub struct DriverSpec {
     pub label: String,
     pub program: String,
     pub args: Vec<String>,
+    /// Whether the driver starts the capability negotiation when the widget says
+    /// `content_loaded` (Element Call's hosts: the default), or at once (`--driver-starts-at-once`).
+    pub init_on_content_load: bool,
 }
 
 /// What the results file says about the driver under test (its hello line).
@@ -75,6 +78,7 @@ impl DriverSpec {
                     label: "rust-sdk".into(),
                     program: binary.display().to_string(),
                     args: Vec::new(),
+                    init_on_content_load: true,
                 })
             }
             "widget-api" => {
@@ -97,6 +101,7 @@ impl DriverSpec {
                     label: "widget-api".into(),
                     program: node,
                     args: vec![dir.join("bridge.mjs").display().to_string()],
+                    init_on_content_load: true,
                 })
             }
             "" => Err("--driver needs a value: rust-sdk, widget-api, or a command".into()),
@@ -120,6 +125,7 @@ impl DriverSpec {
                     label: command.to_string(),
                     program,
                     args: words.collect(),
+                    init_on_content_load: true,
                 })
             }
         }

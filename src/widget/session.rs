@@ -1,8 +1,14 @@
 //! The harness as the widget: it starts the driver for one user in one room, answers the
 //! capability handshake, and sends `send_event` and update requests. Verdicts are the cases';
 //! this file only speaks the widget API and describes what came back.
+//!
+//! It is shaped like Element Call, the widget that matters: it says `content_loaded` to start
+//! the handshake (unless the run's driver starts at once), asks for the timeline capability of
+//! its room beside the others, sends its room's `room_id` in `send_event` (matrix-js-sdk's
+//! embedded client always does), and answers the driver's other toWidget requests (the events
+//! the driver passes on among them) as they come.
 
-use super::bridge::{Bridge, BridgeSession};
+use super::bridge::{Bridge, BridgeSession, ToWidgetLog};
 use crate::api::{DelayedEvent, Scheduled, User};
 use crate::client::Resp;
 use crate::ctx::Ctx;
@@ -35,6 +41,23 @@ pub mod caps {
         format!("org.matrix.msc2762.send.state_event:{event_type}")
     }
 
+    /// Sending state of one type under one state key only (matrix-widget-api's
+    /// `WidgetEventCapability` syntax, `type#state_key`), as Element Call asks for its
+    /// `call.member` events.
+    pub fn send_state_key(event_type: &str, state_key: &str) -> String {
+        format!("org.matrix.msc2762.send.state_event:{event_type}#{state_key}")
+    }
+
+    /// Receiving (reading) events of a type (MSC2762).
+    pub fn receive_event(event_type: &str) -> String {
+        format!("org.matrix.msc2762.receive.event:{event_type}")
+    }
+
+    /// Access to a room's timeline (MSC2762): what lets a widget name that room in `room_id`.
+    pub fn timeline(room_id: &str) -> String {
+        format!("org.matrix.msc2762.timeline:{room_id}")
+    }
+
     /// What a widget that sends and manages delayed events of these types asks for.
     pub fn delayed(message_types: &[&str], state_types: &[&str]) -> Vec<String> {
         let mut asked = vec![
@@ -52,7 +75,9 @@ pub mod caps {
 pub enum Approval {
     /// Everything the widget asked for.
     All,
-    /// Only these (the cases that refuse one capability).
+    /// Only these (the cases that refuse one capability), and the timeline capability of the
+    /// widget's room, which the handshake always asks for (matrix-widget-api honours a
+    /// `room_id`, even the widget's own room, only with it).
     Only(Vec<String>),
 }
 
@@ -133,6 +158,19 @@ impl Reply {
         self.field("delay_id")?.as_str()
     }
 
+    /// What the reply says of its `room_id` against the room asked: `Ok(true)` the same,
+    /// `Ok(false)` absent; a different room (or not a string) is a failure naming `what`.
+    pub fn check_room_id(&self, asked: &str, what: &str) -> Result<bool, Stop> {
+        match self.field("room_id") {
+            None => Ok(false),
+            Some(Value::String(room)) if room == asked => Ok(true),
+            Some(other) => Err(Stop::Fail(format!(
+                "the reply to {what} names room_id {other}, not the room {asked} the event was sent                  to ({})",
+                self.describe()
+            ))),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match &self.response {
             None => format!(
@@ -162,7 +200,19 @@ pub struct Widget {
     pub room_id: String,
     /// What the driver said it approved in `notify_capabilities` (empty before the handshake).
     pub approved: Vec<String>,
+    /// Whether the driver waits for `content_loaded` before the handshake (the run's mode).
+    init_on_content_load: bool,
+    /// The driver's reply to `content_loaded`, once the handshake sent it.
+    pub content_loaded: Option<Reply>,
     evidence: Evidence,
+}
+
+/// A toWidget request from the driver, as the widget received it.
+#[derive(Clone, Debug)]
+pub struct ToWidget {
+    pub data: Value,
+    /// When the harness found it (no later than when it arrived, plus a wake-up).
+    pub seen: Instant,
 }
 
 impl Ctx {
@@ -193,8 +243,12 @@ impl Ctx {
             widget_id: format!("conformance-{}", crate::client::new_txn_id()),
             approved: match approval {
                 Approval::All => None,
-                Approval::Only(list) => Some(list),
+                Approval::Only(mut list) => {
+                    list.push(caps::timeline(room_id));
+                    Some(list)
+                }
             },
+            init_on_content_load: spec.init_on_content_load,
         };
         let log = self.driver_log();
         let bridge = Bridge::start(&spec.program, &spec.args, &session, log, START_TIMEOUT).await?;
@@ -203,6 +257,8 @@ impl Ctx {
             user: user.clone(),
             room_id: room_id.to_string(),
             approved: Vec::new(),
+            init_on_content_load: spec.init_on_content_load,
+            content_loaded: None,
             evidence: self.evidence().clone(),
         })
     }
@@ -242,11 +298,32 @@ impl Widget {
         })
     }
 
-    /// The capability handshake, the widget's side: the driver asks which capabilities the widget
-    /// wants (toWidget `capabilities`), the widget answers `asked`; the driver then says what was
-    /// approved (toWidget `notify_capabilities`), which is returned. Other toWidget requests that
-    /// come meanwhile are answered with `{}`.
+    /// The capability handshake, the widget's side. Where the driver waits for it, the widget
+    /// says `content_loaded`; the driver asks which capabilities the widget wants (toWidget
+    /// `capabilities`, possibly before it replies to `content_loaded`), the widget answers
+    /// `asked` and, as Element Call does, the timeline capability of its room; the driver then
+    /// says what was approved (toWidget `notify_capabilities`), which is returned.
     pub async fn handshake(&mut self, asked: &[String]) -> Result<Vec<String>, Stop> {
+        let mut asked = asked.to_vec();
+        let own_timeline = caps::timeline(&self.room_id);
+        if !asked.contains(&own_timeline) {
+            asked.insert(0, own_timeline);
+        }
+        let approved = if self.init_on_content_load {
+            let (loaded, approved) = tokio::join!(
+                self.request_or_silence("content_loaded", json!({})),
+                self.answer_handshake(&asked, " after the widget's content_loaded")
+            );
+            self.content_loaded = Some(loaded?);
+            approved?
+        } else {
+            self.answer_handshake(&asked, "").await?
+        };
+        self.approved = approved;
+        Ok(self.approved.clone())
+    }
+
+    async fn answer_handshake(&self, asked: &[String], when: &str) -> Result<Vec<String>, Stop> {
         let mut answered_capabilities = false;
         loop {
             let waiting_for = if answered_capabilities {
@@ -256,7 +333,8 @@ impl Widget {
             };
             let Some(request) = self.bridge.next_request(REPLY_WAIT).await? else {
                 return Err(self.error(format!(
-                    "the widget driver never sent its toWidget `{waiting_for}` request (waited {} s)",
+                    "the widget driver never sent its toWidget `{waiting_for}` request{when} \
+                     (waited {} s)",
                     REPLY_WAIT.as_secs()
                 )));
             };
@@ -285,12 +363,47 @@ impl Widget {
                                 .collect()
                         })
                         .unwrap_or_default();
-                    self.approved = approved;
-                    return Ok(self.approved.clone());
+                    return Ok(approved);
                 }
                 _ => self.bridge.reply(&request, json!({})).await?,
             }
         }
+    }
+
+    /// The driver's toWidget requests outside the handshake (answered already as they came).
+    pub fn to_widget(&self) -> &ToWidgetLog {
+        &self.bridge.to_widget
+    }
+
+    /// Waits until `deadline` for the driver to pass on an event matching `pred` (toWidget
+    /// `send_event`, its data the event); `None` when none came. Recorded in the evidence.
+    pub async fn wait_for_event(
+        &self,
+        deadline: Instant,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Option<ToWidget>, Stop> {
+        let found = self
+            .bridge
+            .to_widget
+            .wait_for(deadline.into(), |request| {
+                request.get("action").and_then(Value::as_str) == Some("send_event")
+                    && pred(&request["data"])
+            })
+            .await;
+        let seen = Instant::now();
+        Ok(found.map(|request| {
+            self.evidence.push(Exchange {
+                method: "toWidget".into(),
+                path: "send_event".into(),
+                request: Some(request["data"].clone()),
+                status: 0,
+                body: json!({}),
+            });
+            ToWidget {
+                data: request["data"].clone(),
+                seen,
+            }
+        }))
     }
 
     /// Any fromWidget request; a driver that does not reply within `REPLY_WAIT` ends the case in
@@ -333,10 +446,16 @@ impl Widget {
         })
     }
 
-    /// The `send_event` data for `event` (in the driver's room), with `delay` (ms) where given.
+    /// The `send_event` data for `event`, with `delay` (ms) where given, naming the event's room
+    /// in `room_id` as Element Call does (matrix-js-sdk's embedded client always sends it).
     pub fn send_event_data(event: &DelayedEvent, delay: Option<i64>) -> Value {
-        // No room_id: the room the widget is in, as Element Call sends (an explicit room_id needs
-        // a timeline capability for that room in MSC2762).
+        let mut data = Self::send_event_data_without_room_id(event, delay);
+        data["room_id"] = json!(event.room_id);
+        data
+    }
+
+    /// The `send_event` data without `room_id`: the driver's room is meant (MSC2762's default).
+    pub fn send_event_data_without_room_id(event: &DelayedEvent, delay: Option<i64>) -> Value {
         let mut data = json!({
             "type": event.event_type,
             "content": event.content,
@@ -374,6 +493,19 @@ impl Widget {
     ) -> Result<Reply, Stop> {
         self.request("send_event", Self::send_event_data(event, delay))
             .await
+    }
+
+    /// `send_event` without `room_id` (the driver's room), with `delay` (ms) where given.
+    pub async fn send_event_without_room_id(
+        &self,
+        event: &DelayedEvent,
+        delay: Option<i64>,
+    ) -> Result<Reply, Stop> {
+        self.request(
+            "send_event",
+            Self::send_event_data_without_room_id(event, delay),
+        )
+        .await
     }
 
     /// A delayed send that must succeed with a `delay_id`; returns the reply and the id.

@@ -5,6 +5,7 @@
 mod capabilities;
 mod delivery;
 mod errors;
+mod receive;
 mod send;
 mod servers;
 mod texts;
@@ -15,6 +16,7 @@ mod use_cases;
 dec_harness::areas!(
     capabilities,
     send,
+    receive,
     update,
     errors,
     use_cases,

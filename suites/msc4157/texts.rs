@@ -57,3 +57,21 @@ pub const HEARTBEAT: SpecRef = msc4157(
     INTRO,
     "Since the delayed events are refreshable, it is possible to send an event with a short timeout and send restarts to that timeout. This behaves like a heartbeat and the event is sent once the heartbeat stops: As a last will.",
 );
+
+/// The request's `room_id` comes from MSC2762, which this text extends: the note says what
+/// MSC2762 asks of it.
+pub const SEND_REQUEST_EXTENDS: SpecRef = msc4157(
+    SENDING,
+    r#"We extend the `"send_event"` request defined by MSC2762 as follows:"#,
+)
+.with_note(
+    "MSC2762 (widget API access to the room timeline): a send_event naming a room_id other than \
+     the widget's room needs the timeline capability for that room \
+     (org.matrix.msc2762.timeline:<room_id>); without it the client refuses the request",
+)
+.with_sources(&["https://github.com/matrix-org/matrix-spec-proposals/pull/2762"]);
+
+pub const RECEIVING: SpecRef = msc4157(
+    CAPABILITIES,
+    "Receiving events does not require a special permission since delayed events are not distinguishable from normal events from the receiver side.",
+);

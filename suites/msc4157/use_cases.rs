@@ -22,9 +22,13 @@ case! {
 }
 async fn matrixrtc_hangup(ctx: Ctx) -> CaseResult {
     let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
-    let asked = crate::widget::caps::delayed(&[], &[CALL_MEMBER]);
+    // Element Call's session membership key, `_{user}_{device}_{application}`; the widget may send
+    // call.member state under that key only, as Element Call asks.
+    let device = ctx.unique("device").replace(' ', "_");
+    let state_key = format!("_{}_{device}_m.call", alice.id());
+    let mut asked = caps::delayed(&[], &[]);
+    asked.push(caps::send_state_key(CALL_MEMBER, &state_key));
     let widget = ctx.widget_with(&alice, &room, &asked).await?;
-    let state_key = format!("_{}_{}", alice.id(), ctx.unique("device").replace(' ', "_"));
     let hangup = DelayedEvent::state(&room, CALL_MEMBER, &state_key, json!({}));
     let (reply, delay_id) = widget.schedule_ok(&hangup, RESTARTED_DELAY_MS).await?;
     let mut timer_started = reply.requested_at;

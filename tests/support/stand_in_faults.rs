@@ -17,6 +17,7 @@ declare_faults! {
             breaks: [
                 "msc4157.send.delayed_message" => "carries an event_id",
                 "msc4157.send.delayed_state" => "carries an event_id",
+                "msc4157.send.delayed_without_room_id" => "carries an event_id",
             ],
         },
         /// Schedules with half the delay asked for: the event is sent early.
@@ -24,6 +25,7 @@ declare_faults! {
             breaks: [
                 "msc4157.send.delayed_message" => "sent before its delay",
                 "msc4157.send.delayed_state" => "sent before its delay",
+                "msc4157.send.delayed_without_room_id" => "sent before its delay",
                 "msc4157.update.restart" => "sent before its delay",
                 "msc4157.use_cases.matrixrtc_hangup" => "sent before its delay",
                 "msc4157.delivery.delayed_redaction" => "sent before its delay",
@@ -279,6 +281,26 @@ declare_faults! {
         StickyNoReply = "sticky-no-reply" {
             breaks: [
                 "msc4157.delivery.sticky_delayed_send" => "got no answer",
+            ],
+        },
+        /// Sends to the room a `room_id` names without the timeline capability for it.
+        SkipTimelineCheck = "skip-timeline-check" {
+            breaks: [
+                "msc4157.send.other_room_needs_timeline_capability" => "was not refused",
+            ],
+        },
+        /// A delayed send's reply names another room in `room_id`.
+        WrongRoomIdInReply = "wrong-room-id-in-reply" {
+            breaks: [
+                "msc4157.send.delayed_message" => "not the room",
+                "msc4157.send.delayed_state" => "not the room",
+                "msc4157.send.delayed_without_room_id" => "not the room",
+            ],
+        },
+        /// Never passes the room's events on to the widget.
+        ForwardsNoEvents = "forwards-no-events" {
+            breaks: [
+                "msc4157.receive.delayed_event_received" => "never passed it on",
             ],
         },
     }

@@ -2,7 +2,10 @@
 //! matrix-rust-sdk's `WidgetDriver`: widget-API JSON lines on stdin go to the driver, the
 //! driver's messages go to stdout one per line, the SDK's log goes to stderr.
 //!
-//! This file is glue; the library under test is `matrix_sdk::widget`.
+//! This file is glue; the library under test is `matrix_sdk::widget`. As in Element X, the
+//! driver starts the capability negotiation when the widget says `content_loaded`
+//! (`BRIDGE_INIT_ON_CONTENT_LOAD=true`), and the client keeps syncing so that the driver can
+//! pass the room's new events on to the widget.
 
 use std::{env, process::ExitCode};
 
@@ -15,7 +18,8 @@ use matrix_sdk::{
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-const SDK_VERSION: &str = "0.18.0";
+/// The matrix-sdk release built, from Cargo.lock (build.rs).
+const SDK_VERSION: &str = env!("MATRIX_SDK_VERSION");
 
 fn var(name: &str) -> Result<String, String> {
     env::var(name).map_err(|_| format!("{name} is not set (the harness passes it)"))
@@ -49,6 +53,16 @@ async fn run() -> Result<(), String> {
         .try_into()
         .map_err(|e| format!("BRIDGE_ROOM_ID: {e}"))?;
     let widget_id = var("BRIDGE_WIDGET_ID")?;
+    // Absent: the contract before the variable existed (start at once).
+    let init_on_content_load = match env::var("BRIDGE_INIT_ON_CONTENT_LOAD").as_deref() {
+        Ok("true") => true,
+        Ok("false") | Err(_) => false,
+        Ok(other) => {
+            return Err(format!(
+                "BRIDGE_INIT_ON_CONTENT_LOAD is {other:?}, not true or false"
+            ))
+        }
+    };
     let approved = match env::var("BRIDGE_APPROVED_CAPABILITIES") {
         Ok(list) if list != "*" => {
             Some(serde_json::from_str::<Vec<String>>(&list).map_err(|e| {
@@ -83,7 +97,7 @@ async fn run() -> Result<(), String> {
         .get_room(&room_id)
         .ok_or_else(|| format!("the user is not in room {room_id} after the first sync"))?;
 
-    let settings = WidgetSettings::new(widget_id, false, "https://widget.invalid/")
+    let settings = WidgetSettings::new(widget_id, init_on_content_load, "https://widget.invalid/")
         .map_err(|e| format!("widget settings: {e}"))?;
     let (driver, handle) = WidgetDriver::new(settings);
 
@@ -116,12 +130,22 @@ async fn run() -> Result<(), String> {
         }
     });
 
+    // Syncing goes on beside the driver: it hears of the room's new events through the
+    // client's event handlers, which only a running sync feeds.
+    let keep_syncing = async {
+        if let Err(e) = client.sync(SyncSettings::default()).await {
+            eprintln!("widget-bridge-rust-sdk: the sync loop ended: {e}");
+        }
+        std::future::pending::<()>().await
+    };
+
     tokio::select! {
         result = driver.run(room, Approver { approved }) => {
             result.map_err(|()| "the widget driver stopped".to_owned())
         }
         _ = from_widget => Ok(()), // stdin closed: the harness is done
         _ = to_widget => Ok(()),
+        () = keep_syncing => unreachable!("pending forever"),
     }
 }
 
