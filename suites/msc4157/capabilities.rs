@@ -6,6 +6,8 @@ use super::{all_caps, check_error_reply, SHORT_DELAY_MS, STATE_TYPE};
 use crate::prelude::*;
 use crate::widget::{caps, Approval};
 
+// Must, as every MSC4140 case that needs the feature at all: without these capabilities a widget
+// can send no delayed event.
 case! {
     name: unstable_names_approved,
     title: "Both delayed-event capabilities are negotiated under their unstable names",
@@ -27,6 +29,7 @@ async fn unstable_names_approved(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+// Info: the stable names belong to the accepted text, not to the 2026-01 one quoted here.
 case! {
     name: stable_names,
     title: "Which stable capability names the driver approves (and honours what it approves)",
@@ -119,6 +122,8 @@ async fn refused_without(
     Ok(())
 }
 
+// Must, as MSC4140's authorisation cases (`msc4140.auth`): a refusal the text requires, and
+// nothing scheduled behind it.
 case! {
     name: delayed_send_needs_capability,
     title: "Without the delayed-send capability a delayed send is refused and nothing is scheduled",
@@ -134,6 +139,7 @@ async fn delayed_send_needs_capability(ctx: Ctx) -> CaseResult {
     refused_without(&ctx, approved, caps::SEND_DELAYED_UNSTABLE, false).await
 }
 
+// Must, as `delayed_send_needs_capability`.
 case! {
     name: delayed_send_needs_event_type_capability,
     title: "Without the event type's send capability a delayed send is refused and nothing is scheduled",

@@ -9,6 +9,7 @@ use super::{
 use crate::prelude::*;
 use crate::widget::{caps, Approval, Reply, Widget};
 
+// Must, as `msc4140.errors.body_form_unknown_action`: an action no revision knows is refused.
 case! {
     name: unknown_action,
     title: "An update with an unknown action gets an error reply",
@@ -27,6 +28,7 @@ async fn unknown_action(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+// Must, as MSC4140's refusals of malformed management requests (`msc4140.errors`).
 case! {
     name: missing_delay_id,
     title: "An update without a delay_id gets an error reply",
@@ -247,6 +249,8 @@ fn check_error_whole(reply: &Reply, server: &Resp, what: &str) -> Result<(), Sto
     Ok(())
 }
 
+// Should: the text asks for "a widget error response", not for what it carries; Element Call
+// reads `matrix_api_error`, and `over_max_delay_error_whole` judges the fields.
 case! {
     name: homeserver_error_carried,
     title: "A homeserver refusal (delay over the maximum) comes back carrying the Matrix error",
@@ -333,6 +337,7 @@ async fn fill_scheduled_limit(ctx: &Ctx, widget: &Widget, room: &str) -> Result<
     Ok(limit)
 }
 
+// Should, as `homeserver_error_carried`.
 case! {
     name: limit_error_carried,
     title: "A homeserver refusal (the per-user limit) comes back carrying the Matrix error",
@@ -426,6 +431,7 @@ async fn limit_error_whole(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+// Info: no text says what a driver answers before the handshake; only nothing scheduled is judged.
 case! {
     name: before_handshake,
     title: "What a driver does with a send_event before the capability handshake",

@@ -95,6 +95,7 @@ async fn sends_delayed(ctx: &Ctx, sent: Sent) -> CaseResult {
     Ok(())
 }
 
+// Must, as `msc4140.timing.message_not_sent_early`: the driver passes on what the homeserver must do.
 case! {
     name: delayed_message,
     title: "A delayed message send is scheduled (delay_id, no event_id) and sent after its delay",
@@ -105,6 +106,7 @@ async fn delayed_message(ctx: Ctx) -> CaseResult {
     sends_delayed(&ctx, Sent::Message).await
 }
 
+// Must, as `msc4140.timing.state_not_sent_early`.
 case! {
     name: delayed_state,
     title: "A delayed state send is scheduled (delay_id, no event_id) and sent after its delay",
@@ -115,6 +117,7 @@ async fn delayed_state(ctx: Ctx) -> CaseResult {
     sends_delayed(&ctx, Sent::State).await
 }
 
+// Must, as `delayed_message`: MSC2762 makes room_id optional, the widget's room by default.
 case! {
     name: delayed_without_room_id,
     title: "A delayed send without room_id is scheduled in the widget's room and sent after its delay",

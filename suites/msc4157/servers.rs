@@ -157,6 +157,7 @@ async fn management_split_paths_only(ctx: Ctx) -> CaseResult {
     manages_on(&ctx, FakeServer::SplitPathsOnly).await
 }
 
+// Should, as `management_split_paths_only`.
 case! {
     name: management_body_form_only,
     title: "Cancel, restart and send through the widget work where the server manages in the body form only",

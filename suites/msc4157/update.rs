@@ -22,6 +22,7 @@ fn note_reply_body(ctx: &Ctx, reply: &Reply) {
     }
 }
 
+// Must, as `msc4140.cancellation.cancelled_event_is_never_sent`.
 case! {
     name: cancel,
     title: "cancel through the widget: success reply, and the event is never sent",
@@ -45,6 +46,7 @@ async fn cancel(ctx: Ctx) -> CaseResult {
     .await
 }
 
+// Must, as `msc4140.send_now.sends_immediately`.
 case! {
     name: send,
     title: "send through the widget: success reply, and the event is sent now",
@@ -68,6 +70,7 @@ async fn send(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+// Must, as `msc4140.restart.moves_send_time`.
 case! {
     name: restart,
     title: "restart through the widget: success reply, and the event is sent a full delay later",
@@ -97,6 +100,7 @@ async fn restart(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+// Must, as MSC4140's authorisation cases: a refusal, and the event untouched behind it.
 case! {
     name: needs_capability,
     title: "Without the update capability cancel, restart and send are refused and the event is untouched",
@@ -132,6 +136,7 @@ async fn needs_capability(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+// Info: the stable action name belongs to the accepted text, not to the 2026-01 one.
 case! {
     name: stable_action_name,
     title: "Whether the stable action name update_delayed_event is offered (and works when accepted)",
@@ -165,6 +170,7 @@ async fn stable_action_name(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+// Info: the text's `refresh` and the implementations' `restart` disagree (docs/widget-drivers.md).
 case! {
     name: refresh_or_restart,
     title: "What the driver does with `refresh`, the MSC's name for restart",

@@ -14,6 +14,7 @@ const CALL_MEMBER: &str = "org.matrix.msc3401.call.member";
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(400);
 const HEARTBEATS: usize = 4;
 
+// Must, as `msc4140.use_cases.matrixrtc_last_will`.
 case! {
     name: matrixrtc_hangup,
     title: "A delayed hang-up membership is kept alive by restarts and sent once they stop",
