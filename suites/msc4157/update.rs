@@ -10,8 +10,9 @@ use super::{
 use crate::prelude::*;
 use crate::widget::{caps, Approval, Reply};
 
-/// How far into a delay the cases restart it.
-const RESTART_AFTER: Duration = Duration::from_millis(400);
+/// How far into a delay the cases restart it: a third of it, so that both a restart that did
+/// nothing (the event comes a third early) and one that came late show clearly on a loaded machine.
+const RESTART_AFTER: Duration = Duration::from_millis(RESTARTED_DELAY_MS as u64 / 3);
 
 fn note_reply_body(ctx: &Ctx, reply: &Reply) {
     if reply.response.as_ref().is_some_and(|r| r != &json!({})) {
