@@ -282,11 +282,21 @@ impl PostgresCluster {
                 &e.to_string(),
             )
         })?;
-        match child.wait().await {
-            Ok(status) if status.success() => Ok(()),
-            Ok(status) => Err(self.failure("initdb failed", &describe_exit(status))),
-            Err(e) => Err(self.failure("initdb failed", &e.to_string())),
-        }
+        let why = match child.wait().await {
+            Ok(status) if status.success() => return Ok(()),
+            Ok(status) => describe_exit(status),
+            Err(e) => e.to_string(),
+        };
+        let hint = match user.switch {
+            true => format!(
+                " (as root, the harness runs PostgreSQL as uid {}: each directory above {} must \
+                 be searchable by it; set TMPDIR to one that is)",
+                user.uid,
+                self.dir.display()
+            ),
+            false => String::new(),
+        };
+        Err(self.failure("initdb failed", &format!("{why}{hint}")))
     }
 
     /// Starts the postmaster in the foreground (so that it is our child, dying with us) and
