@@ -49,7 +49,15 @@ impl Programs {
     /// `initdb` on PATH (following links to its real directory, where `postgres` lives too),
     /// else the newest `/usr/lib/postgresql/<major>/bin` (Debian keeps them off PATH).
     fn find() -> Result<Programs, TargetError> {
-        let on_path = std::env::var_os("PATH")
+        Programs::find_in(std::env::var_os("PATH"), Path::new("/usr/lib/postgresql"))
+    }
+
+    /// `find`, searching `path` (as PATH) and `versioned` (as `/usr/lib/postgresql`).
+    fn find_in(
+        path: Option<std::ffi::OsString>,
+        versioned: &Path,
+    ) -> Result<Programs, TargetError> {
+        let on_path = path
             .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
             .unwrap_or_default()
             .into_iter()
@@ -58,7 +66,7 @@ impl Programs {
             .and_then(|path| fs::canonicalize(path).ok())
             .and_then(|path| path.parent().map(Path::to_path_buf));
         let debian = || {
-            let mut dirs: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+            let mut dirs: Vec<(u32, PathBuf)> = fs::read_dir(versioned)
                 .ok()?
                 .flatten()
                 .filter_map(|entry| {
@@ -470,5 +478,39 @@ mod tests {
         assert!(settings.contains(&"listen_addresses=".to_string()));
         assert!(settings.contains(&"unix_socket_directories=/run/x".to_string()));
         assert!(settings.contains(&"fsync=off".to_string()));
+    }
+
+    #[test]
+    fn programs_come_from_path_or_the_newest_versioned_directory_else_say_what_to_install() {
+        let root = tempfile::tempdir().unwrap();
+        let bin = |dir: &str| {
+            let bin = root.path().join(dir);
+            fs::create_dir_all(&bin).unwrap();
+            for program in ["initdb", "postgres"] {
+                fs::write(bin.join(program), "").unwrap();
+            }
+            bin
+        };
+        let (versioned, empty) = (root.path().join("lib"), root.path().join("empty"));
+        fs::create_dir_all(&empty).unwrap();
+        let missing = Programs::find_in(Some(empty.clone().into()), &versioned);
+        let Err(TargetError(message)) = missing else {
+            panic!("found PostgreSQL in an empty tree")
+        };
+        assert!(message.contains("apt install postgresql"), "{message}");
+        bin("lib/9/bin");
+        let newest = bin("lib/15/bin");
+        let found = Programs::find_in(Some(empty.into()), &versioned)
+            .ok()
+            .unwrap();
+        assert_eq!(found.initdb, newest.join("initdb"));
+        let on_path = bin("path");
+        let found = Programs::find_in(Some(on_path.clone().into()), &versioned)
+            .ok()
+            .unwrap();
+        assert_eq!(
+            found.postgres,
+            fs::canonicalize(on_path).unwrap().join("postgres")
+        );
     }
 }
