@@ -180,6 +180,7 @@ fn nothing_of_the_cluster_outlives_an_interrupted_run() {
     }
     let _alone = alone();
     let tmpdir = private_tmpdir();
+    let stderr_file = tmpdir.path().join("stderr.txt");
     let mut child = harness(tmpdir.path())
         .args([
             "run",
@@ -191,7 +192,7 @@ fn nothing_of_the_cluster_outlives_an_interrupted_run() {
             "timing",
         ])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_file).unwrap())
         .spawn()
         .expect("the harness binary runs");
     // The cases are running once libtest-mimic says so: every process of the run is up.
@@ -208,8 +209,10 @@ fn nothing_of_the_cluster_outlives_an_interrupted_run() {
     let during = processes_naming(tmpdir.path());
     assert!(
         during.iter().any(|p| p.contains("postgres")),
-        "no PostgreSQL process of the run while its cases ran; output:\n{}\nprocesses:\n{}",
+        "no PostgreSQL process of the run while its cases ran; output:\n{}\nstderr:\n{}\n\
+         processes:\n{}",
         seen.join("\n"),
+        std::fs::read_to_string(&stderr_file).unwrap_or_default(),
         during.join("\n")
     );
     let interrupted = Command::new("kill")
