@@ -3,7 +3,7 @@
 
 use crate::api::FormOverride;
 use crate::homeserver::synapse::PINNED_VERSION;
-use crate::homeserver::TargetError;
+use crate::homeserver::{Database, TargetError};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -79,6 +79,11 @@ pub(crate) struct TargetArgs {
     /// mappings merge key by key, other values replace, `null` removes a key.
     #[arg(long, value_name = "FILE", value_parser = read_synapse_config, help_heading = "Target")]
     pub(crate) synapse_config: Option<SynapseConfig>,
+    /// The managed Synapse's database (target synapse): `postgres` runs every instance of the
+    /// run on a private PostgreSQL cluster the harness creates and removes (needs PostgreSQL's
+    /// initdb and postgres, e.g. Debian's `postgresql` package).
+    #[arg(long, value_enum, default_value = "sqlite", help_heading = "Target")]
+    pub(crate) synapse_database: Database,
     /// Keep the Synapse data directory (config, database, log) after the run and print its path.
     #[arg(long, help_heading = "Target")]
     pub(crate) keep_data: bool,
@@ -133,6 +138,11 @@ impl TargetArgs {
                 "--restart-command and --kill-command go with --target url (the harness restarts \
                  the servers it starts itself)"
                     .into(),
+            ));
+        }
+        if self.target != TargetKind::Synapse && self.synapse_database != Database::Sqlite {
+            return Err(UsageError(
+                "--synapse-database goes with --target synapse (the managed Synapse)".into(),
             ));
         }
         if self.target != TargetKind::Synapse && self.synapse_config.is_some() {

@@ -357,4 +357,34 @@ mod tests {
         .unwrap();
         assert!(none.sources.is_empty());
     }
+
+    #[test]
+    fn the_topology_is_optional_and_names_every_part() {
+        use crate::homeserver::{Database, TargetInfo, Topology};
+        let old: TargetInfo =
+            serde_json::from_str(r#"{"kind": "synapse", "name": "Synapse", "base_url": "u"}"#)
+                .unwrap();
+        assert_eq!(old.topology, None);
+        let deployed = Topology {
+            database: Database::Postgres,
+            workers: 2,
+            proxy: Some("nginx".into()),
+        };
+        let json = serde_json::to_value(&deployed).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"database": "postgres", "workers": 2, "proxy": "nginx"})
+        );
+        assert_eq!(serde_json::from_value::<Topology>(json).unwrap(), deployed);
+        assert_eq!(
+            deployed.label(),
+            "PostgreSQL, main + 2 workers behind nginx"
+        );
+        let single = Topology::default();
+        assert_eq!(
+            serde_json::to_value(&single).unwrap(),
+            serde_json::json!({"database": "sqlite"})
+        );
+        assert_eq!(single.label(), "SQLite");
+    }
 }

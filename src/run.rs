@@ -267,7 +267,7 @@ fn execute(
     let info = identity::apply(main.info(), identity.as_ref());
     let more = running.targets.more.len();
     eprintln!(
-        "target: {} {} at {}{}{} · API form: {}",
+        "target: {} {} at {}{}{}{} · API form: {}",
         info.name,
         info.version.as_deref().unwrap_or(""),
         info.base_url,
@@ -280,6 +280,10 @@ fn execute(
         } else {
             format!(" (+{more} more instances)")
         },
+        info.topology
+            .as_ref()
+            .map(|topology| format!(" · {}", topology.label()))
+            .unwrap_or_default(),
         crate::report::form_label(env.form, env.features.not_offered().is_none()),
     );
     let expectations = Arc::new(expectations);

@@ -4,9 +4,11 @@
 
 use crate::args::{TargetArgs, TargetKind, UsageError};
 use crate::homeserver::container::{self, ContainerOptions, ContainerTarget};
-use crate::homeserver::synapse::{SynapseOptions, SynapseTarget, PINNED_VERSION};
+use crate::homeserver::synapse::{
+    self, PostgresCluster, SynapseOptions, SynapseTarget, PINNED_VERSION,
+};
 use crate::homeserver::url::{UrlCommands, UrlTarget};
-use crate::homeserver::Target;
+use crate::homeserver::{Database, Target};
 use std::sync::Arc;
 
 /// The homeservers of a run, started.
@@ -78,12 +80,13 @@ pub(crate) async fn start_all(
     needs: Needs,
     http: &reqwest::Client,
 ) -> Result<Started, UsageError> {
+    let postgres = start_postgres(args).await?;
     let (main, more, restart, rate_limited, limit_zero) = tokio::try_join!(
-        start_target(args, http),
-        start_more_instances(args),
-        start_restart_instance(args, needs.restarts),
-        start_rate_limited(args, areas, needs.rate_limited),
-        start_limit_zero(args, needs.limit_zero)
+        start_main(args, &postgres, http),
+        start_more_instances(args, &postgres),
+        start_restart_instance(args, &postgres, needs.restarts),
+        start_rate_limited(args, &postgres, areas, needs.rate_limited),
+        start_limit_zero(args, &postgres, needs.limit_zero)
     )?;
     Ok(Started {
         main,
@@ -99,9 +102,30 @@ pub(crate) async fn start_target(
     args: &TargetArgs,
     http: &reqwest::Client,
 ) -> Result<Arc<dyn Target>, UsageError> {
+    let postgres = start_postgres(args).await?;
+    start_main(args, &postgres, http).await
+}
+
+/// The run's PostgreSQL cluster, which every managed Synapse instance of the run gets a database
+/// in, when `--synapse-database postgres` asks for one. It stops with the last of them.
+type Postgres = Option<Arc<PostgresCluster>>;
+
+async fn start_postgres(args: &TargetArgs) -> Result<Postgres, UsageError> {
+    if args.target != TargetKind::Synapse || args.synapse_database != Database::Postgres {
+        return Ok(None);
+    }
+    let options = synapse_options(args, &None, true, false);
+    Ok(Some(synapse::start_postgres(&options).await?))
+}
+
+async fn start_main(
+    args: &TargetArgs,
+    postgres: &Postgres,
+    http: &reqwest::Client,
+) -> Result<Arc<dyn Target>, UsageError> {
     match args.target {
         TargetKind::Synapse => Ok(Arc::new(
-            SynapseTarget::start(synapse_options(args, true, false)).await?,
+            SynapseTarget::start(synapse_options(args, postgres, true, false)).await?,
         )),
         TargetKind::Container => {
             let Some(image) = &args.image else {
@@ -144,6 +168,7 @@ pub(crate) async fn start_target(
 
 fn synapse_options(
     args: &TargetArgs,
+    postgres: &Postgres,
     show_progress: bool,
     default_delayed_event_limits: bool,
 ) -> SynapseOptions {
@@ -156,16 +181,20 @@ fn synapse_options(
         keep_data: args.keep_data,
         default_delayed_event_limits,
         config_fragment: args.synapse_config.clone().map(|c| c.0),
+        postgres: postgres.clone(),
     }
 }
 
 /// Further instances of the managed Synapse for the cases to share (none for other targets).
-async fn start_more_instances(args: &TargetArgs) -> Result<Vec<Arc<dyn Target>>, UsageError> {
+async fn start_more_instances(
+    args: &TargetArgs,
+    postgres: &Postgres,
+) -> Result<Vec<Arc<dyn Target>>, UsageError> {
     if args.target != TargetKind::Synapse {
         return Ok(Vec::new());
     }
     let starts = (1..synapse_instances(args))
-        .map(|_| SynapseTarget::start(synapse_options(args, false, false)));
+        .map(|_| SynapseTarget::start(synapse_options(args, postgres, false, false)));
     let started = futures::future::try_join_all(starts).await?;
     Ok(started
         .into_iter()
@@ -183,17 +212,19 @@ fn synapse_instances(args: &TargetArgs) -> usize {
 /// than one instance, and restart cases selected): they then need not wait for all others.
 async fn start_restart_instance(
     args: &TargetArgs,
+    postgres: &Postgres,
     needed: bool,
 ) -> Result<Option<Arc<dyn Target>>, UsageError> {
     if !needed || args.target != TargetKind::Synapse || synapse_instances(args) <= 1 {
         return Ok(None);
     }
-    let started = SynapseTarget::start(synapse_options(args, false, false)).await?;
+    let started = SynapseTarget::start(synapse_options(args, postgres, false, false)).await?;
     Ok(Some(Arc::new(started)))
 }
 
 async fn start_rate_limited(
     args: &TargetArgs,
+    postgres: &Postgres,
     areas: &[String],
     needed: bool,
 ) -> Result<RateLimitedTarget, UsageError> {
@@ -202,7 +233,7 @@ async fn start_rate_limited(
     }
     match args.target {
         TargetKind::Synapse => {
-            let options = synapse_options(args, false, true);
+            let options = synapse_options(args, postgres, false, true);
             Ok(RateLimitedTarget::Own(Arc::new(SynapseTarget::start(options).await?)))
         }
         _ if areas.iter().any(|a| a == "rate_limits") => Ok(RateLimitedTarget::Main),
@@ -219,6 +250,7 @@ async fn start_rate_limited(
 /// targets' configuration is not the harness's to change, so the case skips there.
 async fn start_limit_zero(
     args: &TargetArgs,
+    postgres: &Postgres,
     needed: bool,
 ) -> Result<Result<Arc<dyn Target>, String>, UsageError> {
     if !needed {
@@ -231,7 +263,7 @@ async fn start_limit_zero(
                 .into(),
         ));
     }
-    let options = synapse_options(args, false, false).with_config(serde_json::json!({
+    let options = synapse_options(args, postgres, false, false).with_config(serde_json::json!({
         "experimental_features": {"msc4140_max_delayed_events_per_user": 0}
     }));
     let started = SynapseTarget::start(options).await?;

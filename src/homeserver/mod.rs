@@ -48,6 +48,54 @@ pub struct TargetInfo {
     /// The widget driver under test (suite msc4157), in front of this homeserver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<crate::widget::driver::DriverInfo>,
+    /// How the managed Synapse is deployed; absent for other targets and in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<Topology>,
+}
+
+/// How a managed homeserver is deployed: its database, and any processes beside the main one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Topology {
+    pub database: Database,
+    /// Generic workers beside the main process (0: a single process).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub workers: u32,
+    /// The reverse proxy in front of the processes (`nginx`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Topology {
+    /// How reports name it: "SQLite", "PostgreSQL, 2 workers behind nginx".
+    pub fn label(&self) -> String {
+        let mut label = match self.database {
+            Database::Sqlite => "SQLite".to_string(),
+            Database::Postgres => "PostgreSQL".to_string(),
+        };
+        if self.workers > 0 {
+            label.push_str(&format!(", main + {} workers", self.workers));
+        }
+        if let Some(proxy) = &self.proxy {
+            label.push_str(&format!(" behind {proxy}"));
+        }
+        label
+    }
+}
+
+/// The database of the managed Synapse (`--synapse-database`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Database {
+    /// A file in the run's data directory.
+    #[default]
+    Sqlite,
+    /// A private PostgreSQL cluster the harness creates for the run.
+    Postgres,
 }
 
 /// A startup or restart failure: shown to the user as-is, with exit status 2.

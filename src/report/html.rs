@@ -211,6 +211,9 @@ pub fn render(run: &RunReport) -> String {
     if let Some(image) = &t.image {
         facts.push(("image", image.clone()));
     }
+    if let Some(topology) = &t.topology {
+        facts.push(("deployment", topology.label()));
+    }
     if let Some(source) = &t.identity_source {
         facts.push(("identity from", source.clone()));
     }

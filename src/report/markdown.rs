@@ -47,6 +47,9 @@ fn header(out: &mut String, run: &RunReport) {
     if let Some(image) = &t.image {
         facts.insert(1, format!("image `{image}`"));
     }
+    if let Some(topology) = &t.topology {
+        facts.insert(1, topology.label());
+    }
     let _ = writeln!(out, "{}\n", facts.join(" · "));
     if let Some(reason) = &run.not_implemented {
         let _ = writeln!(

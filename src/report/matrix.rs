@@ -34,8 +34,13 @@ fn rows(runs: &[RunReport]) -> Vec<(String, Vec<&CaseReport>)> {
     by_area(first, &areas)
 }
 
+/// The implementation, and how it was deployed where the run says: the same release on SQLite
+/// and on PostgreSQL are two columns.
 fn column_title(run: &RunReport) -> String {
-    run.implementation()
+    match &run.target.topology {
+        Some(topology) => format!("{} ({})", run.implementation(), topology.label()),
+        None => run.implementation(),
+    }
 }
 
 fn column_detail(run: &RunReport) -> String {

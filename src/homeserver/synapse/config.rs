@@ -33,9 +33,13 @@ impl RunFiles {
         port: u16,
         registration_secret: &str,
         default_delayed_event_limits: bool,
+        database: Option<&Value>,
         fragment: Option<&Value>,
     ) -> io::Result<()> {
         let mut config = self.homeserver_config(port, registration_secret);
+        if let Some(database) = database {
+            config["database"] = database.clone();
+        }
         if default_delayed_event_limits {
             if let Some(object) = config.as_object_mut() {
                 object.remove("rc_delayed_event_mgmt");

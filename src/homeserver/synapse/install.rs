@@ -257,20 +257,7 @@ impl<'a> Installer<'a> {
         self.stage("installing uv");
         let mut get_uv = Command::new(&python);
         get_uv.args(["-m", "pip", "install", "uv"]);
-        let mut with_uv = Command::new(self.venv.join("bin").join("uv"));
-        with_uv
-            .args(["pip", "install", "--compile-bytecode", "--python"])
-            .arg(&python)
-            .args(cutoff.map(|date| format!("--exclude-newer={date}")))
-            .args(pip.uv_arguments())
-            .arg(&requirement)
-            // Trust the system's certificates as pip does (corporate proxies); the variable
-            // was renamed in uv 0.10, so set both.
-            .env("UV_NATIVE_TLS", "1")
-            .env("UV_SYSTEM_CERTS", "1");
-        if let Some(cert) = pip.uv_ca_bundle() {
-            with_uv.env("SSL_CERT_FILE", cert);
-        }
+        let mut with_uv = self.uv_install(pip, cutoff, &requirement);
         let uv_result = match self.run_logged(&mut get_uv).await {
             Ok(()) => {
                 self.stage("installing Synapse with uv");
@@ -298,6 +285,51 @@ impl<'a> Installer<'a> {
                 ),
             )
         })
+    }
+
+    /// `uv pip install` of `requirement` into the virtualenv, from where pip's configuration says.
+    fn uv_install(&self, pip: &PipSettings, cutoff: Option<&str>, requirement: &str) -> Command {
+        let mut with_uv = Command::new(self.venv.join("bin").join("uv"));
+        with_uv
+            .args(["pip", "install", "--compile-bytecode", "--python"])
+            .arg(self.venv.join("bin").join("python"))
+            .args(cutoff.map(|date| format!("--exclude-newer={date}")))
+            .args(pip.uv_arguments())
+            .arg(requirement)
+            // Trust the system's certificates as pip does (corporate proxies); the variable
+            // was renamed in uv 0.10, so set both.
+            .env("UV_NATIVE_TLS", "1")
+            .env("UV_SYSTEM_CERTS", "1");
+        if let Some(cert) = pip.uv_ca_bundle() {
+            with_uv.env("SSL_CERT_FILE", cert);
+        }
+        with_uv
+    }
+
+    /// Adds psycopg2 to a complete installation, with uv where the install left it, else pip.
+    async fn add_psycopg2(&self) -> Result<(), TargetError> {
+        self.stage("reading pip's configuration");
+        let pip = PipSettings::read().await?;
+        self.stage(&format!("adding {PSYCOPG2} (for PostgreSQL)"));
+        let mut with_uv = self.uv_install(&pip, None, PSYCOPG2);
+        let with_uv_failed = match self.venv.join("bin").join("uv").exists() {
+            true => self.run_logged(&mut with_uv).await.is_err(),
+            false => true,
+        };
+        if with_uv_failed {
+            let mut with_pip = Command::new(self.venv.join("bin").join("python"));
+            with_pip.args(["-m", "pip", "install", PSYCOPG2]);
+            self.run_logged(&mut with_pip)
+                .await
+                .map_err(|tail| self.failure(&format!("installing {PSYCOPG2}"), &tail))?;
+        }
+        match imports_psycopg2(&self.venv.join("bin").join("python")).await {
+            true => Ok(()),
+            false => Err(self.failure(
+                "checking the installation",
+                "`import psycopg2` fails after installing it",
+            )),
+        }
     }
 
     /// Runs `command` with its output appended to the install log; the log's tail on failure.
@@ -333,6 +365,66 @@ impl<'a> Installer<'a> {
             self.log.display()
         ))
     }
+}
+
+/// psycopg2 as prebuilt wheels: no compiler or PostgreSQL headers needed (the `postgres` extra of
+/// matrix-synapse asks for the source package, which needs both).
+const PSYCOPG2: &str = "psycopg2-binary";
+
+async fn imports_psycopg2(python: &Path) -> bool {
+    let status = Command::new(python)
+        .args(["-c", "import psycopg2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
+    matches!(status, Ok(s) if s.success())
+}
+
+/// Makes sure Synapse's Python can `import psycopg2`, which it needs for PostgreSQL: a managed
+/// virtualenv gets it added, once; for --synapse-venv, says how to add it.
+pub(super) async fn ensure_psycopg2(
+    opts: &SynapseOptions,
+    installation: &Installation,
+) -> Result<(), TargetError> {
+    if imports_psycopg2(&installation.python).await {
+        return Ok(());
+    }
+    let venv = installation.python.parent().and_then(Path::parent);
+    let (Some(venv), None) = (venv, &opts.venv) else {
+        let dir = opts.venv.clone().unwrap_or_default();
+        return Err(TargetError(format!(
+            "--synapse-database postgres: the Python of --synapse-venv {} cannot import \
+             psycopg2, which Synapse needs to talk to PostgreSQL.\nInstall it there: \
+             `{}/bin/pip install {PSYCOPG2}` (or the `matrix-synapse[postgres]` extra, which \
+             builds it from source and needs libpq-dev and a C compiler).",
+            dir.display(),
+            dir.display()
+        )));
+    };
+    let cache = venv.parent().unwrap_or(venv);
+    let _lock = lock_exclusively(&cache.join("install.lock"), opts.show_progress).await?;
+    // Another run may have added it while we waited for the lock.
+    if imports_psycopg2(&installation.python).await {
+        return Ok(());
+    }
+    let log = cache.join(format!("synapse-{}.install.log", installation.version));
+    let installer = Installer::new(
+        &installation.version,
+        venv.to_path_buf(),
+        log,
+        opts.show_progress,
+    );
+    let result = installer.add_psycopg2().await;
+    installer.spinner.finish_and_clear();
+    result?;
+    eprintln!(
+        "Added {PSYCOPG2} in {:.1} s to {}",
+        installer.started.elapsed().as_secs_f64(),
+        venv.display()
+    );
+    Ok(())
 }
 
 pub(super) fn python_missing() -> TargetError {

@@ -1,8 +1,9 @@
 //! Target `synapse`: a Synapse from PyPI in a managed virtualenv under the user's cache directory
 //! (or a virtualenv the user names), started on a free loopback port with a fresh data directory
-//! per run, SQLite, delayed events enabled and rate limits out of the way.
+//! per run, SQLite (or PostgreSQL: `postgres.rs`), delayed events enabled and rate limits out of
+//! the way.
 
-use super::{Registration, Target, TargetError, TargetInfo};
+use super::{Database, Registration, Target, TargetError, TargetInfo, Topology};
 use crate::endpoints::VERSIONS;
 use async_trait::async_trait;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -14,18 +15,21 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
 mod config;
 mod install;
+mod postgres;
 /// Also used to start widget drivers (`widget::bridge`): children that die with the harness.
 pub(crate) mod process;
 
 use config::*;
 use install::*;
 use process::*;
+
+pub use postgres::PostgresCluster;
 
 /// The Synapse release a run uses unless told otherwise.
 pub const PINNED_VERSION: &str = "1.163.2";
@@ -62,6 +66,9 @@ pub struct SynapseOptions {
     pub default_delayed_event_limits: bool,
     /// A configuration fragment (`--synapse-config`) deep-merged over what the harness writes.
     pub config_fragment: Option<Value>,
+    /// The run's PostgreSQL cluster (`start_postgres`), where this instance gets a database of
+    /// its own; SQLite without one.
+    pub postgres: Option<Arc<PostgresCluster>>,
 }
 
 impl SynapseOptions {
@@ -86,6 +93,7 @@ impl Default for SynapseOptions {
             keep_data: false,
             default_delayed_event_limits: false,
             config_fragment: None,
+            postgres: None,
         }
     }
 }
@@ -105,12 +113,27 @@ pub struct SynapseTarget {
     /// shutdown. Its process is the leader of its own process group.
     server: tokio::sync::Mutex<Option<Child>>,
     startup_ms: AtomicU64,
+    /// This instance's hold on the run's PostgreSQL cluster; `None` on SQLite and after shutdown.
+    postgres: Mutex<Option<Arc<PostgresCluster>>>,
+    topology: Topology,
 }
 
 /// The Python of the environment `opts` names (installing the managed one if needed), for
 /// running a Synapse outside the harness (tests of `--target url`).
 pub async fn installed_python(opts: &SynapseOptions) -> Result<PathBuf, TargetError> {
     Ok(find_or_install(opts).await?.python)
+}
+
+/// The run's private PostgreSQL cluster, for `SynapseOptions::postgres`: checks that PostgreSQL
+/// is installed, that Synapse's environment can talk to it (adding psycopg2 to a managed
+/// virtualenv, once), then creates and starts the cluster. It stops when the last instance
+/// given it shuts down, or is dropped.
+pub async fn start_postgres(opts: &SynapseOptions) -> Result<Arc<PostgresCluster>, TargetError> {
+    postgres::check_installed()?;
+    let installation = find_or_install(opts).await?;
+    ensure_psycopg2(opts, &installation).await?;
+    let cluster = PostgresCluster::start(opts.keep_data, opts.spawn_timeout).await?;
+    Ok(Arc::new(cluster))
 }
 
 impl SynapseTarget {
@@ -131,11 +154,16 @@ impl SynapseTarget {
         let files = RunFiles::in_dir(data_dir.path());
         let port = free_loopback_port()?;
         let registration_secret = random_secret();
+        let database = match &opts.postgres {
+            Some(cluster) => Some(cluster.create_database().await?),
+            None => None,
+        };
         files
             .write(
                 port,
                 &registration_secret,
                 opts.default_delayed_event_limits,
+                database.as_ref(),
                 opts.config_fragment.as_ref(),
             )
             .map_err(|e| {
@@ -159,6 +187,14 @@ impl SynapseTarget {
                 .map_err(|e| TargetError(format!("cannot create an HTTP client: {e}")))?,
             server: tokio::sync::Mutex::new(None),
             startup_ms: AtomicU64::new(0),
+            topology: Topology {
+                database: match opts.postgres {
+                    Some(_) => Database::Postgres,
+                    None => Database::Sqlite,
+                },
+                ..Topology::default()
+            },
+            postgres: Mutex::new(opts.postgres),
         };
         // On failure, dropping `target` removes the data directory (or keeps it, as asked).
         let child = target.launch().await?;
@@ -266,6 +302,7 @@ impl Target for SynapseTarget {
             name: "Synapse".into(),
             version: Some(self.version.clone()),
             base_url: self.base_url(),
+            topology: Some(self.topology.clone()),
             ..Default::default()
         }
     }
@@ -305,6 +342,12 @@ impl Target for SynapseTarget {
             stop(child, SHUTDOWN_GRACE).await;
         }
         self.release_data_dir();
+        let postgres = self
+            .postgres
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        postgres::release(postgres).await;
     }
 }
 

@@ -52,11 +52,17 @@ pub(crate) async fn spawn_from_launcher(mut command: Command) -> io::Result<Chil
 }
 
 /// Runs in the forked child: if the harness is killed outright, the kernel kills Synapse too.
-#[cfg(target_os = "linux")]
 pub(crate) fn die_with_parent(harness: libc::pid_t) -> io::Result<()> {
+    die_with_parent_by(harness, libc::SIGKILL)
+}
+
+/// Runs in the forked child: if the harness is killed outright, the kernel sends the child
+/// `signal`. After any change of user: the kernel forgets the setting on one.
+#[cfg(target_os = "linux")]
+pub(crate) fn die_with_parent_by(harness: libc::pid_t, signal: libc::c_int) -> io::Result<()> {
     // SAFETY: plain system calls without pointers.
     unsafe {
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
             return Err(io::Error::last_os_error());
         }
         // The harness may have died between fork and prctl.
@@ -68,7 +74,7 @@ pub(crate) fn die_with_parent(harness: libc::pid_t) -> io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn die_with_parent(_harness: libc::pid_t) -> io::Result<()> {
+pub(crate) fn die_with_parent_by(_harness: libc::pid_t, _signal: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 

@@ -1,0 +1,249 @@
+//! `--synapse-database postgres`: the managed Synapse on a private PostgreSQL cluster. Cases that
+//! restart the server and time deliveries pass there too, the results say which database it
+//! was, and nothing of the cluster outlives a run, finished or interrupted. Where PostgreSQL is
+//! not installed, each test prints a SKIPPED line (`.ci/run` installs it).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// One at a time: each starts Synapse and PostgreSQL processes on a machine of two cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Where the harness looks for PostgreSQL: `initdb` on PATH, or Debian's versioned directory.
+fn postgres_installed() -> bool {
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join("initdb").is_file()))
+        .unwrap_or(false);
+    let debian = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dirs| {
+            dirs.flatten()
+                .any(|dir| dir.path().join("bin").join("initdb").is_file())
+        })
+        .unwrap_or(false);
+    on_path || debian
+}
+
+/// True, after a SKIPPED line on stderr, where PostgreSQL is missing.
+fn skipped(test: &str) -> bool {
+    if postgres_installed() {
+        return false;
+    }
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: PostgreSQL is not installed (no initdb on PATH or in \
+         /usr/lib/postgresql/*/bin; `apt install postgresql`), so --synapse-database postgres \
+         is untested"
+    );
+    true
+}
+
+/// A private TMPDIR for the harness, where its run directories go: what is left there, and
+/// which processes still name it, is what the run left behind. Searchable by all, since a
+/// harness running as root runs PostgreSQL as another user.
+fn private_tmpdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn harness(tmpdir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_delayed-events-conformance"));
+    command.env("TMPDIR", tmpdir);
+    command
+}
+
+/// Processes whose command line names `dir` (PostgreSQL's data directory and Synapse's
+/// configuration are under it), as `pid: command line`.
+fn processes_naming(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|entry| {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline
+                .contains(&needle)
+                .then(|| format!("{}: {cmdline}", entry.file_name().to_string_lossy()))
+        })
+        .collect()
+}
+
+fn run_dirs(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|path| {
+                    path.file_name()
+                        .is_some_and(|name| name.to_string_lossy().starts_with("synapse-run-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Nothing of the run is left: no process naming its TMPDIR (waiting a bounded time for exits
+/// already under way), no run directory.
+fn assert_nothing_left(tmpdir: &Path, after: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut left = processes_naming(tmpdir);
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        left = processes_naming(tmpdir);
+    }
+    assert!(
+        left.is_empty(),
+        "processes left {after}:\n{}",
+        left.join("\n")
+    );
+    let dirs = run_dirs(tmpdir);
+    assert!(dirs.is_empty(), "run directories left {after}: {dirs:?}");
+}
+
+#[test]
+fn restart_and_timing_cases_pass_on_postgres_and_the_results_say_so() {
+    let test = "restart_and_timing_cases_pass_on_postgres_and_the_results_say_so";
+    if skipped(test) {
+        return;
+    }
+    let _alone = alone();
+    let tmpdir = private_tmpdir();
+    let results = tmpdir.path().join("results.json");
+    let output = harness(tmpdir.path())
+        .args([
+            "run",
+            "--quiet",
+            "--synapse-database",
+            "postgres",
+            "--area",
+            "restart",
+            "--area",
+            "persistence",
+            "--area",
+            "timing",
+            "--json",
+        ])
+        .arg(&results)
+        .output()
+        .expect("the harness binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "exit status\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    assert_eq!(
+        report["target"]["topology"],
+        serde_json::json!({"database": "postgres"}),
+        "{:#}",
+        report["target"]
+    );
+    let cases = report["cases"].as_array().unwrap();
+    let areas = |area: &str| cases.iter().filter(|c| c["area"] == area).count();
+    assert!(areas("restart") > 0 && areas("persistence") > 0 && areas("timing") > 0);
+    for case in cases {
+        let outcome = case["outcome"].as_str().unwrap();
+        assert!(
+            outcome == "pass" || outcome == "xfail",
+            "{}: {outcome}: {}",
+            case["id"],
+            case["message"]
+        );
+    }
+    assert_nothing_left(tmpdir.path(), "after the run");
+}
+
+#[test]
+fn nothing_of_the_cluster_outlives_an_interrupted_run() {
+    let test = "nothing_of_the_cluster_outlives_an_interrupted_run";
+    if skipped(test) {
+        return;
+    }
+    let _alone = alone();
+    let tmpdir = private_tmpdir();
+    let stderr_file = tmpdir.path().join("stderr.txt");
+    let mut child = harness(tmpdir.path())
+        .args([
+            "run",
+            "--synapse-database",
+            "postgres",
+            "--synapse-instances",
+            "2",
+            "--area",
+            "timing",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_file).unwrap())
+        .spawn()
+        .expect("the harness binary runs");
+    // The cases are running once libtest-mimic says so: every process of the run is up.
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stdout.lines() {
+        let line = line.unwrap_or_default();
+        let running = line.starts_with("running ");
+        seen.push(line);
+        if running {
+            break;
+        }
+    }
+    let during = processes_naming(tmpdir.path());
+    assert!(
+        during.iter().any(|p| p.contains("postgres")),
+        "no PostgreSQL process of the run while its cases ran; output:\n{}\nstderr:\n{}\n\
+         processes:\n{}",
+        seen.join("\n"),
+        std::fs::read_to_string(&stderr_file).unwrap_or_default(),
+        during.join("\n")
+    );
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(interrupted.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "an interrupted run exits 130");
+    assert_nothing_left(tmpdir.path(), "after Ctrl-C");
+
+    // And a run that ends normally leaves nothing either.
+    let output = harness(tmpdir.path())
+        .args([
+            "run",
+            "--quiet",
+            "--synapse-database",
+            "postgres",
+            "--synapse-instances",
+            "1",
+            "--filter",
+            "msc4140.timing.message_not_sent_early",
+            "--exact",
+        ])
+        .output()
+        .expect("the harness binary runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_nothing_left(tmpdir.path(), "after a finished run");
+}
