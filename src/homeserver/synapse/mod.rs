@@ -23,6 +23,7 @@ mod install;
 /// Also used to start widget drivers (`widget::bridge`): children that die with the harness.
 pub(crate) mod process;
 // Synapse as deployed with workers (--synapse-workers): routing, reverse proxy, Redis, config.
+pub mod deployment;
 pub mod nginx;
 pub mod redis;
 pub mod routing;

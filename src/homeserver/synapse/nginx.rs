@@ -226,7 +226,7 @@ impl Nginx {
             .wait_until(
                 &format!("accept connections on port {port}"),
                 START_TIMEOUT,
-                || accepts(port),
+                || async move { accepts(port) },
             )
             .await?;
         Ok(Nginx {

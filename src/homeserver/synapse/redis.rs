@@ -30,7 +30,9 @@ impl Redis {
             .await?
             .with_log(log.clone());
         service
-            .wait_until("answer PING", START_TIMEOUT, || answers_ping(port))
+            .wait_until("answer PING", START_TIMEOUT, || async move {
+                answers_ping(port)
+            })
             .await?;
         Ok(Redis { port, log, service })
     }

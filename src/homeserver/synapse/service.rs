@@ -32,7 +32,7 @@ pub fn missing_program(name: &str, package: &str, purpose: &str) -> TargetError 
 /// A running helper program: the leader of its own process group, killed with the harness
 /// (parent-death signal) and, when dropped, at once.
 pub struct Service {
-    name: &'static str,
+    name: String,
     child: Option<Child>,
     /// Its stdout and stderr, and the log it writes itself when that is elsewhere.
     logs: Vec<PathBuf>,
@@ -42,10 +42,11 @@ impl Service {
     /// Starts `command` (whose program, arguments and working directory the caller set) with
     /// stdin closed and its output appended to `output_log`.
     pub async fn spawn(
-        name: &'static str,
+        name: impl Into<String>,
         mut command: Command,
         output_log: &Path,
     ) -> Result<Service, TargetError> {
+        let name = name.into();
         let cannot = |e: io::Error| TargetError(format!("cannot start {name}: {e}"));
         let output = OpenOptions::new()
             .create(true)
@@ -83,11 +84,11 @@ impl Service {
 
     /// Polls `ready` until it holds; fails, with the end of the program's logs, when the
     /// program exits first or `timeout` passes.
-    pub async fn wait_until(
+    pub async fn wait_until<F: std::future::Future<Output = bool>>(
         &mut self,
         what: &str,
         timeout: Duration,
-        mut ready: impl FnMut() -> bool,
+        mut ready: impl FnMut() -> F,
     ) -> Result<(), TargetError> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -100,7 +101,7 @@ impl Service {
             if let Some(exit) = exited {
                 return Err(self.failure(&exit));
             }
-            if ready() {
+            if ready().await {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -112,16 +113,10 @@ impl Service {
     }
 
     fn failure(&self, reason: &str) -> TargetError {
-        let logs: Vec<String> = self
-            .logs
-            .iter()
-            .filter_map(|log| tail_lines(log, FAILURE_LOG_LINES))
-            .collect();
-        let logs = if logs.is_empty() {
-            "(it wrote nothing)".to_string()
-        } else {
-            logs.join("\n")
-        };
+        let mut logs = self.log_tail(FAILURE_LOG_LINES);
+        if logs.is_empty() {
+            logs = "(it wrote nothing)".to_string();
+        }
         TargetError(format!(
             "{} {reason}. Last lines of its output:\n{logs}",
             self.name
@@ -130,9 +125,25 @@ impl Service {
 
     /// Kills the program's process group and reaps it. Idempotent.
     pub async fn stop(&mut self) {
+        self.stop_within(Duration::ZERO).await
+    }
+
+    /// SIGTERM to the program's process group, SIGKILL after `grace` (at once for a zero
+    /// grace: a crash), and reaps it. Idempotent.
+    pub async fn stop_within(&mut self, grace: Duration) {
         if let Some(child) = self.child.take() {
-            stop(child, Duration::ZERO).await;
+            stop(child, grace).await;
         }
+    }
+
+    /// The end of the logs it was given.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let logs: Vec<String> = self
+            .logs
+            .iter()
+            .filter_map(|log| tail_lines(log, lines))
+            .collect();
+        logs.join("\n")
     }
 }
 
