@@ -163,3 +163,17 @@ pub fn accepts(port: u16) -> bool {
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_program_says_what_to_install() {
+        assert!(find_program("dec-no-such-program").is_none());
+        assert!(find_program("sh").is_some());
+        let message = missing_program("nginx", "nginx", "Synapse with workers").0;
+        assert!(message.contains("apt install nginx"), "{message}");
+        assert!(message.contains("/usr/sbin"), "{message}");
+    }
+}
