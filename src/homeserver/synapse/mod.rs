@@ -24,6 +24,13 @@ mod install;
 mod postgres;
 /// Also used to start widget drivers (`widget::bridge`): children that die with the harness.
 pub(crate) mod process;
+// Synapse as deployed with workers (--synapse-workers): routing, reverse proxy, Redis, config.
+pub mod deployment;
+pub mod nginx;
+pub mod redis;
+pub mod routing;
+pub mod service;
+mod workers;
 
 use config::*;
 use install::*;
