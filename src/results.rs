@@ -23,7 +23,8 @@ pub struct Harness {
 impl Default for Harness {
     fn default() -> Self {
         Harness {
-            name: env!("CARGO_PKG_NAME").into(),
+            // The product's name, not this crate's (`dec-harness` since the workspace split).
+            name: "delayed-events-conformance".into(),
             version: env!("CARGO_PKG_VERSION").into(),
         }
     }
