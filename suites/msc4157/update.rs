@@ -5,7 +5,7 @@
 use super::texts::{UNSTABLE_NAMES, UPDATE_ACTIONS, UPDATE_CAPABILITY, UPDATE_RESPONSE};
 use super::{
     alice_widget_and_bob, all_caps, check_error_reply, check_still_scheduled, widget_schedules,
-    WidgetScene, LONG_DELAY_MS, RESTARTED_DELAY_MS, SHORT_DELAY_MS,
+    WidgetScene, LONG_DELAY_MS, RESTARTED_DELAY_MS,
 };
 use crate::prelude::*;
 use crate::widget::{caps, Approval, Reply};
@@ -32,8 +32,14 @@ case! {
 }
 async fn cancel(ctx: Ctx) -> CaseResult {
     let WidgetScene { widget, bob, room } = alice_widget_and_bob(&ctx).await?;
-    let (event, scheduled) = widget_schedules(&ctx, &widget, "cancelled", SHORT_DELAY_MS).await?;
+    // Room for a loaded machine's round trips through the driver before the event is due.
+    let (event, scheduled) =
+        widget_schedules(&ctx, &widget, "cancelled", RESTARTED_DELAY_MS).await?;
     let reply = widget.update(&scheduled.delay_id, "cancel").await?;
+    // A cancel the harness itself sent too late is refused rightly (the event was sent).
+    scheduled
+        .due()
+        .harness_kept_pace("the cancel", reply.requested_at, ctx.evidence())?;
     reply.check_success("cancel through the widget was refused")?;
     note_reply_body(&ctx, &reply);
     ctx.expect_never_sent(
