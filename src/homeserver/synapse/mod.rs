@@ -285,19 +285,7 @@ impl SynapseTarget {
 
     /// Deletes the data directory, or keeps it and says where, as asked. Once.
     fn release_data_dir(&self) {
-        let Some(dir) = self
-            .data_dir
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        else {
-            return;
-        };
-        if self.keep_data {
-            // Kept data is the user's now: no later run's sweep may remove it.
-            let _ = std::fs::remove_file(dir.path().join(HARNESS_PID_FILE));
-            eprintln!("Synapse data kept in {}", dir.keep().display());
-        }
+        release_run_dir(&self.data_dir, self.keep_data, "Synapse data");
     }
 }
 
@@ -392,6 +380,19 @@ impl Drop for SynapseTarget {
 /// Data directories are `<tmp>/synapse-run-XXXX`, each holding the pid of the harness that made it.
 const RUN_DIR_PREFIX: &str = "synapse-run-";
 const HARNESS_PID_FILE: &str = "harness.pid";
+
+/// Takes a run's directory out of `slot` (once) and deletes it, or with `keep` leaves it to the
+/// user and says where (`what` names its contents): kept data is the user's, so its harness pid
+/// file goes and no later run's sweep removes it.
+pub(crate) fn release_run_dir(slot: &Mutex<Option<tempfile::TempDir>>, keep: bool, what: &str) {
+    let Some(dir) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return;
+    };
+    if keep {
+        let _ = std::fs::remove_file(dir.path().join(HARNESS_PID_FILE));
+        eprintln!("{what} kept in {}", dir.keep().display());
+    }
+}
 
 /// Where per-run data directories go: memory-backed `/dev/shm` where there is one, since SQLite
 /// commits on a disk dominate Synapse's time in a catalogue run; the temp dir otherwise.

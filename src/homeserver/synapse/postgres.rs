@@ -429,18 +429,7 @@ impl PostgresCluster {
     }
 
     fn release_run_dir(&self) {
-        let Some(dir) = self
-            .run_dir
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        else {
-            return;
-        };
-        if self.keep_data {
-            let _ = fs::remove_file(dir.path().join(HARNESS_PID_FILE));
-            eprintln!("PostgreSQL cluster kept in {}", dir.keep().display());
-        }
+        super::release_run_dir(&self.run_dir, self.keep_data, "PostgreSQL cluster");
     }
 }
 
