@@ -84,6 +84,18 @@ pub(crate) struct TargetArgs {
     /// initdb and postgres, e.g. Debian's `postgresql` package).
     #[arg(long, value_enum, default_value = "sqlite", help_heading = "Target")]
     pub(crate) synapse_database: Database,
+    /// Run the managed Synapse as it is deployed: a main process and N generic workers (N >= 1)
+    /// with Redis between them and nginx in front, routed as Synapse's worker documentation
+    /// says, on PostgreSQL (implies --synapse-database postgres; needs redis-server and nginx).
+    /// One deployment per run, which every case shares (no --synapse-instances); the rate_limits
+    /// cases and the case about a per-user limit of 0 run on single-process instances on the
+    /// same PostgreSQL cluster, since they need configurations of their own.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Target")]
+    pub(crate) synapse_workers: Option<u32>,
+    /// The suite's own self-tests: a deployment with workers whose proxy is misconfigured on
+    /// purpose, so that the deployment cases show they can fail.
+    #[arg(long, value_enum, value_name = "FAULT", hide = true)]
+    pub(crate) synapse_deployment_fault: Vec<crate::homeserver::synapse::nginx::ProxyFault>,
     /// Keep the Synapse data directory (config, database, log) after the run and print its path.
     #[arg(long, help_heading = "Target")]
     pub(crate) keep_data: bool,
@@ -143,6 +155,26 @@ impl TargetArgs {
         if self.target != TargetKind::Synapse && self.synapse_database != Database::Sqlite {
             return Err(UsageError(
                 "--synapse-database goes with --target synapse (the managed Synapse)".into(),
+            ));
+        }
+        if self.synapse_workers.is_some() {
+            if self.target != TargetKind::Synapse {
+                return Err(UsageError(
+                    "--synapse-workers goes with --target synapse (the managed Synapse)".into(),
+                ));
+            }
+            if self.synapse_instances.is_some() {
+                return Err(UsageError(
+                    "--synapse-workers runs one deployment that every case shares; leave out \
+                     --synapse-instances (or leave out --synapse-workers for single-process \
+                     instances)"
+                        .into(),
+                ));
+            }
+        }
+        if !self.synapse_deployment_fault.is_empty() && self.synapse_workers.is_none() {
+            return Err(UsageError(
+                "--synapse-deployment-fault misconfigures the proxy of --synapse-workers N".into(),
             ));
         }
         if self.target != TargetKind::Synapse && self.synapse_config.is_some() {
@@ -298,6 +330,17 @@ pub(crate) struct LoadArgs {
     /// Write an HTML page with plots of the figures.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub(crate) html: Option<PathBuf>,
+    /// Show in the HTML page, beside this run, the figures an earlier `load --json` wrote, e.g.
+    /// the single process beside the worker deployment (repeatable). --json still holds this
+    /// run only.
+    #[arg(
+        long,
+        value_name = "LOAD.json",
+        value_parser = read_load_report,
+        requires = "html",
+        help_heading = "Output"
+    )]
+    pub(crate) beside: Vec<crate::load::Beside>,
 }
 
 #[derive(Args)]
@@ -363,6 +406,11 @@ fn read_synapse_config(path: &str) -> Result<SynapseConfig, String> {
         ));
     }
     Ok(SynapseConfig(value))
+}
+
+/// Reads and checks `--beside FILE` before anything starts; clap reports an error (exit status 2).
+fn read_load_report(path: &str) -> Result<crate::load::Beside, String> {
+    crate::load::Beside::read(std::path::Path::new(path))
 }
 
 impl From<TargetError> for UsageError {

@@ -37,6 +37,10 @@ pub enum Need {
     /// The dedicated scheduling endpoint (`PUT .../delayed_event/{eventType}/{txnId}`) is
     /// offered.
     ScheduleEndpoint,
+    /// The homeserver runs as several processes that can restart one at a time
+    /// (`Target::processes`; Synapse with workers). With `Restart`, such cases run in the
+    /// restart phase and restart one process through `Ctx::restart_one_now`.
+    Workers,
 }
 
 pub type CaseFn = Arc<dyn Fn(Ctx) -> BoxFuture<'static, CaseResult> + Send + Sync>;

@@ -73,6 +73,12 @@ impl Resp {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// Which process of a deployment answered, where the deployment says
+    /// ([`crate::homeserver::SERVED_BY_HEADER`]).
+    pub fn served_by(&self) -> Option<&str> {
+        self.header(crate::homeserver::SERVED_BY_HEADER)
+    }
+
     pub fn str_field(&self, key: &str) -> Option<&str> {
         self.body.get(key).and_then(Value::as_str)
     }

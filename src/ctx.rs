@@ -7,7 +7,7 @@ use crate::client::{Client, Observed, Resp};
 use crate::evidence::Evidence;
 use crate::homeserver::Target;
 use crate::outcome::Stop;
-use crate::phase::{Restarts, Round, Settling, SETTLE_WINDOW};
+use crate::phase::{AloneTurn, Restarts, Round, Settling, SETTLE_WINDOW};
 use crate::spec::Rev;
 use crate::users;
 use serde_json::json;
@@ -107,6 +107,9 @@ pub struct Ctx {
     /// This case's place among the participants of its last restart still settling (dropped,
     /// so settled, when the case says so, gathers again, or ends).
     settling: Arc<Mutex<Option<Settling>>>,
+    /// This case's turn to restart one process alone, once taken (`restart_round_alone`);
+    /// the next case's turn begins when the case ends.
+    alone_turn: Arc<tokio::sync::Mutex<Option<AloneTurn>>>,
 }
 
 impl Ctx {
@@ -118,6 +121,7 @@ impl Ctx {
             evidence: Evidence::default(),
             record: Default::default(),
             settling: Default::default(),
+            alone_turn: Default::default(),
         }
     }
 
@@ -170,6 +174,7 @@ impl Ctx {
             evidence: self.evidence.clone(),
             record: self.record.clone(),
             settling: Default::default(),
+            alone_turn: Default::default(),
         }
     }
 
@@ -283,6 +288,22 @@ impl Ctx {
         round
     }
 
+    /// `restart_round` once no other restart case runs (at most 2 minutes, then noted): for
+    /// cases restarting one process (`restart_one_now`), which rounds shared with cases
+    /// restarting the whole homeserver cannot give.
+    pub async fn restart_round_alone(&self) -> Round {
+        let mut turn = self.alone_turn.lock().await;
+        if !self
+            .env
+            .restarts
+            .wait_alone(std::time::Duration::from_secs(120), &mut turn)
+            .await
+        {
+            self.note("other restart cases still ran after 2 minutes; joined their round");
+        }
+        self.restart_round().await
+    }
+
     /// Restarts the homeserver (shared with the round's other cases); returns once it is back.
     /// The case then first waits, over `/sync` only, for what it expects to be due and says so
     /// with `settled`; it touches the delayed-events API only after `after_round_settled`.
@@ -295,6 +316,27 @@ impl Ctx {
     /// afterwards as after `restart_now`.
     pub async fn kill_now(&self, round: Round) -> Result<(), Stop> {
         self.go_through(round, true, "a hard kill").await
+    }
+
+    /// Restarts (or with `kill`, kills hard) only the process `process` of a homeserver that
+    /// runs as several (`Target::processes`; cases calling this need `Need::Workers` and
+    /// `Need::Restart`), while the others keep serving; the round's other participants share it.
+    /// `false` where another participant asked for the whole homeserver, which the round then
+    /// restarted instead: start over (fresh events) in the next round. Settle afterwards as
+    /// after `restart_now`.
+    pub async fn restart_one_now(
+        &self,
+        round: Round,
+        process: &str,
+        kill: bool,
+    ) -> Result<bool, Stop> {
+        let settling = round
+            .restart_one(process, kill)
+            .await
+            .map_err(|e| Stop::Error(format!("process {process} did not come back: {e}")))?;
+        let done = settling.is_some();
+        *self.settling.lock().unwrap() = settling;
+        Ok(done)
     }
 
     async fn go_through(&self, round: Round, kill: bool, what: &str) -> Result<(), Stop> {

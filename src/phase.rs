@@ -57,6 +57,9 @@ impl PhaseGate {
 struct RoundState {
     /// Restart cases running now.
     members: usize,
+    /// Of them, those waiting to restart one process alone (`wait_alone`): rounds do not
+    /// gather for them.
+    waiting_alone: usize,
     /// Increases with every restart; identifies the round being gathered.
     round: u64,
     gathered: usize,
@@ -70,14 +73,35 @@ struct RoundState {
     /// A participant of the round being gathered asked for a hard kill instead of a clean
     /// restart: the whole round then kills.
     kill: bool,
-    /// The outcome of the last finished round.
-    last: Option<(u64, Result<(), String>)>,
+    /// A participant asked for the whole homeserver: the round then restarts all of it, even
+    /// where another asked for one process only.
+    whole: bool,
+    /// The one process (of a deployment with several, `Target::processes`) a participant asked
+    /// to restart alone (or kill, with `true`), if no one asked for the whole homeserver.
+    one: Option<(String, bool)>,
+    /// The outcome of the last finished round, and what it did.
+    last: Option<(u64, Result<(), String>, Action)>,
 }
 
 /// Shares homeserver restarts between the cases of the restart phase.
 pub struct Restarts {
     target: Arc<dyn Target>,
     state: Mutex<RoundState>,
+    /// Cases restarting one process alone take turns: held from `wait_alone` to the case's end.
+    alone_turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A case's turn to restart one process alone; the next case's turn begins when it is dropped.
+pub type AloneTurn = tokio::sync::OwnedMutexGuard<()>;
+
+/// Counts a case among those waiting alone while it waits (also when the wait is dropped).
+struct WaitingAlone<'a>(&'a Restarts);
+
+impl Drop for WaitingAlone<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().unwrap();
+        state.waiting_alone = state.waiting_alone.saturating_sub(1);
+    }
 }
 
 /// A running restart case; leaving (dropping it) lets rounds go ahead without it.
@@ -117,12 +141,78 @@ impl Settling {
     }
 }
 
+/// Why a participant did not get what it asked for.
+enum Refused {
+    /// The action failed: why.
+    Failed(String),
+    /// The round did another action, which another participant asked for.
+    Other(Action),
+}
+
+/// What a round does to the homeserver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Restarts (or with `kill`, kills hard and starts again) all of it.
+    Whole { kill: bool },
+    /// Restarts (or kills) the one process named, while the others keep serving.
+    One { process: String, kill: bool },
+}
+
+impl Action {
+    async fn perform(&self, target: &dyn Target) -> Result<(), String> {
+        let result = match self {
+            Action::Whole { kill: true } => target.kill().await,
+            Action::Whole { kill: false } => target.restart().await,
+            Action::One { process, kill } => target.cycle_one(process, *kill).await,
+        };
+        result.map_err(|e| e.0)
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = |kill: &bool| if *kill { "a hard kill" } else { "a restart" };
+        match self {
+            Action::Whole { kill } => write!(f, "{} of the whole homeserver", how(kill)),
+            Action::One { process, kill } => write!(f, "{} of process {process} only", how(kill)),
+        }
+    }
+}
+
 impl Restarts {
     pub fn new(target: Arc<dyn Target>) -> Arc<Restarts> {
         Arc::new(Restarts {
             target,
             state: Mutex::default(),
+            alone_turn: Arc::default(),
         })
+    }
+
+    /// Takes the turn (`turn`, kept by the case until it ends) among cases restarting one process
+    /// alone, then waits until no other restart case runs, at most `within`; answers whether
+    /// that happened. A round shared with a case that restarts the whole homeserver cannot
+    /// restart one process. While waiting, the case is not one that rounds gather for, so the
+    /// others go ahead without it.
+    pub async fn wait_alone(&self, within: Duration, turn: &mut Option<AloneTurn>) -> bool {
+        self.state.lock().unwrap().waiting_alone += 1;
+        let _waiting = WaitingAlone(self);
+        if turn.is_none() {
+            *turn = Some(self.alone_turn.clone().lock_owned().await);
+        }
+        let started = Instant::now();
+        loop {
+            {
+                let state = self.state.lock().unwrap();
+                // Everyone else still running waits for a turn, as this case did.
+                if state.members <= state.waiting_alone {
+                    return true;
+                }
+            }
+            if started.elapsed() > within {
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     pub fn join(self: &Arc<Self>) -> Membership {
@@ -172,7 +262,7 @@ impl Restarts {
         loop {
             {
                 let state = self.state.lock().unwrap();
-                let everyone = state.gathered >= state.members;
+                let everyone = state.gathered + state.waiting_alone >= state.members;
                 if state.round == round
                     && !state.restarting
                     && (everyone || started.elapsed() > ROUND_WINDOW)
@@ -196,6 +286,28 @@ impl Round {
     /// asked for one) once every participant of the round is prepared; answers when it is back
     /// (or why it did not come back), with this participant's place among those still settling.
     pub async fn restart(self, kill: bool) -> Result<Settling, String> {
+        self.go_through(Action::Whole { kill })
+            .await
+            .map_err(|refused| match refused {
+                Refused::Failed(e) => e,
+                Refused::Other(done) => format!("the round did {done}"), // not for Whole
+            })
+    }
+
+    /// Restarts (or kills hard) only the process `process` of a target with several
+    /// (`Target::processes`), as `restart` does the whole homeserver. Where another participant
+    /// of the round asked for the whole homeserver, the round does that instead and this
+    /// answers `None` (this participant has then left the round): try again in the next one.
+    pub async fn restart_one(self, process: &str, kill: bool) -> Result<Option<Settling>, String> {
+        let process = process.to_string();
+        match self.go_through(Action::One { process, kill }).await {
+            Ok(settling) => Ok(Some(settling)),
+            Err(Refused::Other(_)) => Ok(None),
+            Err(Refused::Failed(e)) => Err(e),
+        }
+    }
+
+    async fn go_through(self, asked: Action) -> Result<Settling, Refused> {
         let started = Instant::now();
         let restarts = self.restarts.clone();
         {
@@ -203,15 +315,31 @@ impl Round {
             // Too late for a restart that already went through: it answers that one's outcome.
             if state.round == self.round {
                 state.prepared.push(self.participant);
-                state.kill |= kill;
+                match &asked {
+                    Action::Whole { kill } => {
+                        state.whole = true;
+                        state.kill |= kill;
+                    }
+                    Action::One { process, kill } => {
+                        state.one.get_or_insert_with(|| (process.clone(), *kill));
+                    }
+                }
             }
         }
+        // What this participant gets from the action the round performed.
+        let answer = |result: Result<(), String>, done: &Action| match (result, &asked) {
+            (Err(e), _) => Err(Refused::Failed(e)),
+            (Ok(()), Action::One { .. }) if *done != asked => Err(Refused::Other(done.clone())),
+            (Ok(()), _) => Ok(()),
+        };
         loop {
             // Decided under the lock, acted on outside it (dropping `self` takes the lock).
-            let lead: Option<bool> = {
+            let lead: Option<Action> = {
                 let mut state = restarts.state.lock().unwrap();
                 let done = match &state.last {
-                    Some((round, result)) if *round == self.round => Some(result.clone()),
+                    Some((round, result, done)) if *round == self.round => {
+                        Some(answer(result.clone(), done))
+                    }
                     // Gone through, and a later one since: its outcome is no longer known.
                     _ if state.round > self.round => Some(Ok(())),
                     _ => None,
@@ -226,17 +354,18 @@ impl Round {
                     && (ready || started.elapsed() > ROUND_WINDOW)
                 {
                     state.restarting = true;
-                    Some(std::mem::take(&mut state.kill))
+                    let kill = std::mem::take(&mut state.kill);
+                    let whole = std::mem::take(&mut state.whole);
+                    Some(match state.one.take() {
+                        Some((process, kill)) if !whole => Action::One { process, kill },
+                        _ => Action::Whole { kill },
+                    })
                 } else {
                     None
                 }
             };
-            if let Some(kill) = lead {
-                let result = match kill {
-                    true => restarts.target.kill().await,
-                    false => restarts.target.restart().await,
-                };
-                let result = result.map_err(|e| e.0);
+            if let Some(action) = lead {
+                let result = action.perform(restarts.target.as_ref()).await;
                 {
                     let mut state = restarts.state.lock().unwrap();
                     let prepared = std::mem::take(&mut state.prepared);
@@ -246,12 +375,12 @@ impl Round {
                             .unsettled
                             .extend(prepared.into_iter().map(|p| (round, p)));
                     }
-                    state.last = Some((self.round, result.clone()));
+                    state.last = Some((self.round, result.clone(), action.clone()));
                     state.round += 1;
                     state.gathered = 0;
                     state.restarting = false;
                 }
-                return result.map(|()| Settling(self));
+                return answer(result, &action).map(|()| Settling(self));
             }
             tokio::time::sleep(POLL).await;
         }
@@ -315,5 +444,96 @@ mod tests {
         members.truncate(1); // the two others have finished
         let (_next, settled) = restarts.gather().await;
         assert!(settled);
+    }
+
+    /// Cases waiting to restart one process alone neither hold up the others' rounds nor each
+    /// other: they take turns, each once the others have finished.
+    #[tokio::test]
+    async fn cases_waiting_alone_take_turns_and_hold_up_no_round() {
+        let restarts = Restarts::new(Arc::new(NoDowntime));
+        let others = restarts.join();
+        let waiting = (0..2).map(|_| {
+            let restarts = restarts.clone();
+            // Each case's membership and turn end together, as with a case's end.
+            let membership = restarts.join();
+            tokio::spawn(async move {
+                let _membership = membership;
+                let mut turn = None;
+                assert!(restarts.wait_alone(Duration::from_secs(5), &mut turn).await);
+                let had_turn_at = Instant::now();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                (had_turn_at, Instant::now())
+            })
+        });
+        let waiting: Vec<_> = waiting.collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The other case's round gathers at once, without the two waiting alone.
+        let started = Instant::now();
+        let (round, _) = restarts.gather().await;
+        assert!(
+            started.elapsed() < ROUND_WINDOW / 2,
+            "{:?}",
+            started.elapsed()
+        );
+        round.restart(false).await.unwrap();
+        drop(others);
+        let mut turns = Vec::new();
+        for w in waiting {
+            turns.push(w.await.unwrap());
+        }
+        turns.sort();
+        assert!(
+            turns[1].0 >= turns[0].1,
+            "one turn after the other: {turns:?}"
+        );
+    }
+
+    /// A target of several processes that records what it was asked to do.
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl Target for Recording {
+        fn info(&self) -> TargetInfo {
+            TargetInfo::default()
+        }
+        fn registration(&self) -> Registration {
+            Registration::Open
+        }
+        fn can_restart(&self) -> Result<(), String> {
+            Ok(())
+        }
+        async fn restart(&self) -> Result<(), TargetError> {
+            self.0.lock().unwrap().push("restart".into());
+            Ok(())
+        }
+        async fn cycle_one(&self, name: &str, kill: bool) -> Result<(), TargetError> {
+            self.0.lock().unwrap().push(format!("{name} kill={kill}"));
+            Ok(())
+        }
+        fn log_tail(&self, _: usize) -> Option<String> {
+            None
+        }
+        async fn shutdown(&self) {}
+    }
+
+    /// A round asked for one process restarts only it; one where another participant asks for
+    /// the whole homeserver restarts all of it and tells the first to try again.
+    #[tokio::test]
+    async fn a_round_restarts_one_process_unless_another_asks_for_the_whole() {
+        let target = Arc::new(Recording::default());
+        let restarts = Restarts::new(target.clone());
+        let _member = restarts.join();
+        let (round, _) = restarts.gather().await;
+        let settling = round.restart_one("main", false).await;
+        assert!(matches!(settling, Ok(Some(_))));
+        drop(settling);
+
+        let _other = restarts.join();
+        let ((first, _), (second, _)) = tokio::join!(restarts.gather(), restarts.gather());
+        let (one, whole) = tokio::join!(first.restart_one("worker1", true), second.restart(false));
+        assert!(whole.is_ok(), "{:?}", whole.err());
+        assert!(matches!(one, Ok(None)), "the round did something else");
+        assert_eq!(*target.0.lock().unwrap(), ["main kill=false", "restart"]);
     }
 }

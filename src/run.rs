@@ -286,7 +286,8 @@ fn execute(
             .unwrap_or_default(),
         crate::report::form_label(env.form, env.features.not_offered().is_none()),
     );
-    let expectations = Arc::new(expectations);
+    let with_workers = info.topology.as_ref().is_some_and(|t| t.workers > 0);
+    let expectations = Arc::new(expectations.for_deployment(with_workers));
     let reports = runner::run_all(
         running.runtime.handle(),
         &targets,

@@ -141,6 +141,7 @@ pub fn unmet_need(env: &Env, case: &Case) -> Option<String> {
     case.needs.iter().find_map(|need| match need {
         Need::Restart => env.target.can_restart().err(),
         Need::Kill => env.target.can_kill().err(),
+        Need::Workers => env.target.processes().err(),
         Need::SingleLookup => (!features.single_lookup).then(|| {
             "the server does not offer the single-item lookup GET .../delayed_events/{delay_id}"
                 .into()

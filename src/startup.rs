@@ -4,6 +4,7 @@
 
 use crate::args::{TargetArgs, TargetKind, UsageError};
 use crate::homeserver::container::{self, ContainerOptions, ContainerTarget};
+use crate::homeserver::synapse::deployed::{self, DeployedSynapse};
 use crate::homeserver::synapse::{
     self, PostgresCluster, SynapseOptions, SynapseTarget, PINNED_VERSION,
 };
@@ -111,8 +112,14 @@ pub(crate) async fn start_target(
 type Postgres = Option<Arc<PostgresCluster>>;
 
 async fn start_postgres(args: &TargetArgs) -> Result<Postgres, UsageError> {
-    if args.target != TargetKind::Synapse || args.synapse_database != Database::Postgres {
+    let workers = args.synapse_workers.is_some();
+    if args.target != TargetKind::Synapse
+        || (args.synapse_database != Database::Postgres && !workers)
+    {
         return Ok(None);
+    }
+    if workers {
+        deployed::check_installed()?;
     }
     let options = synapse_options(args, &None, true, false);
     Ok(Some(synapse::start_postgres(&options).await?))
@@ -124,9 +131,20 @@ async fn start_main(
     http: &reqwest::Client,
 ) -> Result<Arc<dyn Target>, UsageError> {
     match args.target {
-        TargetKind::Synapse => Ok(Arc::new(
-            SynapseTarget::start(synapse_options(args, postgres, true, false)).await?,
-        )),
+        TargetKind::Synapse => {
+            let options = synapse_options(args, postgres, true, false);
+            Ok(match args.synapse_workers {
+                Some(workers) => Arc::new(
+                    DeployedSynapse::start(
+                        options,
+                        workers as usize,
+                        args.synapse_deployment_fault.clone(),
+                    )
+                    .await?,
+                ),
+                None => Arc::new(SynapseTarget::start(options).await?),
+            })
+        }
         TargetKind::Container => {
             let Some(image) = &args.image else {
                 return Err(UsageError(format!(
@@ -202,8 +220,12 @@ async fn start_more_instances(
         .collect())
 }
 
-/// How many identical instances of the managed Synapse share the cases.
+/// How many identical instances of the managed Synapse share the cases: one deployment with
+/// workers, else the asked number or one per core.
 fn synapse_instances(args: &TargetArgs) -> usize {
+    if args.synapse_workers.is_some() {
+        return 1;
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     args.synapse_instances.unwrap_or(cores.min(4)).max(1)
 }

@@ -387,7 +387,7 @@ impl User {
 
 /// The scheduled items of a listing answer: under `delayed_events` (2024-10, 2026-07) or
 /// `scheduled` (2025-12, which lists finalised ones apart, under `finalised`).
-fn listing_items(resp: &Resp) -> Result<Vec<DelayedInfo>, Stop> {
+pub fn listing_items(resp: &Resp) -> Result<Vec<DelayedInfo>, Stop> {
     let items = resp
         .body
         .get("delayed_events")

@@ -12,6 +12,7 @@
 //! expected = "fail"                          # or a list for an intermittent: ["pass", "fail"]
 //! reason = "why, with the spec sentence it diverges from"
 //! link = "https://github.com/..."            # optional: the upstream issue
+//! topology = "workers"                       # optional: only behind workers ("single-process")
 //! ```
 //!
 //! Applying a file to a case's outcome:
@@ -55,6 +56,28 @@ struct RawEntry {
     expected: OneOrMany,
     reason: String,
     link: Option<String>,
+    topology: Option<EntryTopology>,
+}
+
+/// Which deployments of the server an entry is about: some divergences live only where the
+/// server runs as several processes (Synapse's workers), and the identity the file is chosen by
+/// is the same either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryTopology {
+    /// Only a server deployed with workers (the target's topology says `workers` > 0).
+    Workers,
+    /// Only a server running as one process.
+    SingleProcess,
+}
+
+impl EntryTopology {
+    fn as_str(self) -> &'static str {
+        match self {
+            EntryTopology::Workers => "workers",
+            EntryTopology::SingleProcess => "single-process",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +95,8 @@ pub struct Entry {
     pub expected: Vec<Outcome>,
     pub reason: String,
     pub link: Option<String>,
+    /// `None`: whatever the deployment.
+    pub topology: Option<EntryTopology>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -80,6 +105,8 @@ pub struct Expectations {
     /// Leading comment lines, kept when the file is updated.
     header: String,
     entries: Vec<Entry>,
+    /// The deployment the file is applied to (`for_deployment`): whether it runs workers.
+    with_workers: bool,
 }
 
 impl Expectations {
@@ -136,6 +163,7 @@ impl Expectations {
                 expected,
                 reason: raw.reason,
                 link: raw.link,
+                topology: raw.topology,
             });
         }
         let header = text
@@ -147,6 +175,7 @@ impl Expectations {
             server: file.server,
             header: header.trim().to_string(),
             entries,
+            with_workers: false,
         })
     }
 
@@ -195,11 +224,29 @@ impl Expectations {
         server.name.eq_ignore_ascii_case(name) && server.versions.iter().any(version_matches)
     }
 
+    /// The file as applied to a deployment with or without workers: entries about the other
+    /// kind of deployment are left out of `apply`.
+    pub fn for_deployment(mut self, with_workers: bool) -> Expectations {
+        self.with_workers = with_workers;
+        self
+    }
+
+    fn about_this_deployment(&self, entry: &Entry) -> bool {
+        match entry.topology {
+            None => true,
+            Some(EntryTopology::Workers) => self.with_workers,
+            Some(EntryTopology::SingleProcess) => !self.with_workers,
+        }
+    }
+
     /// The outcome after the expectation (see the module's documentation).
     pub fn apply(&self, report: &mut CaseReport) {
         let Some(entry) = self.get(&report.id) else {
             return;
         };
+        if !self.about_this_deployment(entry) {
+            return;
+        }
         let adjusted = match report.outcome {
             actual if entry.expected.contains(&actual) => match actual {
                 Outcome::Fail | Outcome::Error => Outcome::Xfail,
@@ -231,6 +278,11 @@ impl Expectations {
                 continue;
             }
             let mut entry = entry.clone();
+            if !self.about_this_deployment(&entry) {
+                // This run says nothing about the deployment the entry is about.
+                entries.push(entry);
+                continue;
+            }
             match reports.iter().find(|r| r.id == entry.id).map(|r| r.outcome) {
                 Some(Outcome::Xpass) => {
                     changes.push(format!("removed {} (it passes now)", entry.id));
@@ -257,6 +309,7 @@ impl Expectations {
                     expected: vec![report.outcome],
                     reason: TODO_REASON.into(),
                     link: None,
+                    topology: None,
                 });
             }
         }
@@ -301,6 +354,9 @@ fn render(header: &str, server: Option<&Server>, entries: &[Entry]) -> String {
         ));
         if let Some(link) = &entry.link {
             out.push_str(&format!("link = {}\n", quoted(link)));
+        }
+        if let Some(topology) = entry.topology {
+            out.push_str(&format!("topology = {}\n", quoted(topology.as_str())));
         }
         out.push('\n');
     }
@@ -455,5 +511,39 @@ mod tests {
         assert_eq!(outcome_after("d", Outcome::Pass), Outcome::Xpass);
         assert_eq!(outcome_after("d", Outcome::Error), Outcome::Error);
         assert_eq!(outcome_after("e", Outcome::Fail), Outcome::Fail);
+    }
+
+    #[test]
+    fn an_entry_about_workers_applies_only_behind_workers() {
+        let text = "[[case]]\nid = \"w\"\nexpected = \"fail\"\nreason = \"workers\"\n\
+                    topology = \"workers\"\n\n\
+                    [[case]]\nid = \"s\"\nexpected = \"fail\"\nreason = \"one\"\n\
+                    topology = \"single-process\"\n";
+        let outcome_after = |with_workers: bool, id: &str| {
+            let file = Expectations::parse(text, "t")
+                .unwrap()
+                .for_deployment(with_workers);
+            let mut r = CaseReport::new(&some_case(), Outcome::Fail, None);
+            r.id = id.into();
+            file.apply(&mut r);
+            r.outcome
+        };
+        assert_eq!(outcome_after(true, "w"), Outcome::Xfail);
+        assert_eq!(outcome_after(false, "w"), Outcome::Fail);
+        assert_eq!(outcome_after(false, "s"), Outcome::Xfail);
+        assert_eq!(outcome_after(true, "s"), Outcome::Fail);
+        // Updating from a single-process run leaves the workers' entry as it was, and writes
+        // the topology back.
+        let file = Expectations::parse(text, "t").unwrap();
+        let mut failed = CaseReport::new(&some_case(), Outcome::Error, None);
+        failed.id = "w".into();
+        let catalogue: BTreeSet<&str> = ["w", "s"].into();
+        let (updated, _) = file.updated(&[failed], &catalogue, None);
+        let again = Expectations::parse(&updated, "updated").unwrap();
+        assert_eq!(again.get("w").unwrap().expected, [Outcome::Fail]);
+        assert_eq!(
+            again.get("w").unwrap().topology,
+            Some(EntryTopology::Workers)
+        );
     }
 }

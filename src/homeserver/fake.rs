@@ -82,6 +82,32 @@ impl Target for FakeTarget {
         Ok(())
     }
 
+    /// The fake also plays a deployment with workers: a main process, whose restart stops the
+    /// timer while requests are still answered, and a worker, whose restart changes nothing.
+    fn processes(&self) -> Result<Vec<String>, String> {
+        Ok(vec!["main".into(), "worker1".into()])
+    }
+
+    async fn cycle_one(&self, name: &str, kill: bool) -> Result<(), TargetError> {
+        match name {
+            "main" => {
+                let mut wait = Some(self.fake.begin_main_restart(kill));
+                while let Some(left) = wait {
+                    tokio::time::sleep(left).await;
+                    wait = self.fake.finish_main_restart();
+                }
+                Ok(())
+            }
+            "worker1" => {
+                if kill {
+                    self.fake.kill_worker();
+                }
+                Ok(())
+            }
+            _ => Err(TargetError(format!("the fake has no process {name:?}"))),
+        }
+    }
+
     fn log_tail(&self, lines: usize) -> Option<String> {
         Some(self.fake.log_tail(lines))
     }

@@ -53,6 +53,11 @@ pub struct TargetInfo {
     pub topology: Option<Topology>,
 }
 
+/// The response header in which a deployment of several processes names the one that answered
+/// (`main`, `worker1`, ...; the managed Synapse with workers sets it in its proxy): the
+/// deployment cases' evidence of which process took a request.
+pub const SERVED_BY_HEADER: &str = "X-Served-By";
+
 /// How a managed homeserver is deployed: its database, and any processes beside the main one.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -126,6 +131,22 @@ pub trait Target: Send + Sync {
     /// data kept; returns once it answers again.
     async fn kill(&self) -> Result<(), TargetError> {
         Err(TargetError(self.can_kill().unwrap_err()))
+    }
+    /// The names of the homeserver's processes (main first) where it runs as several that
+    /// `cycle_one` can restart one at a time while the others keep serving (Synapse with
+    /// workers); otherwise why not, the reason cases needing it skip.
+    fn processes(&self) -> Result<Vec<String>, String> {
+        Err(
+            "the homeserver runs as a single process (Synapse with workers: --synapse-workers N)"
+                .into(),
+        )
+    }
+    /// Restart (or with `kill`, kill hard, as a crash would) the one process `name` of
+    /// `processes` and start it again on its data, while the others keep serving; returns once
+    /// it answers again. Cases call it in a restart round (`Ctx::restart_one_now`).
+    async fn cycle_one(&self, name: &str, kill: bool) -> Result<(), TargetError> {
+        let _ = (name, kill);
+        Err(TargetError(self.processes().unwrap_err()))
     }
     /// The last `lines` lines of the server's log, where the harness can see it.
     fn log_tail(&self, lines: usize) -> Option<String>;

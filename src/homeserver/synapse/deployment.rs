@@ -4,7 +4,7 @@
 //! the others keep serving. Everything dies with the harness and is killed when this is dropped;
 //! the caller owns the run's directory.
 
-use super::nginx::Nginx;
+use super::nginx::{Nginx, ProxyFault};
 use super::redis::Redis;
 use super::routing::Routing;
 use super::service::Service;
@@ -31,6 +31,8 @@ pub struct DeploymentOptions {
     pub events_writer: EventsWriter,
     /// How long each Synapse process may take to answer `/versions`.
     pub spawn_timeout: Duration,
+    /// A proxy misconfigured on purpose (self-tests of the deployment cases).
+    pub proxy_faults: Vec<ProxyFault>,
 }
 
 pub struct WorkerDeployment {
@@ -39,7 +41,9 @@ pub struct WorkerDeployment {
     version: String,
     spawn_timeout: Duration,
     routing: Routing,
-    redis: Redis,
+    /// Stopped last, by `shutdown`.
+    redis: tokio::sync::Mutex<Redis>,
+    redis_port: u16,
     /// Main first, then the workers, as in `plan.processes()`; `None` while down.
     synapse: tokio::sync::Mutex<Vec<Option<Service>>>,
     /// `None` once shut down.
@@ -78,12 +82,16 @@ impl WorkerDeployment {
                 .map(|worker| launch(&opts.python, worker, &http, opts.spawn_timeout)),
         )
         .await?;
-        let routing = Routing::for_synapse(&opts.version);
+        let mut routing = Routing::for_synapse(&opts.version);
+        if opts.proxy_faults.contains(&ProxyFault::RestartOnMainOnly) {
+            routing = routing.without("/restart$");
+        }
         let nginx = Nginx::start(
             &opts.dir,
             &routing,
             plan.main.client_port,
             &plan.worker_client_ports(),
+            &opts.proxy_faults,
         )
         .await?;
         let base_url = nginx.base_url();
@@ -101,7 +109,8 @@ impl WorkerDeployment {
             version: opts.version,
             spawn_timeout: opts.spawn_timeout,
             routing,
-            redis,
+            redis_port: redis.port(),
+            redis: tokio::sync::Mutex::new(redis),
             synapse: tokio::sync::Mutex::new(synapse),
             proxy: tokio::sync::Mutex::new(Some(nginx)),
             shut_down: std::sync::atomic::AtomicBool::new(false),
@@ -124,7 +133,7 @@ impl WorkerDeployment {
     }
 
     pub fn redis_port(&self) -> u16 {
-        self.redis.port()
+        self.redis_port
     }
 
     /// The Synapse processes' names, main first: `main`, `worker1`, ...
@@ -221,6 +230,7 @@ impl WorkerDeployment {
                 running.stop_within(SHUTDOWN_GRACE).await;
             }
         }
+        self.redis.lock().await.stop().await;
     }
 }
 
@@ -273,25 +283,14 @@ async fn answers(http: &reqwest::Client, base_url: &str) -> bool {
 /// Synapse's processes replicate through Redis only with its `redis` extra installed, in the
 /// versions it asks for: Synapse's own dependency check says.
 async fn check_redis_support(python: &Path) -> Result<(), TargetError> {
-    let check = "from synapse.util.check_dependencies import check_requirements\n\
-                 check_requirements('redis')";
-    let output = Command::new(python)
-        .args(["-c", check])
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| TargetError(format!("cannot run {}: {e}", python.display())))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let said = String::from_utf8_lossy(&output.stderr);
-    let said = said.lines().next().unwrap_or_default();
-    Err(TargetError(format!(
-        "the Synapse environment of {} lacks Redis support, which workers need ({said}): \
-         install Synapse's `redis` extra into it (`pip install 'matrix-synapse[redis]==VERSION'`, \
-         which brings txredisapi and hiredis in the versions that release accepts).",
-        python.display()
-    )))
+    redis_support(python).await.map_err(|said| {
+        TargetError(format!(
+            "the Synapse environment of {} lacks Redis support, which workers need ({said}): \
+             install Synapse's `redis` extra into it (`pip install 'matrix-synapse[redis]==VERSION'`, \
+             which brings txredisapi and hiredis in the versions that release accepts).",
+            python.display()
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -350,6 +349,7 @@ mod tests {
             fragment: None,
             events_writer: EventsWriter::FirstWorker,
             spawn_timeout: Duration::from_secs(60),
+            proxy_faults: Vec::new(),
         })
         .await
         .unwrap_or_else(|e| panic!("the deployment starts: {e}"));

@@ -332,6 +332,70 @@ impl<'a> Installer<'a> {
         }
     }
 
+    /// Adds `matrix-synapse[redis]` at the installed version to a complete installation. Every
+    /// package already installed is pinned (a constraints file from `pip freeze`), so the install
+    /// can only add packages: one that fails half-way leaves Synapse as it was.
+    async fn add_redis_extra(&self) -> Result<(), TargetError> {
+        let python = self.venv.join("bin").join("python");
+        self.stage("reading pip's configuration");
+        let pip = PipSettings::read().await?;
+        let cutoff = match release_upload_date(&pip, self.version).await {
+            Ok(time) => day_after(time),
+            Err(_) => None,
+        };
+        self.stage("listing the installed packages");
+        let pinned = self.installed_pins(&python).await?;
+        let constraints = tempfile::Builder::new()
+            .prefix("installed-")
+            .suffix(".txt")
+            .tempfile_in(self.venv.parent().unwrap_or(&self.venv))
+            .and_then(|mut file| file.write_all(pinned.as_bytes()).map(|()| file))
+            .map_err(|e| self.failure("writing a constraints file", &e.to_string()))?;
+        let requirement = format!("{PACKAGE}[redis]=={}", self.version);
+        self.stage("adding Synapse's redis extra (for workers)");
+        let mut with_uv = self.uv_install(&pip, cutoff.as_deref(), &requirement);
+        with_uv.arg("--constraint").arg(constraints.path());
+        let with_uv_failed = match self.venv.join("bin").join("uv").exists() {
+            true => self.run_logged(&mut with_uv).await.is_err(),
+            false => true,
+        };
+        if with_uv_failed {
+            let mut with_pip = Command::new(&python);
+            with_pip
+                .args(["-m", "pip", "install", "--constraint"])
+                .arg(constraints.path())
+                .arg(&requirement);
+            self.run_logged(&mut with_pip)
+                .await
+                .map_err(|tail| self.failure(&format!("installing {requirement}"), &tail))?;
+        }
+        redis_support(&python)
+            .await
+            .map_err(|why| self.failure("checking the installation", &why))?;
+        synapse_version_of(&python).await.map_err(|why| {
+            self.failure(
+                "checking the installation",
+                &format!("`import synapse`: {why}"),
+            )
+        })?;
+        Ok(())
+    }
+
+    /// `name==version` for every package in the virtualenv, one a line.
+    async fn installed_pins(&self, python: &Path) -> Result<String, TargetError> {
+        let output = Command::new(python)
+            .args(["-m", "pip", "freeze", "--all"])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| self.failure("listing the installed packages", &e.to_string()))?;
+        if !output.status.success() {
+            let said = String::from_utf8_lossy(&output.stderr).to_string();
+            return Err(self.failure("listing the installed packages", &said));
+        }
+        Ok(pins(&String::from_utf8_lossy(&output.stdout)))
+    }
+
     /// Runs `command` with its output appended to the install log; the log's tail on failure.
     async fn run_logged(&self, command: &mut Command) -> Result<(), String> {
         let mut log = OpenOptions::new()
@@ -365,6 +429,17 @@ impl<'a> Installer<'a> {
             self.log.display()
         ))
     }
+}
+
+/// The `name==version` lines of `pip freeze` output, as constraints (editable installs and
+/// direct references cannot be constraints, and a managed virtualenv has none).
+fn pins(freeze: &str) -> String {
+    freeze
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.contains("==") && !line.starts_with('-') && !line.contains(" @ "))
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 /// psycopg2 as prebuilt wheels: no compiler or PostgreSQL headers needed (the `postgres` extra of
@@ -421,6 +496,75 @@ pub(super) async fn ensure_psycopg2(
     result?;
     eprintln!(
         "Added {PSYCOPG2} in {:.1} s to {}",
+        installer.started.elapsed().as_secs_f64(),
+        venv.display()
+    );
+    Ok(())
+}
+
+/// Synapse's own dependency check for its `redis` extra (txredisapi and hiredis, in the versions
+/// the release accepts): `Err` with the first line of what it said.
+pub(super) async fn redis_support(python: &Path) -> Result<(), String> {
+    let check = "from synapse.util.check_dependencies import check_requirements\n\
+                 check_requirements('redis')";
+    let output = Command::new(python)
+        .args(["-c", check])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&output.stderr);
+    Err(said
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or("no output")
+        .to_string())
+}
+
+/// Makes sure Synapse's Python has the `redis` extra, which workers need to replicate: a managed
+/// virtualenv gets it added, once, without changing any package already there; for
+/// --synapse-venv, says how to add it.
+pub(super) async fn ensure_redis_extra(
+    opts: &SynapseOptions,
+    installation: &Installation,
+) -> Result<(), TargetError> {
+    let Err(why) = redis_support(&installation.python).await else {
+        return Ok(());
+    };
+    let venv = installation.python.parent().and_then(Path::parent);
+    let (Some(venv), None) = (venv, &opts.venv) else {
+        let dir = opts.venv.clone().unwrap_or_default();
+        return Err(TargetError(format!(
+            "--synapse-workers: the Synapse of --synapse-venv {} lacks its `redis` extra, which \
+             workers need to replicate ({why}).\nInstall it there: `{}/bin/pip install \
+             'matrix-synapse[redis]=={}'`.",
+            dir.display(),
+            dir.display(),
+            installation.version
+        )));
+    };
+    let cache = venv.parent().unwrap_or(venv);
+    let _lock = lock_exclusively(&cache.join("install.lock"), opts.show_progress).await?;
+    // Another run may have added it while we waited for the lock.
+    if redis_support(&installation.python).await.is_ok() {
+        return Ok(());
+    }
+    let log = cache.join(format!("synapse-{}.install.log", installation.version));
+    let installer = Installer::new(
+        &installation.version,
+        venv.to_path_buf(),
+        log,
+        opts.show_progress,
+    );
+    let result = installer.add_redis_extra().await;
+    installer.spinner.finish_and_clear();
+    result?;
+    eprintln!(
+        "Added Synapse's redis extra in {:.1} s to {}",
         installer.started.elapsed().as_secs_f64(),
         venv.display()
     );
@@ -753,6 +897,16 @@ mod tests {
             "\"--index-url=https://***@pypi.example/simple\" x"
         );
         assert_eq!(hide_credentials("https://host/a@b"), "https://host/a@b");
+    }
+
+    #[test]
+    fn every_installed_package_becomes_a_pin() {
+        let freeze = "attrs==25.4.0\nmatrix-synapse==1.163.2\n-e git+https://x#egg=y\n\
+                      z @ file:///tmp/z.whl\n\nuv==0.13.9\n";
+        assert_eq!(
+            pins(freeze),
+            "attrs==25.4.0\nmatrix-synapse==1.163.2\nuv==0.13.9\n"
+        );
     }
 
     #[test]

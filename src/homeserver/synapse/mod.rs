@@ -25,6 +25,7 @@ mod postgres;
 /// Also used to start widget drivers (`widget::bridge`): children that die with the harness.
 pub(crate) mod process;
 // Synapse as deployed with workers (--synapse-workers): routing, reverse proxy, Redis, config.
+pub mod deployed;
 pub mod deployment;
 pub mod nginx;
 pub mod redis;
@@ -129,6 +130,15 @@ pub struct SynapseTarget {
 /// running a Synapse outside the harness (tests of `--target url`).
 pub async fn installed_python(opts: &SynapseOptions) -> Result<PathBuf, TargetError> {
     Ok(find_or_install(opts).await?.python)
+}
+
+/// The Python and Synapse release of the environment `opts` names, with Synapse's `redis` extra,
+/// which workers need to replicate: added to a managed virtualenv once; for --synapse-venv, an
+/// error says how to add it.
+pub async fn python_for_workers(opts: &SynapseOptions) -> Result<(PathBuf, String), TargetError> {
+    let installation = find_or_install(opts).await?;
+    ensure_redis_extra(opts, &installation).await?;
+    Ok((installation.python, installation.version))
 }
 
 /// The run's private PostgreSQL cluster, for `SynapseOptions::postgres`: checks that PostgreSQL

@@ -5,12 +5,31 @@
 
 use super::routing::{Affinity, Methods, Route, Routing};
 use super::service::{accepts, find_program, missing_program, Service};
+use super::workers::{worker_name, MAIN_INSTANCE};
 use super::*;
 use std::fmt::Write as _;
+
+use crate::homeserver::SERVED_BY_HEADER;
 
 const PROGRAM: &str = "nginx";
 const PACKAGE: &str = "nginx";
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A proxy misconfigured on purpose, as real deployments have been: for the deployment cases'
+/// self-tests (the hidden `--synapse-deployment-fault`), since the fake homeserver cannot play
+/// workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProxyFault {
+    /// `/restart` routed to the main process only (as before Synapse 1.144), so heartbeats
+    /// need main.
+    RestartOnMainOnly,
+    /// Every request that schedules a delayed event is also mirrored to the main process: two
+    /// delayed events, two sends.
+    MirrorScheduling,
+    /// A caching proxy: GET answers of the delayed-events API are kept for a minute, so a
+    /// lookup or listing after a change may show what was before it.
+    CachedLookups,
+}
 
 /// What the proxy routes where.
 pub struct ProxyPlan<'a> {
@@ -23,6 +42,8 @@ pub struct ProxyPlan<'a> {
     pub listen_port: u16,
     /// The run's directory: nginx's prefix, pid, logs and temporary files.
     pub dir: &'a Path,
+    /// Misconfigurations on purpose (self-tests only); `RestartOnMainOnly` is the routing's.
+    pub faults: &'a [ProxyFault],
 }
 
 /// nginx's files in the run's directory.
@@ -141,8 +162,10 @@ pub fn render(plan: &ProxyPlan) -> Result<String, TargetError> {
                 let _ = writeln!(w, "        hash $dec_room consistent;");
             }
         }
+        // max_fails=0: a worker that failed while it restarted takes requests again as soon as
+        // it is back (by default nginx shuns it for 10 s, and 502s once every worker is shunned).
         for port in plan.worker_ports {
-            let _ = writeln!(w, "        server 127.0.0.1:{port};");
+            let _ = writeln!(w, "        server 127.0.0.1:{port} max_fails=0;");
         }
         let _ = writeln!(w, "        keepalive 16;\n    }}");
         let _ = writeln!(
@@ -152,11 +175,57 @@ pub fn render(plan: &ProxyPlan) -> Result<String, TargetError> {
             &choice
         );
     }
+    // Which process answered, by name, in a response header.
+    let _ = writeln!(w, "    map $upstream_addr $dec_served_by {{");
+    let _ = writeln!(w, "        default $upstream_addr;");
+    let _ = writeln!(w, "        127.0.0.1:{} {MAIN_INSTANCE};", plan.main_port);
+    for (index, port) in plan.worker_ports.iter().enumerate() {
+        let _ = writeln!(w, "        127.0.0.1:{port} {};", worker_name(index + 1));
+    }
+    let _ = writeln!(w, "    }}");
+    if plan.faults.contains(&ProxyFault::CachedLookups) {
+        let _ = writeln!(
+            w,
+            "    proxy_cache_path {} keys_zone=dec_lookups:1m;\n    \
+             map $uri $dec_not_delayed_events {{\n        \
+             \"~/org\\.matrix\\.msc4140/delayed_events|/v1/delayed_events\" 0;\n        default 1;\n    }}",
+            temp("cache")
+        );
+    }
+    if plan.faults.contains(&ProxyFault::MirrorScheduling) {
+        let _ = writeln!(
+            w,
+            "    map \"$request_method $request_uri\" $dec_schedules {{\n        \
+             \"~^PUT /_matrix/client/[^/]+/rooms/[^/]+/(send|state)/.*[?&]org\\.matrix\\.msc4140\\.delay=\" 1;\n        \
+             default 0;\n    }}"
+        );
+    }
     let _ = writeln!(
         w,
-        "\n    server {{\n        listen 127.0.0.1:{};\n        server_name localhost;",
+        "\n    server {{\n        listen 127.0.0.1:{};\n        server_name localhost;\n        \
+         add_header {SERVED_BY_HEADER} $dec_served_by always;",
         plan.listen_port
     );
+    if plan.faults.contains(&ProxyFault::CachedLookups) {
+        // Cached per user (the token) and URI, whatever the answer's own headers say.
+        let _ = writeln!(
+            w,
+            "        proxy_cache dec_lookups;\n        proxy_cache_valid 200 404 1m;\n        \
+             proxy_ignore_headers Cache-Control Expires Set-Cookie;\n        \
+             proxy_cache_key \"$http_authorization $request_uri\";\n        \
+             proxy_no_cache $dec_not_delayed_events;\n        \
+             proxy_cache_bypass $dec_not_delayed_events;"
+        );
+    }
+    if plan.faults.contains(&ProxyFault::MirrorScheduling) {
+        let _ = writeln!(
+            w,
+            "        mirror /dec-mirror;\n        mirror_request_body on;\n        \
+             location = /dec-mirror {{\n            internal;\n            \
+             if ($dec_schedules = 0) {{ return 204; }}\n            \
+             proxy_pass http://{MAIN}$request_uri;\n        }}"
+        );
+    }
     // nginx tries regular-expression locations in the order written, as `Routing::route` does.
     for route in &plan.routing.routes {
         let _ = writeln!(
@@ -206,6 +275,7 @@ impl Nginx {
         routing: &Routing,
         main_port: u16,
         worker_ports: &[u16],
+        faults: &[ProxyFault],
     ) -> Result<Nginx, TargetError> {
         let program = find_program(PROGRAM)
             .ok_or_else(|| missing_program(PROGRAM, PACKAGE, "Synapse with workers"))?;
@@ -216,6 +286,7 @@ impl Nginx {
             worker_ports,
             listen_port: port,
             dir,
+            faults,
         })?;
         let mut command = Command::new(program);
         command.current_dir(dir).args(arguments(dir, &files));
@@ -329,6 +400,7 @@ mod tests {
             worker_ports: workers,
             listen_port: 8448,
             dir,
+            faults: &[],
         }
     }
 
@@ -343,7 +415,10 @@ mod tests {
         assert!(config.contains("error_log \"/run/dec/nginx.error.log\" warn;"));
         assert!(config.contains("listen 127.0.0.1:8448;"));
         assert!(config.contains("server 127.0.0.1:8008;"));
-        assert_eq!(config.matches("server 127.0.0.1:9002;").count(), 3);
+        assert_eq!(
+            config.matches("server 127.0.0.1:9002 max_fails=0;").count(),
+            3
+        );
         assert!(config.contains("hash $dec_user consistent;"));
         assert!(config.contains("proxy_temp_path \"/run/dec/nginx-temp/proxy\";"));
         let locations: Vec<&str> = config
@@ -384,6 +459,20 @@ mod tests {
             let files = write_config(&plan(&routing, dir.path(), &[9001, 9002])).unwrap();
             let verdict = test_config(dir.path(), &files).expect("nginx is installed");
             assert_eq!(verdict, Ok(()), "nginx -t for {version}");
+        }
+        // Each misconfiguration of the self-tests, and all of them at once.
+        use clap::ValueEnum;
+        let all = ProxyFault::value_variants();
+        let routing = Routing::for_synapse("1.163.2");
+        for faults in all.iter().map(std::slice::from_ref).chain([all]) {
+            let dir = tempfile::tempdir().unwrap();
+            let files = write_config(&ProxyPlan {
+                faults,
+                ..plan(&routing, dir.path(), &[9001, 9002])
+            })
+            .unwrap();
+            let verdict = test_config(dir.path(), &files).expect("nginx is installed");
+            assert_eq!(verdict, Ok(()), "nginx -t with {faults:?}");
         }
     }
 
@@ -435,13 +524,23 @@ mod tests {
         let workers = [backend("worker1").await, backend("worker2").await];
         let dir = tempfile::tempdir().unwrap();
         let routing = Routing::for_synapse("1.163.2");
-        let nginx = Nginx::start(dir.path(), &routing, main, &workers)
+        let nginx = Nginx::start(dir.path(), &routing, main, &workers, &[])
             .await
             .expect("nginx starts");
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        // The backend's name, which the proxy's header names too.
         let answered = |method: reqwest::Method, path: &str| {
             let request = http.request(method, format!("{}{path}", nginx.base_url()));
-            async move { request.send().await.unwrap().text().await.unwrap() }
+            async move {
+                let response = request.send().await.unwrap();
+                let served_by = response.headers()[SERVED_BY_HEADER]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                let name = response.text().await.unwrap();
+                assert_eq!(served_by, name, "{SERVED_BY_HEADER}");
+                name
+            }
         };
         let delayed = "/_matrix/client/unstable/org.matrix.msc4140/delayed_events";
         let restart = format!("{delayed}/syd_x/restart");
@@ -496,7 +595,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut routing = Routing::for_synapse("1.163.2");
         routing.routes[0].pattern = "^/(unclosed";
-        let error = Nginx::start(dir.path(), &routing, 1, &[2])
+        let error = Nginx::start(dir.path(), &routing, 1, &[2], &[])
             .await
             .err()
             .expect("nginx refuses");

@@ -118,6 +118,24 @@ pub(super) fn describe_exit(status: ExitStatus) -> String {
     }
 }
 
+/// `n` free ports, all different: each stays bound until all are found (the kernel may hand
+/// out a just-released port again).
+pub(super) fn free_loopback_ports(n: usize) -> Result<Vec<u16>, TargetError> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TargetError(format!("cannot find free ports on 127.0.0.1: {e}")))?;
+    listeners
+        .iter()
+        .map(|listener| {
+            listener
+                .local_addr()
+                .map(|addr| addr.port())
+                .map_err(|e| TargetError(format!("cannot find a free port on 127.0.0.1: {e}")))
+        })
+        .collect()
+}
+
 pub(super) fn free_loopback_port() -> Result<u16, TargetError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())

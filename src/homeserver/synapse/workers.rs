@@ -26,6 +26,11 @@ pub const MAIN_INSTANCE: &str = "main";
 const GENERIC_WORKER_APP: &str = "synapse.app.generic_worker";
 const MAIN_APP: &str = "synapse.app.homeserver";
 
+/// The `number`th generic worker's instance name (from 1): `worker1`, ...
+pub(super) fn worker_name(number: usize) -> String {
+    format!("worker{number}")
+}
+
 /// Which process writes the events stream.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum EventsWriter {
@@ -76,25 +81,28 @@ impl DeploymentPlan {
                 "a deployment with workers needs at least one worker".into(),
             ));
         }
+        // Two listeners a process, all different.
+        let mut ports = free_loopback_ports(2 * (workers + 1))?.into_iter();
+        let mut port = move || ports.next().expect("two ports a process");
         let main_files = RunFiles::in_dir(dir);
         let main = ProcessPlan {
             name: MAIN_INSTANCE.into(),
             app: MAIN_APP,
             config_files: vec![main_files.config.clone()],
-            client_port: free_loopback_port()?,
-            replication_port: free_loopback_port()?,
+            client_port: port(),
+            replication_port: port(),
             files: main_files,
         };
         let workers = (1..=workers)
             .map(|number| {
-                let name = format!("worker{number}");
+                let name = worker_name(number);
                 let files = worker_files(&dir.join(&name));
                 Ok(ProcessPlan {
                     config_files: vec![main.files.config.clone(), files.config.clone()],
                     name,
                     app: GENERIC_WORKER_APP,
-                    client_port: free_loopback_port()?,
-                    replication_port: free_loopback_port()?,
+                    client_port: port(),
+                    replication_port: port(),
                     files,
                 })
             })
