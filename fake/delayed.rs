@@ -281,6 +281,20 @@ impl State {
         self.delayed_mut(idx).listing_view = Some((until, before));
     }
 
+    /// While only the main process restarts, the timer (which lives there) stands still; once it
+    /// is back, the next tick sends what fell due meanwhile.
+    pub(super) fn main_is_down(&mut self) -> bool {
+        match self.main_down_until {
+            Some(until) if self.now < until => true,
+            Some(_) => {
+                self.main_down_until = None;
+                self.log("main process: back up".into());
+                false
+            }
+            None => false,
+        }
+    }
+
     /// [`Fault::FlushesOnShutdown`]: on a clean stop, every scheduled delayed event is sent now.
     pub(super) fn flush_on_shutdown(&mut self) {
         if !self.fault(Fault::FlushesOnShutdown) || self.down_until.is_some() {
@@ -339,7 +353,7 @@ impl State {
 
     /// Sends every delayed event whose time has come, in order of due time.
     pub(super) fn tick(&mut self) {
-        if self.timer_stalled {
+        if self.timer_stalled || self.main_is_down() {
             return;
         }
         let now = self.now;

@@ -135,6 +135,9 @@ declare_faults! {
             breaks: [
                 "msc4140.restart.moves_send_time" => "restart",
                 "msc4140.restart.heartbeat_keeps_event_unsent" => "before its delay",
+                "msc4140.deployment.heartbeats_survive_main_restart" => "a call member hung up",
+                // The scheduling time every process reports never moves.
+                "msc4140.deployment.lookups_agree_across_workers" => "after restarting it",
                 // Sent while restarted (a loaded machine's slow heartbeat), or the unmoved time
                 // reported.
                 "msc4140.restart.sent_after_heartbeat_stops" => "successful restart",
@@ -666,6 +669,31 @@ declare_faults! {
                     => "due while the homeserver was killed was delivered 2 times",
             ],
         },
+        /// Played as a deployment with workers: while only the main process restarts
+        /// (`FakeTarget::cycle_one`), management requests answer 502 (the workers cannot reach
+        /// it), so heartbeats fail and the timer sends the leaves once main is back.
+        ManagementNeedsMain {
+            breaks: [
+                "msc4140.deployment.heartbeats_survive_main_restart" => "a call member hung up",
+            ],
+        },
+        /// Played as a deployment with workers: a worker killed alone
+        /// (`FakeTarget::cycle_one("worker1", kill)`) takes the delayed events it scheduled
+        /// with it: they are never sent.
+        KilledWorkerForgetsScheduled {
+            breaks: [
+                "msc4140.deployment.scheduled_on_worker_sent_once" => "was killed meanwhile was never sent",
+            ],
+        },
+        /// Played as a deployment with workers: after the main process is killed alone, it
+        /// sends once more what it sent in the 10 s before (the record of having sent them was
+        /// lost with it).
+        MainCrashResendsRecent {
+            breaks: [
+                "msc4140.deployment.crash_of_sending_process_sends_once" => "2 copies",
+            ],
+        },
+
         /// After a restart the timer stands still (neither the overdue events nor later ones are
         /// sent, whatever requests such as `/sync` come in) until the first delayed-events API
         /// request arrives, from anyone.
@@ -838,6 +866,7 @@ declare_faults! {
                     => "though the harness sent it in time",
                 "msc4140.restart.moves_send_time" => "was refused",
                 "msc4140.restart.heartbeat_keeps_event_unsent" => "was refused",
+                "msc4140.deployment.heartbeats_survive_main_restart" => "a call member hung up",
                 "msc4140.restart.sent_after_heartbeat_stops" => "was refused",
                 "msc4140.use_cases.matrixrtc_last_will" => "was refused",
                 "msc4140.use_cases.call_of_many" => "was refused",

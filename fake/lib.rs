@@ -240,6 +240,56 @@ impl FakeHomeserver {
         }
     }
 
+    /// Starts a restart of the main process only, the fake playing a deployment with workers:
+    /// for [`FakeOptions::restart_downtime`] the timer stands still while requests are still
+    /// answered (by the "workers"; [`Fault::ManagementNeedsMain`] refuses management then).
+    /// Answers how long until it is back; call [`FakeHomeserver::finish_main_restart`] then.
+    pub fn begin_main_restart(&self, kill: bool) -> Duration {
+        let mut st = lock(&self.state);
+        st.now = now_ms();
+        if kill && st.fault(Fault::MainCrashResendsRecent) {
+            let since = st.now.saturating_sub(10_000);
+            for d in st.delayed.iter_mut() {
+                if matches!(d.outcome, delayed::Outcome::Sent { .. })
+                    && d.finalised_ts.is_some_and(|at| at >= since)
+                {
+                    d.timer_resend = true;
+                }
+            }
+        }
+        let downtime = st.opts.restart_downtime;
+        st.main_down_until = Some(st.now + downtime.as_millis() as u64);
+        st.log("main process: restarting".into());
+        downtime
+    }
+
+    /// Kills the one generic worker the fake plays ([`Fault::KilledWorkerForgetsScheduled`]
+    /// loses what it scheduled); it is back at once.
+    pub fn kill_worker(&self) {
+        let mut st = lock(&self.state);
+        if st.fault(Fault::KilledWorkerForgetsScheduled) {
+            for d in st.delayed.iter_mut() {
+                if matches!(d.outcome, delayed::Outcome::Scheduled) {
+                    d.stalled = true;
+                }
+            }
+            st.log("worker1: killed, its delayed events lost".into());
+        }
+    }
+
+    /// Brings the main process back once its downtime has passed (the timer then sends what fell
+    /// due). Answers the downtime left, or `None` once it is back.
+    pub fn finish_main_restart(&self) -> Option<Duration> {
+        let mut st = lock(&self.state);
+        st.now = now_ms();
+        if !st.main_is_down() {
+            st.tick();
+            return None;
+        }
+        let until = st.main_down_until.unwrap_or(st.now);
+        Some(Duration::from_millis(until.saturating_sub(st.now).max(1)))
+    }
+
     /// Homeserver restarts and kills so far.
     pub fn restarts(&self) -> u64 {
         lock(&self.state).restarts

@@ -107,7 +107,11 @@ impl Respond for Router {
         let cx = Ctx::from_request(request);
         let mut st = lock(&self.state);
         st.now = now_ms();
+
         let reply = st.check_up().and_then(|()| {
+            if is_management(&cx) && st.fault(Fault::ManagementNeedsMain) && st.main_is_down() {
+                return Err(err(502, "M_UNKNOWN", "the main process is restarting"));
+            }
             if is_delayed_api(&cx) {
                 st.timer_stalled = false;
             }
@@ -120,6 +124,13 @@ impl Respond for Router {
                 reply.delay = Some(reply.delay.unwrap_or_default().max(wait));
             }
         }
+        // Played as a deployment: management by the main process, the rest by its one worker.
+        let served_by = if is_management(&cx) {
+            "main"
+        } else {
+            "worker1"
+        };
+        reply = reply.header("X-Served-By", served_by.into());
         st.log(format!("{} {} -> {}", cx.method, cx.path, reply.status));
         if let Some(recorded) = RecordedRequest::of(&cx, reply.status) {
             st.recorded.push(recorded);
@@ -187,6 +198,11 @@ pub(super) fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 
 /// Whether a request is one of the delayed-event API's (either scheduling form, or under the
 /// MSC4140 prefix).
+/// A management action (`send`, `cancel`, `restart`) in either form, under either prefix.
+fn is_management(cx: &Ctx) -> bool {
+    cx.method == "POST" && is_delayed_api(cx) && cx.segs.iter().any(|s| s == "delayed_events")
+}
+
 pub(super) fn is_delayed_api(cx: &Ctx) -> bool {
     pub(super) const PREFIX: [&str; 4] = ["_matrix", "client", "unstable", "org.matrix.msc4140"];
     pub(super) const STABLE: [&str; 4] = ["_matrix", "client", "v1", "delayed_events"];

@@ -84,6 +84,10 @@ pub(super) struct State {
     pub(super) down_until: Option<u64>,
     /// Homeserver restarts so far.
     pub(super) restarts: u64,
+    /// While only the "main process" restarts (the fake as a deployment with workers,
+    /// [`crate::FakeHomeserver::begin_main_restart`]): the wall-clock time (ms) it comes back.
+    /// Requests are still answered; the timer stands still.
+    pub(super) main_down_until: Option<u64>,
     /// The current downtime is a hard kill, not a clean restart.
     pub(super) killed: bool,
     /// [`Fault::TimerStallsAfterRestart`]: the timer waits for a delayed-events API request.
@@ -175,6 +179,7 @@ impl State {
             delayed_counter: 0,
             down_until: None,
             restarts: 0,
+            main_down_until: None,
             killed: false,
             timer_stalled: false,
             late_overwrites: Vec::new(),

@@ -1,5 +1,6 @@
 //! The `load` command against the fake homeserver: a correct server gives clean figures, and each
-//! field bug the figures are there to catch shows up in the figure that names it.
+//! field bug the figures are there to catch shows up in the figure that names it. Earlier
+//! reports beside this run's (`--beside`): the page on two real reports, and bad files refused.
 
 mod support;
 
@@ -117,4 +118,118 @@ fn bad_workloads_are_refused_with_exit_status_2() {
         assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+}
+
+/// Two real `load --json` files (tests/fixtures/): the managed Synapse on SQLite and on PostgreSQL.
+const SQLITE: &str = "load-synapse-1.163.2-sqlite.json";
+const POSTGRES: &str = "load-synapse-1.163.2-postgres.json";
+
+fn fixture_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A page to review: the style left out, a line per block, and each plot reduced to its texts
+/// (axes, ticks) and the colours of its lines.
+fn reviewable(page: &str) -> String {
+    let mut out = String::new();
+    let mut rest = page;
+    while let Some(start) = rest.find("<svg") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("</svg>").expect("an SVG ends") + start;
+        let svg = &rest[start..end];
+        let texts: Vec<&str> = svg
+            .split("<text")
+            .skip(1)
+            .filter_map(|t| t.split_once('>'))
+            .map(|(_, t)| t.split("</text>").next().unwrap_or("").trim())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let mut colours: Vec<&str> = svg
+            .split("<polyline")
+            .skip(1)
+            .filter_map(|p| p.split_once("stroke=\"")?.1.split('"').next())
+            .collect();
+        colours.dedup();
+        out.push_str(&format!(
+            "[plot: {}; lines: {}]",
+            texts.join(" | "),
+            colours.join(", ")
+        ));
+        rest = &rest[end + "</svg>".len()..];
+    }
+    out.push_str(rest);
+    let style = (out.find("<style>").unwrap(), out.find("</style>").unwrap());
+    out.replace_range(style.0 + "<style>".len()..style.1, "…");
+    for tag in [
+        "<header", "<ul", "<li", "<p", "<section", "<figure", "<table", "<thead", "<tbody", "<tr",
+        "<footer",
+    ] {
+        out = out.replace(tag, &format!("\n{tag}"));
+    }
+    out
+}
+
+#[test]
+fn the_page_sets_earlier_reports_beside_this_run() {
+    use dec_harness::load::{render, Beside};
+    let this = Beside::read(&fixture_path(POSTGRES)).unwrap();
+    let single = Beside::read(&fixture_path(SQLITE)).unwrap();
+    let single = Beside {
+        path: SQLITE.into(),
+        ..single
+    };
+    let page = render::html(&this.report, &[single]);
+    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+        insta::assert_snapshot!("load-side-by-side", reviewable(&page));
+    });
+}
+
+#[test]
+fn a_bad_beside_file_is_refused_before_the_target_starts() {
+    let not_json = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(not_json.path(), "events: 100").unwrap();
+    let results = fixture_path("synapse-1.163.2.json");
+    let html = std::env::temp_dir().join("dec-load-beside-test.html");
+    for (file, says) in [
+        (
+            std::path::PathBuf::from("/nonexistent/load.json"),
+            "cannot read /nonexistent/load.json",
+        ),
+        (not_json.path().to_path_buf(), "is not JSON"),
+        (results, "is the results file of a `run`, not of `load`"),
+    ] {
+        // Nothing listens on port 9: a target start would fail with another message.
+        let output = std::process::Command::new(BINARY)
+            .args([
+                "load",
+                "--target",
+                "url",
+                "--base-url",
+                "http://127.0.0.1:9",
+            ])
+            .arg("--beside")
+            .arg(&file)
+            .arg("--html")
+            .arg(&html)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{file:?}: {stderr}");
+        assert!(stderr.contains("--beside"), "{file:?}: {stderr}");
+        assert!(stderr.contains(says), "{file:?}: {stderr}");
+        assert!(stderr.contains("load --json FILE"), "{file:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{file:?}: {stderr}");
+        assert!(!html.exists(), "no page for a refused run");
+    }
+    // The comparison is a page: without --html there is nowhere to show it.
+    let output = std::process::Command::new(BINARY)
+        .args(["load", "--beside"])
+        .arg(fixture_path(SQLITE))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--html"), "{stderr}");
 }

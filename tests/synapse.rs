@@ -22,6 +22,23 @@ fn alone() -> std::sync::MutexGuard<'static, ()> {
 /// offer (the dedicated endpoint, the stable prefix) or keep (finalised events). Any other skip
 /// fails the test, as an unlisted failure does.
 const SKIPS_ON_SYNAPSE: &[(&str, &str)] = &[
+    // The deployment area needs Synapse with workers (tests/synapse_workers.rs).
+    (
+        "msc4140.deployment.heartbeats_survive_main_restart",
+        "runs as a single process",
+    ),
+    (
+        "msc4140.deployment.scheduled_on_worker_sent_once",
+        "runs as a single process",
+    ),
+    (
+        "msc4140.deployment.crash_of_sending_process_sends_once",
+        "runs as a single process",
+    ),
+    (
+        "msc4140.deployment.lookups_agree_across_workers",
+        "runs as a single process",
+    ),
     (
         "msc4140.listing.lookup_after_timer_sent",
         "keeps no finalised delayed events",

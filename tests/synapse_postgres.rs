@@ -3,34 +3,14 @@
 //! was, and nothing of the cluster outlives a run, finished or interrupted. Where PostgreSQL is
 //! not installed, each test prints a SKIPPED line (`.ci/run` installs it).
 
+#[path = "support/local_services.rs"]
+mod local_services;
+
+use local_services::{alone, postgres_installed, private_tmpdir, run_dirs};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// One at a time: each starts Synapse and PostgreSQL processes on a machine of two cores.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn alone() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Where the harness looks for PostgreSQL: `initdb` on PATH, or Debian's versioned directory.
-fn postgres_installed() -> bool {
-    let on_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join("initdb").is_file()))
-        .unwrap_or(false);
-    let debian = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|dirs| {
-            dirs.flatten()
-                .any(|dir| dir.path().join("bin").join("initdb").is_file())
-        })
-        .unwrap_or(false);
-    on_path || debian
-}
 
 /// True, after a SKIPPED line on stderr, where PostgreSQL is missing.
 fn skipped(test: &str) -> bool {
@@ -45,16 +25,6 @@ fn skipped(test: &str) -> bool {
          is untested"
     );
     true
-}
-
-/// A private TMPDIR for the harness, where its run directories go: what is left there, and
-/// which processes still name it, is what the run left behind. Searchable by all, since a
-/// harness running as root runs PostgreSQL as another user.
-fn private_tmpdir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
 }
 
 fn harness(tmpdir: &Path) -> Command {
@@ -81,21 +51,6 @@ fn processes_naming(dir: &Path) -> Vec<String> {
                 .then(|| format!("{}: {cmdline}", entry.file_name().to_string_lossy()))
         })
         .collect()
-}
-
-fn run_dirs(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|entry| entry.path())
-                .filter(|path| {
-                    path.file_name()
-                        .is_some_and(|name| name.to_string_lossy().starts_with("synapse-run-"))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Nothing of the run is left: no process naming its TMPDIR (waiting a bounded time for exits

@@ -4,6 +4,7 @@ mod auth;
 mod cancellation;
 mod capabilities;
 mod content;
+mod deployment;
 mod errors;
 mod idempotency;
 mod limits;
@@ -34,6 +35,7 @@ dec_harness::areas!(
     power_levels,
     state_overwrite,
     persistence,
+    deployment,
     limits,
     rate_limits,
     auth,

@@ -7,5 +7,7 @@ pub mod fake_target {
     pub use dec_harness::homeserver::fake::FakeTarget;
 }
 pub mod fault_matrix;
+#[allow(dead_code)] // used by selftest.rs only
+pub mod faulty_deployments;
 pub mod stand_in;
 pub mod stand_in_faults;
