@@ -2,10 +2,14 @@
 //! one workload, or a sweep of growing ones, against the target (only ever the managed server on
 //! loopback or the given URL), bounded in count and time. Ctrl-C prints the figures so far.
 
+mod beside;
 mod figures;
-mod render;
+mod plot;
+pub mod render;
+mod side_by_side;
 mod workload;
 
+pub use beside::Beside;
 pub use figures::{Figures, Percentiles};
 pub use workload::Workload;
 
@@ -15,7 +19,7 @@ use crate::homeserver::TargetInfo;
 use crate::interrupt::interrupt_signal;
 use crate::results::Harness;
 use crate::startup::{self, start_target};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,11 +30,14 @@ pub const MAX_EVENTS: usize = 20_000;
 /// Events per user when the server advertises no per-user limit.
 const DEFAULT_EVENTS_PER_USER: usize = 20;
 
-/// What `load --json` writes.
-#[derive(Serialize)]
+/// The schema of what `load --json` writes; `--beside` reads only this one.
+pub const SCHEMA: u32 = 1;
+
+/// What `load --json` writes, and `--beside` reads back.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LoadReport {
     pub schema: u32,
-    pub kind: &'static str,
+    pub kind: String,
     pub harness: Harness,
     pub target: TargetInfo,
     pub api_form: String,
@@ -119,8 +126,8 @@ pub(crate) fn load(args: LoadArgs) -> Result<ExitCode, UsageError> {
         eprintln!("\ninterrupted: the figures gathered so far");
     }
     let report = LoadReport {
-        schema: 1,
-        kind: "load",
+        schema: SCHEMA,
+        kind: "load".into(),
         harness: Harness::default(),
         target: info,
         api_form,
@@ -129,12 +136,25 @@ pub(crate) fn load(args: LoadArgs) -> Result<ExitCode, UsageError> {
         runs,
     };
     print!("{}", render::table(&report));
+    for other in &args.beside {
+        println!(
+            "beside it in the HTML page: {} ({}, {} workloads, started {})",
+            other.report.label(),
+            other.path.display(),
+            other.report.runs.len(),
+            other.report.started_at
+        );
+    }
+    let all = std::iter::once(&report).chain(args.beside.iter().map(|b| &b.report));
+    if let Some(warning) = side_by_side::workloads_differ(all) {
+        eprintln!("load: {warning}");
+    }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report).expect("figures serialise");
         write(path, &text)?;
     }
     if let Some(path) = &args.html {
-        write(path, &render::html(&report))?;
+        write(path, &render::html(&report, &args.beside))?;
     }
     Ok(if interrupted {
         ExitCode::from(130)
@@ -199,4 +219,56 @@ async fn sweep(
         ));
     }
     Ok(runs)
+}
+
+/// A small load report for the tests: two workloads, `late_ms` the lateness of the first.
+#[cfg(test)]
+pub(crate) fn sample_report(
+    topology: Option<crate::homeserver::Topology>,
+    late_ms: f64,
+) -> LoadReport {
+    let run = |events: usize, late_ms: f64| Figures {
+        events,
+        users: events / 20,
+        delay_ms: 3000,
+        spread_ms: 2000,
+        scheduled: events,
+        delivered_once: events,
+        lateness_ms: Percentiles {
+            count: events,
+            p50: late_ms,
+            p90: late_ms * 2.0,
+            p99: late_ms * 3.0,
+            max: late_ms * 4.0,
+        },
+        request_ms: [(
+            "schedule".to_string(),
+            Percentiles {
+                count: events,
+                p50: 20.0,
+                p90: 40.0,
+                p99: 80.0,
+                max: 90.0,
+            },
+        )]
+        .into(),
+        ..Figures::default()
+    };
+    LoadReport {
+        schema: SCHEMA,
+        kind: "load".into(),
+        harness: Harness::default(),
+        target: TargetInfo {
+            kind: "synapse".into(),
+            name: "Synapse".into(),
+            version: Some("1.163.2".into()),
+            base_url: "http://127.0.0.1:8008".into(),
+            topology,
+            ..TargetInfo::default()
+        },
+        api_form: "query-param, split-path, unstable".into(),
+        started_at: "2026-12-05T01:00:00Z".into(),
+        interrupted: false,
+        runs: vec![run(100, late_ms), run(1000, late_ms * 10.0)],
+    }
 }

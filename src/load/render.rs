@@ -1,8 +1,10 @@
 //! How a load profile is shown: a table in the terminal, and one self-contained HTML page whose
 //! plots (SVG, drawn by plotters) show how lateness, loss and request times grow with the load.
+//! With earlier reports beside it (`--beside`), the page is `side_by_side.rs`'s.
 
 use super::figures::Figures;
-use super::LoadReport;
+use super::plot::{line_plot, Series};
+use super::{side_by_side, Beside, LoadReport};
 use plotters::prelude::*;
 use std::fmt::Write;
 
@@ -77,7 +79,7 @@ fn cpu_ratio(f: &Figures) -> String {
 }
 
 /// What the server's own timestamps say, beside the harness's figure.
-fn server_clock_line(f: &Figures) -> String {
+pub(super) fn server_clock_line(f: &Figures) -> String {
     let stamps = match f.stamps_scheduled_time {
         Some(true) => "it stamps late events with their scheduled time, not the time it sent them",
         Some(false) => "it stamps events with the time it sent them",
@@ -95,8 +97,17 @@ fn server_clock_line(f: &Figures) -> String {
     )
 }
 
-/// The HTML page: header, plots (for a sweep), and the figures of each workload.
-pub fn html(report: &LoadReport) -> String {
+/// The HTML page: this run's alone, or beside earlier runs' (`--beside`).
+pub fn html(report: &LoadReport, beside: &[Beside]) -> String {
+    if beside.is_empty() {
+        single_page(report)
+    } else {
+        side_by_side::page(report, beside)
+    }
+}
+
+/// One run's page: header, plots (for a sweep), and the figures of each workload.
+fn single_page(report: &LoadReport) -> String {
     let mut page = String::new();
     let target = &report.target;
     let title = format!(
@@ -144,11 +155,23 @@ pub fn html(report: &LoadReport) -> String {
     }
     page.push_str("</section>");
     page.push_str(&figures_table(report));
-    page.push_str("<footer>lateness: harness clock, from just before the request that set the event's timer plus its delay, to the /sync answer carrying it. Server figure: origin_server_ts minus the same due time on the wall clock.</footer></body></html>");
+    page.push_str(FOOTER);
     page
 }
 
-fn figure(title: &str, caption: &str, svg: &str) -> String {
+pub(super) const FOOTER: &str = "<footer>lateness: harness clock, from just before the request that set the event's timer plus its delay, to the /sync answer carrying it. Server figure: origin_server_ts minus the same due time on the wall clock.</footer></body></html>";
+
+pub(super) const MANAGEMENT: [&str; 3] = ["cancel", "send", "restart"];
+
+pub(super) fn management_p99(f: &Figures) -> f64 {
+    MANAGEMENT
+        .iter()
+        .filter_map(|k| f.request_ms.get(*k))
+        .map(|p| p.p99)
+        .fold(0.0, f64::max)
+}
+
+pub(super) fn figure(title: &str, caption: &str, svg: &str) -> String {
     format!(
         "<figure><h2>{}</h2>{svg}<figcaption>{}</figcaption></figure>",
         esc(title),
@@ -156,13 +179,26 @@ fn figure(title: &str, caption: &str, svg: &str) -> String {
     )
 }
 
+pub(super) const TABLE_HEAD: &str =
+    "<table><thead><tr><th>events</th><th>users</th><th>call members</th><th>scheduled</th>\
+     <th>refused</th><th>delivered once</th><th>lost</th><th>duplicated</th><th>early</th>\
+     <th>late p50</th><th>p90</th><th>p99</th><th>max</th><th>server p99</th>\
+     <th>schedule p99</th><th>heartbeats refused</th><th>CPU harness / server</th></tr></thead>";
+pub(super) const TABLE_COLUMNS: usize = 17;
+
 fn figures_table(report: &LoadReport) -> String {
-    let mut t = String::from(
-        "<table><thead><tr><th>events</th><th>users</th><th>call members</th><th>scheduled</th>\
-         <th>refused</th><th>delivered once</th><th>lost</th><th>duplicated</th><th>early</th>\
-         <th>late p50</th><th>p90</th><th>p99</th><th>max</th><th>server p99</th>\
-         <th>schedule p99</th><th>heartbeats refused</th><th>CPU harness / server</th></tr></thead><tbody>",
-    );
+    let mut t = format!("{TABLE_HEAD}<tbody>{}", figures_rows(report));
+    t.push_str("</tbody></table><ul class=\"stamps\">");
+    for f in &report.runs {
+        let _ = write!(t, "<li>{}</li>", esc(server_clock_line(f).trim()));
+    }
+    t.push_str("</ul>");
+    t
+}
+
+/// One table row per workload.
+pub(super) fn figures_rows(report: &LoadReport) -> String {
+    let mut t = String::new();
     for f in &report.runs {
         let bad = |n: usize| if n > 0 { " class=\"bad\"" } else { "" };
         let _ = write!(
@@ -195,92 +231,29 @@ fn figures_table(report: &LoadReport) -> String {
             f.server_cpu_ms.map_or("unknown".into(), |s| format!("{s} ms")),
         );
     }
-    t.push_str("</tbody></table><ul class=\"stamps\">");
-    for f in &report.runs {
-        let _ = write!(t, "<li>{}</li>", esc(server_clock_line(f).trim()));
-    }
-    t.push_str("</ul>");
     t
 }
 
-const CSS: &str =
+pub(super) const CSS: &str =
     "body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}\
 header{background:#1d2330;color:#fff;padding:18px 28px}header h1{margin:0 0 4px;font-size:22px}\
 header p{margin:0;color:#c9d1e0}.plots{display:flex;flex-wrap:wrap;gap:18px;padding:18px 28px}\
-figure{background:#fff;border:1px solid #dde1e8;border-radius:8px;margin:0;padding:12px 14px}\
+figure{background:#fff;border:1px solid #dde1e8;border-radius:8px;margin:0;padding:12px 14px;width:560px}\
 figure h2{font-size:16px;margin:0 0 6px}figcaption{color:#5b6475;font-size:13px}\
 table{border-collapse:collapse;margin:0 28px 18px;background:#fff;font-size:13px}\
 th,td{border:1px solid #dde1e8;padding:5px 8px;text-align:right}th{background:#eef1f5}\
 td.bad{background:#fde8e8;color:#a4161a;font-weight:600}.warn{margin:12px 28px;color:#a4161a}\
-.note{color:#5b6475}.stamps{margin:0 28px 14px;color:#3a4252;font-size:13px}footer{color:#5b6475;font-size:12px;padding:0 28px 24px}";
+.note{color:#5b6475}.stamps{margin:0 28px 14px;color:#3a4252;font-size:13px}footer{color:#5b6475;font-size:12px;padding:0 28px 24px}\
+.key{list-style:none;margin:8px 0 6px;padding:0}.key li{margin:0 0 6px}.key span{color:#c9d1e0;font-size:13px}\
+.key .swatch{font-size:18px;background:#fff;border-radius:4px;padding:0 4px}\
+.legend{list-style:none;margin:4px 0 6px;padding:0;font-size:13px}.legend span{font-weight:700;letter-spacing:-2px;margin-right:6px}\
+tr.block th{text-align:left;background:#fff;font-size:14px;padding-top:10px}.source{color:#5b6475;font-weight:400}";
 
-fn esc(text: &str) -> String {
+pub(super) fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-const PLOT_SIZE: (u32, u32) = (560, 340);
-
-/// One line of a plot: its name, its colour, and its (events, value) points.
-type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
-
-/// Series drawn as lines with points, on a logarithmic load axis.
-fn line_plot(y_label: &str, series: &[Series]) -> String {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, PLOT_SIZE).into_drawing_area();
-        let _ = root.fill(&WHITE);
-        let xs = series.iter().flat_map(|s| s.2.iter().map(|p| p.0));
-        let ys = series.iter().flat_map(|s| s.2.iter().map(|p| p.1));
-        let x_min = xs.clone().fold(f64::INFINITY, f64::min).max(1.0);
-        let x_max = xs.fold(1.0, f64::max).max(x_min * 10.0);
-        let y_max = ys.fold(1.0, f64::max) * 1.15;
-        let chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(38)
-            .y_label_area_size(58)
-            .build_cartesian_2d((x_min * 0.8..x_max * 1.25).log_scale(), 0.0..y_max);
-        let Ok(mut chart) = chart else {
-            return svg_error();
-        };
-        let _ = chart
-            .configure_mesh()
-            .x_desc("delayed events in the workload")
-            .y_desc(y_label)
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(RGBColor(226, 229, 235))
-            .x_labels(6)
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| format!("{y:.0}"))
-            .draw();
-        for (name, color, points) in series {
-            let color = *color;
-            let drawn = chart.draw_series(LineSeries::new(
-                points.iter().copied(),
-                color.stroke_width(2),
-            ));
-            if let Ok(drawn) = drawn {
-                drawn.label(*name).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                });
-            }
-            let _ = chart.draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())));
-        }
-        let _ = chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(200, 204, 212))
-            .draw();
-        let _ = root.present();
-    }
-    svg
-}
-
-fn svg_error() -> String {
-    "<p>(plot unavailable)</p>".into()
 }
 
 const BLUE: RGBColor = RGBColor(37, 99, 235);
@@ -298,11 +271,12 @@ fn lateness_plot(runs: &[Figures]) -> String {
     line_plot(
         "lateness (ms)",
         &[
-            ("p50", BLUE, per_run(runs, |f| f.lateness_ms.p50)),
-            ("p90", ORANGE, per_run(runs, |f| f.lateness_ms.p90)),
-            ("p99", RED, per_run(runs, |f| f.lateness_ms.p99)),
-            ("max", GREY, per_run(runs, |f| f.lateness_ms.max)),
+            Series::new("p50", BLUE, per_run(runs, |f| f.lateness_ms.p50)),
+            Series::new("p90", ORANGE, per_run(runs, |f| f.lateness_ms.p90)),
+            Series::new("p99", RED, per_run(runs, |f| f.lateness_ms.p99)),
+            Series::new("max", GREY, per_run(runs, |f| f.lateness_ms.max)),
         ],
+        Some(SeriesLabelPosition::UpperLeft),
     )
 }
 
@@ -314,28 +288,30 @@ fn delivery_plot(runs: &[Figures]) -> String {
     line_plot(
         "% of the workload's events",
         &[
-            (
+            Series::new(
                 "delivered once",
                 GREEN,
                 per_run(runs, |f| share(f.delivered_once, to_send(f))),
             ),
-            ("lost", RED, per_run(runs, |f| share(f.lost, to_send(f)))),
-            (
+            Series::new("lost", RED, per_run(runs, |f| share(f.lost, to_send(f)))),
+            Series::new(
                 "duplicated",
                 PURPLE,
                 per_run(runs, |f| share(f.duplicated, to_send(f))),
             ),
-            (
+            Series::new(
                 "early",
                 ORANGE,
                 per_run(runs, |f| share(f.early, to_send(f))),
             ),
-            (
+            Series::new(
                 "refused",
                 GREY,
                 per_run(runs, |f| share(f.refused_total(), asked(f))),
             ),
         ],
+        // Between the delivered share near 100 % and the losses near 0.
+        Some(SeriesLabelPosition::MiddleLeft),
     )
 }
 
@@ -346,19 +322,30 @@ fn request_plot(runs: &[Figures]) -> String {
     line_plot(
         "request time (ms)",
         &[
-            ("schedule p50", BLUE, of("schedule", |p| p.p50)),
-            ("schedule p99", RED, of("schedule", |p| p.p99)),
-            (
-                "management p99",
-                PURPLE,
-                per_run(runs, |f| {
-                    ["cancel", "send", "restart"]
-                        .iter()
-                        .filter_map(|k| f.request_ms.get(*k))
-                        .map(|p| p.p99)
-                        .fold(0.0, f64::max)
-                }),
-            ),
+            Series::new("schedule p50", BLUE, of("schedule", |p| p.p50)),
+            Series::new("schedule p99", RED, of("schedule", |p| p.p99)),
+            Series::new("management p99", PURPLE, per_run(runs, management_p99)),
         ],
+        Some(SeriesLabelPosition::UpperLeft),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::homeserver::{Database, Topology};
+    use crate::load::sample_report;
+
+    #[test]
+    fn one_report_keeps_its_own_page() {
+        let workers = Topology {
+            database: Database::Postgres,
+            workers: 2,
+            proxy: Some("nginx".into()),
+        };
+        let page = html(&sample_report(Some(workers), 100.0), &[]);
+        assert!(page.contains("<h1>Delayed events under load: Synapse 1.163.2</h1>"));
+        assert!(!page.contains("class=\"key\""));
+        assert_eq!(page.matches("<figure>").count(), 3);
+    }
 }
