@@ -104,6 +104,11 @@ pub struct FakeOptions {
     /// A correct but slow server: requests whose path contains the first part take effect at
     /// once but are answered only after the second (default none).
     pub slow_answers: Option<(&'static str, Duration)>,
+    /// Played as a deployment with workers routed as Synapse's documentation routes them: the
+    /// split paths are served by the worker, the body form by the main process only, so while
+    /// main restarts alone ([`FakeHomeserver::begin_main_restart`]) the body form answers 502
+    /// (default false).
+    pub body_form_on_main: bool,
 }
 
 impl Default for FakeOptions {
@@ -124,6 +129,7 @@ impl Default for FakeOptions {
             listing_lag: Duration::ZERO,
             slow_answers: None,
             management_forms: ManagementForms::Both,
+            body_form_on_main: false,
         }
     }
 }

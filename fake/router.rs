@@ -109,7 +109,7 @@ impl Respond for Router {
         st.now = now_ms();
 
         let reply = st.check_up().and_then(|()| {
-            if is_management(&cx) && st.fault(Fault::ManagementNeedsMain) && st.main_is_down() {
+            if served_by_main(&cx, &st.opts) && st.main_is_down() {
                 return Err(err(502, "M_UNKNOWN", "the main process is restarting"));
             }
             if is_delayed_api(&cx) {
@@ -124,12 +124,13 @@ impl Respond for Router {
                 reply.delay = Some(reply.delay.unwrap_or_default().max(wait));
             }
         }
-        // Played as a deployment: management by the main process, the rest by its one worker.
-        let served_by = if is_management(&cx) {
-            "main"
-        } else {
-            "worker1"
+        // Played as a deployment: management by the main process (split paths by the worker
+        // under `body_form_on_main`), the rest by its one worker.
+        let on_main = match is_management(&cx) {
+            Some(body_form) => body_form || !st.opts.body_form_on_main,
+            None => false,
         };
+        let served_by = if on_main { "main" } else { "worker1" };
         reply = reply.header("X-Served-By", served_by.into());
         st.log(format!("{} {} -> {}", cx.method, cx.path, reply.status));
         if let Some(recorded) = RecordedRequest::of(&cx, reply.status) {
@@ -196,13 +197,35 @@ pub(super) fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Whether a request is one of the delayed-event API's (either scheduling form, or under the
-/// MSC4140 prefix).
-/// A management action (`send`, `cancel`, `restart`) in either form, under either prefix.
-fn is_management(cx: &Ctx) -> bool {
-    cx.method == "POST" && is_delayed_api(cx) && cx.segs.iter().any(|s| s == "delayed_events")
+/// A management action (`send`, `cancel`, `restart`), under either prefix: `Some(true)` in the
+/// body form, `Some(false)` through a split path.
+fn is_management(cx: &Ctx) -> Option<bool> {
+    if cx.method != "POST" || !is_delayed_api(cx) {
+        return None;
+    }
+    let at = cx.segs.iter().position(|s| s == "delayed_events")?;
+    match cx.segs.len() - at {
+        2 => Some(true),
+        3 => Some(false),
+        _ => None,
+    }
 }
 
+/// Whether the request is one that only the main process serves, as the fake plays a
+/// deployment: management under [`Fault::ManagementNeedsMain`], the body form under
+/// [`FakeOptions::body_form_on_main`].
+fn served_by_main(cx: &Ctx, opts: &FakeOptions) -> bool {
+    match is_management(cx) {
+        Some(body_form) => {
+            opts.faults.contains(&Fault::ManagementNeedsMain)
+                || (body_form && opts.body_form_on_main)
+        }
+        None => false,
+    }
+}
+
+/// Whether a request is one of the delayed-event API's (either scheduling form, or under the
+/// MSC4140 prefix).
 pub(super) fn is_delayed_api(cx: &Ctx) -> bool {
     pub(super) const PREFIX: [&str; 4] = ["_matrix", "client", "unstable", "org.matrix.msc4140"];
     pub(super) const STABLE: [&str; 4] = ["_matrix", "client", "v1", "delayed_events"];

@@ -13,6 +13,10 @@ use crate::users;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 
+/// Rounds that restarted the whole homeserver instead (another case asked for it) before a case
+/// restarting one process (`Ctx::restart_one_now`) gives up.
+pub const ONE_PROCESS_ATTEMPTS: usize = 5;
+
 /// Shared by every case of a run.
 pub struct Env {
     pub http: reqwest::Client,
@@ -337,6 +341,26 @@ impl Ctx {
         let done = settling.is_some();
         *self.settling.lock().unwrap() = settling;
         Ok(done)
+    }
+
+    /// For a case that restarts one process and starts over with fresh events where the round
+    /// restarted the whole homeserver instead (`restart_one_now` answered `false`): settles this
+    /// attempt and notes it.
+    pub fn whole_restart_instead(&self, attempt: usize) {
+        self.settled();
+        self.note(format!(
+            "attempt {attempt}: the restart round restarted the whole homeserver (another case \
+             asked); trying again with fresh events"
+        ));
+    }
+
+    /// The end of a case whose [`ONE_PROCESS_ATTEMPTS`] rounds all restarted the whole
+    /// homeserver: no verdict on `process`.
+    pub fn never_alone(&self, process: &str) -> Stop {
+        Stop::Error(format!(
+            "{ONE_PROCESS_ATTEMPTS} restart rounds in a row restarted the whole homeserver for \
+             other cases; {process} never restarted alone"
+        ))
     }
 
     async fn go_through(&self, round: Round, kill: bool, what: &str) -> Result<(), Stop> {

@@ -47,6 +47,10 @@ const CONTROL_MARGIN_MS: i64 = 200;
 /// After a marker arrived, how long a late duplicate gets to show up as well.
 const DUPLICATE_GRACE: Duration = Duration::from_millis(500);
 
+/// How long a plain marker message may take to reach its observer: generous, since right after
+/// one process of a deployment restarted, `/sync` may catch up late.
+const MARKER_WAIT: Duration = Duration::from_secs(30);
+
 /// Grace after a control event arrived before concluding another event was never sent.
 const NEVER_SENT_GRACE: Duration = Duration::from_millis(300);
 
@@ -603,14 +607,15 @@ impl Ctx {
             .await?
             .setup_step("send a plain message")?;
         let marker_seen = observer
-            .wait_for(sent_at + Duration::from_secs(10), |o| {
+            .wait_for(sent_at + MARKER_WAIT, |o| {
                 o.content()["body"] == marker.as_str()
             })
             .await?;
         if marker_seen.is_none() {
-            return Err(Stop::Error(
-                "a plain message did not arrive within 10 s, so copies cannot be counted".into(),
-            ));
+            return Err(Stop::Error(format!(
+                "a plain message did not arrive within {} s, so copies cannot be counted",
+                MARKER_WAIT.as_secs()
+            )));
         }
         tokio::time::sleep(DUPLICATE_GRACE).await;
         let mut counted = Vec::new();

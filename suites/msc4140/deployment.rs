@@ -18,10 +18,6 @@ const BEAT_EVERY: Duration = Duration::from_millis(LEAVE_DELAY_MS as u64 / 5);
 /// for main to send, at start-up, what fell due while it was down.
 const BEATING_AFTER: Duration = Duration::from_millis(3 * LEAVE_DELAY_MS as u64);
 
-/// Rounds that restarted the whole homeserver instead (another case asked for it) before this
-/// case gets one of its own.
-const ATTEMPTS: usize = 5;
-
 case! {
     name: heartbeats_survive_main_restart,
     title: "Call members' heartbeats keep their delayed leaves unsent while only the main process restarts",
@@ -32,7 +28,7 @@ case! {
 async fn heartbeats_survive_main_restart(ctx: Ctx) -> CaseResult {
     let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
     let forms = management_forms(&ctx);
-    for attempt in 1..=ATTEMPTS {
+    for attempt in 1..=ONE_PROCESS_ATTEMPTS {
         let round = ctx.restart_round_alone().await;
         // One call member per management form, each with a delayed leave it keeps restarting.
         let mut members = Vec::new();
@@ -78,13 +74,11 @@ async fn heartbeats_survive_main_restart(ctx: Ctx) -> CaseResult {
             let _ = manager.manage(delay_id, Action::Cancel).await;
         }
         if !restarted? {
-            ctx.note(format!(
-                "attempt {attempt}: the restart round restarted the whole homeserver (another \
-                 case asked); trying again with fresh leaves"
-            ));
+            ctx.whole_restart_instead(attempt);
             continue;
         }
-        marker_seen(&ctx, &alice, &bob, &room).await?;
+        // Whatever was sent has arrived once a later plain message has.
+        ctx.copies_after_marker(&alice, &bob, &room, &[]).await?;
         let mut hung_up = Vec::new();
         for ((name, _, event, _), beats) in members.iter().zip(&beats) {
             let while_down: Vec<u16> = beats
@@ -129,10 +123,7 @@ async fn heartbeats_survive_main_restart(ctx: Ctx) -> CaseResult {
         }
         return Ok(());
     }
-    Err(Stop::Error(format!(
-        "{ATTEMPTS} restart rounds in a row restarted the whole homeserver for other cases; \
-         main never restarted alone"
-    )))
+    Err(ctx.never_alone("main"))
 }
 
 /// Every management form the server offers, by name: split path and body form, under each
@@ -225,7 +216,7 @@ async fn scheduled_on_worker_sent_once(ctx: Ctx) -> CaseResult {
     sent_once(&ctx, &bob, &alice, &room, &events).await?;
 
     // 2. The worker that took the scheduling request is killed while the delay runs.
-    for attempt in 1..=ATTEMPTS {
+    for attempt in 1..=ONE_PROCESS_ATTEMPTS {
         let round = ctx.restart_round_alone().await;
         let event = DelayedEvent::message(&room, &ctx.unique("scheduled, then its worker killed"));
         let scheduled = alice.schedule_ok(&event, AFTER_KILL_DELAY_MS).await?;
@@ -238,11 +229,7 @@ async fn scheduled_on_worker_sent_once(ctx: Ctx) -> CaseResult {
         let killed = ctx.restart_one_now(round, &worker, true).await;
         let back = Instant::now();
         if !killed? {
-            ctx.settled();
-            ctx.note(format!(
-                "attempt {attempt}: the restart round restarted the whole homeserver (another \
-                 case asked); trying again"
-            ));
+            ctx.whole_restart_instead(attempt);
             continue;
         }
         let due = scheduled.due();
@@ -268,14 +255,11 @@ async fn scheduled_on_worker_sent_once(ctx: Ctx) -> CaseResult {
         ctx.after_round_settled().await;
         return sent_once(&ctx, &bob, &alice, &room, &[(scheduled, event)]).await;
     }
-    Err(Stop::Error(format!(
-        "{ATTEMPTS} restart rounds in a row restarted the whole homeserver for other cases; \
-         no worker was killed alone"
-    )))
+    Err(ctx.never_alone("the worker that took the scheduling request"))
 }
 
-/// Each of `events` arrived exactly once: counted after a marker sent once the last arrived,
-/// and a grace for a late second copy.
+/// Each of `events` arrived exactly once: counted after a grace for a late second copy, and a
+/// marker sent then.
 async fn sent_once(
     ctx: &Ctx,
     bob: &User,
@@ -284,41 +268,28 @@ async fn sent_once(
     events: &[(Scheduled, DelayedEvent)],
 ) -> CaseResult {
     tokio::time::sleep(DUPLICATE_GRACE).await;
-    marker_seen(ctx, alice, bob, room).await?;
-    let mut wrong = Vec::new();
-    for (scheduled, event) in events {
-        let copies = bob.seen_matching(|o| event.matches(o)).await?.len();
-        if copies != 1 {
-            wrong.push(format!(
-                "{} (scheduled on {}): {copies} copies",
-                scheduled.delay_id,
+    let labelled: Vec<(&str, &DelayedEvent)> = events
+        .iter()
+        .map(|(scheduled, event)| (scheduled.delay_id.as_str(), event))
+        .collect();
+    let copies = ctx.copies_after_marker(alice, bob, room, &labelled).await?;
+    let wrong: Vec<String> = events
+        .iter()
+        .zip(copies)
+        .filter(|(_, (_, copies))| *copies != 1)
+        .map(|((scheduled, _), (delay_id, copies))| {
+            format!(
+                "{delay_id} (scheduled on {}): {copies} copies",
                 scheduled.resp.served_by().unwrap_or("an unnamed process")
-            ));
-        }
-    }
+            )
+        })
+        .collect();
     check!(
         wrong.is_empty(),
         "a delayed event must be sent exactly once, whichever process took its scheduling \
          request: {}",
         wrong.join("; ")
     );
-    Ok(())
-}
-
-/// Once `bob` has seen a message `alice` sent now, he has seen whatever the room had before it.
-async fn marker_seen(ctx: &Ctx, alice: &User, bob: &User, room: &str) -> CaseResult {
-    let marker = ctx.unique("marker");
-    alice
-        .send_event(
-            room,
-            "m.room.message",
-            json!({"msgtype": "m.text", "body": marker}),
-        )
-        .await?
-        .setup_step("sending a marker message")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    bob.wait_for(deadline, |o| o.content()["body"] == marker.as_str())
-        .await?;
     Ok(())
 }
 
@@ -338,7 +309,7 @@ async fn crash_of_sending_process_sends_once(ctx: Ctx) -> CaseResult {
     // Synapse's timer runs on the main process (the first); it asks the events writer to
     // persist what falls due.
     let sender = processes[0].clone();
-    for attempt in 1..=ATTEMPTS {
+    for attempt in 1..=ONE_PROCESS_ATTEMPTS {
         let round = ctx.restart_round_alone().await;
         let mut events = Vec::new();
         for delay in FALLING_DUE_MS {
@@ -359,11 +330,7 @@ async fn crash_of_sending_process_sends_once(ctx: Ctx) -> CaseResult {
         let killed = ctx.restart_one_now(round, &sender, true).await;
         let back = Instant::now();
         if !killed? {
-            ctx.settled();
-            ctx.note(format!(
-                "attempt {attempt}: the restart round restarted the whole homeserver (another \
-                 case asked); trying again with fresh events"
-            ));
+            ctx.whole_restart_instead(attempt);
             continue;
         }
         let before_kill = bob
@@ -395,11 +362,7 @@ async fn crash_of_sending_process_sends_once(ctx: Ctx) -> CaseResult {
         ctx.after_round_settled().await;
         return sent_once(&ctx, &bob, &alice, &room, &events).await;
     }
-    Err(Stop::Error(format!(
-        "{ATTEMPTS} restart rounds in a row restarted the whole homeserver for other cases; \
-         {} was never killed alone",
-        "the sending process"
-    )))
+    Err(ctx.never_alone(&sender))
 }
 
 /// How long after a change every worker may take to show it (replication lag).

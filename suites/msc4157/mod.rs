@@ -4,6 +4,7 @@
 
 mod capabilities;
 mod delivery;
+mod deployment;
 mod errors;
 mod receive;
 mod send;
@@ -21,7 +22,8 @@ dec_harness::areas!(
     errors,
     use_cases,
     delivery,
-    servers
+    servers,
+    deployment
 );
 
 use crate::case::Case;
