@@ -11,7 +11,9 @@ mod faulty_deployments;
 mod local_services;
 
 use faulty_deployments::{FaultyDeployment, FAULTY_DEPLOYMENTS};
-use local_services::{alone, installed, postgres_installed, private_tmpdir, run_dirs};
+use local_services::{
+    alone, assert_results_clean, installed, postgres_installed, private_tmpdir, run_dirs,
+};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -126,6 +128,27 @@ fn processes_once_running(child: &mut Child, seen: &mut Vec<String>) -> Vec<Proc
 }
 
 /// The harness's output so far and its stderr (in `tmpdir`), for messages.
+/// A harness run to its end: its exit status, the processes it ran once it said `running`, and
+/// its output for assertion messages.
+struct Finished {
+    status: std::process::ExitStatus,
+    during: Vec<Process>,
+    context: String,
+}
+
+fn run_to_end(tmpdir: &Path, args: &[&str]) -> Finished {
+    let mut child = start_harness(tmpdir, args);
+    let mut seen = Vec::new();
+    let during = processes_once_running(&mut child, &mut seen);
+    let status = child.wait().unwrap();
+    let context = output(tmpdir, &seen);
+    Finished {
+        status,
+        during,
+        context,
+    }
+}
+
 fn output(tmpdir: &Path, seen: &[String]) -> String {
     let stderr = std::fs::read_to_string(tmpdir.join("stderr.txt")).unwrap_or_default();
     format!("output:\n{}\nstderr:\n{stderr}", seen.join("\n"))
@@ -175,7 +198,11 @@ fn timing_restart_and_persistence_pass_behind_workers_and_the_results_say_so() {
     let _alone = alone();
     let tmpdir = private_tmpdir();
     let results = tmpdir.path().join("results.json");
-    let mut child = start_harness(
+    let Finished {
+        status,
+        during,
+        context,
+    } = run_to_end(
         tmpdir.path(),
         &[
             "run",
@@ -193,32 +220,13 @@ fn timing_restart_and_persistence_pass_behind_workers_and_the_results_say_so() {
             results.to_str().unwrap(),
         ],
     );
-    let mut seen = Vec::new();
-    let during = processes_once_running(&mut child, &mut seen);
-    let status = child.wait().unwrap();
-    let context = output(tmpdir.path(), &seen);
     assert_eq!(status.code(), Some(0), "exit status\n{context}");
     assert_deployment_ran(&during, &context);
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
-    assert_eq!(
-        report["target"]["topology"],
+    assert_results_clean(
+        &results,
         serde_json::json!({"database": "postgres", "workers": 2, "proxy": "nginx"}),
-        "{:#}",
-        report["target"]
+        &["timing", "restart", "persistence"],
     );
-    let cases = report["cases"].as_array().unwrap();
-    let areas = |area: &str| cases.iter().filter(|c| c["area"] == area).count();
-    assert!(areas("timing") > 0 && areas("restart") > 0 && areas("persistence") > 0);
-    for case in cases {
-        let outcome = case["outcome"].as_str().unwrap();
-        assert!(
-            outcome == "pass" || outcome == "xfail",
-            "{}: {outcome}: {}",
-            case["id"],
-            case["message"]
-        );
-    }
     assert_nothing_left(&during, tmpdir.path(), "after the run");
 }
 
@@ -268,7 +276,11 @@ fn each_deployment_case_fails_behind_its_faulty_proxy() {
     for FaultyDeployment { fault, case, says } in FAULTY_DEPLOYMENTS {
         let tmpdir = private_tmpdir();
         let results = tmpdir.path().join("results.json");
-        let mut child = start_harness(
+        let Finished {
+            status,
+            during,
+            context,
+        } = run_to_end(
             tmpdir.path(),
             &[
                 "run",
@@ -286,10 +298,7 @@ fn each_deployment_case_fails_behind_its_faulty_proxy() {
                 results.to_str().unwrap(),
             ],
         );
-        let mut seen = Vec::new();
-        let during = processes_once_running(&mut child, &mut seen);
-        let status = child.wait().unwrap();
-        let context = format!("{fault} / {case}\n{}", output(tmpdir.path(), &seen));
+        let context = format!("{fault} / {case}\n{context}");
         // An INFO case's failure does not fail the run: its outcome is what counts.
         assert!(
             matches!(status.code(), Some(0 | 1)),

@@ -63,3 +63,31 @@ pub fn run_dirs(dir: &Path) -> Vec<PathBuf> {
         })
         .unwrap_or_default()
 }
+
+/// The results file of a run that had to end without `fail` or `error`: its `target` records
+/// `topology`, and each of `areas` ran cases.
+pub fn assert_results_clean(results: &Path, topology: serde_json::Value, areas: &[&str]) {
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(results).unwrap()).unwrap();
+    assert_eq!(
+        report["target"]["topology"], topology,
+        "{:#}",
+        report["target"]
+    );
+    let cases = report["cases"].as_array().unwrap();
+    for area in areas {
+        assert!(
+            cases.iter().any(|c| c["area"] == *area),
+            "no case of the area {area} ran"
+        );
+    }
+    for case in cases {
+        let outcome = case["outcome"].as_str().unwrap();
+        assert!(
+            outcome == "pass" || outcome == "xfail",
+            "{}: {outcome}: {}",
+            case["id"],
+            case["message"]
+        );
+    }
+}
