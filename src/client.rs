@@ -28,6 +28,21 @@ pub fn http_client() -> reqwest::Client {
         .expect("the HTTP client builds with static settings")
 }
 
+/// The targets' own client while a homeserver starts (readiness probes, its identity): the
+/// homeserver is local, so never through a proxy the environment names.
+pub fn probe_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("the HTTP client builds with static settings")
+}
+
+/// A readiness probe: `url` answers 2xx within 2 s.
+pub async fn answers_ok(http: &reqwest::Client, url: &str) -> bool {
+    let request = http.get(url).timeout(Duration::from_secs(2)).send();
+    matches!(request.await, Ok(r) if r.status().is_success())
+}
+
 /// Percent-encodes one path segment (room ids, event types, state keys, delay ids).
 pub fn seg(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()

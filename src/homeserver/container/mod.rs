@@ -147,10 +147,7 @@ impl ContainerTarget {
         let log = Arc::new(ContainerLog::default());
         log.follow(&engine.docker, &container_id);
         let base_url = format!("http://{}:{port}", engine.mapped_host());
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .map_err(|e| TargetError(format!("cannot create an HTTP client: {e}")))?;
+        let http = crate::client::probe_client();
         let mut target = ContainerTarget {
             image: opts.image,
             engine,
@@ -211,7 +208,7 @@ impl ContainerTarget {
         let deadline = Instant::now() + self.spawn_timeout;
         let mut state_checked = Instant::now();
         loop {
-            if self.answers(&url).await {
+            if crate::client::answers_ok(&self.http, &url).await {
                 return Ok(());
             }
             if state_checked.elapsed() >= STATE_POLL_INTERVAL {
@@ -246,10 +243,6 @@ impl ContainerTarget {
         Ok(())
     }
 
-    async fn answers(&self, url: &str) -> bool {
-        let request = self.http.get(url).timeout(Duration::from_secs(2)).send();
-        matches!(request.await, Ok(r) if r.status().is_success())
-    }
 }
 
 fn start_failure(

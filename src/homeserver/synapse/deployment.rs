@@ -58,10 +58,7 @@ impl WorkerDeployment {
     /// started is killed (by dropping it) and the error says which part failed and why.
     pub async fn start(opts: DeploymentOptions) -> Result<WorkerDeployment, TargetError> {
         check_redis_support(&opts.python).await?;
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .map_err(|e| TargetError(format!("cannot create an HTTP client: {e}")))?;
+        let http = crate::client::probe_client();
         let redis = Redis::start(&opts.dir).await?;
         let plan = DeploymentPlan::new(&opts.dir, opts.workers, redis.port(), opts.events_writer)?;
         plan.write(
@@ -272,12 +269,9 @@ async fn launch(
     Ok(service)
 }
 
+/// A readiness probe: the client listener at `base_url` answers `/versions`.
 async fn answers(http: &reqwest::Client, base_url: &str) -> bool {
-    let request = http
-        .get(format!("{base_url}{VERSIONS}"))
-        .timeout(Duration::from_secs(2))
-        .send();
-    matches!(request.await, Ok(r) if r.status().is_success())
+    crate::client::answers_ok(http, &format!("{base_url}{VERSIONS}")).await
 }
 
 /// Synapse's processes replicate through Redis only with its `redis` extra installed, in the
@@ -353,7 +347,7 @@ mod tests {
         })
         .await
         .unwrap_or_else(|e| panic!("the deployment starts: {e}"));
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let http = crate::client::probe_client();
         assert!(answers(&http, deployment.base_url()).await);
         assert_eq!(deployment.process_names(), ["main", "worker1", "worker2"]);
         assert_eq!(deployment.events_writer(), "worker1");

@@ -198,10 +198,7 @@ impl SynapseTarget {
             data_dir: Mutex::new(Some(data_dir)),
             keep_data: opts.keep_data,
             spawn_timeout: opts.spawn_timeout,
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .map_err(|e| TargetError(format!("cannot create an HTTP client: {e}")))?,
+            http: crate::client::probe_client(),
             server: tokio::sync::Mutex::new(None),
             startup_ms: AtomicU64::new(0),
             topology: Topology {
@@ -266,7 +263,7 @@ impl SynapseTarget {
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(describe_exit(status));
             }
-            if self.answers(&url).await {
+            if crate::client::answers_ok(&self.http, &url).await {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -275,11 +272,6 @@ impl SynapseTarget {
             }
             tokio::time::sleep(READY_POLL_INTERVAL).await;
         }
-    }
-
-    async fn answers(&self, url: &str) -> bool {
-        let request = self.http.get(url).timeout(Duration::from_secs(2)).send();
-        matches!(request.await, Ok(r) if r.status().is_success())
     }
 
     fn start_failure(&self, reason: &str) -> TargetError {

@@ -527,7 +527,7 @@ mod tests {
         let nginx = Nginx::start(dir.path(), &routing, main, &workers, &[])
             .await
             .expect("nginx starts");
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let http = crate::client::probe_client();
         // The backend's name, which the proxy's header names too.
         let answered = |method: reqwest::Method, path: &str| {
             let request = http.request(method, format!("{}{path}", nginx.base_url()));
