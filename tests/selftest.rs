@@ -287,8 +287,8 @@ async fn each_fault_fails_exactly_the_cases_it_concerns() {
     // The cases that restart one process of a deployment take turns, one after the other; where a
     // fault keeps events from being sent, each waits out the allowance a server may add, which
     // made every fault's run minutes long. They run only with the faults that declare one of
-    // them: the fake plays no deployment, and each has its real misconfigured deployment
-    // (`support/faulty_deployments.rs`).
+    // them: the fake plays a deployment only roughly (a main process and one worker), and each
+    // also has its real misconfigured deployment (`support/faulty_deployments.rs`).
     fault_matrix::check_each_fault(Fault::ALL, Fault::declared, PARALLEL_FAULT_RUNS, |fault| {
         let about_deployments = fault
             .declared()

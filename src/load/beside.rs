@@ -85,16 +85,8 @@ impl Beside {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::homeserver::{Database, Topology};
-    use crate::load::sample_report;
-
-    fn workers() -> Topology {
-        Topology {
-            database: Database::Postgres,
-            workers: 2,
-            proxy: Some("nginx".into()),
-        }
-    }
+    use crate::homeserver::Topology;
+    use crate::load::{sample_report, workers};
 
     /// Writes `text` to a fresh file and reads it as `--beside` would.
     fn read_text(text: &str) -> Result<Beside, String> {

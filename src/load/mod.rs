@@ -221,6 +221,16 @@ async fn sweep(
     Ok(runs)
 }
 
+/// The worker deployment's topology, for the tests: PostgreSQL, 2 workers, nginx.
+#[cfg(test)]
+pub(crate) fn workers() -> crate::homeserver::Topology {
+    crate::homeserver::Topology {
+        database: crate::homeserver::Database::Postgres,
+        workers: 2,
+        proxy: Some("nginx".into()),
+    }
+}
+
 /// A small load report for the tests: two workloads, `late_ms` the lateness of the first.
 #[cfg(test)]
 pub(crate) fn sample_report(

@@ -254,17 +254,9 @@ fn side_by_side_table(shown: &[Shown]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::homeserver::{Database, Topology};
+    use crate::homeserver::Topology;
     use crate::load::render::html;
-    use crate::load::sample_report;
-
-    fn workers() -> Topology {
-        Topology {
-            database: Database::Postgres,
-            workers: 2,
-            proxy: Some("nginx".into()),
-        }
-    }
+    use crate::load::{sample_report, workers};
 
     fn beside(report: LoadReport, path: &str) -> Beside {
         Beside {

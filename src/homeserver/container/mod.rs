@@ -242,7 +242,6 @@ impl ContainerTarget {
         }
         Ok(())
     }
-
 }
 
 fn start_failure(

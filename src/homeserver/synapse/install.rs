@@ -478,10 +478,50 @@ pub(super) async fn ensure_psycopg2(
             dir.display()
         )));
     };
+    add_to_managed_venv(opts, installation, venv, Addition::Psycopg2).await
+}
+
+/// What a managed virtualenv gets added, once, when a run needs it.
+#[derive(Clone, Copy)]
+enum Addition {
+    Psycopg2,
+    RedisExtra,
+}
+
+impl Addition {
+    fn name(self) -> &'static str {
+        match self {
+            Addition::Psycopg2 => PSYCOPG2,
+            Addition::RedisExtra => "Synapse's redis extra",
+        }
+    }
+
+    async fn present(self, python: &Path) -> bool {
+        match self {
+            Addition::Psycopg2 => imports_psycopg2(python).await,
+            Addition::RedisExtra => redis_support(python).await.is_ok(),
+        }
+    }
+
+    async fn install(self, installer: &Installer<'_>) -> Result<(), TargetError> {
+        match self {
+            Addition::Psycopg2 => installer.add_psycopg2().await,
+            Addition::RedisExtra => installer.add_redis_extra().await,
+        }
+    }
+}
+
+/// Adds `addition` to the managed virtualenv `venv`, under the cache's install lock.
+async fn add_to_managed_venv(
+    opts: &SynapseOptions,
+    installation: &Installation,
+    venv: &Path,
+    addition: Addition,
+) -> Result<(), TargetError> {
     let cache = venv.parent().unwrap_or(venv);
     let _lock = lock_exclusively(&cache.join("install.lock"), opts.show_progress).await?;
     // Another run may have added it while we waited for the lock.
-    if imports_psycopg2(&installation.python).await {
+    if addition.present(&installation.python).await {
         return Ok(());
     }
     let log = cache.join(format!("synapse-{}.install.log", installation.version));
@@ -491,11 +531,12 @@ pub(super) async fn ensure_psycopg2(
         log,
         opts.show_progress,
     );
-    let result = installer.add_psycopg2().await;
+    let result = addition.install(&installer).await;
     installer.spinner.finish_and_clear();
     result?;
     eprintln!(
-        "Added {PSYCOPG2} in {:.1} s to {}",
+        "Added {} in {:.1} s to {}",
+        addition.name(),
         installer.started.elapsed().as_secs_f64(),
         venv.display()
     );
@@ -547,28 +588,7 @@ pub(super) async fn ensure_redis_extra(
             installation.version
         )));
     };
-    let cache = venv.parent().unwrap_or(venv);
-    let _lock = lock_exclusively(&cache.join("install.lock"), opts.show_progress).await?;
-    // Another run may have added it while we waited for the lock.
-    if redis_support(&installation.python).await.is_ok() {
-        return Ok(());
-    }
-    let log = cache.join(format!("synapse-{}.install.log", installation.version));
-    let installer = Installer::new(
-        &installation.version,
-        venv.to_path_buf(),
-        log,
-        opts.show_progress,
-    );
-    let result = installer.add_redis_extra().await;
-    installer.spinner.finish_and_clear();
-    result?;
-    eprintln!(
-        "Added Synapse's redis extra in {:.1} s to {}",
-        installer.started.elapsed().as_secs_f64(),
-        venv.display()
-    );
-    Ok(())
+    add_to_managed_venv(opts, installation, venv, Addition::RedisExtra).await
 }
 
 pub(super) fn python_missing() -> TargetError {
