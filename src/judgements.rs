@@ -54,6 +54,10 @@ const MARKER_WAIT: Duration = Duration::from_secs(30);
 /// Grace after a control event arrived before concluding another event was never sent.
 const NEVER_SENT_GRACE: Duration = Duration::from_millis(300);
 
+/// After a delayed event left the listing, how long a send already under way gets to land where
+/// no plain message can bound the wait (`Ctx::copies_once_landed`).
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(1);
+
 /// How long before an event is due a request that must reach the server first has to leave the
 /// harness. Transit on loopback or a LAN takes far less; the rest covers the harness's own
 /// scheduling between noting the time and writing the request on a busy machine. A request sent
@@ -667,7 +671,7 @@ impl Ctx {
         loop {
             let copies = observer.seen_matching(&mut pred).await?;
             match owner.still_listed(&scheduled.delay_id).await? {
-                Some(false) => return Ok(copies),
+                Some(false) => return self.copies_once_landed(observer, room_id, &mut pred).await,
                 None => {
                     self.note(format!(
                         "the listing of {} was refused, so whether delayed event {} was still scheduled could \
@@ -704,6 +708,39 @@ impl Ctx {
                 tokio::time::sleep(NEVER_SENT_GRACE).await;
             }
         }
+    }
+
+    /// Once a delayed event has left the listing: its copies that reached `observer`, counted
+    /// after a send already under way had time to land. A server may take the event out of the
+    /// listing before it is persisted (Synapse marks it processed, then sends it, behind workers
+    /// through its events writer), so a plain message `observer` sends now bounds the wait once
+    /// it has arrived (plus a grace); where `observer` may not send, a grace alone does.
+    async fn copies_once_landed(
+        &self,
+        observer: &User,
+        room_id: &str,
+        pred: impl FnMut(&Observed) -> bool,
+    ) -> Result<Vec<Observed>, Stop> {
+        let marker = self.unique("plain marker");
+        let sent_at = Instant::now();
+        let sent = observer
+            .send_event(
+                room_id,
+                "m.room.message",
+                json!({"msgtype": "m.text", "body": marker}),
+            )
+            .await?;
+        if sent.is_success() {
+            observer
+                .wait_for(sent_at + MARKER_WAIT, |o| {
+                    o.content()["body"] == marker.as_str()
+                })
+                .await?;
+            tokio::time::sleep(NEVER_SENT_GRACE).await;
+        } else {
+            tokio::time::sleep(IN_FLIGHT_GRACE).await;
+        }
+        observer.seen_matching(pred).await
     }
 
     /// Proves an event (recognised by `pred`) that `owner` scheduled is never sent (see
