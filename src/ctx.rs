@@ -13,6 +13,14 @@ use crate::users;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 
+/// What `Ctx::restart_one_timed` saw: whether the process restarted alone (as
+/// `Ctx::restart_one_now` answers), when it was taken down and when it was back.
+pub struct OneRestart {
+    pub restarted: Result<bool, Stop>,
+    pub down: std::time::Instant,
+    pub back: std::time::Instant,
+}
+
 /// Rounds that restarted the whole homeserver instead (another case asked for it) before a case
 /// restarting one process (`Ctx::restart_one_now`) gives up.
 pub const ONE_PROCESS_ATTEMPTS: usize = 5;
@@ -341,6 +349,28 @@ impl Ctx {
         let done = settling.is_some();
         *self.settling.lock().unwrap() = settling;
         Ok(done)
+    }
+
+    /// `restart_one_now`, timed, and where `process` restarted alone, `then_wait` longer: for
+    /// cases that keep something going while one process restarts and for a while after.
+    pub async fn restart_one_timed(
+        &self,
+        round: Round,
+        process: &str,
+        kill: bool,
+        then_wait: std::time::Duration,
+    ) -> OneRestart {
+        let down = std::time::Instant::now();
+        let restarted = self.restart_one_now(round, process, kill).await;
+        let back = std::time::Instant::now();
+        if matches!(restarted, Ok(true)) {
+            tokio::time::sleep(then_wait).await;
+        }
+        OneRestart {
+            restarted,
+            down,
+            back,
+        }
     }
 
     /// For a case that restarts one process and starts over with fresh events where the round

@@ -39,7 +39,9 @@ pub mod prelude {
     pub use crate::api::{Action, Delay, DelayedEvent, ManageForm, Scheduled, TimerStart, User};
     pub use crate::case::{Case, Need};
     pub use crate::client::{Observed, Resp};
-    pub use crate::ctx::{body_is, check_error, Crowd, Ctx, Scene, ONE_PROCESS_ATTEMPTS};
+    pub use crate::ctx::{
+        body_is, check_error, Crowd, Ctx, OneRestart, Scene, ONE_PROCESS_ATTEMPTS,
+    };
     pub use crate::judgements::{Due, Landed};
     pub use crate::outcome::{CaseResult, Stop};
     pub use crate::spec::{Level, Rev, SpecRef};

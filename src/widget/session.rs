@@ -535,6 +535,16 @@ impl Widget {
         .await
     }
 
+    /// `update`, where no reply within `REPLY_WAIT` is an answer too (a driver still retrying
+    /// against a server that is partly down).
+    pub async fn update_or_silence(&self, delay_id: &str, action: &str) -> Result<Reply, Stop> {
+        self.request_or_silence(
+            caps::UPDATE_ACTION_UNSTABLE,
+            json!({"delay_id": delay_id, "action": action}),
+        )
+        .await
+    }
+
     /// The update action under a given name, with any data (errors cases send malformed ones).
     pub async fn update_as(&self, action_name: &str, data: Value) -> Result<Reply, Stop> {
         self.request(action_name, data).await

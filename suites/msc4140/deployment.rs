@@ -56,16 +56,20 @@ async fn heartbeats_survive_main_restart(ctx: Ctx) -> CaseResult {
             beats
         };
         let restarting = async {
-            let down = Instant::now();
-            let restarted = ctx.restart_one_now(round, "main", false).await;
-            let back = Instant::now();
-            if matches!(restarted, Ok(true)) {
-                tokio::time::sleep(BEATING_AFTER).await;
-            }
+            let restart = ctx
+                .restart_one_timed(round, "main", false, BEATING_AFTER)
+                .await;
             done.store(true, std::sync::atomic::Ordering::SeqCst);
-            (restarted, down, back)
+            restart
         };
-        let (beats, (restarted, down, back)) = tokio::join!(beating, restarting);
+        let (
+            beats,
+            OneRestart {
+                restarted,
+                down,
+                back,
+            },
+        ) = tokio::join!(beating, restarting);
         ctx.settled();
         // The round's others may still wait for what they expect after their restart.
         ctx.after_round_settled().await;

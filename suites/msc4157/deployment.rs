@@ -3,11 +3,10 @@
 //! MSC says anything about processes, so the case is INFO; a single process skips it.
 
 use super::texts::HEARTBEAT;
+use super::{call_member_widget, CALL_MEMBER};
 use crate::prelude::*;
-use crate::widget::{caps, Reply};
+use crate::widget::Reply;
 use futures::future::join_all;
-
-const CALL_MEMBER: &str = "org.matrix.msc3401.call.member";
 
 /// The delayed leave's delay: shorter than a main process takes to restart (Synapse 1.163.2's
 /// takes about 1.4 s), so heartbeats that the deployment cannot serve while main is down show as
@@ -39,11 +38,7 @@ case! {
 /// were while main was down.
 async fn heartbeats_survive_main_restart(ctx: Ctx) -> CaseResult {
     let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
-    let device = ctx.unique("device").replace(' ', "_");
-    let state_key = format!("_{}_{device}_m.call", alice.id());
-    let mut asked = caps::delayed(&[], &[]);
-    asked.push(caps::send_state_key(CALL_MEMBER, &state_key));
-    let widget = ctx.widget_with(&alice, &room, &asked).await?;
+    let (widget, state_key) = call_member_widget(&ctx, &alice, &room).await?;
     for attempt in 1..=ONE_PROCESS_ATTEMPTS {
         let round = ctx.restart_round_alone().await;
         // A fresh leave per attempt, told apart by its content.
@@ -63,23 +58,29 @@ async fn heartbeats_survive_main_restart(ctx: Ctx) -> CaseResult {
             async move {
                 tokio::select! {
                     _ = tokio::time::sleep_until((first + BEAT_EVERY * n).into()) => {
-                        Some(widget.update(delay_id, "restart").await)
+                        // A driver may still be retrying when its reply is due: no verdict
+                        // on that, only on the leave.
+                        Some(widget.update_or_silence(delay_id, "restart").await)
                     }
                     _ = async { stopped.wait_for(|stop| *stop).await.is_ok() } => None,
                 }
             }
         }));
         let restarting = async {
-            let down = Instant::now();
-            let restarted = ctx.restart_one_now(round, "main", false).await;
-            let back = Instant::now();
-            if matches!(restarted, Ok(true)) {
-                tokio::time::sleep(BEATING_AFTER).await;
-            }
+            let restart = ctx
+                .restart_one_timed(round, "main", false, BEATING_AFTER)
+                .await;
             let _ = stop.send(true);
-            (restarted, down, back)
+            restart
         };
-        let (beats, (restarted, down, back)) = tokio::join!(beating, restarting);
+        let (
+            beats,
+            OneRestart {
+                restarted,
+                down,
+                back,
+            },
+        ) = tokio::join!(beating, restarting);
         ctx.settled();
         // The round's others may still wait for what they expect after their restart.
         ctx.after_round_settled().await;

@@ -39,6 +39,24 @@ pub const RESTARTED_DELAY_MS: i64 = 3000;
 pub const LONG_DELAY_MS: i64 = 600_000;
 /// The state event type the cases send (a custom one: no power-level surprises).
 pub const STATE_TYPE: &str = "org.example.conformance.widget";
+/// MatrixRTC's call membership state event, as Element Call sends it.
+pub const CALL_MEMBER: &str = "org.matrix.msc3401.call.member";
+
+/// `user`'s widget in `room` as Element Call asks for it: delayed sends and updates, and
+/// call.member state under its own session membership key (`_{user}_{device}_{application}`)
+/// only. Answers the widget and that key.
+pub async fn call_member_widget(
+    ctx: &Ctx,
+    user: &User,
+    room: &str,
+) -> Result<(Widget, String), Stop> {
+    let device = ctx.unique("device").replace(' ', "_");
+    let state_key = format!("_{}_{device}_m.call", user.id());
+    let mut asked = caps::delayed(&[], &[]);
+    asked.push(caps::send_state_key(CALL_MEMBER, &state_key));
+    let widget = ctx.widget_with(user, room, &asked).await?;
+    Ok((widget, state_key))
+}
 
 /// Every case of the suite, area by area; each enforces the one text.
 pub fn cases() -> Vec<Case> {

@@ -8,7 +8,7 @@ use crate::homeserver::fake::{FakeServer, FakeTarget};
 use crate::prelude::*;
 use crate::widget::caps;
 
-const CALL_MEMBER: &str = "org.matrix.msc3401.call.member";
+use super::CALL_MEMBER;
 
 /// What the fake recorded of the driver's delayed-event requests since `from`, one line each.
 fn recorded_since(fake: &FakeTarget, from: usize) -> Vec<String> {

@@ -4,12 +4,14 @@
 
 use super::errors::{check_update_answer, SENT_WITHIN};
 use super::texts::{CLIENT_SENDS_DELAYED, HEARTBEAT, UPDATE_RESPONSE};
-use super::{alice_widget_and_bob, WidgetScene, LONG_DELAY_MS, RESTARTED_DELAY_MS};
+use super::{
+    alice_widget_and_bob, call_member_widget, WidgetScene, CALL_MEMBER, LONG_DELAY_MS,
+    RESTARTED_DELAY_MS,
+};
 use crate::prelude::*;
 use crate::widget::{caps, Reply};
 use futures::future::join_all;
 
-const CALL_MEMBER: &str = "org.matrix.msc3401.call.member";
 /// Restarts at this interval keep the delay from running out.
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(400);
 const HEARTBEATS: usize = 4;
@@ -23,13 +25,7 @@ case! {
 }
 async fn matrixrtc_hangup(ctx: Ctx) -> CaseResult {
     let Scene { alice, bob, room } = ctx.alice_and_bob().await?.watched_by_bob().await?;
-    // Element Call's session membership key, `_{user}_{device}_{application}`; the widget may send
-    // call.member state under that key only, as Element Call asks.
-    let device = ctx.unique("device").replace(' ', "_");
-    let state_key = format!("_{}_{device}_m.call", alice.id());
-    let mut asked = caps::delayed(&[], &[]);
-    asked.push(caps::send_state_key(CALL_MEMBER, &state_key));
-    let widget = ctx.widget_with(&alice, &room, &asked).await?;
+    let (widget, state_key) = call_member_widget(&ctx, &alice, &room).await?;
     let hangup = DelayedEvent::state(&room, CALL_MEMBER, &state_key, json!({}));
     let (reply, delay_id) = widget.schedule_ok(&hangup, RESTARTED_DELAY_MS).await?;
     let mut timer_started = reply.requested_at;
