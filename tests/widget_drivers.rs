@@ -7,6 +7,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+/// Cases that skip on this single Synapse process, with what their reason must say: the
+/// deployment area needs Synapse with workers (run by hand: `--synapse-workers 2`).
+const SKIPS_ON_ONE_PROCESS: &[(&str, &str)] = &[(
+    "msc4157.deployment.heartbeats_survive_main_restart",
+    "runs as a single process",
+)];
+
 fn run_driver(driver: &str) {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let expectations = manifest.join(format!("suites/expectations/{driver}.toml"));
@@ -45,7 +52,13 @@ fn run_driver(driver: &str) {
     let mut unexpected = BTreeMap::new();
     for case in report["cases"].as_array().unwrap() {
         let outcome = case["outcome"].as_str().unwrap();
-        if outcome != "pass" && outcome != "xfail" {
+        let id = case["id"].as_str().unwrap_or_default();
+        let message = case["message"].as_str().unwrap_or_default();
+        let known_skip = outcome == "skip"
+            && SKIPS_ON_ONE_PROCESS
+                .iter()
+                .any(|(skips, why)| *skips == id && message.contains(why));
+        if outcome != "pass" && outcome != "xfail" && !known_skip {
             unexpected.insert(
                 case["id"].as_str().unwrap().to_string(),
                 (outcome.to_string(), case["message"].clone()),
